@@ -1,0 +1,24 @@
+//! Tessera's room compositor: a room's live RTP in, one produced H.264/AAC program out.
+//!
+//! [`RoomPipeline`] takes input tracks at runtime (VP8, H.264, Opus over RTP), decodes them,
+//! composes the video by a JSON [`layout::Layout`], mixes the audio, encodes once and feeds
+//! any number of outputs that attach and detach while it runs. No WebRTC here: the SFU hands us
+//! RTP through the binary.
+
+pub mod config;
+pub mod error;
+pub mod keyframe;
+pub mod layout;
+pub mod program;
+pub mod rtp;
+pub mod synthetic;
+pub mod sync;
+pub mod track;
+
+pub use config::ProgramConfig;
+pub use error::{CompositorError, Result};
+pub use program::{
+    OutputId, OutputSpec, OutputStats, ProgramEvent, ProgramStats, RoomPipeline, TrackStats,
+};
+pub use rtp::SenderReport;
+pub use track::{Codec, TrackId, TrackKind, TrackParams};

@@ -1,0 +1,129 @@
+//! The fixed part of a room program: background sources, compositor and audio mixer, encoders,
+//! and the tees every output hangs off (one encode feeds all outputs).
+//!
+//! A live background picture and live silence drive both mixers, so the program runs at a
+//! constant rate with no participant at all and while inputs stall.
+
+use super::elements::{add_chain, capsfilter, make, ms, set_if_exists, set_str_if_exists};
+use crate::config::ProgramConfig;
+use crate::error::Result;
+use crate::layout::Rgba;
+use gst::prelude::*;
+
+pub(crate) struct Core {
+    pub compositor: gst::Element,
+    pub audiomixer: gst::Element,
+    pub background: gst::Element,
+    pub encoder: gst::Element,
+    pub video_tee: gst::Element,
+    pub audio_tee: gst::Element,
+}
+
+pub(crate) fn raw_video_caps(c: &ProgramConfig) -> gst::Caps {
+    gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", c.width as i32)
+        .field("height", c.height as i32)
+        .field("framerate", gst::Fraction::new(c.fps as i32, 1))
+        .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .build()
+}
+
+pub(crate) fn raw_audio_caps(c: &ProgramConfig) -> gst::Caps {
+    gst::Caps::builder("audio/x-raw")
+        .field("format", "F32LE")
+        .field("layout", "interleaved")
+        .field("rate", c.audio_sample_rate as i32)
+        .field("channels", 2i32)
+        .build()
+}
+
+fn configure_mixer(mixer: &gst::Element, c: &ProgramConfig) {
+    // Inputs join after the program started, each with a jitter buffer in front: make the
+    // mixers wait for that much from the start instead of re-negotiating latency later.
+    let upstream = ms(c.jitter_buffer_ms) + ms(c.mixer_latency_ms);
+    set_if_exists(mixer, "min-upstream-latency", upstream);
+    set_if_exists(mixer, "latency", ms(c.mixer_latency_ms));
+    set_if_exists(mixer, "ignore-inactive-pads", true);
+}
+
+pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Result<Core> {
+    let bin = pipeline.upcast_ref::<gst::Bin>();
+
+    // Video: background -> compositor -> x264 -> tee
+    let background = make("videotestsrc", Some("background"))?;
+    background.set_property("is-live", true);
+    background.set_property_from_str("pattern", "solid-color");
+    background.set_property("foreground-color", bg.argb_u32());
+    let compositor = make("compositor", Some("compositor"))?;
+    compositor.set_property_from_str("background", "black");
+    compositor.set_property("emit-signals", true);
+    configure_mixer(&compositor, c);
+    let encoder = make("x264enc", Some("video-encoder"))?;
+    encoder.set_property_from_str("speed-preset", &c.x264_preset);
+    encoder.set_property_from_str("tune", "zerolatency");
+    encoder.set_property("bitrate", c.video_bitrate_kbps);
+    encoder.set_property("key-int-max", c.keyframe_interval_frames());
+    encoder.set_property("bframes", 0u32);
+    encoder.set_property("b-adapt", false);
+    // Keyframes exactly on the interval (ingest services require it); GOPs stay closed.
+    encoder.set_property("option-string", "scenecut=0:open-gop=0");
+    let video_tee = make("tee", Some("video-tee"))?;
+    video_tee.set_property("allow-not-linked", true);
+    let enc_queue = make("queue", Some("video-encode-queue"))?;
+    enc_queue.set_property("max-size-buffers", 5u32);
+    enc_queue.set_property("max-size-bytes", 0u32);
+    enc_queue.set_property("max-size-time", 0u64);
+    add_chain(
+        bin,
+        &[
+            background.clone(),
+            capsfilter(raw_video_caps(c))?,
+            compositor.clone(),
+            capsfilter(raw_video_caps(c))?,
+            enc_queue,
+            encoder.clone(),
+            capsfilter(
+                gst::Caps::builder("video/x-h264")
+                    .field("stream-format", "avc")
+                    .field("alignment", "au")
+                    .field("profile", "high")
+                    .build(),
+            )?,
+            make("h264parse", None)?,
+            video_tee.clone(),
+        ],
+    )?;
+    if let Some(bg_pad) = compositor.static_pad("sink_0") {
+        bg_pad.set_property("zorder", 0u32);
+    }
+
+    // Audio: silence -> audiomixer -> AAC -> tee
+    let silence = make("audiotestsrc", Some("silence"))?;
+    silence.set_property("is-live", true);
+    silence.set_property_from_str("wave", "silence");
+    silence.set_property("samplesperbuffer", (c.audio_sample_rate / 50) as i32);
+    let audiomixer = make("audiomixer", Some("audiomixer"))?;
+    configure_mixer(&audiomixer, c);
+    let aac = make("avenc_aac", Some("audio-encoder"))?;
+    aac.set_property("bitrate", (c.audio_bitrate_kbps * 1000) as i32);
+    set_str_if_exists(&aac, "compliance", "normal");
+    let audio_tee = make("tee", Some("audio-tee"))?;
+    audio_tee.set_property("allow-not-linked", true);
+    let aq = make("queue", Some("audio-encode-queue"))?;
+    add_chain(
+        bin,
+        &[
+            silence,
+            capsfilter(raw_audio_caps(c))?,
+            audiomixer.clone(),
+            capsfilter(raw_audio_caps(c))?,
+            aq,
+            make("audioconvert", None)?,
+            aac.clone(),
+            make("aacparse", None)?,
+            audio_tee.clone(),
+        ],
+    )?;
+    Ok(Core { compositor, audiomixer, background, encoder, video_tee, audio_tee })
+}

@@ -1,0 +1,241 @@
+//! One input track: appsrc (RTP) + appsrc (RTCP) -> rtpjitterbuffer -> depay -> decode, in a bin
+//! whose ghost src pad feeds the compositor or the audio mixer.
+
+use super::elements::{add_chain, make, set_if_exists};
+use crate::config::ProgramConfig;
+use crate::error::{CompositorError, Result};
+use crate::keyframe::KeyframeRequestLimiter;
+use crate::rtp::{SenderReport, parse_rtp_header};
+use crate::sync::SyncObservation;
+use crate::track::{Codec, TrackId, TrackKind, TrackParams};
+use gst::prelude::*;
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+/// Queue limit per input before the oldest packets are dropped: pushing never blocks the SFU.
+const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
+
+pub(crate) struct TrackInput {
+    pub id: TrackId,
+    pub params: TrackParams,
+    pub bin: gst::Bin,
+    pub jitterbuffer: gst::Element,
+    pub label: Option<gst::Element>,
+    rtp_src: gst_app::AppSrc,
+    rtcp_src: gst_app::AppSrc,
+    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    pub limiter: Mutex<KeyframeRequestLimiter>,
+    pub packets: AtomicU64,
+    pub rejected: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct TrackStats {
+    pub packets: u64,
+    pub rejected: u64,
+}
+
+fn appsrc(name: &str, caps: &gst::Caps) -> gst_app::AppSrc {
+    let src = gst_app::AppSrc::builder()
+        .name(name)
+        .caps(caps)
+        .is_live(true)
+        .format(gst::Format::Time)
+        .block(false)
+        .max_bytes(MAX_QUEUED_BYTES)
+        .leaky_type(gst_app::AppLeakyType::Downstream)
+        .build();
+    // Arrival times are stamped by us at push time, not when appsrc's thread gets to them.
+    src.set_property("do-timestamp", false);
+    src
+}
+
+impl TrackInput {
+    pub fn build(
+        id: TrackId,
+        params: TrackParams,
+        config: &ProgramConfig,
+        pipeline: &gst::Pipeline,
+    ) -> Result<TrackInput> {
+        params.validate()?;
+        let bin = gst::Bin::builder().name(format!("track-{}", id.0)).build();
+        let rtp_src = appsrc("rtp", &params.rtp_caps());
+        let rtcp_src = appsrc("rtcp", &gst::Caps::new_empty_simple("application/x-rtcp"));
+        let jb = make("rtpjitterbuffer", Some("jitterbuffer"))?;
+        jb.set_property("latency", config.jitter_buffer_ms);
+        jb.set_property("do-lost", true);
+        set_if_exists(&jb, "drop-on-latency", true);
+        let mut chain: Vec<gst::Element> = vec![rtp_src.clone().upcast(), jb.clone()];
+        let mut label = None;
+        match params.codec {
+            Codec::Vp8 | Codec::H264 => {
+                let (depay, decoder) = if params.codec == Codec::Vp8 {
+                    (make("rtpvp8depay", None)?, make("vp8dec", None)?)
+                } else {
+                    (make("rtph264depay", None)?, make("avdec_h264", None)?)
+                };
+                // Ask for a keyframe on loss and show nothing broken until it arrives.
+                set_if_exists(&depay, "request-keyframe", true);
+                set_if_exists(&depay, "wait-for-keyframe", true);
+                set_if_exists(&decoder, "max-errors", -1i32);
+                set_if_exists(&decoder, "discard-corrupted-frames", true);
+                set_if_exists(&decoder, "automatic-request-sync-points", true);
+                chain.push(depay);
+                if params.codec == Codec::H264 {
+                    chain.push(make("h264parse", None)?);
+                }
+                chain.push(decoder);
+                let overlay = make("textoverlay", Some("label"))?;
+                overlay.set_property("silent", true);
+                overlay.set_property("shaded-background", true);
+                overlay.set_property("font-desc", "Sans Bold 16");
+                overlay.set_property_from_str("halignment", "position");
+                overlay.set_property_from_str("valignment", "position");
+                overlay.set_property("xpos", 0.5f64);
+                overlay.set_property("ypos", 0.92f64);
+                chain.push(make("videoconvert", None)?);
+                chain.push(overlay.clone());
+                label = Some(overlay);
+            }
+            Codec::Opus => {
+                let dec = make("opusdec", None)?;
+                dec.set_property("plc", true);
+                dec.set_property("use-inband-fec", true);
+                chain.extend([
+                    make("rtpopusdepay", None)?,
+                    dec,
+                    make("audioconvert", None)?,
+                    make("audioresample", None)?,
+                ]);
+            }
+        }
+        add_chain(&bin, &chain)?;
+        bin.add(&rtcp_src)?;
+        let rtcp_sink = jb
+            .request_pad_simple("sink_rtcp")
+            .ok_or_else(|| CompositorError::Gst("rtpjitterbuffer has no sink_rtcp pad".into()))?;
+        rtcp_src
+            .static_pad("src")
+            .ok_or_else(|| CompositorError::Gst("appsrc without src pad".into()))?
+            .link(&rtcp_sink)?;
+        let last = chain.last().cloned().ok_or(CompositorError::Gst("empty chain".into()))?;
+        let src = last
+            .static_pad("src")
+            .ok_or_else(|| CompositorError::Gst("chain end has no src pad".into()))?;
+        let ghost = gst::GhostPad::builder_with_target(&src)?.name("src").build();
+        bin.add_pad(&ghost)?;
+        Ok(TrackInput {
+            id,
+            params,
+            bin,
+            jitterbuffer: jb,
+            label,
+            rtp_src,
+            rtcp_src,
+            pipeline: pipeline.downgrade(),
+            limiter: Mutex::new(KeyframeRequestLimiter::new(Duration::from_millis(500))),
+            packets: AtomicU64::new(0),
+            rejected: AtomicU64::new(0),
+        })
+    }
+
+    pub fn is_video(&self) -> bool {
+        self.params.kind != TrackKind::Audio
+    }
+
+    pub fn src_pad(&self) -> Option<gst::Pad> {
+        self.bin.static_pad("src")
+    }
+
+    fn running_time(&self) -> Option<gst::ClockTime> {
+        self.pipeline.upgrade()?.current_running_time()
+    }
+
+    /// Queues one RTP packet. Never blocks: a full queue drops its oldest packets.
+    pub fn push_rtp(&self, packet: &[u8]) -> Result<()> {
+        let header = match parse_rtp_header(packet) {
+            Ok(h) => h,
+            Err(e) => {
+                self.rejected.fetch_add(1, Ordering::Relaxed);
+                return Err(e);
+            }
+        };
+        if header.payload_type != self.params.payload_type {
+            self.rejected.fetch_add(1, Ordering::Relaxed);
+            return Err(CompositorError::InvalidRtp("payload type does not match the track"));
+        }
+        let now = self.running_time().ok_or(CompositorError::NotRunning)?;
+        let mut buf = gst::Buffer::from_mut_slice(packet.to_vec());
+        if let Some(b) = buf.get_mut() {
+            b.set_dts(now);
+        }
+        self.packets.fetch_add(1, Ordering::Relaxed);
+        // An error here means the track is shutting down; the packet is simply not needed.
+        let _ = self.rtp_src.push_buffer(buf);
+        Ok(())
+    }
+
+    pub fn push_sender_report(&self, sr: &SenderReport) -> Result<()> {
+        let now = self.running_time().ok_or(CompositorError::NotRunning)?;
+        let mut buf = gst::Buffer::from_mut_slice(sr.to_bytes().to_vec());
+        if let Some(b) = buf.get_mut() {
+            b.set_dts(now);
+        }
+        let _ = self.rtcp_src.push_buffer(buf);
+        Ok(())
+    }
+
+    pub fn stats(&self) -> TrackStats {
+        TrackStats {
+            packets: self.packets.load(Ordering::Relaxed),
+            rejected: self.rejected.load(Ordering::Relaxed),
+        }
+    }
+}
+
+/// Reads the `handle-sync` structure of rtpjitterbuffer.
+pub(crate) fn parse_handle_sync(s: &gst::StructureRef) -> Option<SyncObservation> {
+    let sr_ext_rtptime = s.get::<u64>("sr-ext-rtptime").ok()?;
+    if sr_ext_rtptime == u64::MAX {
+        return None; // the jitter buffer judged this report inconsistent with the stream
+    }
+    let buffer = s.get::<gst::Buffer>("sr-buffer").ok()?;
+    let map = buffer.map_readable().ok()?;
+    let sr = SenderReport::parse(map.as_slice())?;
+    Some(SyncObservation {
+        base_rtptime: s.get::<u64>("base-rtptime").ok()?,
+        base_time: s.get::<u64>("base-time").ok()?,
+        clock_rate: s.get::<u32>("clock-rate").ok()?,
+        sr_ext_rtptime,
+        ntp_ns: sr.ntp_nanos(),
+    })
+}
+
+/// A name card for a participant without video: a small live picture with their name.
+pub(crate) fn placeholder_bin(index: u64, name: &str, config: &ProgramConfig) -> Result<gst::Bin> {
+    let bin = gst::Bin::builder().name(format!("placeholder-{index}")).build();
+    let src = make("videotestsrc", None)?;
+    src.set_property("is-live", true);
+    src.set_property_from_str("pattern", "solid-color");
+    src.set_property("foreground-color", 0xff2d3440u32);
+    let caps = gst::Caps::builder("video/x-raw")
+        .field("format", "I420")
+        .field("width", 480i32)
+        .field("height", 270i32)
+        .field("framerate", gst::Fraction::new(config.fps as i32, 1))
+        .build();
+    let text = make("textoverlay", None)?;
+    text.set_property("text", name);
+    text.set_property("font-desc", "Sans Bold 28");
+    text.set_property_from_str("halignment", "center");
+    text.set_property_from_str("valignment", "center");
+    text.set_property("shaded-background", false);
+    let chain = [src, super::elements::capsfilter(caps)?, text.clone()];
+    add_chain(&bin, &chain)?;
+    let pad = text
+        .static_pad("src")
+        .ok_or_else(|| CompositorError::Gst("textoverlay has no src pad".into()))?;
+    bin.add_pad(&gst::GhostPad::builder_with_target(&pad)?.name("src").build())?;
+    Ok(bin)
+}

@@ -1,0 +1,627 @@
+//! `RoomPipeline`: a room's live program. Tracks come and go at runtime, RTP is pushed from any
+//! thread without blocking, the layout can be swapped between two frames, and outputs attach and
+//! detach while the program runs.
+
+mod bus;
+mod core;
+mod elements;
+mod input;
+mod output;
+mod scene;
+
+pub use input::TrackStats;
+pub use output::{OutputId, OutputSpec, OutputStats};
+
+use crate::config::ProgramConfig;
+use crate::error::{CompositorError, Result};
+use crate::layout::{Canvas, Layout, ParticipantView, Tile, TileSource, VideoSize};
+use crate::rtp::SenderReport;
+use crate::sync::LipSync;
+use crate::track::{TrackId, TrackKind, TrackParams};
+use gst::prelude::*;
+use input::TrackInput;
+use output::Output;
+use scene::Scene;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
+use std::time::{Duration, Instant};
+
+/// Called with a track that needs a keyframe (the SFU turns it into a PLI).
+pub type KeyframeRequestHandler = Arc<dyn Fn(TrackId) + Send + Sync>;
+/// Called when something fails inside the program; the program itself keeps running.
+pub type EventHandler = Arc<dyn Fn(ProgramEvent) + Send + Sync>;
+
+#[derive(Debug, Clone, PartialEq)]
+pub enum ProgramEvent {
+    OutputFailed { output: OutputId, error: String },
+    TrackFailed { track: TrackId, error: String },
+    ProgramFailed { error: String },
+}
+
+/// Figures about the running program.
+#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+pub struct ProgramStats {
+    /// Frames the compositor has produced since the start.
+    pub frames: u64,
+    /// Running time of the last produced frame.
+    pub position: Duration,
+    pub tracks: usize,
+    pub outputs: usize,
+}
+
+/// A room's program pipeline.
+pub struct RoomPipeline {
+    inner: Arc<Inner>,
+}
+
+struct Placeholder {
+    bin: gst::Bin,
+}
+
+pub(crate) struct Inner {
+    pipeline: gst::Pipeline,
+    config: ProgramConfig,
+    core: core::Core,
+    scene: Mutex<Scene>,
+    scene_applied: Condvar,
+    /// Serialises changes of the pipeline's topology (tracks, placeholders, outputs).
+    topology: Mutex<()>,
+    tracks: RwLock<BTreeMap<TrackId, Arc<TrackInput>>>,
+    placeholders: Mutex<BTreeMap<String, Placeholder>>,
+    outputs: Mutex<BTreeMap<OutputId, Output>>,
+    next_id: AtomicU64,
+    sync: Mutex<LipSync>,
+    keyframe_handler: RwLock<Option<KeyframeRequestHandler>>,
+    event_handler: RwLock<Option<EventHandler>>,
+    frames: AtomicU64,
+    position: AtomicU64,
+    started: Instant,
+    running: AtomicBool,
+    bus_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
+}
+
+/// Initialises GStreamer once; safe to call from anywhere.
+pub fn init() -> Result<()> {
+    gst::init().map_err(|e| CompositorError::Gst(e.to_string()))
+}
+
+impl RoomPipeline {
+    /// Builds and starts a program with `layout`; it runs (background and silence) until stopped.
+    pub fn new(config: ProgramConfig, layout: Layout) -> Result<RoomPipeline> {
+        init()?;
+        config.validate()?;
+        let pipeline = gst::Pipeline::builder().name("room-program").build();
+        let core = core::build(&pipeline, &config, layout.background())?;
+        let canvas = Canvas { width: config.width, height: config.height };
+        let mut scene = Scene::new(layout, canvas);
+        scene.set_background(core.background.clone());
+        let inner = Arc::new(Inner {
+            pipeline,
+            config,
+            core,
+            scene: Mutex::new(scene),
+            scene_applied: Condvar::new(),
+            topology: Mutex::new(()),
+            tracks: RwLock::new(BTreeMap::new()),
+            placeholders: Mutex::new(BTreeMap::new()),
+            outputs: Mutex::new(BTreeMap::new()),
+            next_id: AtomicU64::new(1),
+            sync: Mutex::new(LipSync::default()),
+            keyframe_handler: RwLock::new(None),
+            event_handler: RwLock::new(None),
+            frames: AtomicU64::new(0),
+            position: AtomicU64::new(0),
+            started: Instant::now(),
+            running: AtomicBool::new(true),
+            bus_thread: Mutex::new(None),
+        });
+        Inner::connect_compositor(&inner);
+        let bus = bus::spawn(&inner)?;
+        *lock(&inner.bus_thread) = Some(bus);
+        inner.pipeline.set_state(gst::State::Playing)?;
+        Ok(RoomPipeline { inner })
+    }
+
+    pub fn config(&self) -> &ProgramConfig {
+        &self.inner.config
+    }
+
+    pub fn set_keyframe_request_handler(&self, handler: KeyframeRequestHandler) {
+        *self.inner.keyframe_handler.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    pub fn set_event_handler(&self, handler: EventHandler) {
+        *self.inner.event_handler.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+    }
+
+    /// Adds a participant (shown as a name card until they publish video). Adding a track adds
+    /// its participant too.
+    pub fn add_participant(&self, identity: &str, name: &str) -> Result<()> {
+        if identity.is_empty() {
+            return Err(CompositorError::InvalidTrack("participant identity is empty".into()));
+        }
+        let _t = lock(&self.inner.topology);
+        lock(&self.inner.scene).ensure_participant(identity, name);
+        self.inner.refresh_placeholders()
+    }
+
+    /// Removes a participant and all their tracks.
+    pub fn remove_participant(&self, identity: &str) -> Result<()> {
+        let ids: Vec<TrackId> = read(&self.inner.tracks)
+            .values()
+            .filter(|t| t.params.participant == identity)
+            .map(|t| t.id)
+            .collect();
+        for id in ids {
+            self.remove_track(id)?;
+        }
+        let _t = lock(&self.inner.topology);
+        lock(&self.inner.scene).remove_participant(identity);
+        self.inner.refresh_placeholders()
+    }
+
+    /// Adds an input track; RTP for it may be pushed as soon as this returns.
+    pub fn add_track(&self, params: TrackParams) -> Result<TrackId> {
+        params.validate()?;
+        let inner = &self.inner;
+        let _t = lock(&inner.topology);
+        if params.kind != TrackKind::Audio {
+            let source = tile_source(params.kind);
+            let exists = read(&inner.tracks)
+                .values()
+                .any(|t| t.params.participant == params.participant && t.params.kind == params.kind);
+            if exists {
+                return Err(CompositorError::InvalidTrack(format!(
+                    "{} already publishes a {:?} track",
+                    params.participant, source
+                )));
+            }
+        }
+        let id = TrackId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let track = Arc::new(TrackInput::build(id, params.clone(), &inner.config, &inner.pipeline)?);
+        Inner::connect_track(inner, &track);
+        inner.pipeline.add(&track.bin)?;
+        let src = track.src_pad().ok_or(CompositorError::Gst("track bin has no src".into()))?;
+        let mixer = if track.is_video() { &inner.core.compositor } else { &inner.core.audiomixer };
+        let mixer_pad = mixer
+            .request_pad_simple("sink_%u")
+            .ok_or(CompositorError::Gst("mixer refused a sink pad".into()))?;
+        if let Err(e) = src.link(&mixer_pad) {
+            mixer.release_request_pad(&mixer_pad);
+            let _ = inner.pipeline.remove(&track.bin);
+            return Err(e.into());
+        }
+        {
+            let mut scene = lock(&inner.scene);
+            scene.ensure_participant(&params.participant, &params.name);
+            if track.is_video() {
+                let source = tile_source(params.kind);
+                scene.register_pad(&params.participant, source, mixer_pad, track.label.clone());
+                scene.set_video(&params.participant, source, Some(VideoSize { width: 0, height: 0 }));
+            }
+        }
+        lock(&inner.sync).add_track(id, &params.participant);
+        write(&inner.tracks).insert(id, track.clone());
+        track.bin.sync_state_with_parent()?;
+        inner.refresh_placeholders()?;
+        if track.is_video() {
+            // Joining mid-stream: nothing decodes until the next keyframe, so ask for one now.
+            inner.request_keyframe(&track);
+        }
+        tracing::info!(track = %id, participant = %params.participant, kind = ?params.kind, codec = ?params.codec, "track added");
+        Ok(id)
+    }
+
+    /// Removes a track; its tile disappears (or becomes a name card) on the next frame.
+    pub fn remove_track(&self, id: TrackId) -> Result<()> {
+        let _t = lock(&self.inner.topology);
+        self.inner.remove_track_locked(id)
+    }
+
+    /// Pushes one RTP packet of a track. Never blocks; malformed packets are rejected.
+    pub fn push_rtp(&self, id: TrackId, packet: &[u8]) -> Result<()> {
+        let track = read(&self.inner.tracks).get(&id).cloned();
+        track.ok_or(CompositorError::UnknownTrack(id.0))?.push_rtp(packet)
+    }
+
+    /// Pushes an RTCP sender report of a track (used for lip sync).
+    pub fn push_sender_report(&self, id: TrackId, sr: &SenderReport) -> Result<()> {
+        let track = read(&self.inner.tracks).get(&id).cloned();
+        track.ok_or(CompositorError::UnknownTrack(id.0))?.push_sender_report(sr)
+    }
+
+    pub fn track_stats(&self, id: TrackId) -> Option<TrackStats> {
+        read(&self.inner.tracks).get(&id).map(|t| t.stats())
+    }
+
+    /// Swaps the layout. Returns once the program composes with it, so the caller knows that
+    /// the next frames use the new layout. The encoder and the outputs are not touched.
+    pub fn set_layout(&self, layout: Layout) -> Result<()> {
+        let generation = lock(&self.inner.scene).set_layout(layout);
+        self.inner.wait_applied(generation, Duration::from_secs(5))
+    }
+
+    pub fn layout(&self) -> Layout {
+        lock(&self.inner.scene).layout().clone()
+    }
+
+    /// Active speakers, most recent first (from the SFU's audio levels).
+    pub fn set_active_speakers(&self, ranking: &[String]) {
+        lock(&self.inner.scene).set_active_speakers(ranking);
+    }
+
+    /// Participants pinned by the application (layouts with `pinned` regions show them).
+    pub fn set_pinned(&self, identities: &[String]) {
+        lock(&self.inner.scene).set_pinned(identities);
+    }
+
+    pub fn participants(&self) -> Vec<ParticipantView> {
+        lock(&self.inner.scene).participants().cloned().collect()
+    }
+
+    /// The tiles of the last composed frame.
+    pub fn tiles(&self) -> Vec<Tile> {
+        lock(&self.inner.scene).tiles().to_vec()
+    }
+
+    /// Waits until every pending scene change is on screen.
+    pub fn sync_scene(&self, timeout: Duration) -> Result<()> {
+        let generation = lock(&self.inner.scene).generation();
+        self.inner.wait_applied(generation, timeout)
+    }
+
+    pub fn attach_output(&self, spec: OutputSpec) -> Result<OutputId> {
+        self.inner.attach_output(spec)
+    }
+
+    /// Finishes an output with EOS (the muxer writes its index) and removes it.
+    pub fn detach_output(&self, id: OutputId) -> Result<OutputStats> {
+        self.inner.detach_output(id, Duration::from_secs(10))
+    }
+
+    pub fn output_stats(&self, id: OutputId) -> Option<OutputStats> {
+        lock(&self.inner.outputs).get(&id).map(|o| o.stats())
+    }
+
+    pub fn stats(&self) -> ProgramStats {
+        ProgramStats {
+            frames: self.inner.frames.load(Ordering::Relaxed),
+            position: Duration::from_nanos(self.inner.position.load(Ordering::Relaxed)),
+            tracks: read(&self.inner.tracks).len(),
+            outputs: lock(&self.inner.outputs).len(),
+        }
+    }
+
+    /// The pipeline, for inspection (e.g. dumping a graph).
+    pub fn pipeline(&self) -> &gst::Pipeline {
+        &self.inner.pipeline
+    }
+
+    /// Finishes every output and stops the program.
+    pub fn stop(&self) -> Result<()> {
+        self.inner.stop()
+    }
+}
+
+impl Drop for RoomPipeline {
+    fn drop(&mut self) {
+        let _ = self.inner.stop();
+    }
+}
+
+fn tile_source(kind: TrackKind) -> TileSource {
+    match kind {
+        TrackKind::Screen => TileSource::Screen,
+        _ => TileSource::Camera,
+    }
+}
+
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
+    m.read().unwrap_or_else(|e| e.into_inner())
+}
+fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
+    m.write().unwrap_or_else(|e| e.into_inner())
+}
+
+impl Inner {
+    fn emit(&self, event: ProgramEvent) {
+        let handler = read(&self.event_handler).clone();
+        if let Some(h) = handler {
+            h(event);
+        }
+    }
+
+    fn wait_applied(&self, generation: u64, timeout: Duration) -> Result<()> {
+        let deadline = Instant::now() + timeout;
+        let mut scene = lock(&self.scene);
+        while scene.applied_generation() < generation {
+            if !self.running.load(Ordering::SeqCst) {
+                return Err(CompositorError::NotRunning);
+            }
+            let left = deadline.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return Err(CompositorError::Timeout("the program to compose the new layout"));
+            }
+            scene = self
+                .scene_applied
+                .wait_timeout(scene, left.min(Duration::from_millis(100)))
+                .unwrap_or_else(|e| e.into_inner())
+                .0;
+        }
+        Ok(())
+    }
+
+    /// Layout changes land in the aggregator thread, between two frames.
+    fn connect_compositor(inner: &Arc<Inner>) {
+        let weak: Weak<Inner> = Arc::downgrade(inner);
+        inner.core.compositor.connect("samples-selected", false, move |_| {
+            if let Some(inner) = weak.upgrade() {
+                lock(&inner.scene).apply_if_changed();
+                inner.scene_applied.notify_all();
+            }
+            None
+        });
+        let weak: Weak<Inner> = Arc::downgrade(inner);
+        if let Some(pad) = inner.core.compositor.static_pad("src") {
+            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+                if let (Some(inner), Some(gst::PadProbeData::Buffer(b))) =
+                    (weak.upgrade(), info.data.as_ref())
+                {
+                    inner.frames.fetch_add(1, Ordering::Relaxed);
+                    if let Some(pts) = b.pts() {
+                        inner.position.store(pts.nseconds(), Ordering::Relaxed);
+                    }
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+    }
+
+    fn connect_track(inner: &Arc<Inner>, track: &Arc<TrackInput>) {
+        let id = track.id;
+        // Keyframe requests from depayloader and decoder travel upstream to the jitter buffer;
+        // they end here and go to the SFU instead.
+        if let Some(pad) = track.jitterbuffer.static_pad("src") {
+            let weak = Arc::downgrade(inner);
+            pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
+                let Some(gst::PadProbeData::Event(ev)) = &info.data else {
+                    return gst::PadProbeReturn::Ok;
+                };
+                if !gst_video::ForceKeyUnitEvent::is(ev) {
+                    return gst::PadProbeReturn::Ok;
+                }
+                if let Some(inner) = weak.upgrade() {
+                    let track = read(&inner.tracks).get(&id).cloned();
+                    if let Some(track) = track {
+                        inner.request_keyframe(&track);
+                    }
+                }
+                output::drop_data(info)
+            });
+        }
+        // Sender reports: align this participant's tracks.
+        let weak = Arc::downgrade(inner);
+        track.jitterbuffer.connect("handle-sync", false, move |args| {
+            let inner = weak.upgrade()?;
+            let s = args.get(1)?.get::<gst::Structure>().ok()?;
+            let obs = input::parse_handle_sync(&s)?;
+            let changes = lock(&inner.sync).observe(id, obs);
+            inner.apply_ts_offsets(&changes);
+            None
+        });
+        // The decoded size drives `contain`/`cover` geometry.
+        if track.is_video()
+            && let Some(pad) = track.src_pad()
+        {
+            let weak = Arc::downgrade(inner);
+            let participant = track.params.participant.clone();
+            let source = tile_source(track.params.kind);
+            pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+                if let Some(gst::PadProbeData::Event(ev)) = &info.data
+                    && let gst::EventView::Caps(c) = ev.view()
+                    && let Ok(vi) = gst_video::VideoInfo::from_caps(c.caps())
+                    && let Some(inner) = weak.upgrade()
+                {
+                    let size = VideoSize { width: vi.width(), height: vi.height() };
+                    lock(&inner.scene).update_video_size(&participant, source, size);
+                }
+                gst::PadProbeReturn::Ok
+            });
+        }
+    }
+
+    fn apply_ts_offsets(&self, changes: &[(TrackId, i64)]) {
+        if changes.is_empty() {
+            return;
+        }
+        let tracks = read(&self.tracks);
+        for (id, offset) in changes {
+            if let Some(t) = tracks.get(id) {
+                tracing::debug!(track = %id, offset_ms = *offset as f64 / 1e6, "lip sync offset");
+                t.jitterbuffer.set_property("ts-offset", *offset);
+            }
+        }
+    }
+
+    fn request_keyframe(&self, track: &TrackInput) {
+        let now = self.started.elapsed();
+        if !lock(&track.limiter).should_request(now) {
+            return;
+        }
+        let handler = read(&self.keyframe_handler).clone();
+        if let Some(h) = handler {
+            h(track.id);
+        }
+    }
+
+    fn remove_track_locked(&self, id: TrackId) -> Result<()> {
+        let track = write(&self.tracks).remove(&id).ok_or(CompositorError::UnknownTrack(id.0))?;
+        let changes = lock(&self.sync).remove_track(id);
+        self.apply_ts_offsets(&changes);
+        let mixer_pad = {
+            let mut scene = lock(&self.scene);
+            if track.is_video() {
+                let source = tile_source(track.params.kind);
+                scene.set_video(&track.params.participant, source, None);
+                scene.unregister_pad(&track.params.participant, source)
+            } else {
+                None
+            }
+        };
+        self.detach_source(&track.bin, mixer_pad, track.is_video());
+        tracing::info!(track = %id, participant = %track.params.participant, "track removed");
+        self.refresh_placeholders()
+    }
+
+    /// Unlinks a source bin from its mixer and shuts it down without disturbing the mixer.
+    fn detach_source(&self, bin: &gst::Bin, mixer_pad: Option<gst::Pad>, video: bool) {
+        if let Some(src) = bin.static_pad("src") {
+            // Nothing more reaches the mixer, and nothing upstream sees "not linked".
+            src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |_, info| {
+                output::drop_data(info)
+            });
+            let peer = mixer_pad.or_else(|| src.peer());
+            if let Some(peer) = peer {
+                let _ = src.unlink(&peer);
+                let mixer = if video { &self.core.compositor } else { &self.core.audiomixer };
+                mixer.release_request_pad(&peer);
+            }
+        }
+        let _ = bin.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(bin);
+    }
+
+    /// Keeps a name card for every participant without camera video.
+    fn refresh_placeholders(&self) -> Result<()> {
+        let wanted: BTreeMap<String, String> = lock(&self.scene)
+            .participants()
+            .filter(|p| p.camera.is_none())
+            .map(|p| (p.id.clone(), p.name.clone()))
+            .collect();
+        let mut placeholders = lock(&self.placeholders);
+        let stale: Vec<String> =
+            placeholders.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+        for id in stale {
+            if let Some(p) = placeholders.remove(&id) {
+                let pad = lock(&self.scene).unregister_pad(&id, TileSource::Placeholder);
+                self.detach_source(&p.bin, pad, true);
+            }
+        }
+        for (id, name) in wanted {
+            if placeholders.contains_key(&id) {
+                continue;
+            }
+            let n = self.next_id.fetch_add(1, Ordering::Relaxed);
+            let bin = input::placeholder_bin(n, &name, &self.config)?;
+            self.pipeline.add(&bin)?;
+            let pad = self
+                .core
+                .compositor
+                .request_pad_simple("sink_%u")
+                .ok_or(CompositorError::Gst("compositor refused a sink pad".into()))?;
+            let src = bin.static_pad("src").ok_or(CompositorError::Gst("no src".into()))?;
+            src.link(&pad)?;
+            lock(&self.scene).register_pad(&id, TileSource::Placeholder, pad, None);
+            bin.sync_state_with_parent()?;
+            placeholders.insert(id, Placeholder { bin });
+        }
+        Ok(())
+    }
+
+    fn attach_output(&self, spec: OutputSpec) -> Result<OutputId> {
+        if !self.running.load(Ordering::SeqCst) {
+            return Err(CompositorError::NotRunning);
+        }
+        let _t = lock(&self.topology);
+        let id = OutputId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let (bin, sink) = output::build_bin(id, spec)?;
+        let counters = Arc::new(output::OutputCounters::default());
+        output::install_start_probes(&bin, &counters);
+        let eos = output::eos_watch(&sink);
+        self.pipeline.add(&bin)?;
+        bin.sync_state_with_parent()?;
+        let mut tee_pads = Vec::new();
+        for (tee, kind) in [(&self.core.video_tee, "video"), (&self.core.audio_tee, "audio")] {
+            let tee_pad = tee
+                .request_pad_simple("src_%u")
+                .ok_or(CompositorError::Gst("tee refused a pad".into()))?;
+            let sink_pad = bin.static_pad(kind).ok_or(CompositorError::Gst("no output pad".into()))?;
+            tee_pad.link(&sink_pad)?;
+            tee_pads.push(tee_pad);
+        }
+        let audio_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no audio pad".into()))?;
+        let video_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no video pad".into()))?;
+        // Start the new output promptly: ask the encoder for a keyframe with SPS/PPS.
+        if let Some(pad) = self.core.encoder.static_pad("src") {
+            let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            pad.send_event(ev);
+        }
+        lock(&self.outputs)
+            .insert(id, Output { id, bin, video_tee_pad, audio_tee_pad, counters, eos });
+        tracing::info!(output = %id, "output attached");
+        Ok(id)
+    }
+
+    fn detach_output(&self, id: OutputId, timeout: Duration) -> Result<OutputStats> {
+        let _t = lock(&self.topology);
+        let out = lock(&self.outputs).remove(&id).ok_or(CompositorError::UnknownOutput(id.0))?;
+        let stats = out.stats();
+        for (tee, tee_pad, kind) in [
+            (&self.core.video_tee, &out.video_tee_pad, "video"),
+            (&self.core.audio_tee, &out.audio_tee_pad, "audio"),
+        ] {
+            if let Some(sink_pad) = out.bin.static_pad(kind) {
+                let _ = tee_pad.unlink(&sink_pad);
+                sink_pad.send_event(gst::event::Eos::new());
+            }
+            tee.release_request_pad(tee_pad);
+        }
+        let finished = out.eos.recv_timeout(timeout).is_ok();
+        let _ = out.bin.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(&out.bin);
+        tracing::info!(output = %id, finished, frames = stats.video_frames, "output detached");
+        if finished { Ok(stats) } else { Err(CompositorError::Timeout("the output to finish")) }
+    }
+
+    /// Tears an output down after it failed (no EOS: its sink is already broken).
+    fn drop_failed_output(&self, id: OutputId) {
+        let _t = lock(&self.topology);
+        let Some(out) = lock(&self.outputs).remove(&id) else { return };
+        for (tee, tee_pad) in
+            [(&self.core.video_tee, &out.video_tee_pad), (&self.core.audio_tee, &out.audio_tee_pad)]
+        {
+            let _ = tee_pad.unlink(&tee_pad.peer().unwrap_or_else(|| tee_pad.clone()));
+            tee.release_request_pad(tee_pad);
+        }
+        let _ = out.bin.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(&out.bin);
+    }
+
+    fn stop(&self) -> Result<()> {
+        if !self.running.swap(false, Ordering::SeqCst) {
+            return Ok(());
+        }
+        let ids: Vec<OutputId> = lock(&self.outputs).keys().copied().collect();
+        let mut first_err = None;
+        for id in ids {
+            if let Err(e) = self.detach_output(id, Duration::from_secs(10)) {
+                first_err.get_or_insert(e);
+            }
+        }
+        let _ = self.pipeline.set_state(gst::State::Null);
+        self.scene_applied.notify_all();
+        if let Some(t) = lock(&self.bus_thread).take()
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+        match first_err {
+            Some(e) => Err(e),
+            None => Ok(()),
+        }
+    }
+}

@@ -1,0 +1,241 @@
+//! Outputs: bins hanging off the encoded video and audio tees. Each has its own queues, starts on
+//! a keyframe with timestamps rebased to zero, and is finished with EOS without touching the
+//! program or the other outputs.
+
+use super::elements::{make, ms};
+use crate::error::{CompositorError, Result};
+use gst::prelude::*;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Duration;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+pub struct OutputId(pub u64);
+
+impl std::fmt::Display for OutputId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "output-{}", self.0)
+    }
+}
+
+/// What to attach to the program.
+#[derive(Debug, Clone)]
+pub enum OutputSpec {
+    /// Fragmented MP4 written to a local file: a killed process leaves a playable file up to
+    /// the last complete fragment.
+    Mp4File { path: PathBuf, fragment_duration: Duration },
+    /// Fragmented MP4 as a byte stream into any sink element (no seeking back).
+    FragmentedMp4 { sink: gst::Element, fragment_duration: Duration },
+    /// FLV (H.264 + AAC) into any sink element, e.g. `rtmp2sink`.
+    Flv { sink: gst::Element },
+}
+
+impl OutputSpec {
+    pub fn mp4_file(path: impl Into<PathBuf>) -> Self {
+        OutputSpec::Mp4File { path: path.into(), fragment_duration: Duration::from_secs(1) }
+    }
+}
+
+/// Counters an output keeps while it runs.
+#[derive(Debug, Default)]
+pub(crate) struct OutputCounters {
+    pub start_pts: AtomicU64,
+    pub last_pts: AtomicU64,
+    pub video_frames: AtomicU64,
+    pub dropped_before_keyframe: AtomicU64,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
+pub struct OutputStats {
+    pub video_frames: u64,
+    /// Program time covered so far.
+    pub duration: Duration,
+}
+
+pub(crate) struct Output {
+    pub id: OutputId,
+    pub bin: gst::Bin,
+    pub video_tee_pad: gst::Pad,
+    pub audio_tee_pad: gst::Pad,
+    pub counters: Arc<OutputCounters>,
+    pub eos: std::sync::mpsc::Receiver<()>,
+}
+
+impl Output {
+    pub fn stats(&self) -> OutputStats {
+        let c = &self.counters;
+        let start = c.start_pts.load(Ordering::Relaxed);
+        let last = c.last_pts.load(Ordering::Relaxed);
+        let duration = if start == u64::MAX || last == u64::MAX || last < start {
+            Duration::ZERO
+        } else {
+            Duration::from_nanos(last - start)
+        };
+        OutputStats { video_frames: c.video_frames.load(Ordering::Relaxed), duration }
+    }
+}
+
+fn queue(name: &str) -> Result<gst::Element> {
+    let q = make("queue", Some(name))?;
+    // Generous, and leaky so a stuck output can never back-pressure the shared encoders.
+    q.set_property("max-size-buffers", 0u32);
+    q.set_property("max-size-bytes", 0u32);
+    q.set_property("max-size-time", ms(10_000));
+    q.set_property_from_str("leaky", "downstream");
+    Ok(q)
+}
+
+fn add_sink(bin: &gst::Bin, sink: &gst::Element) -> Result<()> {
+    // Outputs join a playing program: they must not pre-roll or sync to the clock (the mixers
+    // already pace the program).
+    if sink.find_property("async").is_some() {
+        sink.set_property("async", false);
+    }
+    if sink.find_property("sync").is_some() {
+        sink.set_property("sync", false);
+    }
+    bin.add(sink)?;
+    Ok(())
+}
+
+/// Builds the output bin with `video` and `audio` ghost sink pads.
+pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst::Element)> {
+    let bin = gst::Bin::builder().name(format!("output-{}", id.0)).build();
+    let (mux, video_pad, audio_pad) = match &spec {
+        OutputSpec::Mp4File { fragment_duration, .. }
+        | OutputSpec::FragmentedMp4 { fragment_duration, .. } => {
+            let mux = make("mp4mux", Some("mux"))?;
+            mux.set_property("fragment-duration", fragment_duration.as_millis().max(1) as u32);
+            mux.set_property("streamable", matches!(spec, OutputSpec::FragmentedMp4 { .. }));
+            (mux, "video_%u", "audio_%u")
+        }
+        OutputSpec::Flv { .. } => {
+            let mux = make("flvmux", Some("mux"))?;
+            mux.set_property("streamable", true);
+            (mux, "video", "audio")
+        }
+    };
+    let sink = match spec {
+        OutputSpec::Mp4File { path, .. } => {
+            let s = make("filesink", Some("sink"))?;
+            s.set_property("location", path.to_string_lossy().to_string());
+            s
+        }
+        OutputSpec::FragmentedMp4 { sink, .. } | OutputSpec::Flv { sink } => sink,
+    };
+    bin.add(&mux)?;
+    add_sink(&bin, &sink)?;
+    mux.link(&sink)?;
+    for (kind, template) in [("video", video_pad), ("audio", audio_pad)] {
+        let q = queue(&format!("{kind}-queue"))?;
+        bin.add(&q)?;
+        let mux_pad = mux
+            .request_pad_simple(template)
+            .ok_or_else(|| CompositorError::Gst(format!("muxer has no {kind} pad")))?;
+        q.static_pad("src")
+            .ok_or_else(|| CompositorError::Gst("queue without src".into()))?
+            .link(&mux_pad)?;
+        let target =
+            q.static_pad("sink").ok_or_else(|| CompositorError::Gst("queue without sink".into()))?;
+        bin.add_pad(&gst::GhostPad::builder_with_target(&target)?.name(kind).build())?;
+    }
+    Ok((bin, sink))
+}
+
+/// Starts the output on a keyframe and rebases its timestamps so it begins at zero; audio
+/// before that keyframe is dropped so both streams start together. Works in running time:
+/// encoders may shift timestamps within their segment (x264enc adds 1000 hours for DTS).
+pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters>) {
+    counters.start_pts.store(u64::MAX, Ordering::SeqCst);
+    counters.last_pts.store(u64::MAX, Ordering::SeqCst);
+    for kind in ["video", "audio"] {
+        let Some(pad) = bin.static_pad(kind) else { continue };
+        let c = counters.clone();
+        let is_video = kind == "video";
+        let segment = std::sync::Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
+        let probe_types = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
+        pad.add_probe(probe_types, move |_, info| {
+            let mut seg = segment.lock().unwrap_or_else(|e| e.into_inner());
+            match info.data.as_mut() {
+                Some(gst::PadProbeData::Buffer(buffer)) => match rebase(buffer, &seg, &c, is_video) {
+                    true => gst::PadProbeReturn::Ok,
+                    false => drop_data(info),
+                },
+                Some(gst::PadProbeData::Event(ev)) => {
+                    if let gst::EventView::Segment(e) = ev.view()
+                        && let Ok(s) = e.segment().clone().downcast::<gst::ClockTime>()
+                    {
+                        // The output gets its own timeline starting at zero.
+                        *seg = s;
+                        let fresh = gst::FormattedSegment::<gst::ClockTime>::new();
+                        *ev = gst::event::Segment::builder(&fresh).seqnum(ev.seqnum()).build();
+                    }
+                    gst::PadProbeReturn::Ok
+                }
+                _ => gst::PadProbeReturn::Ok,
+            }
+        });
+    }
+}
+
+/// Rebases one buffer; false means it comes before the output's start and must be dropped.
+fn rebase(
+    buffer: &mut gst::Buffer,
+    seg: &gst::FormattedSegment<gst::ClockTime>,
+    c: &OutputCounters,
+    is_video: bool,
+) -> bool {
+    let Some(rt) = buffer.pts().and_then(|p| seg.to_running_time(p)) else { return false };
+    let rt = rt.nseconds();
+    let mut start = c.start_pts.load(Ordering::SeqCst);
+    if start == u64::MAX {
+        if !is_video || buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
+            c.dropped_before_keyframe.fetch_add(1, Ordering::Relaxed);
+            return false;
+        }
+        c.start_pts.store(rt, Ordering::SeqCst);
+        start = rt;
+    }
+    if rt < start {
+        return false;
+    }
+    let dts_rt = buffer.dts().and_then(|d| seg.to_running_time_full(d));
+    let b = buffer.make_mut();
+    b.set_pts(gst::ClockTime::from_nseconds(rt - start));
+    match dts_rt {
+        Some(d) => {
+            let d = d.positive().map(|d| d.nseconds()).unwrap_or(0);
+            b.set_dts(gst::ClockTime::from_nseconds(d.saturating_sub(start)));
+        }
+        None => b.set_dts(gst::ClockTime::NONE),
+    }
+    if is_video {
+        c.video_frames.fetch_add(1, Ordering::Relaxed);
+        c.last_pts.store(rt, Ordering::Relaxed);
+    }
+    true
+}
+
+/// Drops the probed data. The probe owns it and returns `Handled`: with GStreamer 1.22 a
+/// `Drop` from a Rust probe makes the core unref an already released pointer.
+pub(crate) fn drop_data(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
+    info.data = None;
+    gst::PadProbeReturn::Handled
+}
+
+/// Signals when EOS reaches the sink, i.e. the muxer has written its last bytes.
+pub(crate) fn eos_watch(sink: &gst::Element) -> std::sync::mpsc::Receiver<()> {
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    if let Some(pad) = sink.static_pad("sink") {
+        pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
+            if let Some(gst::PadProbeData::Event(ev)) = &info.data
+                && ev.type_() == gst::EventType::Eos
+            {
+                let _ = tx.try_send(());
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    rx
+}

@@ -1,0 +1,269 @@
+//! The scene: who is in the room, which compositor pad shows what, and the current layout.
+//!
+//! Layout changes are applied from the compositor's `samples-selected` signal, i.e. in the
+//! aggregator thread just before a frame is composed, so every pad property of one layout changes
+//! between two output frames and never halfway through one.
+
+use crate::layout::{
+    Canvas, Layout, LayoutEngine, ParticipantView, Rect, Tile, TileSource, VideoSize,
+};
+use gst::prelude::*;
+use std::collections::BTreeMap;
+
+/// A compositor sink pad and what it shows.
+struct SourcePad {
+    pad: gst::Pad,
+    /// Label overlay inside the source's chain (camera/screen), if any.
+    label: Option<gst::Element>,
+    /// The crop last written to `converter-config`, to avoid needless converter rebuilds.
+    crop: Option<Rect>,
+}
+
+pub(crate) struct Scene {
+    layout: Layout,
+    canvas: Canvas,
+    participants: BTreeMap<String, ParticipantView>,
+    next_join: u64,
+    speakers: Vec<String>,
+    pads: BTreeMap<(String, TileSource), SourcePad>,
+    background: Option<gst::Element>,
+    /// Bumped on every change; `applied` catches up in the aggregator thread.
+    generation: u64,
+    applied: u64,
+    tiles: Vec<Tile>,
+}
+
+impl Scene {
+    pub fn new(layout: Layout, canvas: Canvas) -> Self {
+        Scene {
+            layout,
+            canvas,
+            participants: BTreeMap::new(),
+            next_join: 0,
+            speakers: Vec::new(),
+            pads: BTreeMap::new(),
+            background: None,
+            generation: 1,
+            applied: 0,
+            tiles: Vec::new(),
+        }
+    }
+
+    pub fn set_background(&mut self, src: gst::Element) {
+        self.background = Some(src);
+        self.touch();
+    }
+
+    fn touch(&mut self) -> u64 {
+        self.generation += 1;
+        self.generation
+    }
+
+    pub fn generation(&self) -> u64 {
+        self.generation
+    }
+    pub fn applied_generation(&self) -> u64 {
+        self.applied
+    }
+    pub fn layout(&self) -> &Layout {
+        &self.layout
+    }
+    pub fn tiles(&self) -> &[Tile] {
+        &self.tiles
+    }
+
+    pub fn set_layout(&mut self, layout: Layout) -> u64 {
+        self.layout = layout;
+        self.touch()
+    }
+
+    /// Adds the participant if new; returns whether it was new.
+    pub fn ensure_participant(&mut self, id: &str, name: &str) -> bool {
+        if let Some(p) = self.participants.get_mut(id) {
+            if !name.is_empty() && p.name != name {
+                p.name = name.to_string();
+                self.touch();
+            }
+            return false;
+        }
+        let view = ParticipantView {
+            id: id.to_string(),
+            name: if name.is_empty() { id.to_string() } else { name.to_string() },
+            join_order: self.next_join,
+            speaker_rank: None,
+            pinned: false,
+            camera: None,
+            screen: None,
+        };
+        self.next_join += 1;
+        self.participants.insert(id.to_string(), view);
+        self.rank_speakers();
+        self.touch();
+        true
+    }
+
+    pub fn remove_participant(&mut self, id: &str) -> bool {
+        let removed = self.participants.remove(id).is_some();
+        self.speakers.retain(|s| s != id);
+        self.rank_speakers();
+        self.touch();
+        removed
+    }
+
+    pub fn participant(&self, id: &str) -> Option<&ParticipantView> {
+        self.participants.get(id)
+    }
+
+    pub fn participants(&self) -> impl Iterator<Item = &ParticipantView> {
+        self.participants.values()
+    }
+
+    /// Marks that a participant publishes (Some) or stopped publishing (None) camera/screen video.
+    pub fn set_video(&mut self, id: &str, source: TileSource, size: Option<VideoSize>) {
+        if let Some(p) = self.participants.get_mut(id) {
+            match source {
+                TileSource::Camera => p.camera = size,
+                TileSource::Screen => p.screen = size,
+                TileSource::Placeholder => return,
+            }
+            self.touch();
+        }
+    }
+
+    /// The decoded size became known (or changed): `contain`/`cover` geometry depends on it.
+    pub fn update_video_size(&mut self, id: &str, source: TileSource, size: VideoSize) {
+        if let Some(p) = self.participants.get_mut(id) {
+            let slot = match source {
+                TileSource::Camera => &mut p.camera,
+                TileSource::Screen => &mut p.screen,
+                TileSource::Placeholder => return,
+            };
+            if slot.is_some() && *slot != Some(size) {
+                *slot = Some(size);
+                self.generation += 1;
+            }
+        }
+    }
+
+    /// Most recent speaker first.
+    pub fn set_active_speakers(&mut self, ranking: &[String]) {
+        if self.speakers.as_slice() != ranking {
+            self.speakers = ranking.to_vec();
+            self.rank_speakers();
+            self.touch();
+        }
+    }
+
+    pub fn set_pinned(&mut self, pinned: &[String]) {
+        for p in self.participants.values_mut() {
+            p.pinned = pinned.iter().any(|x| x == &p.id);
+        }
+        self.touch();
+    }
+
+    fn rank_speakers(&mut self) {
+        for p in self.participants.values_mut() {
+            p.speaker_rank =
+                self.speakers.iter().position(|s| s == &p.id).map(|r| r as u32);
+        }
+    }
+
+    pub fn register_pad(
+        &mut self,
+        participant: &str,
+        source: TileSource,
+        pad: gst::Pad,
+        label: Option<gst::Element>,
+    ) {
+        // Hidden until the next layout pass places it: a new input never flashes full-frame.
+        pad.set_property("alpha", 0.0f64);
+        self.pads
+            .insert((participant.to_string(), source), SourcePad { pad, label, crop: None });
+        self.touch();
+    }
+
+    pub fn unregister_pad(&mut self, participant: &str, source: TileSource) -> Option<gst::Pad> {
+        let p = self.pads.remove(&(participant.to_string(), source));
+        self.touch();
+        p.map(|p| p.pad)
+    }
+
+    pub fn has_pad(&self, participant: &str, source: TileSource) -> bool {
+        self.pads.contains_key(&(participant.to_string(), source))
+    }
+
+    /// Computes the tiles for the current state without applying them.
+    pub fn compute_tiles(&self) -> Vec<Tile> {
+        let views: Vec<ParticipantView> = self.participants.values().cloned().collect();
+        LayoutEngine::compute(&self.layout, &views, self.canvas)
+    }
+
+    /// Applies the layout to the compositor pads if anything changed. Called from the
+    /// aggregator thread before each output frame is composed.
+    pub fn apply_if_changed(&mut self) {
+        if self.applied == self.generation {
+            return;
+        }
+        let tiles = self.compute_tiles();
+        if let Some(bg) = &self.background {
+            bg.set_property("foreground-color", self.layout.background().argb_u32());
+        }
+        for ((participant, source), sp) in self.pads.iter_mut() {
+            let tile = tiles
+                .iter()
+                .find(|t| &t.participant == participant && t.source == *source);
+            let size = self.participants.get(participant).and_then(|v| match source {
+                TileSource::Camera => v.camera,
+                TileSource::Screen => v.screen,
+                TileSource::Placeholder => None,
+            });
+            match tile {
+                Some(t) => apply_tile(sp, t, size),
+                None => sp.pad.set_property("alpha", 0.0f64),
+            }
+        }
+        self.tiles = tiles;
+        self.applied = self.generation;
+    }
+}
+
+fn apply_tile(sp: &mut SourcePad, t: &Tile, size: Option<VideoSize>) {
+    let pad = &sp.pad;
+    if sp.crop != t.crop {
+        let mut s = gst::Structure::builder("GstVideoConverter");
+        if let Some(c) = t.crop {
+            s = s
+                .field("GstVideoConverter.src-x", c.x)
+                .field("GstVideoConverter.src-y", c.y)
+                .field("GstVideoConverter.src-width", c.width as i32)
+                .field("GstVideoConverter.src-height", c.height as i32);
+        }
+        pad.set_property("converter-config", s.build());
+        sp.crop = t.crop;
+    }
+    pad.set_property("xpos", t.rect.x);
+    pad.set_property("ypos", t.rect.y);
+    pad.set_property("width", t.rect.width as i32);
+    pad.set_property("height", t.rect.height as i32);
+    pad.set_property("zorder", t.zorder + 1); // 0 is the background
+    pad.set_property("alpha", 1.0f64);
+    if let Some(label) = &sp.label {
+        match &t.label {
+            Some(text) => {
+                // Centred near the bottom of the part of the frame that is shown.
+                let (x, y) = match (t.crop, size) {
+                    (Some(c), Some(s)) if s.width > 0 && s.height > 0 => (
+                        (c.x as f64 + c.width as f64 / 2.0) / s.width as f64,
+                        (c.y as f64 + c.height as f64 * 0.92) / s.height as f64,
+                    ),
+                    _ => (0.5, 0.92),
+                };
+                label.set_property("xpos", x);
+                label.set_property("ypos", y);
+                label.set_property("text", text);
+                label.set_property("silent", false);
+            }
+            None => label.set_property("silent", true),
+        }
+    }
+}

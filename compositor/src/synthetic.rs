@@ -1,0 +1,242 @@
+//! Synthetic participants: a solid colour (or test pattern) and a tone, encoded by real
+//! GStreamer encoders to VP8/H.264 and Opus RTP, with RTCP sender reports. Used by the tests, the
+//! benchmark and `tessera bot`.
+
+use crate::error::{CompositorError, Result};
+use crate::rtp::{SenderReport, nanos_to_ntp, parse_rtp_header};
+use crate::track::{Codec, TrackKind, TrackParams};
+use gst::prelude::*;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET_S: u128 = 2_208_988_800;
+
+#[derive(Debug, Clone)]
+pub struct SyntheticSpec {
+    pub identity: String,
+    pub name: String,
+    /// 0xRRGGBB
+    pub color: u32,
+    /// A `videotestsrc` pattern instead of the solid colour (e.g. `ball`, `smpte`).
+    pub pattern: Option<String>,
+    pub width: u32,
+    pub height: u32,
+    pub fps: u32,
+    /// None: no video track.
+    pub video: Option<Codec>,
+    /// Some(hz): a sine tone; None: no audio track.
+    pub tone_hz: Option<f64>,
+    pub video_bitrate_kbps: u32,
+}
+
+impl SyntheticSpec {
+    pub fn new(identity: &str, color: u32, tone_hz: f64) -> Self {
+        SyntheticSpec {
+            identity: identity.to_string(),
+            name: identity.to_string(),
+            color,
+            pattern: None,
+            width: 640,
+            height: 360,
+            fps: 30,
+            video: Some(Codec::Vp8),
+            tone_hz: Some(tone_hz),
+            video_bitrate_kbps: 800,
+        }
+    }
+}
+
+/// Something a synthetic participant sends.
+#[derive(Debug, Clone)]
+pub enum SyntheticPacket {
+    Rtp { kind: TrackKind, data: Vec<u8> },
+    SenderReport { kind: TrackKind, report: SenderReport },
+}
+
+pub type PacketSink = Arc<dyn Fn(SyntheticPacket) + Send + Sync>;
+
+pub struct SyntheticParticipant {
+    spec: SyntheticSpec,
+    pipeline: gst::Pipeline,
+    video_ssrc: u32,
+    audio_ssrc: u32,
+}
+
+const VIDEO_PT: u8 = 96;
+const H264_PT: u8 = 102;
+const AUDIO_PT: u8 = 111;
+
+static NEXT_SSRC: AtomicU32 = AtomicU32::new(0x1000_0000);
+
+fn video_branch(spec: &SyntheticSpec, codec: Codec, ssrc: u32) -> String {
+    let src = match &spec.pattern {
+        Some(p) => format!("videotestsrc is-live=true pattern={p}"),
+        None => format!(
+            "videotestsrc is-live=true pattern=solid-color foreground-color={}",
+            0xff00_0000u32 | spec.color
+        ),
+    };
+    let kf = spec.fps * 2;
+    let enc = match codec {
+        Codec::H264 => format!(
+            "x264enc name=venc tune=zerolatency speed-preset=ultrafast key-int-max={kf} bitrate={} ! \
+             video/x-h264,profile=constrained-baseline ! \
+             rtph264pay name=vpay pt={H264_PT} ssrc={ssrc} mtu=1200 config-interval=-1 aggregate-mode=zero-latency",
+            spec.video_bitrate_kbps
+        ),
+        _ => format!(
+            "vp8enc name=venc deadline=1 cpu-used=8 keyframe-max-dist={kf} target-bitrate={} ! \
+             rtpvp8pay name=vpay pt={VIDEO_PT} ssrc={ssrc} mtu=1200 picture-id-mode=15-bit",
+            spec.video_bitrate_kbps * 1000
+        ),
+    };
+    format!(
+        "{src} ! video/x-raw,format=I420,width={},height={},framerate={}/1 ! {enc} ! \
+         appsink name=video sync=false emit-signals=false max-buffers=200 drop=false",
+        spec.width, spec.height, spec.fps
+    )
+}
+
+fn audio_branch(hz: f64, ssrc: u32) -> String {
+    format!(
+        "audiotestsrc is-live=true wave=sine freq={hz} volume=0.25 samplesperbuffer=960 ! \
+         audio/x-raw,rate=48000,channels=2 ! opusenc frame-size=20 bitrate=64000 ! \
+         rtpopuspay pt={AUDIO_PT} ssrc={ssrc} ! appsink name=audio sync=false emit-signals=false"
+    )
+}
+
+impl SyntheticParticipant {
+    /// Builds the encoders (not yet running).
+    pub fn new(spec: SyntheticSpec) -> Result<Self> {
+        crate::program::init()?;
+        let video_ssrc = NEXT_SSRC.fetch_add(1, Ordering::Relaxed);
+        let audio_ssrc = NEXT_SSRC.fetch_add(1, Ordering::Relaxed);
+        let mut branches = Vec::new();
+        if let Some(codec) = spec.video {
+            branches.push(video_branch(&spec, codec, video_ssrc));
+        }
+        if let Some(hz) = spec.tone_hz {
+            branches.push(audio_branch(hz, audio_ssrc));
+        }
+        if branches.is_empty() {
+            return Err(CompositorError::InvalidTrack("a synthetic participant needs a track".into()));
+        }
+        let pipeline = gst::parse::launch(&branches.join("  "))
+            .map_err(|e| CompositorError::Gst(format!("synthetic participant: {e}")))?
+            .downcast::<gst::Pipeline>()
+            .map_err(|_| CompositorError::Gst("not a pipeline".into()))?;
+        Ok(SyntheticParticipant { spec, pipeline, video_ssrc, audio_ssrc })
+    }
+
+    pub fn spec(&self) -> &SyntheticSpec {
+        &self.spec
+    }
+
+    /// Track parameters as an SFU would report them.
+    pub fn tracks(&self) -> Vec<TrackParams> {
+        let mut t = Vec::new();
+        if let Some(codec) = self.spec.video {
+            t.push(TrackParams {
+                participant: self.spec.identity.clone(),
+                name: self.spec.name.clone(),
+                kind: TrackKind::Camera,
+                codec,
+                payload_type: if codec == Codec::H264 { H264_PT } else { VIDEO_PT },
+                clock_rate: 90_000,
+                ssrc: self.video_ssrc,
+            });
+        }
+        if self.spec.tone_hz.is_some() {
+            t.push(TrackParams {
+                participant: self.spec.identity.clone(),
+                name: self.spec.name.clone(),
+                kind: TrackKind::Audio,
+                codec: Codec::Opus,
+                payload_type: AUDIO_PT,
+                clock_rate: 48_000,
+                ssrc: self.audio_ssrc,
+            });
+        }
+        t
+    }
+
+    /// Starts sending: every RTP packet, and a sender report per track each second.
+    pub fn start(&self, sink: PacketSink) -> Result<()> {
+        // One wall-clock origin for both tracks, as a real sender's NTP clock would be.
+        let wall_at_zero = SystemTime::now()
+            .duration_since(UNIX_EPOCH)
+            .unwrap_or(Duration::ZERO)
+            .as_nanos()
+            + NTP_UNIX_OFFSET_S * 1_000_000_000;
+        for (name, kind, rate) in
+            [("video", TrackKind::Camera, 90_000u64), ("audio", TrackKind::Audio, 48_000u64)]
+        {
+            let Some(appsink) = self.pipeline.by_name(name) else { continue };
+            let Ok(appsink) = appsink.downcast::<gst_app::AppSink>() else { continue };
+            let sink = sink.clone();
+            let state = Mutex::new(SrState::default());
+            appsink.set_callbacks(
+                gst_app::AppSinkCallbacks::builder()
+                    .new_sample(move |s| {
+                        let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
+                        let Some(buffer) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
+                        let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
+                        let data = map.as_slice().to_vec();
+                        let report = buffer.pts().and_then(|pts| {
+                            let h = parse_rtp_header(&data).ok()?;
+                            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
+                            st.packets += 1;
+                            st.octets += (data.len() - 12) as u32;
+                            let due = st.last.is_none_or(|l| pts.saturating_sub(l) >= gst::ClockTime::SECOND);
+                            if !due {
+                                return None;
+                            }
+                            st.last = Some(pts);
+                            let _ = rate;
+                            Some(SenderReport {
+                                ssrc: h.ssrc,
+                                ntp_time: nanos_to_ntp(wall_at_zero + pts.nseconds() as u128),
+                                rtp_time: h.timestamp,
+                                packet_count: st.packets,
+                                octet_count: st.octets,
+                            })
+                        });
+                        sink(SyntheticPacket::Rtp { kind, data });
+                        if let Some(report) = report {
+                            sink(SyntheticPacket::SenderReport { kind, report });
+                        }
+                        Ok(gst::FlowSuccess::Ok)
+                    })
+                    .build(),
+            );
+        }
+        self.pipeline.set_state(gst::State::Playing)?;
+        Ok(())
+    }
+
+    /// Makes the video encoder send a keyframe (what a PLI does to a real sender).
+    pub fn request_keyframe(&self) {
+        if let Some(pad) = self.pipeline.by_name("venc").and_then(|e| e.static_pad("src")) {
+            pad.send_event(gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build());
+        }
+    }
+
+    pub fn stop(&self) {
+        let _ = self.pipeline.set_state(gst::State::Null);
+    }
+}
+
+impl Drop for SyntheticParticipant {
+    fn drop(&mut self) {
+        self.stop();
+    }
+}
+
+#[derive(Default)]
+struct SrState {
+    last: Option<gst::ClockTime>,
+    packets: u32,
+    octets: u32,
+}

@@ -1,0 +1,169 @@
+//! Reading back a recording: stream facts from ffprobe, decoded frames, and audio tones.
+
+use gst::prelude::*;
+use std::path::Path;
+use std::process::Command;
+
+#[derive(Debug, Clone)]
+pub struct StreamInfo {
+    pub codec: String,
+    pub width: Option<u32>,
+    pub height: Option<u32>,
+    pub fps: Option<f64>,
+    pub sample_rate: Option<u32>,
+    pub channels: Option<u32>,
+    pub profile: Option<String>,
+}
+
+#[derive(Debug, Clone)]
+pub struct ProbeInfo {
+    pub format: String,
+    pub duration: f64,
+    pub video: Option<StreamInfo>,
+    pub audio: Option<StreamInfo>,
+}
+
+fn ratio(s: &str) -> Option<f64> {
+    let (a, b) = s.split_once('/')?;
+    let (a, b): (f64, f64) = (a.parse().ok()?, b.parse().ok()?);
+    (b != 0.0).then(|| a / b)
+}
+
+/// Runs ffprobe (a tool we did not write) on a file or URL.
+pub fn ffprobe(target: &str) -> ProbeInfo {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-print_format", "json", "-show_format", "-show_streams", target])
+        .output()
+        .expect("ffprobe runs");
+    assert!(out.status.success(), "ffprobe failed on {target}: {}", String::from_utf8_lossy(&out.stderr));
+    let v: serde_json::Value = serde_json::from_slice(&out.stdout).expect("ffprobe json");
+    let mut info = ProbeInfo {
+        format: v["format"]["format_name"].as_str().unwrap_or("").to_string(),
+        duration: v["format"]["duration"].as_str().and_then(|d| d.parse().ok()).unwrap_or(0.0),
+        video: None,
+        audio: None,
+    };
+    for s in v["streams"].as_array().into_iter().flatten() {
+        let si = StreamInfo {
+            codec: s["codec_name"].as_str().unwrap_or("").to_string(),
+            width: s["width"].as_u64().map(|x| x as u32),
+            height: s["height"].as_u64().map(|x| x as u32),
+            fps: s["avg_frame_rate"].as_str().and_then(ratio).or_else(|| s["r_frame_rate"].as_str().and_then(ratio)),
+            sample_rate: s["sample_rate"].as_str().and_then(|r| r.parse().ok()),
+            channels: s["channels"].as_u64().map(|x| x as u32),
+            profile: s["profile"].as_str().map(str::to_string),
+        };
+        match s["codec_type"].as_str() {
+            Some("video") => info.video = Some(si),
+            Some("audio") => info.audio = Some(si),
+            _ => {}
+        }
+    }
+    info
+}
+
+/// A decoded frame, scaled down to `width`x`height` RGB.
+pub struct Frame {
+    pub pts: f64,
+    pub width: u32,
+    pub height: u32,
+    pub rgb: Vec<u8>,
+}
+
+impl Frame {
+    /// Mean colour of a small square around (x, y) given in program (canvas) coordinates.
+    pub fn color_at(&self, x: f64, y: f64, canvas_w: u32, canvas_h: u32) -> (u8, u8, u8) {
+        let cx = (x / canvas_w as f64 * self.width as f64) as i64;
+        let cy = (y / canvas_h as f64 * self.height as f64) as i64;
+        let (mut r, mut g, mut b, mut n) = (0u64, 0u64, 0u64, 0u64);
+        for dy in -2..=2 {
+            for dx in -2..=2 {
+                let (px, py) = (cx + dx, cy + dy);
+                if px < 0 || py < 0 || px >= self.width as i64 || py >= self.height as i64 {
+                    continue;
+                }
+                let i = ((py as u32 * self.width + px as u32) * 3) as usize;
+                r += self.rgb[i] as u64;
+                g += self.rgb[i + 1] as u64;
+                b += self.rgb[i + 2] as u64;
+                n += 1;
+            }
+        }
+        let n = n.max(1);
+        ((r / n) as u8, (g / n) as u8, (b / n) as u8)
+    }
+}
+
+/// Decodes every video frame of a file (any container GStreamer reads), scaled down.
+pub fn decode_frames(path: &Path, width: u32, height: u32) -> Vec<Frame> {
+    gst::init().unwrap();
+    let desc = format!(
+        "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
+         video/x-raw,format=RGB,width={width},height={height},pixel-aspect-ratio=1/1 ! appsink name=out sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut frames = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let buffer = sample.buffer().unwrap();
+        let map = buffer.map_readable().unwrap();
+        let stride = (width * 3).div_ceil(4) * 4;
+        let mut rgb = Vec::with_capacity((width * height * 3) as usize);
+        for row in 0..height {
+            let start = (row * stride) as usize;
+            rgb.extend_from_slice(&map[start..start + (width * 3) as usize]);
+        }
+        frames.push(Frame {
+            pts: buffer.pts().map(|p| p.nseconds() as f64 / 1e9).unwrap_or(-1.0),
+            width,
+            height,
+            rgb,
+        });
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    frames
+}
+
+/// Decodes the audio of a file to mono f32 at 48 kHz.
+pub fn decode_audio(path: &Path) -> Vec<f32> {
+    gst::init().unwrap();
+    let desc = format!(
+        "filesrc location={} ! decodebin ! audioconvert ! audioresample ! \
+         audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=out sync=false",
+        path.display()
+    );
+    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    let mut samples = Vec::new();
+    while let Ok(sample) = sink.pull_sample() {
+        let map = sample.buffer().unwrap().map_readable().unwrap();
+        samples.extend(map.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+    samples
+}
+
+/// Amplitude of a frequency in a window of samples (Goertzel), 0..~1 for a full-scale sine.
+pub fn tone_amplitude(samples: &[f32], rate: f64, hz: f64) -> f64 {
+    if samples.is_empty() {
+        return 0.0;
+    }
+    let w = 2.0 * std::f64::consts::PI * hz / rate;
+    let coeff = 2.0 * w.cos();
+    let (mut s1, mut s2) = (0.0f64, 0.0f64);
+    for &x in samples {
+        let s0 = x as f64 + coeff * s1 - s2;
+        s2 = s1;
+        s1 = s0;
+    }
+    let power = s1 * s1 + s2 * s2 - coeff * s1 * s2;
+    2.0 * power.sqrt() / samples.len() as f64
+}
+
+pub fn close(c: (u8, u8, u8), rgb: u32) -> bool {
+    let want = (((rgb >> 16) & 0xff) as i32, ((rgb >> 8) & 0xff) as i32, (rgb & 0xff) as i32);
+    (c.0 as i32 - want.0).abs() < 48 && (c.1 as i32 - want.1).abs() < 48 && (c.2 as i32 - want.2).abs() < 48
+}

@@ -1,0 +1,1 @@
+//! The WebRTC SFU (see issue: SFU).
