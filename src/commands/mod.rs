@@ -1,0 +1,4 @@
+//! One module per `tessera` subcommand; each returns the process exit code.
+
+pub mod layouts;
+pub mod serve;

@@ -1,0 +1,98 @@
+//! `tessera serve`: resolve the configuration, then run the HTTP server until SIGINT/SIGTERM.
+
+use std::io::Write;
+use std::process::ExitCode;
+
+use tokio::net::TcpListener;
+
+use crate::api_key::ApiKey;
+use crate::cli::ServeArgs;
+use crate::config::ServeConfig;
+use crate::logging;
+use crate::server::{self, AppState};
+
+/// Exit code for configuration errors (like clap's usage errors).
+const EXIT_CONFIG: u8 = 2;
+
+pub fn run(args: ServeArgs) -> ExitCode {
+    let config = match ServeConfig::resolve(args) {
+        Ok(config) => config,
+        Err(err) => {
+            eprintln!("tessera serve: {err}");
+            return ExitCode::from(EXIT_CONFIG);
+        }
+    };
+    logging::init(config.log_format);
+
+    let runtime = match tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(err) => {
+            tracing::error!(%err, "cannot start the async runtime");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(serve(config)) {
+        Ok(()) => {
+            tracing::info!("stopped");
+            ExitCode::SUCCESS
+        }
+        Err(message) => {
+            tracing::error!("{message}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(config: ServeConfig) -> Result<(), String> {
+    tracing::info!(version = env!("CARGO_PKG_VERSION"), "tessera starting");
+    std::fs::create_dir_all(&config.data_dir).map_err(|err| {
+        format!(
+            "cannot create data directory {}: {err}",
+            config.data_dir.display()
+        )
+    })?;
+    tracing::info!(data_dir = %config.data_dir.display(), "data directory ready");
+
+    let api_key = match config.api_key {
+        Some(key) => {
+            if key.len() < 16 {
+                tracing::warn!("the configured API key is shorter than 16 characters");
+            }
+            key
+        }
+        None => development_key()?,
+    };
+
+    let listener = TcpListener::bind(config.http_addr)
+        .await
+        .map_err(|err| format!("cannot listen on {}: {err}", config.http_addr))?;
+    let addr = listener
+        .local_addr()
+        .map_err(|err| format!("cannot read the listening address: {err}"))?;
+    tracing::info!(%addr, "listening on http://{addr}");
+
+    let state = AppState::new(api_key, config.data_dir);
+    server::serve(listener, state, server::shutdown::signal())
+        .await
+        .map_err(|err| format!("server error: {err}"))
+}
+
+/// Generates a key and shows it once on stdout (not in the logs, which may be shipped elsewhere).
+fn development_key() -> Result<ApiKey, String> {
+    let key = ApiKey::generate().map_err(|err| format!("cannot generate an API key: {err}"))?;
+    tracing::warn!(
+        "no API key configured (--api-key / TESSERA_API_KEY); using a generated development key, printed on stdout"
+    );
+    let mut stdout = std::io::stdout().lock();
+    // Printing is best effort: a closed stdout must not stop the server.
+    let _ = writeln!(
+        stdout,
+        "development API key: {} (generated at startup, changes on every start; set TESSERA_API_KEY for production)",
+        key.expose()
+    );
+    let _ = stdout.flush();
+    Ok(key)
+}

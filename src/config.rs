@@ -1,0 +1,150 @@
+//! `tessera serve` configuration: built-in defaults < config file (TOML) < environment < flags.
+//! Clap already merges flags over environment variables into [`ServeArgs`]; this module
+//! layers that over the file and the defaults.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+
+use serde::Deserialize;
+
+use crate::api_key::ApiKey;
+use crate::cli::{LogFormat, ServeArgs};
+
+pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
+pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
+
+/// The settings the server runs with.
+#[derive(Debug, Clone)]
+pub struct ServeConfig {
+    pub http_addr: SocketAddr,
+    pub data_dir: PathBuf,
+    /// `None`: nothing configured; the server generates a development key.
+    pub api_key: Option<ApiKey>,
+    pub log_format: LogFormat,
+}
+
+/// The config file. Unknown keys are errors so that typos do not silently fall back to defaults.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct FileConfig {
+    pub http_addr: Option<SocketAddr>,
+    pub data_dir: Option<PathBuf>,
+    pub api_key: Option<String>,
+    pub log_format: Option<LogFormat>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        source: std::io::Error,
+    },
+    #[error("invalid config file {path}: {source}")]
+    Parse {
+        path: PathBuf,
+        source: toml::de::Error,
+    },
+}
+
+impl FileConfig {
+    pub fn load(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse {
+            path: path.to_owned(),
+            source,
+        })
+    }
+
+    pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
+        toml::from_str(text)
+    }
+}
+
+impl ServeConfig {
+    /// Reads the config file named by `--config`/`TESSERA_CONFIG`, if any, and merges.
+    pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
+        let file = match &args.config {
+            Some(path) => FileConfig::load(path)?,
+            None => FileConfig::default(),
+        };
+        Ok(Self::merge(args, file))
+    }
+
+    /// Flags/environment first, then the file, then the defaults.
+    pub fn merge(args: ServeArgs, file: FileConfig) -> Self {
+        let default_addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
+        Self {
+            http_addr: args.http_addr.or(file.http_addr).unwrap_or(default_addr),
+            data_dir: args
+                .data_dir
+                .or(file.data_dir)
+                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            // An empty value at one level does not hide a real key at a lower one.
+            api_key: args
+                .api_key
+                .and_then(ApiKey::new)
+                .or_else(|| file.api_key.and_then(ApiKey::new)),
+            log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn defaults_apply_when_nothing_is_given() {
+        let c = ServeConfig::merge(ServeArgs::default(), FileConfig::default());
+        assert_eq!(c.http_addr.to_string(), DEFAULT_HTTP_ADDR);
+        assert_eq!(c.data_dir, PathBuf::from(DEFAULT_DATA_DIR));
+        assert!(c.api_key.is_none());
+        assert_eq!(c.log_format, LogFormat::Text);
+    }
+
+    #[test]
+    fn flags_and_env_override_the_file() {
+        let file = FileConfig::parse(
+            "http_addr = \"0.0.0.0:9000\"\ndata_dir = \"/srv/t\"\napi_key = \"from-file\"\nlog_format = \"json\"\n",
+        )
+        .unwrap();
+        let args = ServeArgs {
+            http_addr: Some("127.0.0.1:7000".parse().unwrap()),
+            api_key: Some("from-env".into()),
+            ..ServeArgs::default()
+        };
+        let c = ServeConfig::merge(args, file);
+        assert_eq!(c.http_addr.to_string(), "127.0.0.1:7000");
+        assert_eq!(c.data_dir, PathBuf::from("/srv/t"));
+        assert!(c.api_key.unwrap().matches("from-env"));
+        assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn empty_key_falls_through_to_the_file() {
+        let file = FileConfig {
+            api_key: Some("from-file".into()),
+            ..FileConfig::default()
+        };
+        let args = ServeArgs {
+            api_key: Some(String::new()),
+            ..ServeArgs::default()
+        };
+        assert!(
+            ServeConfig::merge(args, file)
+                .api_key
+                .unwrap()
+                .matches("from-file")
+        );
+    }
+
+    #[test]
+    fn unknown_file_keys_are_rejected() {
+        let err = FileConfig::parse("http_adr = \"0.0.0.0:1\"").unwrap_err();
+        assert!(err.to_string().contains("http_adr"), "{err}");
+    }
+}

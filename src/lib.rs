@@ -1,0 +1,11 @@
+//! The `tessera` binary's library: command line, configuration and the HTTP server.
+//!
+//! Kept as a library so tests (and later issues) can build the HTTP app in-process with
+//! [`server::app`] instead of only through the binary.
+
+pub mod api_key;
+pub mod cli;
+pub mod commands;
+pub mod config;
+pub mod logging;
+pub mod server;

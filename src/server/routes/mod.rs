@@ -1,0 +1,31 @@
+//! Route table of the API.
+
+mod health;
+mod layouts;
+
+use axum::Router;
+use axum::http::StatusCode;
+use axum::routing::{get, post};
+
+use super::error::ApiError;
+use super::state::AppState;
+
+pub fn router() -> Router<AppState> {
+    Router::new()
+        .route("/v1/health", get(health::health))
+        .route("/v1/layouts", get(layouts::list))
+        .route("/v1/layouts/validate", post(layouts::validate))
+        .route("/v1/layouts/{name}", get(layouts::show))
+}
+
+pub async fn not_found() -> ApiError {
+    ApiError::not_found("no such endpoint")
+}
+
+pub async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        StatusCode::METHOD_NOT_ALLOWED,
+        "method_not_allowed",
+        "method not allowed on this endpoint",
+    )
+}
