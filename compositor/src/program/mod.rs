@@ -561,7 +561,7 @@ impl Inner {
             pad.send_event(ev);
         }
         lock(&self.outputs)
-            .insert(id, Output { id, bin, video_tee_pad, audio_tee_pad, counters, eos });
+            .insert(id, Output { bin, video_tee_pad, audio_tee_pad, counters, eos });
         tracing::info!(output = %id, "output attached");
         Ok(id)
     }

@@ -49,12 +49,13 @@ pub(crate) struct OutputCounters {
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
 pub struct OutputStats {
     pub video_frames: u64,
+    /// Program running time of the output's first frame (its time zero), once started.
+    pub started_at: Option<Duration>,
     /// Program time covered so far.
     pub duration: Duration,
 }
 
 pub(crate) struct Output {
-    pub id: OutputId,
     pub bin: gst::Bin,
     pub video_tee_pad: gst::Pad,
     pub audio_tee_pad: gst::Pad,
@@ -72,7 +73,11 @@ impl Output {
         } else {
             Duration::from_nanos(last - start)
         };
-        OutputStats { video_frames: c.video_frames.load(Ordering::Relaxed), duration }
+        OutputStats {
+            video_frames: c.video_frames.load(Ordering::Relaxed),
+            started_at: (start != u64::MAX).then(|| Duration::from_nanos(start)),
+            duration,
+        }
     }
 }
 

@@ -110,10 +110,6 @@ impl Scene {
         removed
     }
 
-    pub fn participant(&self, id: &str) -> Option<&ParticipantView> {
-        self.participants.get(id)
-    }
-
     pub fn participants(&self) -> impl Iterator<Item = &ParticipantView> {
         self.participants.values()
     }
@@ -186,10 +182,6 @@ impl Scene {
         let p = self.pads.remove(&(participant.to_string(), source));
         self.touch();
         p.map(|p| p.pad)
-    }
-
-    pub fn has_pad(&self, participant: &str, source: TileSource) -> bool {
-        self.pads.contains_key(&(participant.to_string(), source))
     }
 
     /// Computes the tiles for the current state without applying them.

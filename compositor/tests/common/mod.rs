@@ -85,6 +85,7 @@ impl Room {
         sender.open.store(false, Ordering::SeqCst);
         self.program.remove_participant(&sender.synth.spec().identity).expect("participant removed");
         sender.synth.stop();
+        self.program.sync_scene(Duration::from_secs(2)).expect("scene updated");
     }
 }
 
@@ -102,4 +103,70 @@ fn tracing_subscriber_init() -> Option<()> {
 
 pub fn tmpdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
+}
+
+pub use analysis::{Frame, close, decode_audio, decode_frames, ffprobe, tone_amplitude};
+use tessera_compositor::layout::{Tile, TileSource};
+use tessera_compositor::{OutputId, OutputSpec, OutputStats};
+
+/// Centre of a participant's camera tile (or name card) in canvas pixels.
+pub fn tile_center(tiles: &[Tile], participant: &str) -> Option<(f64, f64)> {
+    tiles
+        .iter()
+        .find(|t| t.participant == participant && t.source != TileSource::Screen)
+        .map(|t| {
+            (t.rect.x as f64 + t.rect.width as f64 / 2.0, t.rect.y as f64 + t.rect.height as f64 / 2.0)
+        })
+}
+
+/// A recording in progress and, once finished, what it contains.
+pub struct Recording {
+    pub dir: tempfile::TempDir,
+    pub path: std::path::PathBuf,
+    pub output: OutputId,
+}
+
+impl Recording {
+    pub fn start(room: &Room) -> Recording {
+        let dir = tmpdir();
+        let path = dir.path().join("program.mp4");
+        let output = room.program.attach_output(OutputSpec::mp4_file(&path)).expect("output attaches");
+        Recording { dir, path, output }
+    }
+
+    /// Output time (s) of the program's current position.
+    pub fn now(&self, room: &Room) -> f64 {
+        let stats = room.program.output_stats(self.output).expect("output exists");
+        let pos = room.program.stats().position.as_secs_f64();
+        stats.started_at.map(|s| pos - s.as_secs_f64()).unwrap_or(0.0)
+    }
+
+    pub fn finish(&self, room: &Room) -> OutputStats {
+        room.program.detach_output(self.output).expect("output finishes")
+    }
+}
+
+/// Asserts frames are evenly spaced at `fps` with no gap or repeat, and returns their count.
+pub fn assert_continuous(frames: &[Frame], fps: f64) -> usize {
+    let step = 1.0 / fps;
+    for w in frames.windows(2) {
+        let d = w[1].pts - w[0].pts;
+        assert!((d - step).abs() < 0.002, "timestamp gap: {:.4} -> {:.4}", w[0].pts, w[1].pts);
+    }
+    frames.len()
+}
+
+pub fn frames_in(frames: &[Frame], from: f64, to: f64) -> impl Iterator<Item = &Frame> {
+    frames.iter().filter(move |f| f.pts >= from && f.pts < to)
+}
+
+/// Asserts that in every frame of [from, to) the participant's tile centre shows `color`.
+pub fn assert_color(frames: &[Frame], from: f64, to: f64, at: (f64, f64), canvas: (u32, u32), color: u32, who: &str) {
+    let mut n = 0;
+    for f in frames_in(frames, from, to) {
+        let c = f.color_at(at.0, at.1, canvas.0, canvas.1);
+        assert!(close(c, color), "{who} at {at:?} t={:.3}: got {c:?}, want #{color:06x}", f.pts);
+        n += 1;
+    }
+    assert!(n > 0, "no frames between {from} and {to}");
 }
