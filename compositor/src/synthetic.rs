@@ -29,6 +29,9 @@ pub struct SyntheticSpec {
     /// Some(hz): a sine tone; None: no audio track.
     pub tone_hz: Option<f64>,
     pub video_bitrate_kbps: u32,
+    /// Sync markers for A/V offset measurements: for the first 100 ms of every second the
+    /// picture is white and the tone sounds; the rest of the time the tone is silent.
+    pub sync_marks: bool,
 }
 
 impl SyntheticSpec {
@@ -44,6 +47,7 @@ impl SyntheticSpec {
             video: Some(Codec::Vp8),
             tone_hz: Some(tone_hz),
             video_bitrate_kbps: 800,
+            sync_marks: false,
         }
     }
 }
@@ -93,7 +97,7 @@ fn video_branch(spec: &SyntheticSpec, codec: Codec, ssrc: u32) -> String {
         ),
     };
     format!(
-        "{src} ! video/x-raw,format=I420,width={},height={},framerate={}/1 ! {enc} ! \
+        "{src} ! capsfilter name=vraw caps=video/x-raw,format=I420,width={},height={},framerate={}/1 ! {enc} ! \
          appsink name=video sync=false emit-signals=false max-buffers=200 drop=false",
         spec.width, spec.height, spec.fps
     )
@@ -102,7 +106,7 @@ fn video_branch(spec: &SyntheticSpec, codec: Codec, ssrc: u32) -> String {
 fn audio_branch(hz: f64, ssrc: u32) -> String {
     format!(
         "audiotestsrc is-live=true wave=sine freq={hz} volume=0.25 samplesperbuffer=960 ! \
-         audio/x-raw,rate=48000,channels=2 ! opusenc frame-size=20 bitrate=64000 ! \
+         capsfilter name=araw caps=audio/x-raw,format=S16LE,rate=48000,channels=2 ! opusenc frame-size=20 bitrate=64000 ! \
          rtpopuspay pt={AUDIO_PT} ssrc={ssrc} ! appsink name=audio sync=false emit-signals=false"
     )
 }
@@ -127,6 +131,9 @@ impl SyntheticParticipant {
             .map_err(|e| CompositorError::Gst(format!("synthetic participant: {e}")))?
             .downcast::<gst::Pipeline>()
             .map_err(|_| CompositorError::Gst("not a pipeline".into()))?;
+        if spec.sync_marks {
+            install_sync_marks(&pipeline);
+        }
         Ok(SyntheticParticipant { spec, pipeline, video_ssrc, audio_ssrc })
     }
 
@@ -231,6 +238,49 @@ impl SyntheticParticipant {
 impl Drop for SyntheticParticipant {
     fn drop(&mut self) {
         self.stop();
+    }
+}
+
+/// Length of the flash/beep at the start of every second.
+pub const SYNC_MARK: Duration = Duration::from_millis(100);
+
+fn in_mark(t: u64) -> bool {
+    t % 1_000_000_000 < SYNC_MARK.as_nanos() as u64
+}
+
+/// Paints the marks into the raw picture and audio before they are encoded.
+fn install_sync_marks(pipeline: &gst::Pipeline) {
+    if let Some(pad) = pipeline.by_name("vraw").and_then(|e| e.static_pad("src")) {
+        pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()
+                && buffer.pts().is_some_and(|p| in_mark(p.nseconds()))
+                && let Ok(mut map) = buffer.make_mut().map_writable()
+            {
+                // I420: the luma plane comes first, then two quarter-size chroma planes.
+                let luma = map.len() * 2 / 3;
+                let (y, uv) = map.as_mut_slice().split_at_mut(luma);
+                y.fill(235);
+                uv.fill(128);
+            }
+            gst::PadProbeReturn::Ok
+        });
+    }
+    if let Some(pad) = pipeline.by_name("araw").and_then(|e| e.static_pad("src")) {
+        pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+            if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()
+                && let Some(pts) = buffer.pts()
+                && let Ok(mut map) = buffer.make_mut().map_writable()
+            {
+                // S16LE stereo: 4 bytes a frame at 48 kHz.
+                for (i, frame) in map.as_mut_slice().chunks_exact_mut(4).enumerate() {
+                    let t = pts.nseconds() + i as u64 * 1_000_000_000 / 48_000;
+                    if !in_mark(t) {
+                        frame.fill(0);
+                    }
+                }
+            }
+            gst::PadProbeReturn::Ok
+        });
     }
 }
 

@@ -49,6 +49,11 @@ impl Room {
     }
 
     pub fn join(&self, spec: SyntheticSpec) -> Sender {
+        self.join_with_audio_delay(spec, Duration::ZERO)
+    }
+
+    /// Joins with the audio path `delay` slower than the video path (as on a real network).
+    pub fn join_with_audio_delay(&self, spec: SyntheticSpec, delay: Duration) -> Sender {
         let synth = Arc::new(SyntheticParticipant::new(spec).expect("synthetic participant"));
         let mut tracks = HashMap::new();
         for params in synth.tracks() {
@@ -59,12 +64,11 @@ impl Room {
         }
         let open = Arc::new(AtomicBool::new(true));
         let (program, t, o) = (self.program.clone(), tracks.clone(), open.clone());
-        synth
-            .start(Arc::new(move |pkt| {
-                if !o.load(Ordering::Relaxed) {
-                    return;
-                }
-                match pkt {
+        let deliver = move |pkt: SyntheticPacket| {
+            if !o.load(Ordering::Relaxed) {
+                return;
+            }
+            match pkt {
                     SyntheticPacket::Rtp { kind, data } => {
                         if let Some(id) = t.get(&kind) {
                             let _ = program.push_rtp(*id, &data);
@@ -75,6 +79,32 @@ impl Room {
                             let _ = program.push_sender_report(*id, &report);
                         }
                     }
+            }
+        };
+        let deliver = Arc::new(deliver);
+        let (tx, rx) = std::sync::mpsc::channel::<(std::time::Instant, SyntheticPacket)>();
+        if !delay.is_zero() {
+            let d = deliver.clone();
+            std::thread::spawn(move || {
+                while let Ok((at, pkt)) = rx.recv() {
+                    std::thread::sleep(at.saturating_duration_since(std::time::Instant::now()));
+                    d(pkt);
+                }
+            });
+        }
+        let tx = Mutex::new(tx);
+        synth
+            .start(Arc::new(move |pkt| {
+                let audio = matches!(
+                    &pkt,
+                    SyntheticPacket::Rtp { kind: TrackKind::Audio, .. }
+                        | SyntheticPacket::SenderReport { kind: TrackKind::Audio, .. }
+                );
+                if audio && !delay.is_zero() {
+                    let at = std::time::Instant::now() + delay;
+                    let _ = tx.lock().unwrap().send((at, pkt));
+                } else {
+                    deliver(pkt);
                 }
             }))
             .expect("synthetic participant starts");

@@ -1,0 +1,79 @@
+//! Lip sync from RTP timestamps and RTCP sender reports, not arrival time: a participant whose
+//! audio reaches us 300 ms later than their video is still in sync in the program.
+
+mod common;
+use common::*;
+use std::time::Duration;
+use tessera_compositor::ProgramConfig;
+
+/// Starts of the white flashes in a tile (first white frame after a non-white one).
+fn flash_onsets(frames: &[Frame], at: (f64, f64)) -> Vec<f64> {
+    let white = |f: &Frame| {
+        let c = f.color_at(at.0, at.1, 1280, 720);
+        c.0 > 200 && c.1 > 200 && c.2 > 200
+    };
+    frames.windows(2).filter(|w| !white(&w[0]) && white(&w[1])).map(|w| w[1].pts).collect()
+}
+
+/// Starts of the beeps: the first 2 ms window above a threshold after 50 ms of quiet.
+fn beep_onsets(samples: &[f32]) -> Vec<f64> {
+    let win = 96; // 2 ms at 48 kHz
+    let mut onsets = Vec::new();
+    let mut quiet_for = 0usize;
+    for (i, w) in samples.chunks(win).enumerate() {
+        let peak = w.iter().fold(0.0f32, |m, s| m.max(s.abs()));
+        if peak > 0.05 {
+            if quiet_for >= 25 {
+                onsets.push(i as f64 * win as f64 / 48000.0);
+            }
+            quiet_for = 0;
+        } else {
+            quiet_for += 1;
+        }
+    }
+    onsets
+}
+
+fn av_offsets(audio_delay: Duration) -> Vec<f64> {
+    let room = Room::new(ProgramConfig::default(), "grid");
+    let rec = Recording::start(&room);
+    let mut s = spec("alice", 0x202020, 1000.0);
+    s.sync_marks = true;
+    let _a = room.join_with_audio_delay(s, audio_delay);
+    sleep(9.0);
+    rec.finish(&room);
+    let frames = decode_frames(&rec.path, 320, 180);
+    assert_continuous(&frames, 30.0);
+    let flashes = flash_onsets(&frames, (640.0, 360.0));
+    let beeps = beep_onsets(&decode_audio(&rec.path));
+    assert!(flashes.len() >= 6, "flashes seen: {flashes:?}");
+    assert!(beeps.len() >= 6, "beeps heard: {beeps:?}");
+    // Let the first sender reports arrive and the offsets settle.
+    flashes
+        .iter()
+        .filter(|&&v| v > 3.5)
+        .filter_map(|&v| {
+            let a = beeps.iter().copied().min_by(|x, y| (x - v).abs().total_cmp(&(y - v).abs()))?;
+            Some(a - v)
+        })
+        .collect()
+}
+
+#[test]
+fn audio_and_video_stay_in_sync_when_the_audio_path_is_300ms_slower() {
+    let offsets = av_offsets(Duration::from_millis(300));
+    assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
+    for o in &offsets {
+        // One video frame (33 ms) plus the audio/video frame granularity.
+        assert!(o.abs() < 0.045, "A/V offset {:.0} ms (all: {offsets:?})", o * 1000.0);
+    }
+}
+
+#[test]
+fn audio_and_video_are_in_sync_on_an_even_path() {
+    let offsets = av_offsets(Duration::ZERO);
+    assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
+    for o in &offsets {
+        assert!(o.abs() < 0.045, "A/V offset {:.0} ms (all: {offsets:?})", o * 1000.0);
+    }
+}
