@@ -355,6 +355,8 @@ fn run(args: Args) -> Result<(), String> {
     let result = (|| {
         run_for(&reader, Duration::from_secs_f64(args.warmup))?;
         if args.details && let Some(p) = &program {
+            // Written only when GST_DEBUG_DUMP_DOT_DIR is set.
+            p.pipeline().debug_to_dot_file(gst::DebugGraphDetails::all(), "bench-compose-program");
             for t in p.tiles() {
                 let r = t.rect;
                 println!("tile {}: {}x{} at ({}, {}), crop {:?}", t.participant, r.width, r.height, r.x, r.y, t.crop);

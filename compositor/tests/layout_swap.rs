@@ -100,3 +100,25 @@ fn speaking_does_not_reshuffle_a_grid_but_moves_the_active_speaker_view() {
     assert_color(&frames, t1 + 0.1, t2 - 0.1, main_spot, CANVAS, BLUE, "carol speaking");
     assert_color(&frames, t2 + 0.1, t2 + 1.4, main_spot, CANVAS, GREEN, "bob speaking");
 }
+
+#[test]
+fn an_invalid_layout_is_refused_and_the_program_is_untouched() {
+    let room = Room::new(ProgramConfig::default(), "grid");
+    let rec = Recording::start(&room);
+    let _a = room.join(spec("alice", RED, 440.0));
+    sleep(2.0);
+    let tiles = room.program.tiles();
+    let bad = r#"{"name":"bad","regions":[{"x":0.5,"y":0,"width":0.8,"height":1}]}"#;
+    let err = room.program.set_layout_json(bad).expect_err("x + width > 1");
+    let text = err.to_string();
+    assert!(text.contains("/regions/0"), "names the JSON path: {text}");
+    let err = room.program.set_layout_json("{not json").expect_err("syntax error");
+    assert!(err.to_string().contains("line"), "says where: {err}");
+    assert_eq!(room.program.layout().name(), "grid");
+    assert_eq!(room.program.tiles(), tiles);
+    sleep(1.5);
+    let stats = rec.finish(&room);
+    let frames = decode_frames(&rec.path, 160, 90);
+    assert_eq!(assert_continuous(&frames, 30.0) as u64, stats.video_frames);
+    assert!(close(frames.last().unwrap().color_at(640.0, 360.0, 1280, 720), RED));
+}

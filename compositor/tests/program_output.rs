@@ -104,3 +104,49 @@ fn portrait_720x1280() {
 fn portrait_1080x1920() {
     portrait(1080, 1920);
 }
+
+#[test]
+fn keyframes_every_two_seconds_and_no_b_frames() {
+    let room = Room::new(ProgramConfig::default(), "grid");
+    let rec = Recording::start(&room);
+    let _a = room.join(spec("alice", RED, 440.0));
+    sleep(7.0);
+    rec.finish(&room);
+    let (keys, b_frames) = keyframes(&rec.path);
+    assert!(!b_frames, "no B-frames");
+    assert_eq!(keys.first().copied(), Some(0.0), "starts on a keyframe");
+    // After the output's first (forced) keyframe, the encoder's 2 s cadence.
+    let gaps: Vec<f64> = keys.windows(2).skip(1).map(|w| w[1] - w[0]).collect();
+    assert!(gaps.len() >= 2, "keyframes at {keys:?}");
+    for g in gaps {
+        assert!((g - 2.0).abs() < 0.04, "keyframe interval {g:.3} s (keyframes at {keys:?})");
+    }
+}
+
+#[test]
+fn outputs_attach_and_detach_without_disturbing_each_other() {
+    let room = Room::new(ProgramConfig::default(), "grid");
+    let _a = room.join(spec("alice", RED, 440.0));
+    let first = Recording::start(&room);
+    sleep(2.5);
+    let second = Recording::start(&room);
+    sleep(2.5);
+    let first_stats = first.finish(&room);
+    sleep(2.5);
+    let second_stats = second.finish(&room);
+    assert_eq!(room.program.stats().outputs, 0);
+
+    for (rec, stats, secs) in [(&first, first_stats, 5.0), (&second, second_stats, 5.0)] {
+        let frames = decode_frames(&rec.path, 160, 90);
+        let n = assert_continuous(&frames, 30.0);
+        assert_eq!(n as u64, stats.video_frames, "complete file");
+        let dur = n as f64 / 30.0;
+        assert!((dur - secs).abs() < 0.6, "{} s recorded, expected ~{secs}", dur);
+        assert!(frames.first().unwrap().pts.abs() < 0.001, "each output starts at zero");
+        assert!(close(frames.last().unwrap().color_at(640.0, 360.0, 1280, 720), RED));
+        let info = ffprobe(rec.path.to_str().unwrap());
+        assert!(info.duration > 4.0, "index written at EOS: duration {}", info.duration);
+    }
+    // The second output overlapped the first for 2.5 s and started later in program time.
+    assert!(second_stats.started_at.unwrap() > first_stats.started_at.unwrap());
+}

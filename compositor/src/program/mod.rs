@@ -242,6 +242,13 @@ impl RoomPipeline {
         self.inner.wait_applied(generation, Duration::from_secs(5))
     }
 
+    /// Parses, validates and applies a layout document. An invalid one is refused with the
+    /// JSON path and the reason, and the running program is left exactly as it was.
+    pub fn set_layout_json(&self, json: &str) -> Result<()> {
+        let layout = Layout::from_json_str(json)?;
+        self.set_layout(layout)
+    }
+
     pub fn layout(&self) -> Layout {
         lock(&self.inner.scene).layout().clone()
     }

@@ -94,55 +94,52 @@ impl Frame {
     }
 }
 
+/// Runs a decoding pipeline ending in `appsink name=out` and hands each buffer to `each`.
+fn pull_all(desc: &str, mut each: impl FnMut(&gst::BufferRef)) {
+    gst::init().unwrap();
+    let pipeline = gst::parse::launch(desc).unwrap().downcast::<gst::Pipeline>().unwrap();
+    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    pipeline.set_state(gst::State::Playing).unwrap();
+    while let Ok(sample) = sink.pull_sample() {
+        each(sample.buffer().unwrap());
+    }
+    pipeline.set_state(gst::State::Null).unwrap();
+}
+
 /// Decodes every video frame of a file (any container GStreamer reads), scaled down.
 pub fn decode_frames(path: &Path, width: u32, height: u32) -> Vec<Frame> {
-    gst::init().unwrap();
     let desc = format!(
         "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
          video/x-raw,format=RGB,width={width},height={height},pixel-aspect-ratio=1/1 ! appsink name=out sync=false",
         path.display()
     );
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
-    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
+    let stride = (width * 3).div_ceil(4) * 4;
     let mut frames = Vec::new();
-    while let Ok(sample) = sink.pull_sample() {
-        let buffer = sample.buffer().unwrap();
+    pull_all(&desc, |buffer| {
         let map = buffer.map_readable().unwrap();
-        let stride = (width * 3).div_ceil(4) * 4;
         let mut rgb = Vec::with_capacity((width * height * 3) as usize);
         for row in 0..height {
             let start = (row * stride) as usize;
             rgb.extend_from_slice(&map[start..start + (width * 3) as usize]);
         }
-        frames.push(Frame {
-            pts: buffer.pts().map(|p| p.nseconds() as f64 / 1e9).unwrap_or(-1.0),
-            width,
-            height,
-            rgb,
-        });
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
+        let pts = buffer.pts().map(|p| p.nseconds() as f64 / 1e9).unwrap_or(-1.0);
+        frames.push(Frame { pts, width, height, rgb });
+    });
     frames
 }
 
 /// Decodes the audio of a file to mono f32 at 48 kHz.
 pub fn decode_audio(path: &Path) -> Vec<f32> {
-    gst::init().unwrap();
     let desc = format!(
         "filesrc location={} ! decodebin ! audioconvert ! audioresample ! \
          audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=out sync=false",
         path.display()
     );
-    let pipeline = gst::parse::launch(&desc).unwrap().downcast::<gst::Pipeline>().unwrap();
-    let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
-    pipeline.set_state(gst::State::Playing).unwrap();
     let mut samples = Vec::new();
-    while let Ok(sample) = sink.pull_sample() {
-        let map = sample.buffer().unwrap().map_readable().unwrap();
+    pull_all(&desc, |buffer| {
+        let map = buffer.map_readable().unwrap();
         samples.extend(map.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
-    }
-    pipeline.set_state(gst::State::Null).unwrap();
+    });
     samples
 }
 
@@ -166,4 +163,26 @@ pub fn tone_amplitude(samples: &[f32], rate: f64, hz: f64) -> f64 {
 pub fn close(c: (u8, u8, u8), rgb: u32) -> bool {
     let want = (((rgb >> 16) & 0xff) as i32, ((rgb >> 8) & 0xff) as i32, (rgb & 0xff) as i32);
     (c.0 as i32 - want.0).abs() < 48 && (c.1 as i32 - want.1).abs() < 48 && (c.2 as i32 - want.2).abs() < 48
+}
+
+/// Times (s) of the video keyframes and whether any B-frames are declared, via ffprobe.
+pub fn keyframes(path: &Path) -> (Vec<f64>, bool) {
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "packet=pts_time,flags", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let keys = text
+        .lines()
+        .filter(|l| l.contains('K'))
+        .filter_map(|l| l.split(',').next()?.parse().ok())
+        .collect();
+    let streams = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=has_b_frames", "-of", "csv=p=0"])
+        .arg(path)
+        .output()
+        .expect("ffprobe runs");
+    let b_frames = String::from_utf8_lossy(&streams.stdout).trim() != "0";
+    (keys, b_frames)
 }

@@ -135,7 +135,8 @@ pub fn tmpdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
-pub use analysis::{Frame, close, decode_audio, decode_frames, ffprobe, tone_amplitude};
+#[allow(unused_imports)]
+pub use analysis::{Frame, close, decode_audio, decode_frames, ffprobe, keyframes, tone_amplitude};
 use tessera_compositor::layout::{Tile, TileSource};
 use tessera_compositor::{OutputId, OutputSpec, OutputStats};
 
