@@ -13,7 +13,10 @@
 //!
 //!     cargo run --release -p tessera-compositor --example bench_compose -- \
 //!         [--seconds 20] [--warmup 3] [--out FILE.mp4] [--layout grid|FILE.json] \
-//!         [--reader-only] [--details] IN1.webm IN2.webm IN3.webm IN4.webm
+//!         [--reader-only] [--details] [--experiment NAME]... IN1.webm ... IN4.webm
+//!
+//! `--experiment` emulates a proposed change to the compositor crate on the running program, to
+//! measure it before anyone writes it (see `EXPERIMENTS`).
 //!
 //! The last stdout line is machine-readable: `RESULT key=value ...`.
 
@@ -45,13 +48,15 @@ struct Args {
     reader_only: bool,
     /// Also print CPU per thread and the tiles of the composed frame.
     details: bool,
+    experiments: Vec<String>,
     inputs: Vec<PathBuf>,
 }
 
 fn usage() -> String {
     "usage: bench_compose [--seconds S] [--warmup S] [--out FILE.mp4] [--layout NAME|FILE.json] \
-     [--reader-only] [--details] INPUT.webm..."
-        .into()
+     [--reader-only] [--details] [--experiment NAME]... INPUT.webm...\nexperiments: "
+        .to_string()
+        + &EXPERIMENTS.map(|(n, d)| format!("\n  {n}: {d}")).concat()
 }
 
 fn parse_args() -> Result<Args, String> {
@@ -62,13 +67,20 @@ fn parse_args() -> Result<Args, String> {
         layout: "grid".into(),
         reader_only: false,
         details: false,
+        experiments: Vec::new(),
         inputs: Vec::new(),
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{}", usage()));
+        let mut value = |name: &str| {
+            it.next()
+                .ok_or(format!("{name} needs a value\n{}", usage()))
+        };
         let number = |s: String, name: &str| {
-            s.parse::<f64>().ok().filter(|v| *v > 0.0).ok_or(format!("{name}: not a positive number: {s}"))
+            s.parse::<f64>()
+                .ok()
+                .filter(|v| *v > 0.0)
+                .ok_or(format!("{name}: not a positive number: {s}"))
         };
         match arg.as_str() {
             "--seconds" => a.seconds = number(value("--seconds")?, "--seconds")?,
@@ -77,6 +89,13 @@ fn parse_args() -> Result<Args, String> {
             "--layout" => a.layout = value("--layout")?,
             "--reader-only" => a.reader_only = true,
             "--details" => a.details = true,
+            "--experiment" => {
+                let name = value("--experiment")?;
+                if !EXPERIMENTS.iter().any(|(n, _)| *n == name) {
+                    return Err(format!("unknown experiment {name}\n{}", usage()));
+                }
+                a.experiments.push(name);
+            }
             "-h" | "--help" => return Err(usage()),
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
             _ => a.inputs.push(arg.into()),
@@ -98,6 +117,85 @@ fn load_layout(spec: &str) -> Result<Layout, String> {
     let text = std::fs::read_to_string(spec)
         .map_err(|e| format!("layout {spec}: not a built-in layout and not readable: {e}"))?;
     Layout::from_json_str(&text).map_err(|e| format!("layout {spec}: {e}"))
+}
+
+// ---------------------------------------------------------------------------------------------
+// Experiments: proposed changes to the compositor crate, emulated on the running program
+
+const EXPERIMENTS: [(&str, &str); 3] = [
+    (
+        "pin-bt601",
+        "program and background caps fixed to bt601/jpeg (what VP8 input caps default to)",
+    ),
+    (
+        "pin-bt709",
+        "program and background caps fixed to bt709/mpeg2 (what 720p caps default to)",
+    ),
+    (
+        "crop-not-scale",
+        "cover tiles within 5% of their source size crop the source instead of scaling it",
+    ),
+];
+
+/// `pin-*`: the caps around the compositor (background and program) with a fixed colorimetry, as
+/// `raw_video_caps()` in compositor/src/program/core.rs would set them. Without it the compositor
+/// picks the program's colorimetry from its inputs, and changes it when they join.
+fn pin_colorimetry(
+    program: &RoomPipeline,
+    colorimetry: &str,
+    chroma_site: &str,
+) -> Result<(), String> {
+    let compositor = program
+        .pipeline()
+        .by_name("compositor")
+        .ok_or("the program has no compositor")?;
+    for pad in ["src", "sink_0"] {
+        let filter = compositor
+            .static_pad(pad)
+            .and_then(|p| p.peer())
+            .and_then(|p| p.parent_element())
+            .filter(|e| e.factory().is_some_and(|f| f.name() == "capsfilter"))
+            .ok_or(format!(
+                "compositor pad {pad} is not linked to a capsfilter"
+            ))?;
+        let mut caps = filter.property::<gst::Caps>("caps");
+        caps.make_mut().set("colorimetry", colorimetry);
+        caps.make_mut().set("chroma-site", chroma_site);
+        filter.set_property("caps", caps);
+    }
+    Ok(())
+}
+
+/// `crop-not-scale`: a tile up to 5% smaller than its source shows the centre of the source at
+/// 1:1 instead of the whole (cover-cropped) source scaled down, as `cover_crop()` in
+/// compositor/src/layout/fit.rs could decide. Applied once the layout is stable (after the
+/// warm-up); the scene would undo it on its next change.
+fn crop_instead_of_scale(program: &RoomPipeline) -> Result<(), String> {
+    let compositor = program
+        .pipeline()
+        .by_name("compositor")
+        .ok_or("the program has no compositor")?;
+    for pad in compositor.sink_pads() {
+        let (w, h) = (pad.property::<i32>("width"), pad.property::<i32>("height"));
+        let Some(src) = pad
+            .current_caps()
+            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
+        else {
+            continue;
+        };
+        let (sw, sh) = (src.width() as i32, src.height() as i32);
+        let near = |tile: i32, source: i32| tile > 0 && tile <= source && tile * 100 >= source * 95;
+        if near(w, sw) && near(h, sh) {
+            let crop = gst::Structure::builder("GstVideoConverter")
+                .field("GstVideoConverter.src-x", (sw - w) / 4 * 2)
+                .field("GstVideoConverter.src-y", (sh - h) / 4 * 2)
+                .field("GstVideoConverter.src-width", w)
+                .field("GstVideoConverter.src-height", h)
+                .build();
+            pad.set_property("converter-config", crop);
+        }
+    }
+    Ok(())
 }
 
 // ---------------------------------------------------------------------------------------------
@@ -128,10 +226,17 @@ fn process_cpu() -> f64 {
 /// CPU seconds per live thread: tid -> (name, seconds).
 fn thread_cpu() -> BTreeMap<u64, (String, f64)> {
     let mut out = BTreeMap::new();
-    let Ok(dir) = std::fs::read_dir("/proc/self/task") else { return out };
+    let Ok(dir) = std::fs::read_dir("/proc/self/task") else {
+        return out;
+    };
     for e in dir.flatten() {
-        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok()) else { continue };
-        if let Some(v) = std::fs::read_to_string(e.path().join("stat")).ok().and_then(|s| parse_stat(&s)) {
+        let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok()) else {
+            continue;
+        };
+        if let Some(v) = std::fs::read_to_string(e.path().join("stat"))
+            .ok()
+            .and_then(|s| parse_stat(&s))
+        {
             out.insert(tid, v);
         }
     }
@@ -141,8 +246,14 @@ fn thread_cpu() -> BTreeMap<u64, (String, f64)> {
 /// Machine-wide CPU seconds from /proc/stat: (busy, steal). Busy excludes idle, iowait, steal.
 fn machine_cpu() -> (f64, f64) {
     let text = std::fs::read_to_string("/proc/stat").unwrap_or_default();
-    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else { return (f64::NAN, f64::NAN) };
-    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
+    let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
+        return (f64::NAN, f64::NAN);
+    };
+    let v: Vec<f64> = line
+        .split_whitespace()
+        .skip(1)
+        .filter_map(|x| x.parse().ok())
+        .collect();
     let at = |i: usize| v.get(i).copied().unwrap_or(0.0) / TICKS_PER_S;
     // user nice system idle iowait irq softirq steal
     (at(0) + at(1) + at(2) + at(5) + at(6), at(7))
@@ -203,7 +314,11 @@ fn reader_pipeline(inputs: &[PathBuf]) -> Result<gst::Pipeline, String> {
         .map_err(|_| "reader pipeline is not a pipeline".to_string())
 }
 
-fn connect_reader(pipeline: &gst::Pipeline, inputs: usize, consumer: &Consumer) -> Result<(), String> {
+fn connect_reader(
+    pipeline: &gst::Pipeline,
+    inputs: usize,
+    consumer: &Consumer,
+) -> Result<(), String> {
     for i in 0..inputs {
         for video in [true, false] {
             let name = format!("{}{i}", if video { "video" } else { "audio" });
@@ -219,7 +334,12 @@ fn connect_reader(pipeline: &gst::Pipeline, inputs: usize, consumer: &Consumer) 
                         if let Some(buffer) = sample.buffer()
                             && let Ok(map) = buffer.map_readable()
                         {
-                            consumer(Packet { input: i, video, data: map.as_slice(), pts: buffer.pts() });
+                            consumer(Packet {
+                                input: i,
+                                video,
+                                data: map.as_slice(),
+                                pts: buffer.pts(),
+                            });
                         }
                         Ok(gst::FlowSuccess::Ok)
                     })
@@ -238,11 +358,21 @@ struct SrState {
     octets: u32,
 }
 
-fn sender_report(state: &mut SrState, data: &[u8], pts: gst::ClockTime, wall_at_zero: u128) -> Option<SenderReport> {
+fn sender_report(
+    state: &mut SrState,
+    data: &[u8],
+    pts: gst::ClockTime,
+    wall_at_zero: u128,
+) -> Option<SenderReport> {
     let h = parse_rtp_header(data).ok()?;
     state.packets = state.packets.wrapping_add(1);
-    state.octets = state.octets.wrapping_add(data.len().saturating_sub(12) as u32);
-    if state.last.is_some_and(|l| pts.saturating_sub(l) < gst::ClockTime::SECOND) {
+    state.octets = state
+        .octets
+        .wrapping_add(data.len().saturating_sub(12) as u32);
+    if state
+        .last
+        .is_some_and(|l| pts.saturating_sub(l) < gst::ClockTime::SECOND)
+    {
         return None;
     }
     state.last = Some(pts);
@@ -263,13 +393,21 @@ fn add_tracks(program: &RoomPipeline, inputs: usize) -> Result<Vec<TrackId>, Str
             let params = TrackParams {
                 participant: format!("p{}", i + 1),
                 name: format!("Participant {}", i + 1),
-                kind: if video { TrackKind::Camera } else { TrackKind::Audio },
+                kind: if video {
+                    TrackKind::Camera
+                } else {
+                    TrackKind::Audio
+                },
                 codec: if video { Codec::Vp8 } else { Codec::Opus },
                 payload_type: if video { VIDEO_PT } else { AUDIO_PT },
                 clock_rate: if video { 90_000 } else { 48_000 },
                 ssrc: ssrc(i, video),
             };
-            ids.push(program.add_track(params).map_err(|e| format!("add_track: {e}"))?);
+            ids.push(
+                program
+                    .add_track(params)
+                    .map_err(|e| format!("add_track: {e}"))?,
+            );
         }
     }
     Ok(ids)
@@ -277,8 +415,15 @@ fn add_tracks(program: &RoomPipeline, inputs: usize) -> Result<Vec<TrackId>, Str
 
 /// The consumer that hands every packet to the program (or, for `--reader-only`, drops it
 /// after the same header parsing).
-fn make_consumer(program: Option<Arc<RoomPipeline>>, ids: Vec<TrackId>, errors: Arc<AtomicU64>) -> Consumer {
-    let wall_at_zero = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos()
+fn make_consumer(
+    program: Option<Arc<RoomPipeline>>,
+    ids: Vec<TrackId>,
+    errors: Arc<AtomicU64>,
+) -> Consumer {
+    let wall_at_zero = SystemTime::now()
+        .duration_since(UNIX_EPOCH)
+        .unwrap_or_default()
+        .as_nanos()
         + NTP_UNIX_OFFSET_S * 1_000_000_000;
     let states: Vec<Mutex<SrState>> = (0..ids.len().max(1)).map(|_| Mutex::default()).collect();
     Arc::new(move |p: Packet| {
@@ -287,7 +432,9 @@ fn make_consumer(program: Option<Arc<RoomPipeline>>, ids: Vec<TrackId>, errors: 
             let mut st = states.get(slot)?.lock().unwrap_or_else(|e| e.into_inner());
             sender_report(&mut st, p.data, pts, wall_at_zero)
         });
-        let (Some(program), Some(&id)) = (&program, ids.get(slot)) else { return };
+        let (Some(program), Some(&id)) = (&program, ids.get(slot)) else {
+            return;
+        };
         if program.push_rtp(id, p.data).is_err() {
             errors.fetch_add(1, Ordering::Relaxed);
         }
@@ -303,16 +450,23 @@ fn make_consumer(program: Option<Arc<RoomPipeline>>, ids: Vec<TrackId>, errors: 
 fn run_for(reader: &gst::Pipeline, d: Duration) -> Result<(), String> {
     let bus = reader.bus().ok_or("reader has no bus")?;
     let deadline = Instant::now() + d;
-    while let Some(left) = deadline.checked_duration_since(Instant::now()).filter(|l| !l.is_zero()) {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else { continue };
+    while let Some(left) = deadline
+        .checked_duration_since(Instant::now())
+        .filter(|l| !l.is_zero())
+    {
+        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
+            continue;
+        };
         match msg.view() {
             gst::MessageView::Error(e) => {
                 return Err(format!("reader: {} ({:?})", e.error(), e.debug()));
             }
             gst::MessageView::Eos(_) => {
-                return Err("the inputs ended before the measurement did: make them longer \
+                return Err(
+                    "the inputs ended before the measurement did: make them longer \
                             than warm-up + seconds"
-                    .into());
+                        .into(),
+                );
             }
             _ => {}
         }
@@ -333,8 +487,16 @@ fn run(args: Args) -> Result<(), String> {
     } else {
         let layout = load_layout(&args.layout)?;
         let program = Arc::new(
-            RoomPipeline::new(ProgramConfig::default(), layout).map_err(|e| format!("program: {e}"))?,
+            RoomPipeline::new(ProgramConfig::default(), layout)
+                .map_err(|e| format!("program: {e}"))?,
         );
+        for e in &args.experiments {
+            match e.as_str() {
+                "pin-bt601" => pin_colorimetry(&program, "bt601", "jpeg")?,
+                "pin-bt709" => pin_colorimetry(&program, "bt709", "mpeg2")?,
+                _ => {}
+            }
+        }
         let ids = add_tracks(&program, n)?;
         (Some(program), ids)
     };
@@ -343,23 +505,41 @@ fn run(args: Args) -> Result<(), String> {
             if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
-            Some(p.attach_output(OutputSpec::mp4_file(&args.out)).map_err(|e| format!("output: {e}"))?)
+            Some(
+                p.attach_output(OutputSpec::mp4_file(&args.out))
+                    .map_err(|e| format!("output: {e}"))?,
+            )
         }
         None => None,
     };
-    connect_reader(&reader, n, &make_consumer(program.clone(), ids, errors.clone()))?;
+    connect_reader(
+        &reader,
+        n,
+        &make_consumer(program.clone(), ids, errors.clone()),
+    )?;
     reader
         .set_state(gst::State::Playing)
         .map_err(|e| format!("reader does not start: {e}"))?;
 
     let result = (|| {
         run_for(&reader, Duration::from_secs_f64(args.warmup))?;
-        if args.details && let Some(p) = &program {
+        if let Some(p) = &program
+            && args.experiments.iter().any(|e| e == "crop-not-scale")
+        {
+            crop_instead_of_scale(p)?;
+        }
+        if args.details
+            && let Some(p) = &program
+        {
             // Written only when GST_DEBUG_DUMP_DOT_DIR is set.
-            p.pipeline().debug_to_dot_file(gst::DebugGraphDetails::all(), "bench-compose-program");
+            p.pipeline()
+                .debug_to_dot_file(gst::DebugGraphDetails::all(), "bench-compose-program");
             for t in p.tiles() {
                 let r = t.rect;
-                println!("tile {}: {}x{} at ({}, {}), crop {:?}", t.participant, r.width, r.height, r.x, r.y, t.crop);
+                println!(
+                    "tile {}: {}x{} at ({}, {}), crop {:?}",
+                    t.participant, r.width, r.height, r.x, r.y, t.crop
+                );
             }
         }
         let s0 = sample(program.as_deref());
@@ -369,7 +549,10 @@ fn run(args: Args) -> Result<(), String> {
     })();
     let _ = reader.set_state(gst::State::Null);
     let out_stats = match (&program, output) {
-        (Some(p), Some(o)) => Some(p.detach_output(o).map_err(|e| format!("finishing the output: {e}"))?),
+        (Some(p), Some(o)) => Some(
+            p.detach_output(o)
+                .map_err(|e| format!("finishing the output: {e}"))?,
+        ),
         _ => None,
     };
     if let Some(p) = &program {
@@ -385,14 +568,18 @@ fn run(args: Args) -> Result<(), String> {
         _ => wall,
     };
     if program_s < 0.5 * wall {
-        return Err(format!("the program fell behind: {program_s:.1} s produced in {wall:.1} s"));
+        return Err(format!(
+            "the program fell behind: {program_s:.1} s produced in {wall:.1} s"
+        ));
     }
     let cores = cpu / program_s;
     let others = ((s1.machine.0 - s0.machine.0) - cpu).max(0.0) / wall;
     let steal = (s1.machine.1 - s0.machine.1) / wall;
 
     if args.details {
-        println!("CPU per thread over the window (cores; x264 worker threads inherit the name of the thread that opened the encoder):");
+        println!(
+            "CPU per thread over the window (cores; x264 worker threads inherit the name of the thread that opened the encoder):"
+        );
         let mut rows: Vec<(String, u64, f64)> = s1
             .threads
             .iter()
@@ -407,7 +594,10 @@ fn run(args: Args) -> Result<(), String> {
             println!("  {c:6.3}  {name} [{tid}]");
         }
         let listed: f64 = rows.iter().map(|r| r.2).sum();
-        println!("  {:6.3}  (threads that exited during the window)", (cores - listed).max(0.0));
+        println!(
+            "  {:6.3}  (threads that exited during the window)",
+            (cores - listed).max(0.0)
+        );
     }
     if let Some(st) = out_stats {
         println!(
@@ -420,12 +610,29 @@ fn run(args: Args) -> Result<(), String> {
     println!(
         "{}: {cpu:.2} CPU-s over {program_s:.2} s of program ({wall:.2} s wall) = {cores:.3} cores; \
          rest of machine {others:.2} cores, steal {steal:.2}",
-        if args.reader_only { "reader only" } else { "tessera (reader + program)" }
+        if args.reader_only {
+            "reader only"
+        } else {
+            "tessera (reader + program)"
+        }
     );
+    let variant = [args.layout.as_str()]
+        .into_iter()
+        .chain(args.experiments.iter().map(String::as_str));
+    let variant = variant.collect::<Vec<_>>().join("+");
     println!(
-        "RESULT mode={} cpu_s={cpu:.3} program_s={program_s:.3} wall_s={wall:.3} cores={cores:.4} \
+        "RESULT mode={} variant={} cpu_s={cpu:.3} program_s={program_s:.3} wall_s={wall:.3} cores={cores:.4} \
          others={others:.3} steal={steal:.3} push_errors={}",
-        if args.reader_only { "reader" } else { "tessera" },
+        if args.reader_only {
+            "reader"
+        } else {
+            "tessera"
+        },
+        if args.reader_only {
+            "-".into()
+        } else {
+            variant.replace(' ', "_")
+        },
         errors.load(Ordering::Relaxed)
     );
     Ok(())

@@ -63,9 +63,15 @@ fn av_offsets(audio_delay: Duration) -> Vec<f64> {
 fn audio_and_video_stay_in_sync_when_the_audio_path_is_300ms_slower() {
     let offsets = av_offsets(Duration::from_millis(300));
     assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
-    for o in &offsets {
-        // One video frame (33 ms) plus the audio/video frame granularity.
-        assert!(o.abs() < 0.045, "A/V offset {:.0} ms (all: {offsets:?})", o * 1000.0);
+    assert_in_sync_window(&offsets);
+}
+
+/// EBU R37: audio at most 40 ms early and at most 60 ms late, widened by one video frame
+/// (33 ms) each way because a flash is only seen on the program's frame grid. Without the
+/// sender-report correction the 300 ms case measures about +330 ms.
+fn assert_in_sync_window(offsets: &[f64]) {
+    for o in offsets {
+        assert!((-0.073..=0.093).contains(o), "A/V offset {:.0} ms (all: {offsets:?})", o * 1000.0);
     }
 }
 
@@ -73,7 +79,5 @@ fn audio_and_video_stay_in_sync_when_the_audio_path_is_300ms_slower() {
 fn audio_and_video_are_in_sync_on_an_even_path() {
     let offsets = av_offsets(Duration::ZERO);
     assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
-    for o in &offsets {
-        assert!(o.abs() < 0.045, "A/V offset {:.0} ms (all: {offsets:?})", o * 1000.0);
-    }
+    assert_in_sync_window(&offsets);
 }

@@ -95,13 +95,29 @@ impl Frame {
 }
 
 /// Runs a decoding pipeline ending in `appsink name=out` and hands each buffer to `each`.
+/// Fails (never hangs) on a pipeline error or when nothing arrives for 20 s.
 fn pull_all(desc: &str, mut each: impl FnMut(&gst::BufferRef)) {
     gst::init().unwrap();
     let pipeline = gst::parse::launch(desc).unwrap().downcast::<gst::Pipeline>().unwrap();
     let sink = pipeline.by_name("out").unwrap().downcast::<gst_app::AppSink>().unwrap();
+    let bus = pipeline.bus().unwrap();
     pipeline.set_state(gst::State::Playing).unwrap();
-    while let Ok(sample) = sink.pull_sample() {
-        each(sample.buffer().unwrap());
+    let mut idle = 0;
+    loop {
+        if let Some(sample) = sink.try_pull_sample(gst::ClockTime::from_mseconds(500)) {
+            each(sample.buffer().unwrap());
+            idle = 0;
+            continue;
+        }
+        if sink.is_eos() {
+            break;
+        }
+        if let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
+            pipeline.set_state(gst::State::Null).unwrap();
+            panic!("decoding failed: {msg:?}");
+        }
+        idle += 1;
+        assert!(idle < 40, "decoding stalled: {desc}");
     }
     pipeline.set_state(gst::State::Null).unwrap();
 }
@@ -109,7 +125,7 @@ fn pull_all(desc: &str, mut each: impl FnMut(&gst::BufferRef)) {
 /// Decodes every video frame of a file (any container GStreamer reads), scaled down.
 pub fn decode_frames(path: &Path, width: u32, height: u32) -> Vec<Frame> {
     let desc = format!(
-        "filesrc location={} ! decodebin ! videoconvert ! videoscale ! \
+        "filesrc location={} ! qtdemux name=d d.video_0 ! queue ! decodebin ! videoconvert ! videoscale ! \
          video/x-raw,format=RGB,width={width},height={height},pixel-aspect-ratio=1/1 ! appsink name=out sync=false",
         path.display()
     );
@@ -131,13 +147,20 @@ pub fn decode_frames(path: &Path, width: u32, height: u32) -> Vec<Frame> {
 /// Decodes the audio of a file to mono f32 at 48 kHz.
 pub fn decode_audio(path: &Path) -> Vec<f32> {
     let desc = format!(
-        "filesrc location={} ! decodebin ! audioconvert ! audioresample ! \
+        "filesrc location={} ! qtdemux name=d d.audio_0 ! queue ! decodebin ! audioconvert ! audioresample ! \
          audio/x-raw,format=F32LE,channels=1,rate=48000 ! appsink name=out sync=false",
         path.display()
     );
-    let mut samples = Vec::new();
+    // Samples are placed at their timestamps: index / 48000 is the time in the file.
+    let mut samples: Vec<f32> = Vec::new();
     pull_all(&desc, |buffer| {
         let map = buffer.map_readable().unwrap();
+        if let Some(pts) = buffer.pts() {
+            let at = (pts.nseconds() as u128 * 48_000 / 1_000_000_000) as usize;
+            if at > samples.len() {
+                samples.resize(at, 0.0);
+            }
+        }
         samples.extend(map.chunks_exact(4).map(|c| f32::from_le_bytes([c[0], c[1], c[2], c[3]])));
     });
     samples
