@@ -32,6 +32,8 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let count: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2).clamp(1, 4);
     let layout = Layout::builtin("grid").ok_or("no grid layout")?;
     let program = Arc::new(RoomPipeline::new(ProgramConfig::default(), layout)?);
+    // Without a log subscriber here, failures inside the program would go unseen.
+    program.set_event_handler(Arc::new(|event| eprintln!("synthetic-room: {event:?}")));
     let output = program.attach_output(OutputSpec::mp4_file(out))?;
     let mut senders = Vec::new();
     for (i, (color, tone, name)) in COLORS.iter().take(count).enumerate() {

@@ -26,8 +26,16 @@ pub(crate) fn raw_video_caps(c: &ProgramConfig) -> gst::Caps {
         .field("height", c.height as i32)
         .field("framerate", gst::Fraction::new(c.fps as i32, 1))
         .field("pixel-aspect-ratio", gst::Fraction::new(1, 1))
+        .field("colorimetry", PROGRAM_COLORIMETRY)
+        .field("chroma-site", PROGRAM_CHROMA_SITE)
         .build()
 }
+
+/// Pinned so the compositor never renegotiates when the first camera arrives (a caps change
+/// would reach x264 and the muxers mid-stream), and set to what WebRTC decoders produce (BT.601,
+/// centred chroma) so camera tiles need no colour conversion. x264 signals it in the VUI.
+pub(crate) const PROGRAM_COLORIMETRY: &str = "bt601";
+pub(crate) const PROGRAM_CHROMA_SITE: &str = "jpeg";
 
 pub(crate) fn raw_audio_caps(c: &ProgramConfig) -> gst::Caps {
     gst::Caps::builder("audio/x-raw")

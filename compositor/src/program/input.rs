@@ -224,6 +224,8 @@ pub(crate) fn placeholder_bin(index: u64, name: &str, config: &ProgramConfig) ->
         .field("width", 480i32)
         .field("height", 270i32)
         .field("framerate", gst::Fraction::new(config.fps as i32, 1))
+        .field("colorimetry", super::core::PROGRAM_COLORIMETRY)
+        .field("chroma-site", super::core::PROGRAM_CHROMA_SITE)
         .build();
     let text = make("textoverlay", None)?;
     text.set_property("text", name);

@@ -28,6 +28,8 @@ pub struct Room {
     pub program: Arc<RoomPipeline>,
     senders: Arc<Mutex<HashMap<TrackId, Arc<SyntheticParticipant>>>>,
     pub keyframe_requests: Arc<Mutex<Vec<TrackId>>>,
+    /// Failures the program reported (a healthy run has none).
+    pub events: Arc<Mutex<Vec<tessera_compositor::ProgramEvent>>>,
 }
 
 impl Room {
@@ -45,7 +47,10 @@ impl Room {
                 p.request_keyframe();
             }
         }));
-        Room { program, senders, keyframe_requests }
+        let events: Arc<Mutex<Vec<tessera_compositor::ProgramEvent>>> = Default::default();
+        let e = events.clone();
+        program.set_event_handler(Arc::new(move |ev| e.lock().unwrap().push(ev)));
+        Room { program, senders, keyframe_requests, events }
     }
 
     pub fn join(&self, spec: SyntheticSpec) -> Sender {
@@ -173,7 +178,10 @@ impl Recording {
     }
 
     pub fn finish(&self, room: &Room) -> OutputStats {
-        room.program.detach_output(self.output).expect("output finishes")
+        let stats = room.program.detach_output(self.output).expect("output finishes");
+        let events = room.events.lock().unwrap();
+        assert!(events.is_empty(), "the program reported failures: {events:?}");
+        stats
     }
 }
 
