@@ -59,10 +59,10 @@ fn invalid(field: &'static str, reason: impl Into<String>) -> CompositorError {
 
 impl ProgramConfig {
     pub fn validate(&self) -> Result<()> {
-        if !(16..=3840).contains(&self.width) || self.width % 2 != 0 {
+        if !(16..=3840).contains(&self.width) || !self.width.is_multiple_of(2) {
             return Err(invalid("width", "must be an even number from 16 to 3840"));
         }
-        if !(16..=3840).contains(&self.height) || self.height % 2 != 0 {
+        if !(16..=3840).contains(&self.height) || !self.height.is_multiple_of(2) {
             return Err(invalid("height", "must be an even number from 16 to 3840"));
         }
         if !(1..=60).contains(&self.fps) {
