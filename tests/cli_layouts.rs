@@ -160,3 +160,25 @@ fn show_unknown_name_fails_with_the_known_names() {
         "{err}"
     );
 }
+
+#[test]
+fn validate_checks_user_layout_files_from_the_fixtures() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/fixtures/layouts");
+    let good = dir.join("two-up-with-strip.json");
+    let output = tessera(&["layouts", "validate", good.to_str().expect("UTF-8 path")]);
+    assert_eq!(output.status.code(), Some(0), "{}", stdout(&output));
+    assert!(stdout(&output).contains("ok (layout two-up-with-strip)"));
+
+    let broken = dir.join("broken.json");
+    let output = tessera(&["layouts", "validate", broken.to_str().expect("UTF-8 path")]);
+    let out = stdout(&output);
+    assert_eq!(output.status.code(), Some(1), "{out}");
+    for expected in [
+        "/background: invalid colour \"teal\"",
+        "/regions/0/width: x + width = 1.3 exceeds 1",
+        "/regions/0/fit: unknown fit \"stretch\"",
+        "/regions/0: missing required field `select`",
+    ] {
+        assert!(out.contains(expected), "missing {expected:?} in:\n{out}");
+    }
+}

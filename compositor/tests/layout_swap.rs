@@ -122,3 +122,34 @@ fn an_invalid_layout_is_refused_and_the_program_is_untouched() {
     assert_eq!(assert_continuous(&frames, 30.0) as u64, stats.video_frames);
     assert!(close(frames.last().unwrap().color_at(640.0, 360.0, 1280, 720), RED));
 }
+
+#[test]
+fn a_user_layout_file_drives_the_running_program() {
+    let room = Room::new(ProgramConfig::default(), "grid");
+    let rec = Recording::start(&room);
+    let _a = room.join(spec("alice", RED, 440.0));
+    let _b = room.join(spec("bob", GREEN, 660.0));
+    let _c = room.join(spec("carol", BLUE, 880.0));
+    let file = concat!(env!("CARGO_MANIFEST_DIR"), "/../tests/fixtures/layouts/two-up-with-strip.json");
+    let json = std::fs::read_to_string(file).expect("fixture");
+    room.program.set_active_speakers(&["carol".to_string(), "alice".to_string()]);
+    room.program.set_layout_json(&json).expect("user layout applies");
+    let t = rec.now(&room);
+    let tiles = room.program.tiles();
+    sleep(2.5);
+    rec.finish(&room);
+    // The two latest speakers share the stage (top 75%), in join order; bob is in the strip.
+    let stage: Vec<&str> = tiles.iter().filter(|t| t.region == 0).map(|t| t.participant.as_str()).collect();
+    assert_eq!(stage, ["alice", "carol"]);
+    let bob = tiles.iter().find(|t| t.participant == "bob").unwrap();
+    assert_eq!(bob.region, 1);
+    assert!(bob.rect.y >= 540, "bob in the bottom strip: {:?}", bob.rect);
+    let frames = decode_frames(&rec.path, 320, 180);
+    let end = frames.last().unwrap().pts;
+    for (who, color) in [("alice", RED), ("carol", BLUE), ("bob", GREEN)] {
+        assert_color(&frames, t + 1.0, end, tile_center(&tiles, who).unwrap(), CANVAS, color, who);
+    }
+    // The layout's own background colour (#101820) shows between the stage and the strip.
+    let gap = frames.last().unwrap().color_at(640.0, 4.0, 1280, 720);
+    assert!(close(gap, 0x101820), "background {gap:?}");
+}
