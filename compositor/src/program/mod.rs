@@ -192,6 +192,10 @@ impl RoomPipeline {
             let _ = inner.pipeline.remove(&track.bin);
             return Err(e.into());
         }
+        if track.is_video() {
+            // Hidden until the next layout pass places it: a new input never flashes full-frame.
+            mixer_pad.set_property("alpha", 0.0f64);
+        }
         {
             let mut scene = lock(&inner.scene);
             scene.ensure_participant(&params.participant, &params.name);
@@ -367,8 +371,11 @@ impl Inner {
         let weak: Weak<Inner> = Arc::downgrade(inner);
         inner.core.compositor.connect("samples-selected", false, move |_| {
             if let Some(inner) = weak.upgrade() {
-                lock(&inner.scene).apply_if_changed();
+                let labels = lock(&inner.scene).apply_if_changed();
                 inner.scene_applied.notify_all();
+                for update in labels {
+                    inner.pipeline.call_async(move |_| update.apply());
+                }
             }
             None
         });
@@ -532,6 +539,7 @@ impl Inner {
                 .ok_or(CompositorError::Gst("compositor refused a sink pad".into()))?;
             let src = bin.static_pad("src").ok_or(CompositorError::Gst("no src".into()))?;
             src.link(&pad)?;
+            pad.set_property("alpha", 0.0f64);
             lock(&self.scene).register_pad(&id, TileSource::Placeholder, pad, None);
             bin.sync_state_with_parent()?;
             placeholders.insert(id, Placeholder { bin });

@@ -171,8 +171,8 @@ impl Scene {
         pad: gst::Pad,
         label: Option<gst::Element>,
     ) {
-        // Hidden until the next layout pass places it: a new input never flashes full-frame.
-        pad.set_property("alpha", 0.0f64);
+        // The caller hid the pad (alpha 0) before registering it: no GStreamer call is made
+        // under the scene lock outside the compositor's own thread.
         self.pads
             .insert((participant.to_string(), source), SourcePad { pad, label, crop: None });
         self.touch();
@@ -192,13 +192,17 @@ impl Scene {
 
     /// Applies the layout to the compositor pads if anything changed. Called from the
     /// aggregator thread before each output frame is composed.
-    pub fn apply_if_changed(&mut self) {
+    pub fn apply_if_changed(&mut self) -> Vec<DeferredUpdate> {
+        let mut labels = Vec::new();
         if self.applied == self.generation {
-            return;
+            return labels;
         }
         let tiles = self.compute_tiles();
         if let Some(bg) = &self.background {
-            bg.set_property("foreground-color", self.layout.background().argb_u32());
+            labels.push(DeferredUpdate::Background {
+                source: bg.clone(),
+                argb: self.layout.background().argb_u32(),
+            });
         }
         for ((participant, source), sp) in self.pads.iter_mut() {
             let tile = tiles
@@ -210,16 +214,46 @@ impl Scene {
                 TileSource::Placeholder => None,
             });
             match tile {
-                Some(t) => apply_tile(sp, t, size),
-                None => sp.pad.set_property("alpha", 0.0f64),
+                Some(t) => labels.extend(apply_tile(sp, t, size)),
+                None => {
+                    sp.pad.set_property("alpha", 0.0f64);
+                    if let Some(l) = &sp.label {
+                        labels.push(DeferredUpdate::Label { overlay: l.clone(), text: None, pos: (0.5, 0.92) });
+                    }
+                }
             }
         }
         self.tiles = tiles;
         self.applied = self.generation;
+        labels
     }
 }
 
-fn apply_tile(sp: &mut SourcePad, t: &Tile, size: Option<VideoSize>) {
+/// A change to an element upstream of the compositor (a camera's label overlay, the background
+/// source). Applied off the compositor's thread: their streaming threads may be waiting on it.
+pub(crate) enum DeferredUpdate {
+    Label { overlay: gst::Element, text: Option<String>, pos: (f64, f64) },
+    Background { source: gst::Element, argb: u32 },
+}
+
+impl DeferredUpdate {
+    pub fn apply(&self) {
+        match self {
+            DeferredUpdate::Label { overlay: o, text: Some(text), pos } => {
+                o.set_property("xpos", pos.0);
+                o.set_property("ypos", pos.1);
+                o.set_property("text", text);
+                o.set_property("silent", false);
+            }
+            DeferredUpdate::Label { overlay: o, text: None, .. } => o.set_property("silent", true),
+            DeferredUpdate::Background { source, argb } => {
+                source.set_property("foreground-color", *argb)
+            }
+        }
+    }
+}
+
+fn apply_tile(sp: &mut SourcePad, t: &Tile, size: Option<VideoSize>) -> Option<DeferredUpdate> {
     let pad = &sp.pad;
     if sp.crop != t.crop {
         let mut s = gst::Structure::builder("GstVideoConverter");
@@ -239,23 +273,14 @@ fn apply_tile(sp: &mut SourcePad, t: &Tile, size: Option<VideoSize>) {
     pad.set_property("height", t.rect.height as i32);
     pad.set_property("zorder", t.zorder + 1); // 0 is the background
     pad.set_property("alpha", 1.0f64);
-    if let Some(label) = &sp.label {
-        match &t.label {
-            Some(text) => {
-                // Centred near the bottom of the part of the frame that is shown.
-                let (x, y) = match (t.crop, size) {
-                    (Some(c), Some(s)) if s.width > 0 && s.height > 0 => (
-                        (c.x as f64 + c.width as f64 / 2.0) / s.width as f64,
-                        (c.y as f64 + c.height as f64 * 0.92) / s.height as f64,
-                    ),
-                    _ => (0.5, 0.92),
-                };
-                label.set_property("xpos", x);
-                label.set_property("ypos", y);
-                label.set_property("text", text);
-                label.set_property("silent", false);
-            }
-            None => label.set_property("silent", true),
-        }
-    }
+    let overlay = sp.label.clone()?;
+    // Centred near the bottom of the part of the frame that is shown.
+    let pos = match (t.crop, size) {
+        (Some(c), Some(s)) if s.width > 0 && s.height > 0 => (
+            (c.x as f64 + c.width as f64 / 2.0) / s.width as f64,
+            (c.y as f64 + c.height as f64 * 0.92) / s.height as f64,
+        ),
+        _ => (0.5, 0.92),
+    };
+    Some(DeferredUpdate::Label { overlay, text: t.label.clone(), pos })
 }

@@ -49,7 +49,10 @@ impl Room {
         }));
         let events: Arc<Mutex<Vec<tessera_compositor::ProgramEvent>>> = Default::default();
         let e = events.clone();
-        program.set_event_handler(Arc::new(move |ev| e.lock().unwrap().push(ev)));
+        program.set_event_handler(Arc::new(move |ev| {
+            eprintln!("program event: {ev:?}");
+            e.lock().unwrap().push(ev);
+        }));
         Room { program, senders, keyframe_requests, events }
     }
 
@@ -132,7 +135,12 @@ pub fn sleep(s: f64) {
     std::thread::sleep(Duration::from_secs_f64(s));
 }
 
+/// GStreamer's own ERROR-level log on stderr: shown with a failing test's output.
 fn tracing_subscriber_init() -> Option<()> {
+    if std::env::var_os("GST_DEBUG").is_none() {
+        // SAFETY: set before GStreamer starts any thread, at the top of each test.
+        unsafe { std::env::set_var("GST_DEBUG", "*:1") };
+    }
     None
 }
 
