@@ -6,6 +6,7 @@
 //! RTP through the binary.
 
 pub mod config;
+pub mod destination;
 pub mod error;
 pub mod keyframe;
 pub mod layout;

@@ -370,10 +370,15 @@ impl Inner {
     fn connect_compositor(inner: &Arc<Inner>) {
         let weak: Weak<Inner> = Arc::downgrade(inner);
         inner.core.compositor.connect("samples-selected", false, move |_| {
-            if let Some(inner) = weak.upgrade() {
-                let labels = lock(&inner.scene).apply_if_changed();
+            let inner = weak.upgrade()?;
+            // Never block this thread on the scene: if the lock is busy, the change lands on
+            // the next frame.
+            let plan = inner.scene.try_lock().ok().and_then(|mut scene| scene.take_plan());
+            if let Some(plan) = plan {
+                plan.apply_pads();
+                lock(&inner.scene).mark_applied(plan.generation);
                 inner.scene_applied.notify_all();
-                for update in labels {
+                for update in plan.deferred {
                     inner.pipeline.call_async(move |_| update.apply());
                 }
             }

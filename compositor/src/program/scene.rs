@@ -29,6 +29,8 @@ pub(crate) struct Scene {
     background: Option<gst::Element>,
     /// Bumped on every change; `applied` catches up in the aggregator thread.
     generation: u64,
+    /// The generation last turned into a plan, and the last one on screen.
+    planned: u64,
     applied: u64,
     tiles: Vec<Tile>,
 }
@@ -44,6 +46,7 @@ impl Scene {
             pads: BTreeMap::new(),
             background: None,
             generation: 1,
+            planned: 0,
             applied: 0,
             tiles: Vec::new(),
         }
@@ -190,42 +193,116 @@ impl Scene {
         LayoutEngine::compute(&self.layout, &views, self.canvas)
     }
 
-    /// Applies the layout to the compositor pads if anything changed. Called from the
-    /// aggregator thread before each output frame is composed.
-    pub fn apply_if_changed(&mut self) -> Vec<DeferredUpdate> {
-        let mut labels = Vec::new();
-        if self.applied == self.generation {
-            return labels;
+    /// The pad settings for the current state if anything changed since the last plan. Taken
+    /// in the compositor's thread before a frame is composed and applied there *after* the
+    /// scene lock is released: no GStreamer call is ever made under this lock.
+    pub fn take_plan(&mut self) -> Option<ScenePlan> {
+        if self.planned == self.generation {
+            return None;
         }
         let tiles = self.compute_tiles();
+        let mut plan = ScenePlan { generation: self.generation, pads: Vec::new(), deferred: Vec::new() };
         if let Some(bg) = &self.background {
-            labels.push(DeferredUpdate::Background {
+            plan.deferred.push(DeferredUpdate::Background {
                 source: bg.clone(),
                 argb: self.layout.background().argb_u32(),
             });
         }
         for ((participant, source), sp) in self.pads.iter_mut() {
-            let tile = tiles
-                .iter()
-                .find(|t| &t.participant == participant && t.source == *source);
+            let tile = tiles.iter().find(|t| &t.participant == participant && t.source == *source);
             let size = self.participants.get(participant).and_then(|v| match source {
                 TileSource::Camera => v.camera,
                 TileSource::Screen => v.screen,
                 TileSource::Placeholder => None,
             });
             match tile {
-                Some(t) => labels.extend(apply_tile(sp, t, size)),
+                Some(t) => {
+                    let crop_changed = sp.crop != t.crop;
+                    sp.crop = t.crop;
+                    plan.pads.push(PadSettings {
+                        pad: sp.pad.clone(),
+                        place: Some((t.rect, t.zorder + 1)), // zorder 0 is the background
+                        crop: crop_changed.then_some(t.crop),
+                    });
+                    if let Some(overlay) = sp.label.clone() {
+                        let pos = label_position(t, size);
+                        plan.deferred.push(DeferredUpdate::Label { overlay, text: t.label.clone(), pos });
+                    }
+                }
                 None => {
-                    sp.pad.set_property("alpha", 0.0f64);
-                    if let Some(l) = &sp.label {
-                        labels.push(DeferredUpdate::Label { overlay: l.clone(), text: None, pos: (0.5, 0.92) });
+                    plan.pads.push(PadSettings { pad: sp.pad.clone(), place: None, crop: None });
+                    if let Some(overlay) = sp.label.clone() {
+                        plan.deferred.push(DeferredUpdate::Label { overlay, text: None, pos: (0.5, 0.92) });
                     }
                 }
             }
         }
         self.tiles = tiles;
-        self.applied = self.generation;
-        labels
+        self.planned = self.generation;
+        Some(plan)
+    }
+
+    /// Records that a plan is on screen (wakes `set_layout` callers).
+    pub fn mark_applied(&mut self, generation: u64) {
+        self.applied = self.applied.max(generation);
+    }
+}
+
+/// One compositor pad's settings for the next frame.
+pub(crate) struct PadSettings {
+    pad: gst::Pad,
+    /// Where and at which z-order; None hides the pad.
+    place: Option<(Rect, u32)>,
+    /// Some when the source crop changed (None inside: the whole frame).
+    crop: Option<Option<Rect>>,
+}
+
+/// Everything one scene change does to the pipeline.
+pub(crate) struct ScenePlan {
+    pub generation: u64,
+    pads: Vec<PadSettings>,
+    pub deferred: Vec<DeferredUpdate>,
+}
+
+impl ScenePlan {
+    /// Sets the compositor pads. Called in the compositor's thread between two frames.
+    pub fn apply_pads(&self) {
+        for p in &self.pads {
+            let pad = &p.pad;
+            if let Some(crop) = p.crop {
+                let mut s = gst::Structure::builder("GstVideoConverter");
+                if let Some(c) = crop {
+                    s = s
+                        .field("GstVideoConverter.src-x", c.x)
+                        .field("GstVideoConverter.src-y", c.y)
+                        .field("GstVideoConverter.src-width", c.width as i32)
+                        .field("GstVideoConverter.src-height", c.height as i32);
+                }
+                pad.set_property("converter-config", s.build());
+            }
+            match p.place {
+                Some((rect, zorder)) => {
+                    pad.set_property("xpos", rect.x);
+                    pad.set_property("ypos", rect.y);
+                    pad.set_property("width", rect.width as i32);
+                    pad.set_property("height", rect.height as i32);
+                    pad.set_property("zorder", zorder);
+                    pad.set_property("alpha", 1.0f64);
+                }
+                None => pad.set_property("alpha", 0.0f64),
+            }
+        }
+    }
+}
+
+/// Centred near the bottom of the part of the frame that is shown.
+fn label_position(t: &Tile, size: Option<VideoSize>) -> (f64, f64) {
+    match (t.crop, size) {
+        (Some(c), Some(s)) if s.width > 0 && s.height > 0 => (
+            (c.x as f64 + c.width as f64 / 2.0) / s.width as f64,
+            (c.y as f64 + c.height as f64 * 0.92) / s.height as f64,
+        ),
+        _ => (0.5, 0.92),
     }
 }
 
@@ -253,34 +330,3 @@ impl DeferredUpdate {
     }
 }
 
-fn apply_tile(sp: &mut SourcePad, t: &Tile, size: Option<VideoSize>) -> Option<DeferredUpdate> {
-    let pad = &sp.pad;
-    if sp.crop != t.crop {
-        let mut s = gst::Structure::builder("GstVideoConverter");
-        if let Some(c) = t.crop {
-            s = s
-                .field("GstVideoConverter.src-x", c.x)
-                .field("GstVideoConverter.src-y", c.y)
-                .field("GstVideoConverter.src-width", c.width as i32)
-                .field("GstVideoConverter.src-height", c.height as i32);
-        }
-        pad.set_property("converter-config", s.build());
-        sp.crop = t.crop;
-    }
-    pad.set_property("xpos", t.rect.x);
-    pad.set_property("ypos", t.rect.y);
-    pad.set_property("width", t.rect.width as i32);
-    pad.set_property("height", t.rect.height as i32);
-    pad.set_property("zorder", t.zorder + 1); // 0 is the background
-    pad.set_property("alpha", 1.0f64);
-    let overlay = sp.label.clone()?;
-    // Centred near the bottom of the part of the frame that is shown.
-    let pos = match (t.crop, size) {
-        (Some(c), Some(s)) if s.width > 0 && s.height > 0 => (
-            (c.x as f64 + c.width as f64 / 2.0) / s.width as f64,
-            (c.y as f64 + c.height as f64 * 0.92) / s.height as f64,
-        ),
-        _ => (0.5, 0.92),
-    };
-    Some(DeferredUpdate::Label { overlay, text: t.label.clone(), pos })
-}
