@@ -52,7 +52,11 @@ fn configure_mixer(mixer: &gst::Element, c: &ProgramConfig) {
     let upstream = ms(c.jitter_buffer_ms) + ms(c.mixer_latency_ms);
     set_if_exists(mixer, "min-upstream-latency", upstream);
     set_if_exists(mixer, "latency", ms(c.mixer_latency_ms));
-    set_if_exists(mixer, "ignore-inactive-pads", true);
+    // Not `ignore-inactive-pads`: with it, GStreamer 1.22's videoaggregator takes "no pad has
+    // had data yet" (the first frame, while inputs are being added) for "all pads are EOS" and
+    // ends the program. A live mixer times out at its deadline anyway, so inputs that have not
+    // sent anything yet never hold it up.
+    set_if_exists(mixer, "ignore-inactive-pads", false);
 }
 
 pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Result<Core> {
