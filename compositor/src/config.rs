@@ -96,10 +96,6 @@ impl ProgramConfig {
     pub fn keyframe_interval_frames(&self) -> u32 {
         ((self.keyframe_interval_s * self.fps as f64).round() as u32).max(1)
     }
-
-    pub fn frame_duration(&self) -> gst::ClockTime {
-        gst::ClockTime::from_nseconds(1_000_000_000 / self.fps.max(1) as u64)
-    }
 }
 
 #[cfg(test)]

@@ -177,9 +177,7 @@ impl SyntheticParticipant {
             .unwrap_or(Duration::ZERO)
             .as_nanos()
             + NTP_UNIX_OFFSET_S * 1_000_000_000;
-        for (name, kind, rate) in
-            [("video", TrackKind::Camera, 90_000u64), ("audio", TrackKind::Audio, 48_000u64)]
-        {
+        for (name, kind) in [("video", TrackKind::Camera), ("audio", TrackKind::Audio)] {
             let Some(appsink) = self.pipeline.by_name(name) else { continue };
             let Ok(appsink) = appsink.downcast::<gst_app::AppSink>() else { continue };
             let sink = sink.clone();
@@ -201,7 +199,6 @@ impl SyntheticParticipant {
                                 return None;
                             }
                             st.last = Some(pts);
-                            let _ = rate;
                             Some(SenderReport {
                                 ssrc: h.ssrc,
                                 ntp_time: nanos_to_ntp(wall_at_zero + pts.nseconds() as u128),

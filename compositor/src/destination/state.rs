@@ -48,7 +48,7 @@ pub struct DestinationState {
 }
 
 impl DestinationState {
-    /// A destination that starts connecting at `now`.
+    /// A destination whose first connection attempt is under way.
     pub fn new(policy: ReconnectPolicy) -> Self {
         DestinationState {
             policy,

@@ -31,7 +31,7 @@ pub(crate) fn set_str_if_exists(e: &gst::Element, name: &str, value: &str) {
     }
 }
 
-/// Builds a linear chain inside `bin` and returns the first and last elements.
+/// Adds `chain` to `bin` and links it in order.
 pub(crate) fn add_chain(bin: &gst::Bin, chain: &[gst::Element]) -> Result<()> {
     bin.add_many(chain)?;
     gst::Element::link_many(chain)?;

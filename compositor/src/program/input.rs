@@ -24,7 +24,10 @@ pub(crate) struct TrackInput {
     pub label: Option<gst::Element>,
     rtp_src: gst_app::AppSrc,
     rtcp_src: gst_app::AppSrc,
-    pipeline: gst::glib::WeakRef<gst::Pipeline>,
+    /// The program's clock and base time, fixed once it plays (it never pauses): arrival
+    /// times are `clock - base` without querying the pipeline for every packet.
+    clock: gst::Clock,
+    base_time: gst::ClockTime,
     pub limiter: Mutex<KeyframeRequestLimiter>,
     pub packets: AtomicU64,
     pub rejected: AtomicU64,
@@ -59,6 +62,9 @@ impl TrackInput {
         pipeline: &gst::Pipeline,
     ) -> Result<TrackInput> {
         params.validate()?;
+        let (Some(clock), Some(base_time)) = (pipeline.clock(), pipeline.base_time()) else {
+            return Err(CompositorError::NotRunning);
+        };
         let bin = gst::Bin::builder().name(format!("track-{}", id.0)).build();
         let rtp_src = appsrc("rtp", &params.rtp_caps());
         let rtcp_src = appsrc("rtcp", &gst::Caps::new_empty_simple("application/x-rtcp"));
@@ -133,7 +139,8 @@ impl TrackInput {
             label,
             rtp_src,
             rtcp_src,
-            pipeline: pipeline.downgrade(),
+            clock,
+            base_time,
             limiter: Mutex::new(KeyframeRequestLimiter::new(Duration::from_millis(500))),
             packets: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
@@ -149,7 +156,7 @@ impl TrackInput {
     }
 
     fn running_time(&self) -> Option<gst::ClockTime> {
-        self.pipeline.upgrade()?.current_running_time()
+        self.clock.time().checked_sub(self.base_time)
     }
 
     /// Queues one RTP packet. Never blocks: a full queue drops its oldest packets.

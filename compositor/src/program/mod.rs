@@ -55,10 +55,6 @@ pub struct RoomPipeline {
     inner: Arc<Inner>,
 }
 
-struct Placeholder {
-    bin: gst::Bin,
-}
-
 pub(crate) struct Inner {
     pipeline: gst::Pipeline,
     config: ProgramConfig,
@@ -68,7 +64,8 @@ pub(crate) struct Inner {
     /// Serialises changes of the pipeline's topology (tracks, placeholders, outputs).
     topology: Mutex<()>,
     tracks: RwLock<BTreeMap<TrackId, Arc<TrackInput>>>,
-    placeholders: Mutex<BTreeMap<String, Placeholder>>,
+    /// Name-card sources by participant.
+    placeholders: Mutex<BTreeMap<String, gst::Bin>>,
     outputs: Mutex<BTreeMap<OutputId, Output>>,
     next_id: AtomicU64,
     sync: Mutex<LipSync>,
@@ -406,6 +403,7 @@ impl Inner {
         // they end here and go to the SFU instead.
         if let Some(pad) = track.jitterbuffer.static_pad("src") {
             let weak = Arc::downgrade(inner);
+            let weak_track = Arc::downgrade(track);
             pad.add_probe(gst::PadProbeType::EVENT_UPSTREAM, move |_, info| {
                 let Some(gst::PadProbeData::Event(ev)) = &info.data else {
                     return gst::PadProbeReturn::Ok;
@@ -413,11 +411,8 @@ impl Inner {
                 if !gst_video::ForceKeyUnitEvent::is(ev) {
                     return gst::PadProbeReturn::Ok;
                 }
-                if let Some(inner) = weak.upgrade() {
-                    let track = read(&inner.tracks).get(&id).cloned();
-                    if let Some(track) = track {
-                        inner.request_keyframe(&track);
-                    }
+                if let (Some(inner), Some(track)) = (weak.upgrade(), weak_track.upgrade()) {
+                    inner.request_keyframe(&track);
                 }
                 output::drop_data(info)
             });
@@ -510,8 +505,7 @@ impl Inner {
                 mixer.release_request_pad(&peer);
             }
         }
-        let _ = bin.set_state(gst::State::Null);
-        let _ = self.pipeline.remove(bin);
+        self.remove_bin(bin);
     }
 
     /// Keeps a name card for every participant without camera video.
@@ -525,9 +519,9 @@ impl Inner {
         let stale: Vec<String> =
             placeholders.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
         for id in stale {
-            if let Some(p) = placeholders.remove(&id) {
+            if let Some(bin) = placeholders.remove(&id) {
                 let pad = lock(&self.scene).unregister_pad(&id, TileSource::Placeholder);
-                self.detach_source(&p.bin, pad, true);
+                self.detach_source(&bin, pad, true);
             }
         }
         for (id, name) in wanted {
@@ -547,7 +541,7 @@ impl Inner {
             pad.set_property("alpha", 0.0f64);
             lock(&self.scene).register_pad(&id, TileSource::Placeholder, pad, None);
             bin.sync_state_with_parent()?;
-            placeholders.insert(id, Placeholder { bin });
+            placeholders.insert(id, bin);
         }
         Ok(())
     }
@@ -590,19 +584,9 @@ impl Inner {
         let _t = lock(&self.topology);
         let out = lock(&self.outputs).remove(&id).ok_or(CompositorError::UnknownOutput(id.0))?;
         let stats = out.stats();
-        for (tee, tee_pad, kind) in [
-            (&self.core.video_tee, &out.video_tee_pad, "video"),
-            (&self.core.audio_tee, &out.audio_tee_pad, "audio"),
-        ] {
-            if let Some(sink_pad) = out.bin.static_pad(kind) {
-                let _ = tee_pad.unlink(&sink_pad);
-                sink_pad.send_event(gst::event::Eos::new());
-            }
-            tee.release_request_pad(tee_pad);
-        }
+        self.unhook_output(&out, true);
         let finished = out.eos.recv_timeout(timeout).is_ok();
-        let _ = out.bin.set_state(gst::State::Null);
-        let _ = self.pipeline.remove(&out.bin);
+        self.remove_bin(&out.bin);
         tracing::info!(output = %id, finished, frames = stats.video_frames, "output detached");
         if finished { Ok(stats) } else { Err(CompositorError::Timeout("the output to finish")) }
     }
@@ -611,14 +595,30 @@ impl Inner {
     fn drop_failed_output(&self, id: OutputId) {
         let _t = lock(&self.topology);
         let Some(out) = lock(&self.outputs).remove(&id) else { return };
-        for (tee, tee_pad) in
-            [(&self.core.video_tee, &out.video_tee_pad), (&self.core.audio_tee, &out.audio_tee_pad)]
-        {
-            let _ = tee_pad.unlink(&tee_pad.peer().unwrap_or_else(|| tee_pad.clone()));
+        self.unhook_output(&out, false);
+        self.remove_bin(&out.bin);
+    }
+
+    /// Unlinks an output from the encoders' tees; with `finish`, sends it EOS so its muxer
+    /// writes its last bytes.
+    fn unhook_output(&self, out: &Output, finish: bool) {
+        for (tee, tee_pad, kind) in [
+            (&self.core.video_tee, &out.video_tee_pad, "video"),
+            (&self.core.audio_tee, &out.audio_tee_pad, "audio"),
+        ] {
+            if let Some(sink_pad) = out.bin.static_pad(kind) {
+                let _ = tee_pad.unlink(&sink_pad);
+                if finish {
+                    sink_pad.send_event(gst::event::Eos::new());
+                }
+            }
             tee.release_request_pad(tee_pad);
         }
-        let _ = out.bin.set_state(gst::State::Null);
-        let _ = self.pipeline.remove(&out.bin);
+    }
+
+    fn remove_bin(&self, bin: &gst::Bin) {
+        let _ = bin.set_state(gst::State::Null);
+        let _ = self.pipeline.remove(bin);
     }
 
     fn stop(&self) -> Result<()> {

@@ -43,7 +43,6 @@ pub(crate) struct OutputCounters {
     pub start_pts: AtomicU64,
     pub last_pts: AtomicU64,
     pub video_frames: AtomicU64,
-    pub dropped_before_keyframe: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -196,7 +195,6 @@ fn rebase(
     let mut start = c.start_pts.load(Ordering::SeqCst);
     if start == u64::MAX {
         if !is_video || buffer.flags().contains(gst::BufferFlags::DELTA_UNIT) {
-            c.dropped_before_keyframe.fetch_add(1, Ordering::Relaxed);
             return false;
         }
         c.start_pts.store(rt, Ordering::SeqCst);

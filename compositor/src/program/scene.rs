@@ -139,7 +139,7 @@ impl Scene {
             };
             if slot.is_some() && *slot != Some(size) {
                 *slot = Some(size);
-                self.generation += 1;
+                self.touch();
             }
         }
     }

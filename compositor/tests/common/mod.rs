@@ -34,7 +34,7 @@ pub struct Room {
 
 impl Room {
     pub fn new(config: ProgramConfig, layout: &str) -> Room {
-        let _ = tracing_subscriber_init();
+        log_gstreamer_errors();
         let layout = Layout::builtin(layout).expect("built-in layout");
         let program = Arc::new(RoomPipeline::new(config, layout).expect("program starts"));
         let senders: Arc<Mutex<HashMap<TrackId, Arc<SyntheticParticipant>>>> = Default::default();
@@ -136,12 +136,11 @@ pub fn sleep(s: f64) {
 }
 
 /// GStreamer's own ERROR-level log on stderr: shown with a failing test's output.
-fn tracing_subscriber_init() -> Option<()> {
+fn log_gstreamer_errors() {
     if std::env::var_os("GST_DEBUG").is_none() {
         // SAFETY: set before GStreamer starts any thread, at the top of each test.
         unsafe { std::env::set_var("GST_DEBUG", "*:1") };
     }
-    None
 }
 
 pub fn tmpdir() -> tempfile::TempDir {
