@@ -72,10 +72,12 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|err| format!("cannot read the listening address: {err}"))?;
+    let shutdown = server::shutdown::signal()
+        .map_err(|err| format!("cannot install the SIGINT/SIGTERM handlers: {err}"))?;
     tracing::info!(%addr, "listening on http://{addr}");
 
     let state = AppState::new(api_key, config.data_dir);
-    server::serve(listener, state, server::shutdown::signal())
+    server::serve(listener, state, shutdown)
         .await
         .map_err(|err| format!("server error: {err}"))
 }
