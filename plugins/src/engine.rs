@@ -1,0 +1,285 @@
+//! The uploader: turns the spool into parts, one at a time, on its own thread. The same loop
+//! serves a running recording (fed by the streaming thread) and recovery (fed once).
+
+use std::fs::File;
+use std::os::unix::fs::FileExt;
+use std::path::PathBuf;
+use std::sync::{Arc, Condvar, Mutex, MutexGuard};
+use std::time::{Duration, Instant};
+
+use crate::journal::{Entry, JournalWriter, PartRecord};
+use crate::planner::{backoff, next_part_end, target_part_size};
+use crate::storage::{ErrorKind, RemotePart, Storage, StorageError};
+
+const MAX_BACKOFF: Duration = Duration::from_secs(8);
+
+/// How a recording's upload ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Outcome {
+    /// The object (or file) is in place; spool and journal are deleted.
+    Complete { bytes: u64, parts: u32 },
+    /// Nothing playable was recorded; nothing was stored.
+    Empty,
+    /// Gave up; the journal says why and the spool is kept.
+    Failed { reason: String },
+}
+
+/// What the streaming thread tells the uploader, and the uploader's result.
+#[derive(Debug, Default)]
+pub(crate) struct FeedState {
+    /// Ascending fragment starts not yet passed by the uploader, all journaled.
+    pub boundaries: Vec<u64>,
+    /// The spool is journaled (durable) up to here.
+    pub durable_end: u64,
+    /// Set when the recording ends: the object is the spool up to here.
+    pub final_end: Option<u64>,
+    pub outcome: Option<Outcome>,
+    /// Latest transient error, for status reporting.
+    pub last_error: Option<String>,
+}
+
+#[derive(Debug, Default)]
+pub(crate) struct Feed {
+    state: Mutex<FeedState>,
+    cond: Condvar,
+}
+
+impl Feed {
+    pub fn lock(&self) -> MutexGuard<'_, FeedState> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    pub fn publish(&self, boundaries: impl IntoIterator<Item = u64>, durable_end: u64) {
+        let mut s = self.lock();
+        s.boundaries.extend(boundaries);
+        s.durable_end = s.durable_end.max(durable_end);
+        self.cond.notify_all();
+    }
+
+    pub fn finish(&self, final_end: u64) {
+        let mut s = self.lock();
+        if s.final_end.is_none() {
+            s.final_end = Some(final_end);
+        }
+        self.cond.notify_all();
+    }
+
+    fn set_outcome(&self, outcome: Outcome) {
+        self.lock().outcome = Some(outcome);
+        self.cond.notify_all();
+    }
+
+    /// Waits for the uploader's outcome up to `timeout`.
+    pub fn wait_outcome(&self, timeout: Duration) -> Option<Outcome> {
+        let deadline = Instant::now() + timeout;
+        let mut s = self.lock();
+        loop {
+            if let Some(o) = &s.outcome {
+                return Some(o.clone());
+            }
+            let now = Instant::now();
+            if now >= deadline {
+                return None;
+            }
+            s = self.cond.wait_timeout(s, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+        }
+    }
+}
+
+enum Step {
+    Part(u64),
+    Done(u64),
+}
+
+pub(crate) struct Uploader {
+    pub storage: Box<dyn Storage>,
+    pub journal: Arc<Mutex<JournalWriter>>,
+    pub spool_path: PathBuf,
+    pub min_part_size: u64,
+    /// From the journal when resuming; `None` starts a new upload.
+    pub upload_id: Option<String>,
+    pub parts: Vec<PartRecord>,
+    pub feed: Arc<Feed>,
+    /// Transient errors are retried until then (recovery); forever when `None`.
+    pub deadline: Option<Instant>,
+}
+
+impl Uploader {
+    /// Uploads until the recording's final end, then completes. Publishes the outcome on
+    /// the feed after `before_outcome` has run (so a bus message precedes EOS).
+    pub fn run(mut self, before_outcome: impl FnOnce(&Outcome)) -> Outcome {
+        let mut restarts = 0;
+        let outcome = loop {
+            match self.upload_all() {
+                Ok(o) => break o,
+                Err(e) if e.kind == ErrorKind::NoSuchUpload && restarts < 3 => {
+                    restarts += 1;
+                    // Aborted or expired behind our back: start over from the spool.
+                    self.upload_id = None;
+                    self.parts.clear();
+                }
+                Err(e) => break self.give_up(e),
+            }
+        };
+        before_outcome(&outcome);
+        self.feed.set_outcome(outcome.clone());
+        outcome
+    }
+
+    fn journal(&self, e: &Entry) -> Result<(), StorageError> {
+        let mut j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        j.append(e).map_err(|e| StorageError::new(ErrorKind::Permanent, e.to_string()))
+    }
+
+    fn upload_all(&mut self) -> Result<Outcome, StorageError> {
+        let upload_id = match self.upload_id.clone() {
+            None => {
+                let id = self.retry(|s| s.create_upload())?;
+                self.journal(&Entry::Upload { upload_id: id.clone() })?;
+                self.upload_id = Some(id.clone());
+                id
+            }
+            Some(id) => {
+                let remote = self.retry(|s| s.list_parts(&id))?;
+                self.reconcile(&remote)?;
+                id
+            }
+        };
+        let spool = File::open(&self.spool_path)
+            .map_err(|e| StorageError::new(ErrorKind::Permanent, format!("opening spool {}: {e}", self.spool_path.display())))?;
+        let end = loop {
+            let start = self.parts.last().map_or(0, PartRecord::end);
+            let n = self.parts.len() as u32 + 1;
+            let end = match self.wait_step(start, n) {
+                Step::Done(end) => break end,
+                Step::Part(end) => end,
+            };
+            let mut data = vec![0; usize::try_from(end - start).unwrap_or(0)];
+            spool
+                .read_exact_at(&mut data, start)
+                .map_err(|e| StorageError::new(ErrorKind::Permanent, format!("reading spool {}: {e}", self.spool_path.display())))?;
+            let etag = self.retry(|s| s.upload_part(&upload_id, n, start, data.clone()))?;
+            let part = PartRecord { n, offset: start, len: end - start, etag };
+            self.journal(&Entry::Part(part.clone()))?;
+            self.parts.push(part);
+        };
+        if end == 0 {
+            self.retry(|s| s.abort(&upload_id))?;
+            self.journal(&Entry::Failed { reason: "nothing playable was recorded".into(), aborted: true })?;
+            self.remove_files();
+            return Ok(Outcome::Empty);
+        }
+        let parts = self.parts.clone();
+        self.retry(|s| s.complete(&upload_id, &parts))?;
+        let n = parts.len() as u32;
+        self.journal(&Entry::Complete { bytes: end, parts: n })?;
+        self.remove_files();
+        Ok(Outcome::Complete { bytes: end, parts: n })
+    }
+
+    /// Waits until the next part can be cut, or the recording is over and fully uploaded.
+    fn wait_step(&self, start: u64, n: u32) -> Step {
+        let target = target_part_size(self.min_part_size, n);
+        let mut s = self.feed.lock();
+        loop {
+            s.boundaries.retain(|&b| b > start);
+            let usable = s.boundaries.partition_point(|&b| b <= s.durable_end);
+            if let Some(end) = next_part_end(start, target, &s.boundaries[..usable], s.final_end) {
+                return Step::Part(end);
+            }
+            if let Some(f) = s.final_end.filter(|&f| f <= start) {
+                return Step::Done(f.max(start));
+            }
+            s = self.feed.cond.wait(s).unwrap_or_else(|e| e.into_inner());
+        }
+    }
+
+    /// Keeps journaled parts the server confirms, then adopts parts uploaded after the last
+    /// journal line when they match the deterministic plan.
+    fn reconcile(&mut self, remote: &[RemotePart]) -> Result<(), StorageError> {
+        let confirmed = self
+            .parts
+            .iter()
+            .zip(remote)
+            .take_while(|(p, r)| p.n == r.n && p.len == r.len)
+            .count();
+        self.parts.truncate(confirmed);
+        for r in &remote[confirmed..] {
+            let start = self.parts.last().map_or(0, PartRecord::end);
+            let n = self.parts.len() as u32 + 1;
+            let planned = {
+                let s = self.feed.lock();
+                next_part_end(start, target_part_size(self.min_part_size, n), &s.boundaries, s.final_end)
+            };
+            if r.n != n || planned != Some(start + r.len) {
+                break;
+            }
+            let part = PartRecord { n, offset: start, len: r.len, etag: r.etag.clone() };
+            self.journal(&Entry::Part(part.clone()))?;
+            self.parts.push(part);
+        }
+        Ok(())
+    }
+
+    fn retry<T>(&mut self, mut f: impl FnMut(&mut dyn Storage) -> Result<T, StorageError>) -> Result<T, StorageError> {
+        let mut attempt = 0;
+        loop {
+            match f(self.storage.as_mut()) {
+                Err(e) if e.kind == ErrorKind::Transient => {
+                    let delay = backoff(attempt, MAX_BACKOFF);
+                    if self.deadline.is_some_and(|d| Instant::now() + delay > d) {
+                        return Err(e);
+                    }
+                    if attempt == 0 {
+                        log::warn(&format!("{}: {e}; retrying", self.storage.destination()));
+                    }
+                    self.feed.lock().last_error = Some(e.message.clone());
+                    std::thread::sleep(delay);
+                    attempt += 1;
+                }
+                Err(e) => return Err(e),
+                Ok(v) => {
+                    if attempt > 0 {
+                        log::info(&format!("{}: reachable again after {attempt} retries", self.storage.destination()));
+                        self.feed.lock().last_error = None;
+                    }
+                    return Ok(v);
+                }
+            }
+        }
+    }
+
+    /// Final error: abort the multipart upload when the server is there to hear it (a
+    /// transient give-up in recovery keeps it for the next try), journal why, keep the spool.
+    fn give_up(&mut self, e: StorageError) -> Outcome {
+        let mut aborted = false;
+        if e.kind == ErrorKind::Permanent
+            && let Some(id) = self.upload_id.clone()
+        {
+            aborted = self.storage.abort(&id).is_ok();
+        }
+        let reason = e.message;
+        log::error(&format!("{}: giving up: {reason}", self.storage.destination()));
+        let _ = self.journal(&Entry::Failed { reason: reason.clone(), aborted });
+        Outcome::Failed { reason }
+    }
+
+    fn remove_files(&self) {
+        let j = self.journal.lock().unwrap_or_else(|e| e.into_inner());
+        let _ = std::fs::remove_file(&self.spool_path);
+        let _ = std::fs::remove_file(j.path());
+    }
+}
+
+/// Logging through the crate's GStreamer debug category.
+pub(crate) mod log {
+    pub fn warn(msg: &str) {
+        gst::warning!(crate::CAT, "{msg}");
+    }
+    pub fn info(msg: &str) {
+        gst::info!(crate::CAT, "{msg}");
+    }
+    pub fn error(msg: &str) {
+        gst::error!(crate::CAT, "{msg}");
+    }
+}

@@ -1,0 +1,89 @@
+//! Local-directory backend: parts are written at their offsets into `LOCATION.partial`,
+//! completing syncs it and renames it into place.
+
+use std::fs::{File, OpenOptions};
+use std::os::unix::fs::FileExt;
+use std::path::{Path, PathBuf};
+
+use super::{ErrorKind, RemotePart, Storage, StorageError};
+use crate::journal::{Destination, PartRecord};
+
+pub struct LocalStorage {
+    dest: Destination,
+    location: PathBuf,
+    partial: PathBuf,
+}
+
+impl LocalStorage {
+    pub fn new(location: &Path) -> Self {
+        let mut partial = location.as_os_str().to_owned();
+        partial.push(".partial");
+        Self {
+            dest: Destination::Local { location: location.to_owned() },
+            location: location.to_owned(),
+            partial: partial.into(),
+        }
+    }
+
+    fn open_partial(&self) -> Result<File, StorageError> {
+        OpenOptions::new().write(true).create(true).truncate(false).open(&self.partial).map_err(|e| io_err("opening", &self.partial, e))
+    }
+}
+
+/// A full disk or a vanished directory may come back; a permission problem will not.
+fn io_err(what: &str, path: &Path, e: std::io::Error) -> StorageError {
+    let kind = match e.kind() {
+        std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => ErrorKind::Permanent,
+        _ => ErrorKind::Transient,
+    };
+    StorageError::new(kind, format!("{what} {}: {e}", path.display()))
+}
+
+impl Storage for LocalStorage {
+    fn destination(&self) -> &Destination {
+        &self.dest
+    }
+
+    fn create_upload(&mut self) -> Result<String, StorageError> {
+        if let Some(dir) = self.location.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| io_err("creating", dir, e))?;
+        }
+        let f = self.open_partial()?;
+        f.set_len(0).map_err(|e| io_err("truncating", &self.partial, e))?;
+        Ok("local".to_owned())
+    }
+
+    /// Parts written before a crash are simply written again from the spool.
+    fn list_parts(&mut self, _upload_id: &str) -> Result<Vec<RemotePart>, StorageError> {
+        if !self.partial.exists() {
+            return Err(StorageError::new(ErrorKind::NoSuchUpload, "no partial file"));
+        }
+        Ok(Vec::new())
+    }
+
+    fn upload_part(&mut self, _upload_id: &str, _n: u32, offset: u64, data: Vec<u8>) -> Result<String, StorageError> {
+        let f = self.open_partial()?;
+        f.write_all_at(&data, offset).map_err(|e| io_err("writing", &self.partial, e))?;
+        Ok(format!("{}", data.len()))
+    }
+
+    fn complete(&mut self, _upload_id: &str, parts: &[PartRecord]) -> Result<(), StorageError> {
+        let len = parts.last().map_or(0, PartRecord::end);
+        let f = self.open_partial()?;
+        f.set_len(len).map_err(|e| io_err("truncating", &self.partial, e))?;
+        f.sync_all().map_err(|e| io_err("syncing", &self.partial, e))?;
+        std::fs::rename(&self.partial, &self.location).map_err(|e| io_err("renaming", &self.partial, e))?;
+        if let Some(dir) = self.location.parent().filter(|d| !d.as_os_str().is_empty()) {
+            // Make the rename itself durable.
+            let _ = File::open(dir).and_then(|d| d.sync_all());
+        }
+        Ok(())
+    }
+
+    fn abort(&mut self, _upload_id: &str) -> Result<(), StorageError> {
+        match std::fs::remove_file(&self.partial) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("removing", &self.partial, e)),
+            _ => Ok(()),
+        }
+    }
+}
