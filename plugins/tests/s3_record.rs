@@ -86,3 +86,25 @@ fn failed_upload_leaves_an_explanation() {
     // Nothing leaks into the log or error: not the secret, not the key id.
     assert!(!error.contains(SECRET_KEY) && !error.contains(ACCESS_KEY));
 }
+
+#[test]
+fn rejected_completion_aborts_the_upload_and_says_why() {
+    let weed = Weed::start();
+    weed.create_bucket("rec");
+    let spool = tempfile::tempdir().unwrap();
+    // Parts below S3's 5 MiB minimum: the server refuses to complete (EntityTooSmall).
+    let sink = format!("{} min-part-size=16384", s3sink_props(&weed, "rec", "small.mp4", spool.path()));
+    let desc = live_pipeline("video/x-raw,width=320,height=240,framerate=30/1", 1000, "ball", false, &sink);
+    let (messages, error) = run_pipeline(&desc, 3.0, |_| {});
+    eprintln!("{messages:?} {error:?}");
+    let failed = messages.iter().find(|m| m.get::<String>("state").ok().as_deref() == Some("failed")).expect("failed message");
+    assert!(failed.get::<String>("reason").unwrap().contains("EntityTooSmall"), "{failed:?}");
+
+    let journal = files_in(spool.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).expect("journal kept");
+    let text = std::fs::read_to_string(&journal).unwrap();
+    assert!(text.lines().last().unwrap().contains(r#""t":"failed""#) && text.contains(r#""aborted":true"#), "{text}");
+    assert!(journal.with_extension("mp4").exists(), "spool kept");
+    // No multipart upload left behind on the server.
+    assert!(weed.uploads("rec").is_empty(), "{:?}", weed.uploads("rec"));
+    assert!(!weed.object_exists("rec", "small.mp4"));
+}

@@ -4,7 +4,8 @@
 //! mp4mux fragment-duration=1000 streamable=true ! SINK` (SINK in gst-launch syntax), prints
 //! `recording-started UNIX_MS` once playing, sends EOS after SECONDS (0: run until killed)
 //! and prints every `tessera-recording` message. `VIDEO` in the environment replaces the
-//! caps/encoder part (default: 320x240 at 30 fps, 1 Mbit/s).
+//! caps/encoder part (default: 320x240 at 30 fps, 1 Mbit/s), `VIDEO_PATTERN` the
+//! videotestsrc pattern (default: ball), `FRAGMENT_MS` the fragment duration (default: 1000).
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -24,7 +25,9 @@ fn main() {
     let video = std::env::var("VIDEO").unwrap_or_else(|_| {
         "video/x-raw,width=320,height=240,framerate=30/1 ! x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast bitrate=1000".into()
     });
-    let desc = format!("videotestsrc is-live=true ! {video} ! h264parse ! mp4mux fragment-duration=1000 streamable=true ! {sink}");
+    let pattern = std::env::var("VIDEO_PATTERN").unwrap_or_else(|_| "ball".into());
+    let fragment_ms = std::env::var("FRAGMENT_MS").unwrap_or_else(|_| "1000".into());
+    let desc = format!("videotestsrc is-live=true pattern={pattern} ! {video} ! h264parse ! mp4mux fragment-duration={fragment_ms} streamable=true ! {sink}");
     let pipeline = match gst::parse::launch(&desc) {
         Ok(p) => p,
         Err(e) => {

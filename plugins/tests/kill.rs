@@ -1,0 +1,119 @@
+//! SIGKILL mid-recording, then start-up recovery: the result plays up to the last whole
+//! fragment before the kill.
+
+mod common;
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use common::*;
+use tessera_plugins::journal::read_journal;
+use tessera_plugins::{Outcome, RecoveryOptions, RecoveryOutcome, recover_spool_dir};
+
+const NOISE: &str = "video/x-raw,width=640,height=360,framerate=30/1 ! x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast bitrate=16000";
+
+fn unix_ms() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
+}
+
+/// A pseudo-random delay in [lo, hi) ms, so the kill lands anywhere in a fragment.
+fn random_ms(lo: u64, hi: u64) -> u64 {
+    lo + (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64 * 7919) % (hi - lo)
+}
+
+/// Starts `record-live` with `sink`, kills it (SIGKILL) a random while after it reports
+/// the recording started, and returns the seconds recorded until the kill.
+fn record_and_kill(sink: &str, env: &[(&str, String)], (lo, hi): (u64, u64)) -> f64 {
+    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_record-live"))
+        .env("VIDEO_PATTERN", "snow")
+        // Half-second fragments: what survives a kill lags it by at most one fragment plus
+        // the pipeline's latency (~0.1 s), so "within 1 s" holds with a margin.
+        .env("FRAGMENT_MS", "500")
+        .args(["0", sink])
+        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
+        .stdout(Stdio::piped())
+        .stderr(Stdio::inherit())
+        .spawn()
+        .expect("record-live");
+    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
+    let first = lines.next().expect("child output").expect("line");
+    let started: u128 = first.strip_prefix("recording-started ").and_then(|s| s.parse().ok()).expect("recording-started line");
+    std::thread::sleep(Duration::from_millis(random_ms(lo, hi)));
+    child.kill().expect("SIGKILL");
+    let killed = unix_ms();
+    let _ = child.wait();
+    (killed - started) as f64 / 1000.0
+}
+
+fn check_recovered(file: &Path, recorded: f64) {
+    let p = probe(file);
+    eprintln!("killed after {recorded:.2} s; recovered {p:?}");
+    assert_eq!(p.video_codec, "h264");
+    // Up to the last whole fragment before the kill.
+    assert!(p.duration <= recorded + 0.1 && p.duration >= recorded - 1.0, "duration {} vs {recorded}", p.duration);
+    assert!(p.video_frames as f64 >= p.duration * 30.0 - 2.0, "{} frames", p.video_frames);
+    assert!(p.max_gap < 0.05, "gap {}", p.max_gap);
+}
+
+#[test]
+fn s3_recording_killed_then_recovered() {
+    let weed = Weed::start();
+    weed.create_bucket("rec");
+    let spool = tempfile::tempdir().unwrap();
+    // SeaweedFS enforces S3's 5 MiB minimum: noise at 16 Mbit/s makes a part every ~3 s,
+    // so some are uploaded before the kill and some not.
+    let sink = format!("tesseras3sink bucket=rec key=killed.mp4 spool-dir={}", spool.path().display());
+    let env = [
+        ("AWS_ENDPOINT_URL", weed.endpoint()),
+        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
+        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
+        ("AWS_REGION", "us-east-1".to_string()),
+        ("VIDEO", NOISE.to_string()),
+    ];
+    let recorded = record_and_kill(&sink, &env, (8000, 11000));
+
+    // The unfinished upload is explained by a journal.
+    let journal = files_in(spool.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).expect("journal");
+    let state = read_journal(&journal).unwrap();
+    let uploads = weed.uploads("rec");
+    eprintln!("journal before recovery: {} parts journaled, playable to {}; server uploads {uploads:?}", state.parts.len(), state.playable_end);
+    assert_eq!(uploads.len(), 1);
+    assert_eq!(Some(&uploads[0].1), state.upload_id.as_ref());
+
+    let opts = RecoveryOptions { s3: weed.config(), ..Default::default() };
+    let t0 = std::time::Instant::now();
+    let reports = recover_spool_dir(spool.path(), &opts);
+    eprintln!("{reports:?}");
+    let recovered_in = t0.elapsed();
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(reports[0].outcome, RecoveryOutcome::Done(Outcome::Complete { .. })), "{reports:?}");
+    assert!(files_in(spool.path()).is_empty(), "spool and journal removed");
+    assert!(weed.uploads("rec").is_empty());
+
+    let (body, _) = weed.get("rec", "killed.mp4");
+    let file = tempfile::tempdir().unwrap();
+    let path = file.path().join("killed.mp4");
+    std::fs::write(&path, body).unwrap();
+    check_recovered(&path, recorded);
+    eprintln!("recovery took {recovered_in:?}");
+    // A second pass finds nothing to do.
+    assert!(recover_spool_dir(spool.path(), &opts).is_empty());
+}
+
+#[test]
+fn local_recording_killed_then_recovered() {
+    let dir = tempfile::tempdir().unwrap();
+    let location = dir.path().join("out/room.mp4");
+    let spool = dir.path().join("spool");
+    let sink = format!("tesseralocalsink location={} spool-dir={}", location.display(), spool.display());
+    let recorded = record_and_kill(&sink, &[], (5000, 8000));
+    assert!(!location.exists());
+
+    let reports = recover_spool_dir(&spool, &RecoveryOptions::default());
+    assert_eq!(reports.len(), 1);
+    assert!(matches!(reports[0].outcome, RecoveryOutcome::Done(Outcome::Complete { .. })), "{reports:?}");
+    assert!(files_in(&spool).is_empty());
+    check_recovered(&location, recorded);
+}
