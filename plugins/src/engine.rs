@@ -1,15 +1,13 @@
 //! The uploader: turns the spool into parts, one at a time, on its own thread. The same loop
 //! serves a running recording (fed by the streaming thread) and recovery (fed once).
 
-use std::fs::File;
-use std::os::unix::fs::FileExt;
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::journal::{Entry, JournalWriter, PartRecord};
 use crate::planner::{backoff, next_part_end, target_part_size};
-use crate::storage::{ErrorKind, RemotePart, Storage, StorageError};
+use crate::storage::{ErrorKind, RemotePart, SpoolRange, Storage, StorageError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
@@ -145,8 +143,6 @@ impl Uploader {
                 id
             }
         };
-        let spool = File::open(&self.spool_path)
-            .map_err(|e| StorageError::new(ErrorKind::Permanent, format!("opening spool {}: {e}", self.spool_path.display())))?;
         let end = loop {
             let start = self.parts.last().map_or(0, PartRecord::end);
             let n = self.parts.len() as u32 + 1;
@@ -154,11 +150,8 @@ impl Uploader {
                 Step::Done(end) => break end,
                 Step::Part(end) => end,
             };
-            let mut data = vec![0; usize::try_from(end - start).unwrap_or(0)];
-            spool
-                .read_exact_at(&mut data, start)
-                .map_err(|e| StorageError::new(ErrorKind::Permanent, format!("reading spool {}: {e}", self.spool_path.display())))?;
-            let etag = self.retry(|s| s.upload_part(&upload_id, n, start, data.clone()))?;
+            let range = SpoolRange { path: self.spool_path.clone(), offset: start, len: end - start };
+            let etag = self.retry(|s| s.upload_part(&upload_id, n, &range))?;
             let part = PartRecord { n, offset: start, len: end - start, etag };
             self.journal(&Entry::Part(part.clone()))?;
             self.parts.push(part);

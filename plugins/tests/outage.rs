@@ -16,7 +16,7 @@ fn a_minute_without_s3_loses_nothing() {
     let sink = s3sink_props(&weed, "rec", "outage.mp4", spool.path());
     // ~0.75 MB/s: a 5 MiB part every ~7 s, several of them cut during the outage.
     let desc = live_pipeline("video/x-raw,width=320,height=240,framerate=30/1", 6000, "snow", true, &sink);
-    let (down_at, up_at, eos_at) = (8.0, 68.0, 78.0);
+    let (down_at, up_at, eos_at) = (12.0, 72.0, 82.0);
     let journal = || files_in(spool.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal"));
     let (mut down, mut up) = (false, None::<(Instant, u64)>);
     let mut caught_up = None;

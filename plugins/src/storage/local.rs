@@ -5,7 +5,7 @@ use std::fs::{File, OpenOptions};
 use std::os::unix::fs::FileExt;
 use std::path::{Path, PathBuf};
 
-use super::{ErrorKind, RemotePart, Storage, StorageError};
+use super::{ErrorKind, RemotePart, SpoolRange, Storage, StorageError};
 use crate::journal::{Destination, PartRecord};
 
 pub struct LocalStorage {
@@ -61,10 +61,19 @@ impl Storage for LocalStorage {
         Ok(Vec::new())
     }
 
-    fn upload_part(&mut self, _upload_id: &str, _n: u32, offset: u64, data: Vec<u8>) -> Result<String, StorageError> {
-        let f = self.open_partial()?;
-        f.write_all_at(&data, offset).map_err(|e| io_err("writing", &self.partial, e))?;
-        Ok(format!("{}", data.len()))
+    fn upload_part(&mut self, _upload_id: &str, _n: u32, part: &SpoolRange) -> Result<String, StorageError> {
+        let out = self.open_partial()?;
+        let src = File::open(&part.path).map_err(|e| io_err("opening", &part.path, e))?;
+        let mut buf = vec![0; 1 << 20];
+        let mut done = 0;
+        while done < part.len {
+            let n = usize::try_from(part.len - done).unwrap_or(usize::MAX).min(buf.len());
+            let pos = part.offset + done;
+            src.read_exact_at(&mut buf[..n], pos).map_err(|e| io_err("reading", &part.path, e))?;
+            out.write_all_at(&buf[..n], pos).map_err(|e| io_err("writing", &self.partial, e))?;
+            done += n as u64;
+        }
+        Ok(format!("{}", part.len))
     }
 
     fn complete(&mut self, _upload_id: &str, parts: &[PartRecord]) -> Result<(), StorageError> {

@@ -29,6 +29,15 @@ impl StorageError {
     }
 }
 
+/// A part's bytes: a range of the spool file, read by the backend as it sends them, so
+/// memory stays small whatever the part size.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct SpoolRange {
+    pub path: std::path::PathBuf,
+    pub offset: u64,
+    pub len: u64,
+}
+
 /// A part as the server lists it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct RemotePart {
@@ -42,7 +51,7 @@ pub trait Storage: Send {
     fn create_upload(&mut self) -> Result<String, StorageError>;
     fn list_parts(&mut self, upload_id: &str) -> Result<Vec<RemotePart>, StorageError>;
     /// Returns the part's ETag.
-    fn upload_part(&mut self, upload_id: &str, n: u32, offset: u64, data: Vec<u8>) -> Result<String, StorageError>;
+    fn upload_part(&mut self, upload_id: &str, n: u32, part: &SpoolRange) -> Result<String, StorageError>;
     fn complete(&mut self, upload_id: &str, parts: &[PartRecord]) -> Result<(), StorageError>;
     fn abort(&mut self, upload_id: &str) -> Result<(), StorageError>;
 }

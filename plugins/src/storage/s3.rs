@@ -10,10 +10,10 @@ use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
 use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
-use aws_sdk_s3::primitives::ByteStream;
+use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
 
-use super::{ErrorKind, RemotePart, Storage, StorageError};
+use super::{ErrorKind, RemotePart, SpoolRange, Storage, StorageError};
 use crate::journal::{Destination, PartRecord};
 
 static RUNTIME: LazyLock<tokio::runtime::Runtime> = LazyLock::new(|| {
@@ -203,8 +203,11 @@ impl Storage for S3Storage {
         Ok(parts)
     }
 
-    fn upload_part(&mut self, upload_id: &str, n: u32, _offset: u64, data: Vec<u8>) -> Result<String, StorageError> {
+    fn upload_part(&mut self, upload_id: &str, n: u32, part: &SpoolRange) -> Result<String, StorageError> {
         let number = i32::try_from(n).map_err(|_| StorageError::new(ErrorKind::Permanent, "too many parts"))?;
+        // Streamed from the spool file (re-read on a retry), never held in memory.
+        let body = block_on(ByteStream::read_from().path(&part.path).offset(part.offset).length(Length::Exact(part.len)).build())
+            .map_err(|e| StorageError::new(ErrorKind::Permanent, format!("reading spool {}: {e}", part.path.display())))?;
         let req = self
             .client
             .upload_part()
@@ -212,7 +215,8 @@ impl Storage for S3Storage {
             .key(&self.key)
             .upload_id(upload_id)
             .part_number(number)
-            .body(ByteStream::from(data));
+            .content_length(i64::try_from(part.len).unwrap_or(i64::MAX))
+            .body(body);
         let out = block_on(req.send()).map_err(|e| self.err("UploadPart", e))?;
         out.e_tag().map(str::to_owned).ok_or_else(|| StorageError::new(ErrorKind::Transient, "UploadPart: no ETag in the reply"))
     }
