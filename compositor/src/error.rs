@@ -16,6 +16,10 @@ pub enum CompositorError {
     UnknownTrack(u64),
     #[error("unknown output {0}")]
     UnknownOutput(u64),
+    #[error("unknown destination {0}")]
+    UnknownDestination(u64),
+    #[error("invalid destination: {field}: {reason}")]
+    InvalidDestination { field: String, reason: String },
     #[error("invalid RTP packet: {0}")]
     InvalidRtp(&'static str),
     #[error("the program is not running")]

@@ -17,6 +17,7 @@ pub mod sync;
 pub mod track;
 
 pub use config::ProgramConfig;
+pub use destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset, RtmpUrl};
 pub use error::{CompositorError, Result};
 pub use program::{
     OutputId, OutputSpec, OutputStats, ProgramEvent, ProgramStats, RoomPipeline, TrackStats,

@@ -79,6 +79,24 @@ impl RtmpUrl {
     pub fn port(&self) -> u16 {
         self.port
     }
+    /// `text` with every occurrence of the URL and its stream key masked: for error messages
+    /// that come back from the network stack.
+    pub fn scrub(&self, text: &str) -> String {
+        let mut out = text.replace(&self.full, &self.redacted());
+        if let Some(key) = self.key() {
+            out = out.replace(key, "****");
+        }
+        out
+    }
+
+    /// The secret part: everything after the application.
+    fn key(&self) -> Option<&str> {
+        let after_scheme = self.full.split_once("://")?.1;
+        let path = after_scheme.split_once('/')?.1;
+        let key = path.strip_prefix(self.app.as_str())?.trim_start_matches('/');
+        (!key.is_empty()).then_some(key)
+    }
+
     /// `rtmp://host/app/****`: safe for logs and API responses.
     pub fn redacted(&self) -> String {
         let scheme = if self.tls { "rtmps" } else { "rtmp" };
@@ -122,6 +140,10 @@ mod tests {
         assert!(!format!("{u}").contains("SUPERSECRET"));
         assert!(!format!("{u:?}").contains("SUPERSECRET"));
         assert!(u.expose_secret().contains("SUPERSECRET"));
+        let scrubbed = u.scrub("could not publish SUPERSECRET to rtmp://host/app/SUPERSECRET");
+        assert_eq!(scrubbed, "could not publish **** to rtmp://host/app/****");
+        let q = RtmpUrl::parse("rtmp://host/app/KEY?token=TOKEN").unwrap();
+        assert!(!q.scrub("stream KEY?token=TOKEN refused").contains("TOKEN"));
     }
 
     #[test]

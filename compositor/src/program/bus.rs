@@ -37,11 +37,18 @@ fn handle(inner: &Arc<Inner>, msg: &gst::Message) {
             match owner.as_deref() {
                 Some(name) if name.starts_with("output-") => {
                     let id = OutputId(parse_id(name));
-                    tracing::warn!(output = %id, error = %text, "output failed; program continues");
+                    // A destination's connection reconnects on its own schedule (and its
+                    // error text has the stream key masked); other outputs are reported.
+                    let for_destination = inner.destination_output_failed(id, &text);
+                    if !for_destination {
+                        tracing::warn!(output = %id, error = %text, "output failed; program continues");
+                    }
                     // Teardown waits for streaming threads: do it off the bus thread.
                     let inner2 = inner.clone();
                     std::thread::spawn(move || inner2.drop_failed_output(id));
-                    inner.emit(ProgramEvent::OutputFailed { output: id, error: text });
+                    if !for_destination {
+                        inner.emit(ProgramEvent::OutputFailed { output: id, error: text });
+                    }
                 }
                 Some(name) if name.starts_with("track-") => {
                     let id = TrackId(parse_id(name));

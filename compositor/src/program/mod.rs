@@ -6,6 +6,7 @@ mod bus;
 mod core;
 mod elements;
 mod input;
+mod live;
 mod output;
 mod scene;
 
@@ -13,6 +14,7 @@ pub use input::TrackStats;
 pub use output::{OutputId, OutputSpec, OutputStats};
 
 use crate::config::ProgramConfig;
+use crate::destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationStatus};
 use crate::error::{CompositorError, Result};
 use crate::layout::{Canvas, Layout, ParticipantView, Tile, TileSource, VideoSize};
 use crate::rtp::SenderReport;
@@ -37,6 +39,9 @@ pub enum ProgramEvent {
     OutputFailed { output: OutputId, error: String },
     TrackFailed { track: TrackId, error: String },
     ProgramFailed { error: String },
+    /// A live-streaming destination changed state; `error` (stream key masked) says why it
+    /// dropped.
+    DestinationChanged { destination: DestinationId, status: DestinationStatus, error: Option<String> },
 }
 
 /// Figures about the running program.
@@ -67,6 +72,7 @@ pub(crate) struct Inner {
     /// Name-card sources by participant.
     placeholders: Mutex<BTreeMap<String, gst::Bin>>,
     outputs: Mutex<BTreeMap<OutputId, Output>>,
+    destinations: Mutex<live::Destinations>,
     next_id: AtomicU64,
     sync: Mutex<LipSync>,
     keyframe_handler: RwLock<Option<KeyframeRequestHandler>>,
@@ -103,6 +109,7 @@ impl RoomPipeline {
             tracks: RwLock::new(BTreeMap::new()),
             placeholders: Mutex::new(BTreeMap::new()),
             outputs: Mutex::new(BTreeMap::new()),
+            destinations: Mutex::new(live::Destinations::default()),
             next_id: AtomicU64::new(1),
             sync: Mutex::new(LipSync::default()),
             keyframe_handler: RwLock::new(None),
@@ -290,6 +297,26 @@ impl RoomPipeline {
 
     pub fn output_stats(&self, id: OutputId) -> Option<OutputStats> {
         lock(&self.inner.outputs).get(&id).map(|o| o.stats())
+    }
+
+    /// Starts streaming the program to an RTMP(S) destination. Refused before anything
+    /// connects when the destination's preset cannot take the program (the error names the
+    /// program setting). The destination then connects, goes live and reconnects on its own.
+    pub fn add_destination(&self, spec: DestinationSpec) -> Result<DestinationId> {
+        Inner::add_destination(&self.inner, spec)
+    }
+
+    /// Stops streaming to a destination and returns its final figures.
+    pub fn remove_destination(&self, id: DestinationId) -> Result<DestinationInfo> {
+        self.inner.remove_destination(id)
+    }
+
+    pub fn destination(&self, id: DestinationId) -> Option<DestinationInfo> {
+        self.inner.destination_info(id)
+    }
+
+    pub fn destinations(&self) -> Vec<DestinationInfo> {
+        self.inner.destination_infos()
     }
 
     pub fn stats(&self) -> ProgramStats {
@@ -625,6 +652,7 @@ impl Inner {
         if !self.running.swap(false, Ordering::SeqCst) {
             return Ok(());
         }
+        self.stop_destinations();
         let ids: Vec<OutputId> = lock(&self.outputs).keys().copied().collect();
         let mut first_err = None;
         for id in ids {

@@ -19,6 +19,9 @@ impl std::fmt::Display for OutputId {
     }
 }
 
+/// How long flvmux waits for a late stream before it writes what it has.
+const FLV_MUX_LATENCY: gst::ClockTime = gst::ClockTime::from_mseconds(1000);
+
 /// What to attach to the program.
 #[derive(Debug, Clone)]
 pub enum OutputSpec {
@@ -117,6 +120,9 @@ pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst
         OutputSpec::Flv { .. } => {
             let mux = make("flvmux", Some("mux"))?;
             mux.set_property("streamable", true);
+            // FLV timestamps must not go backwards, so flvmux clamps a video frame that comes
+            // after audio it has already written. Give the encoder time to deliver first.
+            mux.set_property("latency", FLV_MUX_LATENCY.nseconds());
             (mux, "video", "audio")
         }
     };

@@ -1,0 +1,277 @@
+//! RTMP(S) destinations on the program. Each destination is an FLV output of its own (own
+//! queues, own connection) that is rebuilt on its own backoff schedule when its connection
+//! fails or drops, so a refused, slow or dead ingest never touches the program, the other
+//! destinations or the recording. A supervisor thread drives the state machines in
+//! `destination::state` with the program's elapsed time.
+
+use super::elements::make;
+use super::{Inner, OutputId, OutputSpec, ProgramEvent, lock};
+use crate::destination::{
+    DestinationId, DestinationInfo, DestinationSpec, DestinationState, DestinationStatus,
+};
+use crate::error::{CompositorError, Result};
+use gst::prelude::*;
+use std::collections::BTreeMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Weak};
+use std::time::Duration;
+
+/// How long a retired connection's late errors are recognised.
+const RETIRED_FOR: Duration = Duration::from_secs(30);
+/// How often the supervisor looks at connections and due reconnects.
+const TICK: Duration = Duration::from_millis(100);
+/// How long a removed destination may take to send its last bytes and unpublish.
+const FINISH_TIMEOUT: Duration = Duration::from_secs(5);
+/// rtmp2sink gives up on a connection that accepts nothing for this long (it is how a stalled
+/// ingest is noticed).
+const RTMP_TIMEOUT_S: u32 = 5;
+
+/// One connection attempt: an FLV output with an rtmp2sink.
+struct Connection {
+    output: OutputId,
+    sink: gst::Element,
+    /// Buffers that reached the sink: the second one means the first was written, i.e. the
+    /// connection is up and publishing (rtmp2sink renders only once connected).
+    sink_buffers: Arc<AtomicU64>,
+}
+
+pub(crate) struct Destination {
+    spec: DestinationSpec,
+    state: DestinationState,
+    connection: Option<Connection>,
+    /// Totals of earlier connections.
+    frames_before: u64,
+    bytes_before: u64,
+    live_since: Option<Duration>,
+}
+
+#[derive(Default)]
+pub(crate) struct Destinations {
+    map: BTreeMap<DestinationId, Destination>,
+    /// Connections that failed or were removed, and when: a failing output posts more than
+    /// one error (the sink's, then its queues'), and the later ones belong to nobody.
+    retired: BTreeMap<OutputId, Duration>,
+    supervisor: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Inner {
+    fn now(&self) -> Duration {
+        self.started.elapsed()
+    }
+
+    pub(super) fn add_destination(inner: &Arc<Inner>, spec: DestinationSpec) -> Result<DestinationId> {
+        if !inner.running.load(Ordering::SeqCst) {
+            return Err(CompositorError::NotRunning);
+        }
+        spec.preset.check(&inner.config).map_err(|e| CompositorError::InvalidDestination {
+            field: format!("program.{}", e.field),
+            reason: format!("preset {}: {}", spec.preset.name(), e.reason),
+        })?;
+        let id = DestinationId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+        let connection = inner.connect(&spec)?;
+        tracing::info!(destination = %id, url = %spec.url, preset = %spec.preset.name(), "destination added");
+        let state = DestinationState::new(spec.reconnect);
+        let dest = Destination {
+            spec,
+            state,
+            connection: Some(connection),
+            frames_before: 0,
+            bytes_before: 0,
+            live_since: None,
+        };
+        let mut d = lock(&inner.destinations);
+        d.map.insert(id, dest);
+        if d.supervisor.is_none() {
+            let weak = Arc::downgrade(inner);
+            let handle = std::thread::Builder::new()
+                .name("room-destinations".into())
+                .spawn(move || supervise(weak))
+                .map_err(|e| CompositorError::Gst(format!("cannot start the destination supervisor: {e}")))?;
+            d.supervisor = Some(handle);
+        }
+        Ok(id)
+    }
+
+    /// Stops streaming to a destination: its connection is finished (EOS, unpublish) without
+    /// waiting more than a few seconds for a stuck ingest.
+    pub(super) fn remove_destination(&self, id: DestinationId) -> Result<DestinationInfo> {
+        let dest = {
+            let mut d = lock(&self.destinations);
+            let dest = d.map.remove(&id).ok_or(CompositorError::UnknownDestination(id.0))?;
+            if let Some(c) = &dest.connection {
+                d.retired.insert(c.output, self.now());
+            }
+            dest
+        };
+        let info = self.describe(id, &dest);
+        if let Some(c) = &dest.connection {
+            // A connection that is down or stuck cannot finish; it is torn down regardless.
+            if let Err(e) = self.detach_output(c.output, FINISH_TIMEOUT) {
+                tracing::info!(destination = %id, error = %e, "destination did not finish cleanly");
+            }
+        }
+        tracing::info!(destination = %id, url = %dest.spec.url, frames = info.video_frames, "destination removed");
+        Ok(info)
+    }
+
+    pub(super) fn destination_info(&self, id: DestinationId) -> Option<DestinationInfo> {
+        let d = lock(&self.destinations);
+        d.map.get(&id).map(|dest| self.describe(id, dest))
+    }
+
+    pub(super) fn destination_infos(&self) -> Vec<DestinationInfo> {
+        let d = lock(&self.destinations);
+        d.map.iter().map(|(id, dest)| self.describe(*id, dest)).collect()
+    }
+
+    /// An output failed: if it carried a destination, the destination schedules its reconnect.
+    /// Returns whether the output was a destination's connection (now or recently).
+    pub(super) fn destination_output_failed(&self, output: OutputId, error: &str) -> bool {
+        let now = self.now();
+        let mut d = lock(&self.destinations);
+        if d.retired.contains_key(&output) {
+            tracing::debug!(output = %output, "late error from a retired destination connection");
+            return true;
+        }
+        let Some((id, dest)) =
+            d.map.iter_mut().find(|(_, dest)| dest.connection.as_ref().is_some_and(|c| c.output == output))
+        else {
+            return false;
+        };
+        let id = *id;
+        let text = dest.spec.url.scrub(error);
+        if let Some(c) = dest.connection.take() {
+            let (frames, bytes) = self.connection_totals(&c);
+            dest.frames_before += frames;
+            dest.bytes_before += bytes;
+        }
+        dest.live_since = None;
+        let retry = dest.state.on_error(now, &text);
+        let status = dest.state.status();
+        d.retired.insert(output, now);
+        drop(d);
+        match retry {
+            Some(delay) => tracing::warn!(destination = %id, error = %text, retry_in = ?delay, "destination connection failed; reconnecting"),
+            None => tracing::warn!(destination = %id, error = %text, "destination failed; giving up"),
+        }
+        self.emit(ProgramEvent::DestinationChanged { destination: id, status, error: Some(text) });
+        true
+    }
+
+    fn connect(&self, spec: &DestinationSpec) -> Result<Connection> {
+        let sink = make("rtmp2sink", None)?;
+        sink.set_property("location", spec.url.expose_secret());
+        sink.set_property("timeout", RTMP_TIMEOUT_S);
+        let sink_buffers = Arc::new(AtomicU64::new(0));
+        if let Some(pad) = sink.static_pad("sink") {
+            let n = sink_buffers.clone();
+            pad.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, move |_, _| {
+                n.fetch_add(1, Ordering::Relaxed);
+                gst::PadProbeReturn::Ok
+            });
+        }
+        let output = self.attach_output(OutputSpec::Flv { sink: sink.clone() })?;
+        Ok(Connection { output, sink, sink_buffers })
+    }
+
+    /// Frames and bytes one connection carried.
+    fn connection_totals(&self, c: &Connection) -> (u64, u64) {
+        let frames = lock(&self.outputs).get(&c.output).map(|o| o.stats().video_frames).unwrap_or(0);
+        (frames, bytes_sent(&c.sink))
+    }
+
+    fn describe(&self, id: DestinationId, dest: &Destination) -> DestinationInfo {
+        let (frames, bytes) = dest.connection.as_ref().map(|c| self.connection_totals(c)).unwrap_or((0, 0));
+        DestinationInfo {
+            id,
+            url: dest.spec.url.redacted(),
+            preset: dest.spec.preset.name(),
+            status: dest.state.status(),
+            reconnects: dest.state.reconnects(),
+            last_error: dest.state.last_error().map(str::to_string),
+            video_frames: dest.frames_before + frames,
+            bytes_sent: dest.bytes_before + bytes,
+            live_for: dest.live_since.map(|since| self.now().saturating_sub(since)),
+        }
+    }
+
+    /// One round of the supervisor: connections that came up, reconnects that are due.
+    fn supervise_once(&self) {
+        let now = self.now();
+        let mut changes = Vec::new();
+        let mut due = Vec::new();
+        {
+            let mut d = lock(&self.destinations);
+            d.retired.retain(|_, at| now.saturating_sub(*at) < RETIRED_FOR);
+            for (id, dest) in d.map.iter_mut() {
+                match (dest.state.status(), &dest.connection) {
+                    (DestinationStatus::Connecting, Some(c)) if c.sink_buffers.load(Ordering::Relaxed) >= 2 => {
+                        dest.state.on_live(now);
+                        dest.live_since = Some(now);
+                        changes.push((*id, DestinationStatus::Live));
+                    }
+                    (DestinationStatus::Reconnecting, None) if dest.state.poll_retry(now) => {
+                        changes.push((*id, DestinationStatus::Connecting));
+                        due.push((*id, dest.spec.clone()));
+                    }
+                    _ => {}
+                }
+            }
+        }
+        for (id, status) in changes {
+            tracing::info!(destination = %id, status = ?status, "destination status");
+            self.emit(ProgramEvent::DestinationChanged { destination: id, status, error: None });
+        }
+        for (id, spec) in due {
+            let attempt = self.connect(&spec);
+            let mut d = lock(&self.destinations);
+            match (attempt, d.map.get_mut(&id)) {
+                (Ok(c), Some(dest)) => dest.connection = Some(c),
+                (Ok(c), None) => {
+                    // Removed while connecting.
+                    d.retired.insert(c.output, now);
+                    drop(d);
+                    let _ = self.detach_output(c.output, Duration::ZERO);
+                }
+                (Err(e), Some(dest)) => {
+                    let text = dest.spec.url.scrub(&e.to_string());
+                    dest.state.on_error(now, &text);
+                    tracing::warn!(destination = %id, error = %text, "cannot build the destination's output");
+                }
+                (Err(_), None) => {}
+            }
+        }
+    }
+
+    pub(super) fn stop_destinations(&self) {
+        let (ids, supervisor) = {
+            let mut d = lock(&self.destinations);
+            (d.map.keys().copied().collect::<Vec<_>>(), d.supervisor.take())
+        };
+        for id in ids {
+            let _ = self.remove_destination(id);
+        }
+        if let Some(t) = supervisor
+            && t.thread().id() != std::thread::current().id()
+        {
+            let _ = t.join();
+        }
+    }
+}
+
+fn supervise(weak: Weak<Inner>) {
+    loop {
+        std::thread::sleep(TICK);
+        let Some(inner) = weak.upgrade() else { return };
+        if !inner.running.load(Ordering::SeqCst) {
+            return;
+        }
+        inner.supervise_once();
+    }
+}
+
+/// Bytes rtmp2sink has written on its connection.
+fn bytes_sent(sink: &gst::Element) -> u64 {
+    let stats = sink.property::<gst::Structure>("stats");
+    stats.get::<u64>("out-bytes-total").unwrap_or(0)
+}
