@@ -4,7 +4,7 @@
 mod common;
 
 use std::io::{BufRead, BufReader};
-use std::path::Path;
+use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
@@ -57,14 +57,16 @@ fn check_recovered(file: &Path, recorded: f64) {
     assert!(p.max_gap < 0.05, "gap {}", p.max_gap);
 }
 
-#[test]
-fn s3_recording_killed_then_recovered() {
+/// Records into S3 with `record-live`, kills it, and checks that the unfinished upload is
+/// explained by the journal. Returns the server, the spool directory, the journal, its
+/// upload id and the seconds recorded.
+fn s3_record_and_kill(key: &str) -> (Weed, tempfile::TempDir, PathBuf, String, f64) {
     let weed = Weed::start();
     weed.create_bucket("rec");
     let spool = tempfile::tempdir().unwrap();
     // SeaweedFS enforces S3's 5 MiB minimum: noise at 16 Mbit/s makes a part every ~3 s,
     // so some are uploaded before the kill and some not.
-    let sink = format!("tesseras3sink bucket=rec key=killed.mp4 spool-dir={}", spool.path().display());
+    let sink = format!("tesseras3sink bucket=rec key={key} spool-dir={}", spool.path().display());
     let env = [
         ("AWS_ENDPOINT_URL", weed.endpoint()),
         ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
@@ -74,32 +76,54 @@ fn s3_recording_killed_then_recovered() {
     ];
     let recorded = record_and_kill(&sink, &env, (8000, 11000));
 
-    // The unfinished upload is explained by a journal.
     let journal = files_in(spool.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).expect("journal");
     let state = read_journal(&journal).unwrap();
     let uploads = weed.uploads("rec");
     eprintln!("journal before recovery: {} parts journaled, playable to {}; server uploads {uploads:?}", state.parts.len(), state.playable_end);
     assert_eq!(uploads.len(), 1);
     assert_eq!(Some(&uploads[0].1), state.upload_id.as_ref());
+    let id = uploads[0].1.clone();
+    (weed, spool, journal, id, recorded)
+}
 
+/// Recovers the spool directory and checks the object.
+fn recover_and_check(weed: &Weed, spool: &Path, key: &str, recorded: f64) {
     let opts = RecoveryOptions { s3: weed.config(), ..Default::default() };
     let t0 = std::time::Instant::now();
-    let reports = recover_spool_dir(spool.path(), &opts);
-    eprintln!("{reports:?}");
-    let recovered_in = t0.elapsed();
+    let reports = recover_spool_dir(spool, &opts);
+    eprintln!("recovery took {:?}: {reports:?}", t0.elapsed());
     assert_eq!(reports.len(), 1);
     assert!(matches!(reports[0].outcome, RecoveryOutcome::Done(Outcome::Complete { .. })), "{reports:?}");
-    assert!(files_in(spool.path()).is_empty(), "spool and journal removed");
+    assert!(files_in(spool).is_empty(), "spool and journal removed");
     assert!(weed.uploads("rec").is_empty());
 
-    let (body, _) = weed.get("rec", "killed.mp4");
-    let file = tempfile::tempdir().unwrap();
-    let path = file.path().join("killed.mp4");
+    let (body, _) = weed.get("rec", key);
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join(key);
     std::fs::write(&path, body).unwrap();
     check_recovered(&path, recorded);
-    eprintln!("recovery took {recovered_in:?}");
     // A second pass finds nothing to do.
-    assert!(recover_spool_dir(spool.path(), &opts).is_empty());
+    assert!(recover_spool_dir(spool, &opts).is_empty());
+}
+
+#[test]
+fn s3_recording_killed_then_recovered() {
+    let (weed, spool, journal, _, recorded) = s3_record_and_kill("killed.mp4");
+    // Also as if the kill came between an upload and its journal line: recovery finds the
+    // part with ListParts.
+    let text = std::fs::read_to_string(&journal).unwrap();
+    if let Some(i) = text.rfind(r#"{"t":"part""#) {
+        let j = i + text[i..].find('\n').unwrap() + 1;
+        std::fs::write(&journal, format!("{}{}", &text[..i], &text[j..])).unwrap();
+    }
+    recover_and_check(&weed, spool.path(), "killed.mp4", recorded);
+}
+
+#[test]
+fn s3_recovery_starts_over_when_the_upload_is_gone() {
+    let (weed, spool, _, id, recorded) = s3_record_and_kill("gone.mp4");
+    weed.abort_upload("rec", "gone.mp4", &id);
+    recover_and_check(&weed, spool.path(), "gone.mp4", recorded);
 }
 
 #[test]

@@ -163,6 +163,12 @@ impl Weed {
             .collect()
     }
 
+    pub fn abort_upload(&self, bucket: &str, key: &str, upload_id: &str) {
+        self.rt
+            .block_on(self.client.abort_multipart_upload().bucket(bucket).key(key).upload_id(upload_id).send())
+            .expect("AbortMultipartUpload");
+    }
+
     pub fn list_part_sizes(&self, bucket: &str, key: &str, upload_id: &str) -> Vec<i64> {
         let out = self.rt.block_on(self.client.list_parts().bucket(bucket).key(key).upload_id(upload_id).send()).expect("ListParts");
         out.parts().iter().map(|p| p.size().unwrap_or(0)).collect()
