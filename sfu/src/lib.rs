@@ -1,1 +1,20 @@
-//! The WebRTC SFU (see issue: SFU).
+//! Tessera's WebRTC SFU: rooms, participants, publish and subscribe over `webrtc` 0.21, with
+//! simulcast layer selection, keyframe-request rate limiting, active speaker detection, a
+//! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest and an in-process hand-off to
+//! the compositor ([`MediaHandoff`]). No GStreamer here.
+
+pub mod config;
+pub mod core;
+pub mod error;
+pub mod forward;
+pub mod handoff;
+pub mod http;
+mod peer;
+pub mod room;
+pub mod signal;
+
+pub use config::{IceConfig, SfuConfig};
+pub use error::{Error, Result};
+pub use handoff::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
+pub use http::{TokenValidator, router};
+pub use room::{Participant, PublishedTrack, Room, Sfu};

@@ -1,0 +1,56 @@
+//! SFU configuration: where ICE listens and how media is handled.
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::time::Duration;
+
+/// ICE transport settings. Every peer connection binds its own sockets on `ips`.
+#[derive(Debug, Clone)]
+pub struct IceConfig {
+    /// Local addresses to gather host candidates on (tests: only 127.0.0.1).
+    pub ips: Vec<IpAddr>,
+    /// UDP port range (inclusive) for peer connection sockets; `None`: ephemeral ports.
+    pub udp_port_range: Option<(u16, u16)>,
+    /// Also offer passive ICE-TCP candidates (fallback for networks that block UDP).
+    pub tcp: bool,
+    /// TCP port range (inclusive) for ICE-TCP listeners; `None`: ephemeral ports.
+    pub tcp_port_range: Option<(u16, u16)>,
+    /// Public addresses advertised instead of the local ones (1:1 NAT, e.g. a cloud VM's
+    /// elastic IP). Empty: advertise the local addresses.
+    pub public_ips: Vec<String>,
+}
+
+impl Default for IceConfig {
+    fn default() -> Self {
+        Self {
+            ips: vec![IpAddr::V4(Ipv4Addr::LOCALHOST)],
+            udp_port_range: None,
+            tcp: true,
+            tcp_port_range: None,
+            public_ips: Vec::new(),
+        }
+    }
+}
+
+/// SFU settings.
+#[derive(Debug, Clone)]
+pub struct SfuConfig {
+    /// ICE transport.
+    pub ice: IceConfig,
+    /// At most one keyframe request per track is sent to a publisher in this interval.
+    pub keyframe_request_interval: Duration,
+    /// Participants per room (WebSocket and WHIP together).
+    pub max_participants: usize,
+    /// How long the server waits for its own ICE gathering before answering.
+    pub gather_timeout: Duration,
+}
+
+impl Default for SfuConfig {
+    fn default() -> Self {
+        Self {
+            ice: IceConfig::default(),
+            keyframe_request_interval: Duration::from_millis(500),
+            max_participants: 50,
+            gather_timeout: Duration::from_secs(2),
+        }
+    }
+}

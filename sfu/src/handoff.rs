@@ -1,0 +1,191 @@
+//! In-process hand-off from the SFU to a media consumer (the compositor), decoupled so a busy
+//! consumer never slows forwarding: events go through a bounded queue to a dedicated thread;
+//! when the queue is full, RTP packets are dropped (and counted), control events never are.
+
+use std::collections::VecDeque;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, Mutex};
+
+use tokio::sync::mpsc;
+
+/// What a published track is: who, what kind, which RTP parameters the consumer receives.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct TrackInfo {
+    /// Room name.
+    pub room: String,
+    /// Participant id, unique in the room.
+    pub participant_id: String,
+    /// Participant display name.
+    pub participant_name: String,
+    /// Track id, unique in the room.
+    pub track_id: String,
+    /// `audio`, `camera` or `screen`.
+    pub source: TrackSource,
+    /// MIME type, e.g. `video/VP8`, `video/H264`, `audio/opus`.
+    pub mime_type: String,
+    /// Payload type of the packets handed over.
+    pub payload_type: u8,
+    /// RTP clock rate.
+    pub clock_rate: u32,
+    /// Audio channels (0 for video).
+    pub channels: u16,
+    /// fmtp line of the codec.
+    pub fmtp: String,
+    /// SSRC of the packets handed over (stable for the track's life; simulcast layers are
+    /// rewritten into this one stream with continuous sequence numbers and timestamps).
+    pub ssrc: u32,
+}
+
+/// Where a track comes from on the publisher's side.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, serde::Serialize, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum TrackSource {
+    /// Microphone (or any audio).
+    Audio,
+    /// Camera video.
+    Camera,
+    /// Screen share.
+    Screen,
+}
+
+/// An RTCP sender report of a handed-over track, already in the handed-over SSRC/timestamp
+/// space.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct SenderReportInfo {
+    /// SSRC (the [`TrackInfo::ssrc`]).
+    pub ssrc: u32,
+    /// 64-bit NTP time.
+    pub ntp_time: u64,
+    /// RTP time matching `ntp_time`.
+    pub rtp_time: u32,
+    /// Packets sent by the publisher.
+    pub packet_count: u32,
+    /// Payload octets sent by the publisher.
+    pub octet_count: u32,
+}
+
+/// The way back: ask the publisher of a track for a keyframe (rate limited by the SFU).
+#[derive(Clone, Debug)]
+pub struct KeyframeRequester {
+    pub(crate) tx: mpsc::UnboundedSender<()>,
+}
+
+impl KeyframeRequester {
+    /// Requests a keyframe; never blocks. Returns false once the track is gone.
+    pub fn request(&self) -> bool {
+        self.tx.send(()).is_ok()
+    }
+}
+
+/// Implemented by the binary to receive the room's media. Called on one dedicated thread,
+/// in order; a slow implementation only loses RTP packets, it never slows the SFU.
+pub trait MediaHandoff: Send + Sync + 'static {
+    /// A track was published (called before its first packet).
+    fn track_published(&self, track: &TrackInfo, keyframes: KeyframeRequester);
+    /// A track ended (participant left, unpublished, or the connection failed).
+    fn track_unpublished(&self, track: &TrackInfo);
+    /// One RTP packet of a track (serialized, ready for a depayloader).
+    fn rtp(&self, track_id: &str, packet: &[u8]);
+    /// An RTCP sender report of a track (for lip sync).
+    fn sender_report(&self, track_id: &str, report: &SenderReportInfo);
+    /// The room's active speaker changed (`None`: nobody).
+    fn active_speaker(&self, _room: &str, _participant_id: Option<&str>) {}
+}
+
+pub(crate) enum HandoffEvent {
+    Published(TrackInfo, KeyframeRequester),
+    Unpublished(TrackInfo),
+    Rtp(Arc<str>, Vec<u8>),
+    SenderReport(Arc<str>, SenderReportInfo),
+    Speaker(String, Option<String>),
+}
+
+struct Queue {
+    items: VecDeque<HandoffEvent>,
+    media: usize,
+}
+
+/// The bounded, non-blocking queue in front of a [`MediaHandoff`].
+pub(crate) struct HandoffDispatcher {
+    queue: Mutex<Queue>,
+    ready: Condvar,
+    capacity: usize,
+    dropped: AtomicU64,
+    closed: AtomicBool,
+}
+
+impl HandoffDispatcher {
+    pub(crate) fn start(sink: Arc<dyn MediaHandoff>, capacity: usize) -> Arc<Self> {
+        let d = Arc::new(Self {
+            queue: Mutex::new(Queue { items: VecDeque::new(), media: 0 }),
+            ready: Condvar::new(),
+            capacity,
+            dropped: AtomicU64::new(0),
+            closed: AtomicBool::new(false),
+        });
+        let worker = Arc::clone(&d);
+        let spawned = std::thread::Builder::new().name("sfu-handoff".into()).spawn(move || {
+            worker.run(sink);
+        });
+        if let Err(e) = spawned {
+            tracing::error!("cannot start the hand-off thread: {e}");
+        }
+        d
+    }
+
+    fn run(&self, sink: Arc<dyn MediaHandoff>) {
+        loop {
+            let ev = {
+                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                loop {
+                    if let Some(ev) = q.items.pop_front() {
+                        if matches!(ev, HandoffEvent::Rtp(..) | HandoffEvent::SenderReport(..)) {
+                            q.media -= 1;
+                        }
+                        break ev;
+                    }
+                    if self.closed.load(Ordering::Acquire) {
+                        return;
+                    }
+                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                }
+            };
+            match ev {
+                HandoffEvent::Published(t, k) => sink.track_published(&t, k),
+                HandoffEvent::Unpublished(t) => sink.track_unpublished(&t),
+                HandoffEvent::Rtp(id, p) => sink.rtp(&id, &p),
+                HandoffEvent::SenderReport(id, sr) => sink.sender_report(&id, &sr),
+                HandoffEvent::Speaker(room, p) => sink.active_speaker(&room, p.as_deref()),
+            }
+        }
+    }
+
+    /// Enqueues without blocking; media beyond the capacity is dropped.
+    pub(crate) fn push(&self, ev: HandoffEvent) {
+        let media = matches!(ev, HandoffEvent::Rtp(..) | HandoffEvent::SenderReport(..));
+        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        if media {
+            if q.media >= self.capacity {
+                self.dropped.fetch_add(1, Ordering::Relaxed);
+                return;
+            }
+            q.media += 1;
+        }
+        q.items.push_back(ev);
+        drop(q);
+        self.ready.notify_one();
+    }
+
+    /// RTP packets and reports dropped because the consumer was behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+}
+
+impl HandoffDispatcher {
+    /// Stops the thread once the queue is drained.
+    pub(crate) fn close(&self) {
+        self.closed.store(true, Ordering::Release);
+        self.ready.notify_all();
+    }
+}

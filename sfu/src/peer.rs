@@ -1,0 +1,202 @@
+//! Building `webrtc` 0.21 peer connections the way the SFU needs them.
+
+use std::collections::VecDeque;
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU32, Ordering};
+use std::time::Instant;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::sansio::Protocol;
+use webrtc::peer_connection::{
+    MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
+    RTCIceCandidateType, Registry, SettingEngineBuilder, register_default_interceptors,
+};
+
+use crate::config::SfuConfig;
+use crate::error::{Error, Result};
+
+/// RFC 6464 audio level header extension.
+pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
+
+/// Hands keyframe requests (PLI/FIR) and sender reports to the application; every other
+/// inbound RTCP packet stays with the interceptors.
+struct RtcpToApp {
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
+                .iter()
+                .filter(|p| {
+                    let a = p.as_any();
+                    a.is::<PictureLossIndication>() || a.is::<FullIntraRequest>() || a.is::<SenderReport>()
+                })
+                .cloned()
+                .collect();
+            if wanted.is_empty() {
+                return Ok(());
+            }
+            msg.message.packet = Packet::Rtcp(wanted);
+            msg.message.add(Attribute::DeliverToApplication);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for RtcpToApp {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
+
+/// Picks a free port in `range` by probing (sockets are bound per peer connection).
+fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
+    let Some((lo, hi)) = range else { return 0 };
+    let span = u32::from(hi.saturating_sub(lo)) + 1;
+    for _ in 0..span {
+        let p = lo + (NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span) as u16;
+        let addr = SocketAddr::new(ip, p);
+        let free = if tcp {
+            std::net::TcpListener::bind(addr).is_ok()
+        } else {
+            std::net::UdpSocket::bind(addr).is_ok()
+        };
+        if free {
+            return p;
+        }
+    }
+    0
+}
+
+/// Builds a peer connection with Opus/VP8/H.264/VP9/AV1, NACK, RTCP reports, TWCC feedback,
+/// the simulcast header extensions and RFC 6464 audio levels, on the configured addresses.
+pub(crate) async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
+    let mut me = MediaEngine::default();
+    me.register_default_codecs()?;
+    me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
+    let registry = register_default_interceptors(Registry::new(), &mut me)?;
+    let registry = registry.with(Slot::from(14_000), RtcpToApp { read: VecDeque::new(), write: VecDeque::new() });
+
+    let mut se = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_include_loopback_candidate(true);
+    if !cfg.ice.public_ips.is_empty() {
+        se = se.with_nat_1to1_ips(cfg.ice.public_ips.clone(), RTCIceCandidateType::Host);
+    }
+    let udp: Vec<SocketAddr> =
+        cfg.ice.ips.iter().map(|&ip| SocketAddr::new(ip, port_in(cfg.ice.udp_port_range, ip, false))).collect();
+    let tcp: Vec<SocketAddr> = if cfg.ice.tcp {
+        cfg.ice.ips.iter().map(|&ip| SocketAddr::new(ip, port_in(cfg.ice.tcp_port_range, ip, true))).collect()
+    } else {
+        Vec::new()
+    };
+    let pc = PeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(me)
+        .with_setting_engine(se.build())
+        .with_interceptor_registry(registry)
+        .with_handler(handler)
+        .with_udp_addrs(udp)
+        .with_tcp_addrs(tcp)
+        .build()
+        .await
+        .map_err(|e| Error::WebRtc(e.to_string()))?;
+    Ok(Arc::new(pc))
+}
+
+/// The `a=extmap` id of `uri` in an SDP, if any.
+pub(crate) fn extmap_id(sdp: &str, uri: &str) -> Option<u8> {
+    sdp.lines().find_map(|l| {
+        let rest = l.trim().strip_prefix("a=extmap:")?;
+        let (id, tail) = rest.split_once(' ')?;
+        if tail.split_whitespace().next()? != uri {
+            return None;
+        }
+        id.split('/').next()?.parse().ok()
+    })
+}
+
+/// The simulcast RIDs of the m-section whose msid names `track_id`, ordered low→high by the
+/// usual names (`q`/`h`/`f`, `l`/`m`/`h`, `0`/`1`/`2`).
+pub(crate) fn simulcast_rids(sdp: &str, track_id: &str) -> Vec<String> {
+    let mut sections: Vec<Vec<&str>> = Vec::new();
+    for l in sdp.lines().map(str::trim) {
+        if l.starts_with("m=") {
+            sections.push(Vec::new());
+        }
+        if let Some(s) = sections.last_mut() {
+            s.push(l);
+        }
+    }
+    let order = |r: &str| match r {
+        "q" | "l" | "0" => 0,
+        "h" | "m" | "1" => 1,
+        _ => 2,
+    };
+    for s in sections {
+        let ours = s
+            .iter()
+            .any(|l| l.strip_prefix("a=msid:").and_then(|m| m.split_whitespace().nth(1)) == Some(track_id));
+        if !ours {
+            continue;
+        }
+        let mut rids: Vec<String> = s
+            .iter()
+            .filter_map(|l| l.strip_prefix("a=rid:"))
+            .filter_map(|r| r.split_once(' '))
+            .filter(|(_, dir)| dir.starts_with("send"))
+            .map(|(rid, _)| rid.to_owned())
+            .collect();
+        rids.sort_by_key(|r| order(r));
+        return rids;
+    }
+    Vec::new()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SDP: &str = "v=0\r\nm=audio 9 UDP/TLS/RTP/SAVPF 111\r\na=extmap:1 urn:ietf:params:rtp-hdrext:ssrc-audio-level\r\na=msid:s a1\r\nm=video 9 UDP/TLS/RTP/SAVPF 96\r\na=extmap:4/sendonly urn:x\r\na=msid:s v1\r\na=rid:f send\r\na=rid:h send\r\na=rid:q send\r\na=simulcast:send f;h;q\r\n";
+
+    #[test]
+    fn sdp_helpers() {
+        assert_eq!(extmap_id(SDP, AUDIO_LEVEL_URI), Some(1));
+        assert_eq!(extmap_id(SDP, "urn:x"), Some(4));
+        assert_eq!(extmap_id(SDP, "urn:y"), None);
+        assert_eq!(simulcast_rids(SDP, "v1"), vec!["q", "h", "f"]);
+        assert!(simulcast_rids(SDP, "a1").is_empty());
+        assert!(simulcast_rids(SDP, "zz").is_empty());
+    }
+}

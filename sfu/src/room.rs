@@ -1,0 +1,939 @@
+//! Rooms, participants, publish and subscribe around `webrtc` 0.21 peer connections.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::shared::marshal::Marshal;
+use tokio::sync::{mpsc, watch};
+use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
+use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
+use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState,
+    RTCSessionDescription,
+};
+use webrtc::rtp_transceiver::RtpSender;
+
+use crate::config::SfuConfig;
+use crate::core::{ActiveSpeakerDetector, KeyframeRequestLimiter, parse_audio_level};
+use crate::error::{Error, Result};
+use crate::forward::{DownTrack, Output, PT_UNKNOWN, TrackForwarder};
+use crate::handoff::{
+    HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
+};
+use crate::peer::{AUDIO_LEVEL_URI, build_peer, extmap_id, simulcast_rids};
+use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// A pseudo-random u32 (SSRCs, ids): SplitMix64 over a counter seeded from the clock.
+pub(crate) fn random_u32() -> u32 {
+    static STATE: AtomicU64 = AtomicU64::new(0);
+    let seed = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_nanos() as u64)
+        .unwrap_or(0);
+    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) ^ seed;
+    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
+    (z ^ (z >> 31)) as u32
+}
+
+/// The SFU: all rooms of this process.
+#[derive(Clone)]
+pub struct Sfu {
+    pub(crate) inner: Arc<SfuInner>,
+}
+
+pub(crate) struct SfuInner {
+    pub(crate) config: SfuConfig,
+    rooms: Mutex<HashMap<String, Arc<Room>>>,
+    handoff: Option<Arc<HandoffDispatcher>>,
+    next_id: AtomicU64,
+}
+
+impl Drop for SfuInner {
+    fn drop(&mut self) {
+        if let Some(h) = &self.handoff {
+            h.close();
+        }
+    }
+}
+
+impl Sfu {
+    /// An SFU with this configuration; `handoff` receives every published track's media.
+    pub fn new(config: SfuConfig, handoff: Option<Arc<dyn MediaHandoff>>) -> Self {
+        let handoff = handoff.map(|h| HandoffDispatcher::start(h, 2048));
+        Self { inner: Arc::new(SfuInner { config, rooms: Mutex::new(HashMap::new()), handoff, next_id: AtomicU64::new(1) }) }
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SfuConfig {
+        &self.inner.config
+    }
+
+    /// The room with this name, created on first use.
+    pub fn room(&self, name: &str) -> Arc<Room> {
+        let mut rooms = lock(&self.inner.rooms);
+        Arc::clone(rooms.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Room {
+                name: name.to_owned(),
+                sfu: Arc::downgrade(&self.inner),
+                participants: Mutex::new(HashMap::new()),
+                speaker: Mutex::new(ActiveSpeakerDetector::default()),
+            })
+        }))
+    }
+
+    /// Existing room, if any.
+    pub fn get_room(&self, name: &str) -> Option<Arc<Room>> {
+        lock(&self.inner.rooms).get(name).cloned()
+    }
+
+    /// Names of the rooms with participants.
+    pub fn rooms(&self) -> Vec<String> {
+        lock(&self.inner.rooms).keys().cloned().collect()
+    }
+
+    /// RTP packets the hand-off dropped because its consumer was behind.
+    pub fn handoff_dropped(&self) -> u64 {
+        self.inner.handoff.as_ref().map_or(0, |h| h.dropped())
+    }
+
+    pub(crate) fn next_id(&self, prefix: &str) -> String {
+        format!("{prefix}{}", self.inner.next_id.fetch_add(1, Ordering::Relaxed))
+    }
+
+    fn remove_room_if_empty(&self, name: &str) {
+        let mut rooms = lock(&self.inner.rooms);
+        if rooms.get(name).is_some_and(|r| lock(&r.participants).is_empty()) {
+            rooms.remove(name);
+        }
+    }
+}
+
+/// A room: participants who publish to and subscribe from each other.
+pub struct Room {
+    name: String,
+    sfu: Weak<SfuInner>,
+    participants: Mutex<HashMap<String, Arc<Participant>>>,
+    speaker: Mutex<ActiveSpeakerDetector>,
+}
+
+/// A published track.
+pub struct PublishedTrack {
+    /// Server track id.
+    pub id: String,
+    /// Owner.
+    pub participant_id: String,
+    /// What it is.
+    pub source: TrackSource,
+    /// Codec as negotiated with the publisher.
+    pub codec: RTCRtpCodec,
+    /// Publisher's payload type.
+    pub payload_type: u8,
+    /// The forwarding state.
+    pub forwarder: TrackForwarder,
+    pub(crate) muted: AtomicBool,
+    remote: Mutex<Vec<Arc<dyn TrackRemote>>>,
+    keyframe_tx: mpsc::UnboundedSender<usize>,
+    handoff_info: Mutex<Option<TrackInfo>>,
+    msid: String,
+}
+
+impl PublishedTrack {
+    fn info(&self) -> TrackPublished {
+        TrackPublished {
+            track_id: self.id.clone(),
+            participant_id: self.participant_id.clone(),
+            source: self.source,
+            mime_type: self.codec.mime_type.clone(),
+            layers: self.forwarder.layer_count(),
+            muted: self.muted.load(Ordering::Relaxed),
+            stream_id: self.id.clone(),
+        }
+    }
+
+    /// Asks the publisher for a keyframe of `layer` (rate limited).
+    pub fn request_keyframe(&self, layer: usize) {
+        let _ = self.keyframe_tx.send(layer);
+    }
+}
+
+struct Subscription {
+    down: Arc<DownTrack>,
+    local: Arc<TrackLocalStaticRTP>,
+    sender: Option<Arc<dyn RtpSender>>,
+    track: Weak<PublishedTrack>,
+}
+
+#[derive(Default)]
+struct Negotiation {
+    offer_outstanding: bool,
+    dirty: bool,
+}
+
+/// A participant: a WebSocket client or a WHIP publisher.
+pub struct Participant {
+    /// Participant id, unique in the process.
+    pub id: String,
+    /// Display name.
+    pub name: String,
+    room: Weak<Room>,
+    outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
+    publish_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
+    subscribe_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
+    gathered: Mutex<HashMap<Target, watch::Receiver<bool>>>,
+    decls: Mutex<HashMap<String, TrackSource>>,
+    publish_sdp: Mutex<String>,
+    tracks: Mutex<HashMap<String, Arc<PublishedTrack>>>,
+    subs: Mutex<HashMap<String, Subscription>>,
+    filter: Mutex<Option<HashSet<String>>>,
+    negotiation: tokio::sync::Mutex<Negotiation>,
+    max_bitrate: AtomicU64,
+    video_sizes: Mutex<HashMap<String, u32>>,
+    subscribes: bool,
+    closed: AtomicBool,
+    /// Latest client statistics (from `stats` messages).
+    pub stats: Mutex<Option<serde_json::Value>>,
+}
+
+struct PeerHandler {
+    participant: Weak<Participant>,
+    target: Target,
+    gathered: watch::Sender<bool>,
+}
+
+#[async_trait::async_trait]
+impl PeerConnectionEventHandler for PeerHandler {
+    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
+        if state == RTCIceGatheringState::Complete {
+            let _ = self.gathered.send(true);
+        }
+    }
+
+    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+        tracing::debug!(target = ?self.target, "peer connection {state}");
+        if matches!(state, RTCPeerConnectionState::Failed)
+            && let Some(p) = self.participant.upgrade()
+        {
+            tokio::spawn(async move { p.leave().await });
+        }
+    }
+
+    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
+        if self.target != Target::Publish {
+            return;
+        }
+        if let Some(p) = self.participant.upgrade() {
+            tokio::spawn(async move { p.receive_track(track).await });
+        }
+    }
+}
+
+impl Room {
+    /// Room name.
+    pub fn name(&self) -> &str {
+        &self.name
+    }
+
+    /// Participants now.
+    pub fn participants(&self) -> Vec<Arc<Participant>> {
+        lock(&self.participants).values().cloned().collect()
+    }
+
+    /// The active speaker now.
+    pub fn active_speaker(&self) -> Option<String> {
+        lock(&self.speaker).current().map(str::to_owned)
+    }
+
+    fn sfu(&self) -> Option<Sfu> {
+        self.sfu.upgrade().map(|inner| Sfu { inner })
+    }
+
+    fn broadcast(&self, msg: &ServerMessage, except: Option<&str>) {
+        for p in lock(&self.participants).values() {
+            if Some(p.id.as_str()) != except {
+                p.send(msg.clone());
+            }
+        }
+    }
+
+    fn all_tracks(&self) -> Vec<Arc<PublishedTrack>> {
+        lock(&self.participants).values().flat_map(|p| lock(&p.tracks).values().cloned().collect::<Vec<_>>()).collect()
+    }
+
+    /// Adds a participant. `outbox` receives server messages (None for WHIP publishers, who
+    /// do not subscribe).
+    pub fn join(
+        self: &Arc<Self>,
+        name: String,
+        outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
+    ) -> Result<Arc<Participant>> {
+        let sfu = self.sfu().ok_or_else(|| Error::Internal("sfu is gone".into()))?;
+        let subscribes = outbox.is_some();
+        let p = Arc::new(Participant {
+            id: sfu.next_id("PA_"),
+            name,
+            room: Arc::downgrade(self),
+            outbox,
+            publish_pc: tokio::sync::Mutex::new(None),
+            subscribe_pc: tokio::sync::Mutex::new(None),
+            gathered: Mutex::new(HashMap::new()),
+            decls: Mutex::new(HashMap::new()),
+            publish_sdp: Mutex::new(String::new()),
+            tracks: Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            filter: Mutex::new(None),
+            negotiation: tokio::sync::Mutex::new(Negotiation::default()),
+            max_bitrate: AtomicU64::new(0),
+            video_sizes: Mutex::new(HashMap::new()),
+            subscribes,
+            closed: AtomicBool::new(false),
+            stats: Mutex::new(None),
+        });
+        let others: Vec<ParticipantInfo> = {
+            let mut ps = lock(&self.participants);
+            if ps.len() >= sfu.inner.config.max_participants {
+                return Err(Error::Conflict("room is full".into()));
+            }
+            let others = ps.values().map(|o| o.info()).collect();
+            ps.insert(p.id.clone(), Arc::clone(&p));
+            others
+        };
+        p.send(ServerMessage::Joined {
+            participant_id: p.id.clone(),
+            room: self.name.clone(),
+            participants: others,
+            active_speaker: self.active_speaker(),
+        });
+        self.broadcast(&ServerMessage::ParticipantJoined { participant: p.info() }, Some(&p.id));
+        tracing::info!(room = %self.name, participant = %p.id, "joined");
+        Ok(p)
+    }
+
+    fn on_audio_level(self: &Arc<Self>, participant: &str, level: u8, now: Instant) {
+        let change = {
+            let mut s = lock(&self.speaker);
+            s.on_level(participant, level, now);
+            s.tick(now)
+        };
+        if let Some(who) = change {
+            self.announce_speaker(Some(who));
+        }
+    }
+
+    fn announce_speaker(&self, who: Option<String>) {
+        self.broadcast(&ServerMessage::ActiveSpeaker { participant_id: who.clone() }, None);
+        if let Some(h) = self.sfu.upgrade().and_then(|s| s.handoff.clone()) {
+            h.push(HandoffEvent::Speaker(self.name.clone(), who));
+        }
+    }
+}
+
+impl Participant {
+    fn info(&self) -> ParticipantInfo {
+        ParticipantInfo {
+            id: self.id.clone(),
+            name: self.name.clone(),
+            tracks: lock(&self.tracks).values().map(|t| t.info()).collect(),
+        }
+    }
+
+    /// Sends a signalling message to this participant's client (dropped for WHIP).
+    pub fn send(&self, msg: ServerMessage) {
+        if let Some(o) = &self.outbox {
+            let _ = o.send(msg);
+        }
+    }
+
+    /// The room.
+    pub fn room(&self) -> Option<Arc<Room>> {
+        self.room.upgrade()
+    }
+
+    /// Whether the participant has left.
+    pub fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
+    }
+
+    /// Published tracks.
+    pub fn tracks(&self) -> Vec<Arc<PublishedTrack>> {
+        lock(&self.tracks).values().cloned().collect()
+    }
+
+    /// Down tracks this participant receives, by published track id.
+    pub fn down_tracks(&self) -> Vec<(String, Arc<DownTrack>)> {
+        lock(&self.subs).iter().map(|(k, s)| (k.clone(), Arc::clone(&s.down))).collect()
+    }
+
+    fn config(&self) -> Option<SfuConfig> {
+        self.room.upgrade()?.sfu.upgrade().map(|s| s.config.clone())
+    }
+
+    async fn peer(self: &Arc<Self>, target: Target) -> Result<Arc<dyn PeerConnection>> {
+        let slot = match target {
+            Target::Publish => &self.publish_pc,
+            Target::Subscribe => &self.subscribe_pc,
+        };
+        let mut pc = slot.lock().await;
+        if let Some(pc) = pc.as_ref() {
+            return Ok(Arc::clone(pc));
+        }
+        let cfg = self.config().ok_or_else(|| Error::Conflict("room is gone".into()))?;
+        let (tx, rx) = watch::channel(false);
+        lock(&self.gathered).insert(target, rx);
+        let handler = Arc::new(PeerHandler { participant: Arc::downgrade(self), target, gathered: tx });
+        let new = build_peer(&cfg, handler).await?;
+        *pc = Some(Arc::clone(&new));
+        Ok(new)
+    }
+
+    async fn wait_gathered(&self, target: Target) {
+        let rx = lock(&self.gathered).get(&target).cloned();
+        let timeout = self.config().map_or(Duration::from_secs(2), |c| c.gather_timeout);
+        if let Some(mut rx) = rx {
+            let _ = tokio::time::timeout(timeout, rx.wait_for(|g| *g)).await;
+        }
+    }
+
+    /// Handles a publish offer: returns the answer SDP (with all server candidates).
+    pub async fn publish_offer(self: &Arc<Self>, sdp: String, decls: Vec<TrackDecl>) -> Result<String> {
+        if self.is_closed() {
+            return Err(Error::Conflict("participant has left".into()));
+        }
+        validate_sdp(&sdp)?;
+        {
+            let mut d = lock(&self.decls);
+            for t in decls {
+                d.insert(t.track_id, t.source);
+            }
+        }
+        *lock(&self.publish_sdp) = sdp.clone();
+        let pc = self.peer(Target::Publish).await?;
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
+        pc.set_remote_description(offer).await.map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
+        let answer = pc.create_answer(None).await?;
+        pc.set_local_description(answer).await?;
+        self.wait_gathered(Target::Publish).await;
+        let local = pc.local_description().await.ok_or_else(|| Error::Internal("no local description".into()))?;
+        Ok(local.sdp)
+    }
+
+    /// Adds a trickled remote candidate.
+    pub async fn add_candidate(self: &Arc<Self>, target: Target, c: Candidate) -> Result<()> {
+        let pc = match target {
+            Target::Publish => self.publish_pc.lock().await.clone(),
+            Target::Subscribe => self.subscribe_pc.lock().await.clone(),
+        };
+        let pc = pc.ok_or_else(|| Error::BadRequest("candidate before offer/answer".into()))?;
+        if c.candidate.is_empty() {
+            return Ok(());
+        }
+        pc.add_ice_candidate(RTCIceCandidateInit {
+            candidate: c.candidate,
+            sdp_mid: c.sdp_mid,
+            sdp_mline_index: c.sdp_mline_index,
+            username_fragment: None,
+            url: None,
+        })
+        .await
+        .map_err(|e| Error::BadRequest(format!("invalid candidate: {e}")))
+    }
+
+    /// Applies the client's answer to our subscribe offer.
+    pub async fn subscribe_answer(self: &Arc<Self>, sdp: String) -> Result<()> {
+        validate_sdp(&sdp)?;
+        let pc = self.subscribe_pc.lock().await.clone().ok_or_else(|| Error::BadRequest("no subscribe offer".into()))?;
+        let mut neg = self.negotiation.lock().await;
+        if !neg.offer_outstanding {
+            return Err(Error::BadRequest("no subscribe offer outstanding".into()));
+        }
+        let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
+        let applied = pc.set_remote_description(answer).await;
+        neg.offer_outstanding = false;
+        let dirty = std::mem::take(&mut neg.dirty);
+        drop(neg);
+        applied.map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
+        self.resolve_payload_types().await;
+        if dirty {
+            self.renegotiate().await?;
+        }
+        Ok(())
+    }
+
+    async fn resolve_payload_types(&self) {
+        let subs: Vec<(Arc<DownTrack>, Option<Arc<dyn RtpSender>>, Option<Arc<PublishedTrack>>)> = lock(&self.subs)
+            .values()
+            .map(|s| (Arc::clone(&s.down), s.sender.clone(), s.track.upgrade()))
+            .collect();
+        for (down, sender, track) in subs {
+            let (Some(sender), Some(track)) = (sender, track) else { continue };
+            let Ok(params) = sender.get_parameters().await else { continue };
+            let codecs = &params.rtp_parameters.codecs;
+            let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
+                c.rtp_codec.mime_type.eq_ignore_ascii_case(&track.codec.mime_type)
+            };
+            let pt = codecs
+                .iter()
+                .filter(same_mime)
+                .find(|c| c.rtp_codec.sdp_fmtp_line == track.codec.sdp_fmtp_line)
+                .or_else(|| codecs.iter().find(same_mime))
+                .map(|c| c.payload_type);
+            if let Some(pt) = pt {
+                down.payload_type.store(pt, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Creates and sends a new subscribe offer (or marks one as due when an offer is out).
+    async fn renegotiate(self: &Arc<Self>) -> Result<()> {
+        if !self.subscribes || self.is_closed() {
+            return Ok(());
+        }
+        let pc = self.peer(Target::Subscribe).await?;
+        let mut neg = self.negotiation.lock().await;
+        if neg.offer_outstanding {
+            neg.dirty = true;
+            return Ok(());
+        }
+        let offer = pc.create_offer(None).await?;
+        pc.set_local_description(offer).await?;
+        neg.offer_outstanding = true;
+        drop(neg);
+        self.wait_gathered(Target::Subscribe).await;
+        let local = pc.local_description().await.ok_or_else(|| Error::Internal("no local description".into()))?;
+        self.send(ServerMessage::SubscribeOffer { sdp: local.sdp });
+        Ok(())
+    }
+
+    fn wants(&self, publisher: &str) -> bool {
+        self.subscribes && publisher != self.id && lock(&self.filter).as_ref().is_none_or(|f| f.contains(publisher))
+    }
+
+    /// Subscribes to `track` (adds a sender to the subscribe connection). Returns whether
+    /// renegotiation is due.
+    async fn subscribe_to(self: &Arc<Self>, track: &Arc<PublishedTrack>) -> Result<bool> {
+        if !self.wants(&track.participant_id) || lock(&self.subs).contains_key(&track.id) {
+            return Ok(false);
+        }
+        let pc = self.peer(Target::Subscribe).await?;
+        let ssrc = random_u32();
+        let kind = if track.forwarder_is_video() { RtpCodecKind::Video } else { RtpCodecKind::Audio };
+        let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+            track.id.clone(),
+            track.id.clone(),
+            format!("{}-{}", track.participant_id, track.id),
+            kind,
+            vec![RTCRtpEncodingParameters {
+                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                codec: track.codec.clone(),
+                ..Default::default()
+            }],
+        )));
+        let (tx, mut rx) = mpsc::channel::<rtc::rtp::Packet>(1024);
+        let down = Arc::new(DownTrack::new(self.id.clone(), ssrc, PT_UNKNOWN, track.codec.clock_rate, Output::Queue(tx)));
+        if let Some(h) = lock(&self.video_sizes).get(&track.id) {
+            down.set_max_height(*h);
+        }
+        down.set_bandwidth(self.max_bitrate.load(Ordering::Relaxed));
+        let sender = pc.add_track(Arc::clone(&local) as Arc<dyn TrackLocal>).await?;
+        lock(&self.subs).insert(
+            track.id.clone(),
+            Subscription { down: Arc::clone(&down), local: Arc::clone(&local), sender: Some(sender), track: Arc::downgrade(track) },
+        );
+        track.forwarder.add_down(Arc::clone(&down));
+        // Writer: drains the down track's queue into the peer connection.
+        let writer = Arc::clone(&local);
+        tokio::spawn(async move {
+            while let Some(p) = rx.recv().await {
+                let _ = writer.write_rtp(p).await;
+            }
+        });
+        // Keyframe requests from this subscriber go to the publisher (rate limited there).
+        let weak = Arc::downgrade(track);
+        let d2 = Arc::clone(&down);
+        tokio::spawn(async move {
+            // `poll` returns None until the track is bound; retry a while.
+            for _ in 0..600 {
+                while let Some(ev) = local.poll().await {
+                    if let TrackLocalEvent::OnRtcpPacket(_) = ev {
+                        let Some(t) = weak.upgrade() else { return };
+                        t.request_keyframe(d2.current_layer().unwrap_or(0));
+                    }
+                }
+                if weak.strong_count() == 0 {
+                    return;
+                }
+                tokio::time::sleep(Duration::from_millis(100)).await;
+            }
+        });
+        track.request_keyframe(0);
+        Ok(true)
+    }
+
+    async fn unsubscribe_from(self: &Arc<Self>, track_id: &str) -> bool {
+        let sub = lock(&self.subs).remove(track_id);
+        let Some(sub) = sub else { return false };
+        if let Some(t) = sub.track.upgrade() {
+            t.forwarder.remove_down(&self.id);
+        }
+        let pc = self.subscribe_pc.lock().await.clone();
+        if let (Some(pc), Some(sender)) = (pc, sub.sender) {
+            let _ = pc.remove_track(&sender).await;
+        }
+        let _ = sub.local;
+        true
+    }
+
+    /// Subscribes to every wanted track in the room, then renegotiates once.
+    pub async fn sync_subscriptions(self: &Arc<Self>) -> Result<()> {
+        let Some(room) = self.room.upgrade() else { return Ok(()) };
+        let mut changed = false;
+        let tracks = room.all_tracks();
+        let live: HashSet<String> = tracks.iter().map(|t| t.id.clone()).collect();
+        for t in &tracks {
+            if self.wants(&t.participant_id) {
+                changed |= self.subscribe_to(t).await?;
+            }
+        }
+        let stale: Vec<String> = lock(&self.subs)
+            .iter()
+            .filter(|(id, s)| !live.contains(*id) || s.track.upgrade().is_none_or(|t| !self.wants(&t.participant_id)))
+            .map(|(id, _)| id.clone())
+            .collect();
+        for id in stale {
+            changed |= self.unsubscribe_from(&id).await;
+        }
+        if changed {
+            self.renegotiate().await?;
+        }
+        Ok(())
+    }
+
+    /// Chooses whose tracks to receive (`None`: everyone).
+    pub async fn set_subscriptions(self: &Arc<Self>, participants: Option<Vec<String>>) -> Result<()> {
+        *lock(&self.filter) = participants.map(|v| v.into_iter().collect());
+        self.sync_subscriptions().await
+    }
+
+    /// Caps this participant's receive bitrate (0: no cap), shared among its video tracks.
+    pub fn set_max_bitrate(&self, bps: u64) {
+        self.max_bitrate.store(bps, Ordering::Relaxed);
+        let subs = lock(&self.subs);
+        let videos: Vec<&Subscription> =
+            subs.values().filter(|s| s.track.upgrade().is_some_and(|t| t.forwarder_is_video())).collect();
+        let audio_reserve = 64_000u64;
+        let share = if bps == 0 || videos.is_empty() {
+            bps
+        } else {
+            bps.saturating_sub(audio_reserve).max(1) / videos.len() as u64
+        };
+        for s in videos {
+            s.down.set_bandwidth(share);
+        }
+    }
+
+    /// Sets the preferred maximum height of one subscribed video track.
+    pub fn set_video_size(&self, track_id: &str, max_height: Option<u32>) {
+        let h = max_height.unwrap_or(0);
+        lock(&self.video_sizes).insert(track_id.to_owned(), h);
+        if let Some(s) = lock(&self.subs).get(track_id) {
+            s.down.set_max_height(h);
+        }
+    }
+
+    /// Mutes or unmutes one of my tracks and tells the room.
+    pub fn set_muted(&self, track_id: &str, muted: bool) -> Result<()> {
+        let t = lock(&self.tracks).get(track_id).cloned().ok_or_else(|| Error::NotFound(format!("track {track_id}")))?;
+        t.muted.store(muted, Ordering::Relaxed);
+        if let Some(room) = self.room.upgrade() {
+            room.broadcast(
+                &ServerMessage::Mute { track_id: track_id.to_owned(), participant_id: self.id.clone(), muted },
+                Some(&self.id),
+            );
+        }
+        Ok(())
+    }
+
+    async fn receive_track(self: Arc<Self>, remote: Arc<dyn TrackRemote>) {
+        let Some(room) = self.room.upgrade() else { return };
+        let msid_track = remote.track_id().await;
+        let kind = remote.kind().await;
+        let mut first_open = None;
+        // The codec is known once the first packet arrived (OnOpen).
+        while let Some(ev) = remote.poll().await {
+            if let TrackRemoteEvent::OnOpen(init) = ev {
+                first_open = Some(init);
+                break;
+            }
+        }
+        let Some(init) = first_open else { return };
+        let Some(codec) = remote.codec(init.ssrc).await else {
+            tracing::warn!("track without codec");
+            return;
+        };
+        let existing = lock(&self.tracks).values().find(|t| t.msid == msid_track).cloned();
+        let (track, created) = match existing {
+            Some(t) => (t, false),
+            None => {
+                let source = lock(&self.decls).get(&msid_track).copied().unwrap_or(match kind {
+                    RtpCodecKind::Audio => TrackSource::Audio,
+                    _ => TrackSource::Camera,
+                });
+                let rids = simulcast_rids(&lock(&self.publish_sdp), &msid_track);
+                let Some(sfu) = room.sfu() else { return };
+                let (ktx, krx) = mpsc::unbounded_channel();
+                let t = Arc::new(PublishedTrack {
+                    id: sfu.next_id("TR_"),
+                    participant_id: self.id.clone(),
+                    source,
+                    forwarder: TrackForwarder::new(&codec.mime_type, rids),
+                    codec: codec.clone(),
+                    payload_type: 0,
+                    muted: AtomicBool::new(false),
+                    remote: Mutex::new(Vec::new()),
+                    keyframe_tx: ktx,
+                    handoff_info: Mutex::new(None),
+                    msid: msid_track.clone(),
+                });
+                lock(&self.tracks).insert(t.id.clone(), Arc::clone(&t));
+                spawn_keyframe_requests(Arc::downgrade(&t), krx, sfu.inner.config.keyframe_request_interval);
+                (t, true)
+            }
+        };
+        lock(&track.remote).push(Arc::clone(&remote));
+        let layer = track.forwarder.layer_of_rid(init.rid.as_deref());
+        track.forwarder.set_layer_ssrc(init.ssrc, layer);
+        if created {
+            tracing::info!(room = %room.name, track = %track.id, mime = %codec.mime_type, layers = track.forwarder.layer_count(), "published");
+            self.attach_handoff(&room, &track);
+            room.broadcast(&ServerMessage::TrackPublished { track: track.info() }, Some(&self.id));
+            for p in room.participants() {
+                if p.id != self.id {
+                    let p2 = Arc::clone(&p);
+                    tokio::spawn(async move {
+                        if let Err(e) = p2.sync_subscriptions().await {
+                            tracing::warn!("subscribe failed: {e}");
+                        }
+                    });
+                }
+            }
+        }
+        let level_id = if kind == RtpCodecKind::Audio { extmap_id(&lock(&self.publish_sdp), AUDIO_LEVEL_URI) } else { None };
+        let mut last_speaker_tick = Instant::now();
+        while let Some(ev) = remote.poll().await {
+            match ev {
+                TrackRemoteEvent::OnOpen(init) => {
+                    let layer = track.forwarder.layer_of_rid(init.rid.as_deref());
+                    track.forwarder.set_layer_ssrc(init.ssrc, layer);
+                }
+                TrackRemoteEvent::OnRtpPacket(pkt) => {
+                    let now = Instant::now();
+                    if let Some(id) = level_id
+                        && let Some(ext) = pkt.header.get_extension(id)
+                        && let Some((level, _)) = parse_audio_level(&ext)
+                    {
+                        let level = if track.muted.load(Ordering::Relaxed) { 127 } else { level };
+                        room.on_audio_level(&self.id, level, now);
+                        last_speaker_tick = now;
+                    } else if level_id.is_some() && now.duration_since(last_speaker_tick) > Duration::from_secs(1) {
+                        last_speaker_tick = now;
+                    }
+                    if let Some(layer) = track.forwarder.on_rtp(&pkt, now) {
+                        track.request_keyframe(layer);
+                    }
+                }
+                TrackRemoteEvent::OnRtcpPacket(pkts) => {
+                    for p in pkts {
+                        if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                            track.on_sender_report(sr, &room);
+                        }
+                    }
+                }
+                TrackRemoteEvent::OnEnded => break,
+                _ => {}
+            }
+        }
+        // The last receive loop of this track ends it.
+        let last = {
+            let mut r = lock(&track.remote);
+            r.retain(|x| !Arc::ptr_eq(x, &remote));
+            r.is_empty()
+        };
+        if last {
+            self.unpublish(&track.id).await;
+        }
+    }
+
+    fn attach_handoff(&self, room: &Arc<Room>, track: &Arc<PublishedTrack>) {
+        let Some(h) = room.sfu.upgrade().and_then(|s| s.handoff.clone()) else { return };
+        let ssrc = random_u32();
+        let pt = if track.payload_type != 0 { track.payload_type } else { default_pt(&track.codec.mime_type) };
+        let info = TrackInfo {
+            room: room.name.clone(),
+            participant_id: self.id.clone(),
+            participant_name: self.name.clone(),
+            track_id: track.id.clone(),
+            source: track.source,
+            mime_type: track.codec.mime_type.clone(),
+            payload_type: pt,
+            clock_rate: track.codec.clock_rate,
+            channels: track.codec.channels,
+            fmtp: track.codec.sdp_fmtp_line.clone(),
+            ssrc,
+        };
+        let (ktx, mut krx) = mpsc::unbounded_channel::<()>();
+        let weak = Arc::downgrade(track);
+        tokio::spawn(async move {
+            while krx.recv().await.is_some() {
+                let Some(t) = weak.upgrade() else { return };
+                t.request_keyframe(t.forwarder.layer_count().saturating_sub(1));
+            }
+        });
+        h.push(HandoffEvent::Published(info.clone(), KeyframeRequester { tx: ktx }));
+        let id: Arc<str> = Arc::from(track.id.as_str());
+        let h2 = Arc::clone(&h);
+        let down = DownTrack::new(
+            String::from("\u{0}handoff"),
+            ssrc,
+            pt,
+            track.codec.clock_rate,
+            Output::Callback(Box::new(move |p: rtc::rtp::Packet| {
+                if let Ok(b) = p.marshal() {
+                    h2.push(HandoffEvent::Rtp(Arc::clone(&id), b.to_vec()));
+                }
+            })),
+        );
+        track.forwarder.set_handoff(Some(Arc::new(down)));
+        *lock(&track.handoff_info) = Some(info);
+    }
+
+    /// Removes one of my tracks from the room.
+    pub async fn unpublish(self: &Arc<Self>, track_id: &str) {
+        let Some(track) = lock(&self.tracks).remove(track_id) else { return };
+        let Some(room) = self.room.upgrade() else { return };
+        tracing::info!(room = %room.name, track = %track.id, "unpublished");
+        track.forwarder.set_handoff(None);
+        if let (Some(info), Some(h)) = (lock(&track.handoff_info).take(), room.sfu.upgrade().and_then(|s| s.handoff.clone())) {
+            h.push(HandoffEvent::Unpublished(info));
+        }
+        room.broadcast(
+            &ServerMessage::TrackUnpublished { track_id: track.id.clone(), participant_id: self.id.clone() },
+            Some(&self.id),
+        );
+        for p in room.participants() {
+            if p.id != self.id && p.unsubscribe_from(&track.id).await {
+                let _ = p.renegotiate().await;
+            }
+        }
+    }
+
+    /// Leaves the room: closes both connections, unpublishes, tells the others.
+    pub async fn leave(self: &Arc<Self>) {
+        if self.closed.swap(true, Ordering::SeqCst) {
+            return;
+        }
+        let Some(room) = self.room.upgrade() else { return };
+        lock(&room.participants).remove(&self.id);
+        let ids: Vec<String> = lock(&self.tracks).keys().cloned().collect();
+        for id in ids {
+            self.unpublish(&id).await;
+        }
+        let subs: Vec<String> = lock(&self.subs).keys().cloned().collect();
+        for id in subs {
+            self.unsubscribe_from(&id).await;
+        }
+        for slot in [&self.publish_pc, &self.subscribe_pc] {
+            let pc = slot.lock().await.take();
+            if let Some(pc) = pc {
+                let _ = pc.close().await;
+            }
+        }
+        room.broadcast(&ServerMessage::ParticipantLeft { participant_id: self.id.clone() }, None);
+        let speaker_gone = lock(&room.speaker).remove(&self.id);
+        if let Some(None) = speaker_gone {
+            room.announce_speaker(None);
+        }
+        tracing::info!(room = %room.name, participant = %self.id, "left");
+        if let Some(sfu) = room.sfu() {
+            sfu.remove_room_if_empty(&room.name);
+        }
+    }
+}
+
+impl PublishedTrack {
+    fn forwarder_is_video(&self) -> bool {
+        self.codec.mime_type.to_ascii_lowercase().starts_with("video/")
+    }
+
+    fn on_sender_report(&self, sr: &SenderReport, room: &Room) {
+        let Some(h) = room.sfu.upgrade().and_then(|s| s.handoff.clone()) else { return };
+        let Some(info) = lock(&self.handoff_info).clone() else { return };
+        let Some(rtp_time) = self.forwarder.handoff_sender_report_time(sr.ssrc, sr.rtp_time) else { return };
+        h.push(HandoffEvent::SenderReport(
+            Arc::from(self.id.as_str()),
+            SenderReportInfo {
+                ssrc: info.ssrc,
+                ntp_time: sr.ntp_time,
+                rtp_time,
+                packet_count: sr.packet_count,
+                octet_count: sr.octet_count,
+            },
+        ));
+    }
+}
+
+/// Sends rate-limited PLIs to the publisher for the requested layers.
+fn spawn_keyframe_requests(track: Weak<PublishedTrack>, mut rx: mpsc::UnboundedReceiver<usize>, interval: Duration) {
+    tokio::spawn(async move {
+        let mut limiters: HashMap<usize, KeyframeRequestLimiter> = HashMap::new();
+        while let Some(layer) = rx.recv().await {
+            let Some(t) = track.upgrade() else { return };
+            let now = Instant::now();
+            if !limiters.entry(layer).or_insert_with(|| KeyframeRequestLimiter::new(interval)).allow(now) {
+                continue;
+            }
+            let Some(ssrc) = t.forwarder.layer_ssrc(layer) else { continue };
+            let remote = lock(&t.remote).first().cloned();
+            if let Some(r) = remote {
+                let _ = r.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await;
+            }
+        }
+    });
+}
+
+/// Our media engine's payload type for a MIME type (used for the hand-off stream).
+fn default_pt(mime: &str) -> u8 {
+    match mime.to_ascii_lowercase().as_str() {
+        "audio/opus" => 111,
+        "video/vp8" => 96,
+        "video/vp9" => 98,
+        "video/h264" => 102,
+        "video/av1" => 41,
+        _ => 96,
+    }
+}
+
+/// Cheap structural checks before an SDP reaches the WebRTC stack.
+pub(crate) fn validate_sdp(sdp: &str) -> Result<()> {
+    if sdp.len() > 64 * 1024 {
+        return Err(Error::BadRequest("SDP larger than 64 KiB".into()));
+    }
+    let t = sdp.trim_start();
+    if !t.starts_with("v=0") {
+        return Err(Error::BadRequest("SDP must start with v=0".into()));
+    }
+    if !sdp.lines().any(|l| l.starts_with("m=")) {
+        return Err(Error::BadRequest("SDP has no media section".into()));
+    }
+    Ok(())
+}

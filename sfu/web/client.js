@@ -1,0 +1,199 @@
+// Tessera web client: joins a room over /v1/rtc (see sfu/PROTOCOL.md), publishes camera and
+// microphone on one peer connection and receives everyone else on a second one.
+// /rooms/{room}?token=…&name=… joins automatically. Test options: simulcast=1, publish=0,
+// maxBitrate=bps, maxHeight=px.
+(() => {
+  'use strict';
+  const q = new URLSearchParams(location.search);
+  const room = decodeURIComponent(location.pathname.split('/').filter(Boolean).pop() || '');
+  const $ = (id) => document.getElementById(id);
+  const status = (s) => { $('status').textContent = s; };
+  const tiles = new Map(); // stream id -> {el, video, participant}
+  const tracksById = new Map(); // server track id -> track info
+  const names = new Map(); // participant id -> name
+  let ws, pub, sub, me, localStream, screenTrack;
+  const stats = { joined: false, participant_id: null, inbound: {}, errors: [] };
+  window.tesseraStats = stats;
+
+  function send(m) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(m)); }
+
+  function tile(id, label, muted) {
+    let t = tiles.get(id);
+    if (!t) {
+      const el = document.createElement('div');
+      el.className = 'tile';
+      const video = document.createElement('video');
+      video.autoplay = true; video.playsInline = true; video.muted = !!muted;
+      const lab = document.createElement('div');
+      lab.className = 'label';
+      el.append(video, lab);
+      $('tiles').append(el);
+      t = { el, video, lab, stream: new MediaStream() };
+      video.srcObject = t.stream;
+      tiles.set(id, t);
+    }
+    t.lab.textContent = label;
+    return t;
+  }
+
+  function participantTile(pid) {
+    return tile('p:' + pid, names.get(pid) || pid);
+  }
+
+  async function join(token, name) {
+    status('connecting');
+    ws = new WebSocket((location.protocol === 'https:' ? 'wss://' : 'ws://') + location.host + '/v1/rtc');
+    ws.onopen = () => send({ type: 'join', room, token, name });
+    ws.onclose = () => status('disconnected');
+    ws.onmessage = (ev) => onMessage(JSON.parse(ev.data)).catch((e) => {
+      stats.errors.push(String(e)); console.error(e);
+    });
+  }
+
+  function peer(target) {
+    const pc = new RTCPeerConnection({ iceServers: [] });
+    pc.onicecandidate = (e) => {
+      if (e.candidate) send({ type: 'candidate', target, candidate: e.candidate.toJSON() });
+    };
+    return pc;
+  }
+
+  async function publish() {
+    if (q.get('publish') === '0') return;
+    localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
+    pub = peer('publish');
+    const decls = [];
+    for (const track of localStream.getTracks()) {
+      const init = { direction: 'sendonly', streams: [localStream] };
+      if (track.kind === 'video' && q.get('simulcast') === '1') {
+        init.sendEncodings = [
+          { rid: 'q', scaleResolutionDownBy: 4, maxBitrate: 150000 },
+          { rid: 'h', scaleResolutionDownBy: 2, maxBitrate: 500000 },
+          { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
+        ];
+      }
+      pub.addTransceiver(track, init);
+      decls.push({ track_id: track.id, source: track.kind === 'audio' ? 'audio' : 'camera' });
+    }
+    const me_ = tile('local', (q.get('name') || 'me') + ' (you)', true);
+    localStream.getVideoTracks().forEach((t) => me_.stream.addTrack(t));
+    await offerPublish(decls);
+    $('mute-audio').disabled = false; $('mute-video').disabled = false; $('share').disabled = false;
+  }
+
+  let pendingDecls = [];
+  async function offerPublish(decls) {
+    pendingDecls = decls;
+    const offer = await pub.createOffer();
+    await pub.setLocalDescription(offer);
+    send({ type: 'publish_offer', sdp: pub.localDescription.sdp, tracks: decls });
+  }
+
+  async function onMessage(m) {
+    switch (m.type) {
+      case 'joined':
+        me = m.participant_id; stats.joined = true; stats.participant_id = me;
+        status('in room ' + m.room + ' as ' + me);
+        for (const p of m.participants) { names.set(p.id, p.name); for (const t of p.tracks) tracksById.set(t.track_id, t); }
+        if (q.get('maxBitrate')) send({ type: 'set_max_bitrate', bps: Number(q.get('maxBitrate')) });
+        await publish();
+        break;
+      case 'publish_answer':
+        await pub.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+        break;
+      case 'subscribe_offer': {
+        if (!sub) {
+          sub = peer('subscribe');
+          sub.ontrack = (e) => {
+            const sid = e.streams[0] ? e.streams[0].id : e.track.id;
+            const info = tracksById.get(sid);
+            const pid = info ? info.participant_id : sid;
+            const t = participantTile(pid);
+            t.stream.addTrack(e.track);
+            t.video.play().catch(() => {});
+          };
+        }
+        await sub.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+        const answer = await sub.createAnswer();
+        await sub.setLocalDescription(answer);
+        send({ type: 'subscribe_answer', sdp: sub.localDescription.sdp });
+        break;
+      }
+      case 'participant_joined':
+        names.set(m.participant.id, m.participant.name);
+        for (const t of m.participant.tracks) tracksById.set(t.track_id, t);
+        break;
+      case 'participant_left': {
+        const t = tiles.get('p:' + m.participant_id);
+        if (t) { t.el.remove(); tiles.delete('p:' + m.participant_id); }
+        break;
+      }
+      case 'track_published':
+        tracksById.set(m.track.track_id, m.track);
+        if (q.get('maxHeight') && m.track.source !== 'audio') {
+          send({ type: 'set_video_size', track_id: m.track.track_id, max_height: Number(q.get('maxHeight')) });
+        }
+        break;
+      case 'track_unpublished':
+        tracksById.delete(m.track_id);
+        break;
+      case 'mute': {
+        const t = tiles.get('p:' + m.participant_id);
+        if (t) t.lab.textContent = (names.get(m.participant_id) || m.participant_id) + (m.muted ? ' (muted)' : '');
+        break;
+      }
+      case 'active_speaker':
+        for (const [id, t] of tiles) t.el.classList.toggle('speaking', id === 'p:' + m.participant_id);
+        stats.active_speaker = m.participant_id;
+        break;
+      case 'error':
+        stats.errors.push(m.code + ': ' + m.message);
+        status('error: ' + m.message);
+        break;
+    }
+  }
+
+  async function collectStats() {
+    if (!sub) return;
+    const report = await sub.getStats();
+    const inbound = {};
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      const k = s.kind;
+      const a = inbound[k] || (inbound[k] = { packetsReceived: 0, packetsLost: 0, framesDecoded: 0, totalSamplesReceived: 0, frameHeight: 0, tracks: 0 });
+      a.tracks += 1;
+      a.packetsReceived += s.packetsReceived || 0;
+      a.packetsLost += s.packetsLost || 0;
+      a.framesDecoded += s.framesDecoded || 0;
+      a.totalSamplesReceived += s.totalSamplesReceived || 0;
+      a.frameHeight = Math.max(a.frameHeight, s.frameHeight || 0);
+    });
+    stats.inbound = inbound;
+    send({ type: 'stats', stats: { inbound, active_speaker: stats.active_speaker || null, errors: stats.errors } });
+  }
+  setInterval(() => collectStats().catch(() => {}), 1000);
+
+  function toggle(kind, btn, on, off) {
+    if (!localStream) return;
+    for (const t of localStream.getTracks().filter((t) => t.kind === kind)) {
+      t.enabled = !t.enabled;
+      btn.textContent = t.enabled ? on : off;
+      for (const [id, info] of tracksById) {
+        if (info.participant_id === me && (info.source === 'audio') === (kind === 'audio')) {
+          send({ type: 'mute', track_id: id, muted: !t.enabled });
+        }
+      }
+    }
+  }
+  $('mute-audio').onclick = () => toggle('audio', $('mute-audio'), 'Mute mic', 'Unmute mic');
+  $('mute-video').onclick = () => toggle('video', $('mute-video'), 'Stop camera', 'Start camera');
+  $('share').onclick = async () => {
+    if (screenTrack) return;
+    const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
+    screenTrack = s.getVideoTracks()[0];
+    pub.addTransceiver(screenTrack, { direction: 'sendonly', streams: [s] });
+    await offerPublish(pendingDecls.concat([{ track_id: screenTrack.id, source: 'screen' }]));
+  };
+  $('join').onsubmit = (e) => { e.preventDefault(); join($('token').value, $('name').value); $('join').hidden = true; };
+  if (q.get('token')) { $('join').hidden = true; join(q.get('token'), q.get('name') || 'guest'); }
+})();
