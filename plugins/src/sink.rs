@@ -8,6 +8,7 @@
 //! message when the upload finishes within `finish-timeout`.
 
 use std::path::PathBuf;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -54,6 +55,8 @@ fn post(element: &gst::Element, s: gst::Structure) {
 #[derive(Default)]
 pub(crate) struct SinkCore {
     recorder: Mutex<Option<Recorder>>,
+    /// Set after upstream seeked back (see `event`): later data is dropped.
+    discarding: AtomicBool,
 }
 
 impl SinkCore {
@@ -72,6 +75,7 @@ impl SinkCore {
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["Cannot start the recording: {}", e]))?;
         gst::info!(crate::CAT, obj = element, "recording to {} via spool {}", rec.destination(), rec.spool_path().display());
         *self.lock() = Some(rec);
+        self.discarding.store(false, Ordering::Relaxed);
         Ok(())
     }
 
@@ -87,6 +91,9 @@ impl SinkCore {
     pub fn render(&self, element: &gst::Element, buffer: &gst::Buffer) -> Result<gst::FlowSuccess, gst::FlowError> {
         let mut guard = self.lock();
         let rec = guard.as_mut().ok_or(gst::FlowError::Flushing)?;
+        if self.discarding.load(Ordering::Relaxed) {
+            return Ok(gst::FlowSuccess::Ok);
+        }
         if let Some(reason) = rec.failure() {
             gst::element_error!(element, gst::ResourceError::Write, ("Upload failed: {}", reason), ["spool kept at {}", rec.spool_path().display()]);
             return Err(gst::FlowError::Error);
@@ -99,8 +106,30 @@ impl SinkCore {
         Ok(gst::FlowSuccess::Ok)
     }
 
+    /// Handles EOS and segments; false when EOS could not be recorded (error posted).
+    pub fn event(&self, element: &gst::Element, event: &gst::Event, finish_timeout: Duration) -> bool {
+        match event.view() {
+            gst::EventView::Eos(_) => self.finish(element, finish_timeout),
+            gst::EventView::Segment(s) => {
+                self.segment(element, s.segment());
+                true
+            }
+            _ => true,
+        }
+    }
+
+    /// mp4mux without `streamable=true` seeks back at EOS to rewrite its header: appending
+    /// that would corrupt the file, and the fragments play without it, so it is dropped.
+    fn segment(&self, element: &gst::Element, segment: &gst::Segment) {
+        let Some(start) = segment.downcast_ref::<gst::format::Bytes>().and_then(|s| s.start()) else { return };
+        let written = self.lock().as_ref().map_or(0, Recorder::bytes_written);
+        if *start != written && !self.discarding.swap(true, Ordering::Relaxed) {
+            gst::warning!(crate::CAT, obj = element, "upstream seeks to byte {} at {written} (mp4mux without streamable=true?): dropping what follows", *start);
+        }
+    }
+
     /// End of stream: waits up to `timeout` for the upload; false on a local error.
-    pub fn finish(&self, element: &gst::Element, timeout: Duration) -> bool {
+    fn finish(&self, element: &gst::Element, timeout: Duration) -> bool {
         let mut guard = self.lock();
         let Some(rec) = guard.as_mut() else { return true };
         match rec.finish(Duration::ZERO) {

@@ -103,3 +103,19 @@ fn secrets_are_write_only() {
     assert!(!pspec.flags().contains(gst::glib::ParamFlags::READABLE));
     assert!(!el.find_property("access-key-id").unwrap().flags().contains(gst::glib::ParamFlags::READABLE));
 }
+
+#[test]
+fn data_after_a_seek_back_is_dropped() {
+    let dir = tempfile::tempdir().unwrap();
+    let (location, spool) = (dir.path().join("out.mp4"), dir.path().join("spool"));
+    let mut h = harness(&location, &spool);
+    let (data, _) = stream(3);
+    push_split(&mut h, &data);
+    // What mp4mux does without streamable=true: seek to 0 and rewrite the header.
+    let mut seg = gst::FormattedSegment::<gst::format::Bytes>::new();
+    seg.set_start(gst::format::Bytes::ZERO);
+    assert!(h.push_event(gst::event::Segment::new(&seg)));
+    assert_eq!(h.push(gst::Buffer::from_slice(mk_box(b"moov", 500, 9))), Ok(gst::FlowSuccess::Ok));
+    assert!(h.push_event(gst::event::Eos::new()));
+    assert_eq!(std::fs::read(&location).unwrap(), data);
+}

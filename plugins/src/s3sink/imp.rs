@@ -167,12 +167,7 @@ impl BaseSinkImpl for S3MultipartSink {
     }
 
     fn event(&self, event: gst::Event) -> bool {
-        if let gst::EventView::Eos(_) = event.view() {
-            let timeout = Duration::from_millis(self.settings().finish_timeout_ms.into());
-            if !self.core.finish(self.obj().upcast_ref(), timeout) {
-                return false;
-            }
-        }
-        self.parent_event(event)
+        let timeout = Duration::from_millis(self.settings().finish_timeout_ms.into());
+        self.core.event(self.obj().upcast_ref(), &event, timeout) && self.parent_event(event)
     }
 }
