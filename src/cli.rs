@@ -69,6 +69,19 @@ pub struct ServeArgs {
     /// Log format on stderr [default: text].
     #[arg(long, env = "TESSERA_LOG_FORMAT", value_name = "FORMAT")]
     pub log_format: Option<LogFormat>,
+
+    /// Record into this S3 bucket (credentials, region and endpoint from the standard AWS_*
+    /// variables). Without it, recordings are written under the data directory.
+    #[arg(long, env = "TESSERA_S3_BUCKET", value_name = "BUCKET")]
+    pub s3_bucket: Option<String>,
+
+    /// Key prefix for recordings in the bucket, e.g. `recordings/`.
+    #[arg(long, env = "TESSERA_S3_PREFIX", value_name = "PREFIX")]
+    pub s3_prefix: Option<String>,
+
+    /// Extra CA certificates (PEM) trusted for rtmps:// destinations, besides the system's.
+    #[arg(long, env = "TESSERA_TLS_CA_FILE", value_name = "FILE")]
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, ValueEnum, serde::Deserialize)]

@@ -21,6 +21,17 @@ pub struct ServeConfig {
     /// `None`: nothing configured; the server generates a development key.
     pub api_key: Option<ApiKey>,
     pub log_format: LogFormat,
+    pub storage: StorageConfig,
+    pub tls_ca_file: Option<PathBuf>,
+}
+
+/// Where recordings go.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct StorageConfig {
+    /// `None`: local recordings under the data directory.
+    pub s3_bucket: Option<String>,
+    /// Prepended to every recording's key (`recordings/` → `recordings/ROOM/ID.mp4`).
+    pub s3_prefix: String,
 }
 
 /// The config file. Unknown keys are errors so that typos do not silently fall back to defaults.
@@ -31,6 +42,9 @@ pub struct FileConfig {
     pub data_dir: Option<PathBuf>,
     pub api_key: Option<String>,
     pub log_format: Option<LogFormat>,
+    pub s3_bucket: Option<String>,
+    pub s3_prefix: Option<String>,
+    pub tls_ca_file: Option<PathBuf>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +103,11 @@ impl ServeConfig {
                 .and_then(ApiKey::new)
                 .or_else(|| file.api_key.and_then(ApiKey::new)),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
+            storage: StorageConfig {
+                s3_bucket: args.s3_bucket.or(file.s3_bucket).filter(|b| !b.trim().is_empty()),
+                s3_prefix: args.s3_prefix.or(file.s3_prefix).unwrap_or_default(),
+            },
+            tls_ca_file: args.tls_ca_file.or(file.tls_ca_file),
         }
     }
 }
@@ -140,6 +159,18 @@ mod tests {
                 .unwrap()
                 .matches("from-file")
         );
+    }
+
+    #[test]
+    fn storage_is_local_unless_a_bucket_is_named() {
+        let c = ServeConfig::merge(ServeArgs::default(), FileConfig::default());
+        assert_eq!(c.storage.s3_bucket, None);
+        let file = FileConfig::parse("s3_bucket = \"rec\"\ns3_prefix = \"calls/\"\n").unwrap();
+        let c = ServeConfig::merge(ServeArgs::default(), file);
+        assert_eq!(c.storage.s3_bucket.as_deref(), Some("rec"));
+        assert_eq!(c.storage.s3_prefix, "calls/");
+        let args = ServeArgs { s3_bucket: Some(" ".into()), ..ServeArgs::default() };
+        assert_eq!(ServeConfig::merge(args, FileConfig::default()).storage.s3_bucket, None);
     }
 
     #[test]

@@ -9,6 +9,7 @@ use crate::api_key::ApiKey;
 use crate::cli::ServeArgs;
 use crate::config::ServeConfig;
 use crate::logging;
+use crate::recording::RecordingStore;
 use crate::server::{self, AppState};
 
 /// Exit code for configuration errors (like clap's usage errors).
@@ -55,6 +56,25 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         )
     })?;
     tracing::info!(data_dir = %config.data_dir.display(), "data directory ready");
+
+    if let Some(ca) = &config.tls_ca_file {
+        tessera_compositor::destination::trust_extra_ca_file(ca).map_err(|err| err.to_string())?;
+        tracing::info!(file = %ca.display(), "trusting extra CA certificates for rtmps:// destinations");
+    }
+    let recordings = RecordingStore::new(&config.data_dir, config.storage.clone()).map_err(|err| err.to_string())?;
+    match &config.storage.s3_bucket {
+        Some(bucket) => tracing::info!(%bucket, prefix = %config.storage.s3_prefix, "recordings go to S3"),
+        None => tracing::info!(dir = %config.data_dir.join("recordings").display(), "recordings are written locally"),
+    }
+    // Recordings a crashed process left behind are completed in the background: the server
+    // is usable at once, and a store that is down only delays them to the next start.
+    let recovering = recordings.clone();
+    tokio::task::spawn_blocking(move || {
+        let reports = recovering.recover();
+        if !reports.is_empty() {
+            tracing::info!(count = reports.len(), "start-up recovery finished");
+        }
+    });
 
     let api_key = match config.api_key {
         Some(key) => {

@@ -69,6 +69,22 @@ fn handle(inner: &Arc<Inner>, msg: &gst::Message) {
         MessageView::Warning(w) => {
             tracing::debug!(src = ?msg.src().map(|s| s.path_string()), warning = %w.error(), "pipeline warning");
         }
+        MessageView::Element(e) => {
+            let Some(s) = e.structure() else { return };
+            let owner = msg.src().and_then(owning_bin_name);
+            if s.name() == super::output::RECORDING_MESSAGE
+                && let Some(name) = owner.as_deref()
+                && name.starts_with("output-")
+            {
+                let id = OutputId(parse_id(name));
+                let state = s.get::<&str>("state").unwrap_or("");
+                tracing::info!(output = %id, state, "recording sink report");
+                if state != "started" {
+                    inner.output_stored(id);
+                }
+                inner.emit(ProgramEvent::OutputMessage { output: id, message: s.to_owned() });
+            }
+        }
         MessageView::Latency(_) => {
             let _ = inner.pipeline.recalculate_latency();
         }

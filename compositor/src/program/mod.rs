@@ -42,6 +42,9 @@ pub enum ProgramEvent {
     /// A live-streaming destination changed state; `error` (stream key masked) says why it
     /// dropped.
     DestinationChanged { destination: DestinationId, status: DestinationStatus, error: Option<String> },
+    /// A sink inside an output reported on its recording (Tessera's recording sinks post a
+    /// `tessera-recording` structure: `state` = `complete`, `failed`, `empty` or `pending`).
+    OutputMessage { output: OutputId, message: gst::Structure },
 }
 
 /// Figures about the running program.
@@ -73,6 +76,8 @@ pub(crate) struct Inner {
     placeholders: Mutex<BTreeMap<String, gst::Bin>>,
     outputs: Mutex<BTreeMap<OutputId, Output>>,
     destinations: Mutex<live::Destinations>,
+    /// Detached outputs whose sink is still storing what it received.
+    draining: Mutex<BTreeMap<OutputId, (std::sync::mpsc::SyncSender<()>, Instant)>>,
     next_id: AtomicU64,
     sync: Mutex<LipSync>,
     keyframe_handler: RwLock<Option<KeyframeRequestHandler>>,
@@ -110,6 +115,7 @@ impl RoomPipeline {
             placeholders: Mutex::new(BTreeMap::new()),
             outputs: Mutex::new(BTreeMap::new()),
             destinations: Mutex::new(live::Destinations::default()),
+            draining: Mutex::new(BTreeMap::new()),
             next_id: AtomicU64::new(1),
             sync: Mutex::new(LipSync::default()),
             keyframe_handler: RwLock::new(None),
@@ -343,6 +349,11 @@ impl Drop for RoomPipeline {
     fn drop(&mut self) {
         let _ = self.inner.stop();
     }
+}
+
+fn remove_bin(pipeline: &gst::Pipeline, bin: &gst::Bin) {
+    let _ = bin.set_state(gst::State::Null);
+    let _ = pipeline.remove(bin);
 }
 
 fn tile_source(kind: TrackKind) -> TileSource {
@@ -602,20 +613,55 @@ impl Inner {
             pad.send_event(ev);
         }
         lock(&self.outputs)
-            .insert(id, Output { bin, video_tee_pad, audio_tee_pad, counters, eos });
+            .insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos });
         tracing::info!(output = %id, "output attached");
         Ok(id)
     }
 
     fn detach_output(&self, id: OutputId, timeout: Duration) -> Result<OutputStats> {
-        let _t = lock(&self.topology);
-        let out = lock(&self.outputs).remove(&id).ok_or(CompositorError::UnknownOutput(id.0))?;
+        let (out, completion) = {
+            let _t = lock(&self.topology);
+            let out = lock(&self.outputs).remove(&id).ok_or(CompositorError::UnknownOutput(id.0))?;
+            // A sink that reports when its storage has the whole recording is kept until it
+            // says so (registered before EOS so the report cannot be missed).
+            let completion = output::completion_timeout(&out.sink).map(|t| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let now = Instant::now();
+                let mut draining = lock(&self.draining);
+                // Sinks that never reported are forgotten after their deadline.
+                draining.retain(|_, (_, deadline)| *deadline > now);
+                draining.insert(id, (tx, now + timeout + t));
+                (rx, t)
+            });
+            self.unhook_output(&out, true);
+            (out, completion)
+        };
+        // Waiting happens outside the topology lock: tracks and other outputs carry on.
         let stats = out.stats();
-        self.unhook_output(&out, true);
         let finished = out.eos.recv_timeout(timeout).is_ok();
-        self.remove_bin(&out.bin);
+        match completion {
+            Some((done, wait)) if finished => {
+                let (pipeline, bin) = (self.pipeline.clone(), out.bin.clone());
+                std::thread::spawn(move || {
+                    let reported = done.recv_timeout(wait).is_ok();
+                    tracing::debug!(output = %id, reported, "output's sink finished storing");
+                    remove_bin(&pipeline, &bin);
+                });
+            }
+            _ => {
+                lock(&self.draining).remove(&id);
+                self.remove_bin(&out.bin);
+            }
+        }
         tracing::info!(output = %id, finished, frames = stats.video_frames, "output detached");
         if finished { Ok(stats) } else { Err(CompositorError::Timeout("the output to finish")) }
+    }
+
+    /// A sink inside output `id` reported that its storage is done with the recording.
+    fn output_stored(&self, id: OutputId) {
+        if let Some((tx, _)) = lock(&self.draining).remove(&id) {
+            let _ = tx.try_send(());
+        }
     }
 
     /// Tears an output down after it failed (no EOS: its sink is already broken).
@@ -644,8 +690,7 @@ impl Inner {
     }
 
     fn remove_bin(&self, bin: &gst::Bin) {
-        let _ = bin.set_state(gst::State::Null);
-        let _ = self.pipeline.remove(bin);
+        remove_bin(&self.pipeline, bin);
     }
 
     fn stop(&self) -> Result<()> {

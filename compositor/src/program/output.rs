@@ -59,6 +59,7 @@ pub struct OutputStats {
 
 pub(crate) struct Output {
     pub bin: gst::Bin,
+    pub sink: gst::Element,
     pub video_tee_pad: gst::Pad,
     pub audio_tee_pad: gst::Pad,
     pub counters: Arc<OutputCounters>,
@@ -231,6 +232,18 @@ fn rebase(
 pub(crate) fn drop_data(info: &mut gst::PadProbeInfo) -> gst::PadProbeReturn {
     info.data = None;
     gst::PadProbeReturn::Handled
+}
+
+/// Name of the bus message Tessera's recording sinks post about their storage.
+pub const RECORDING_MESSAGE: &str = "tessera-recording";
+
+/// For a sink that keeps storing after EOS (it has `finish-timeout`, in milliseconds, and
+/// posts a `tessera-recording` message when done): how long to keep it.
+pub(crate) fn completion_timeout(sink: &gst::Element) -> Option<Duration> {
+    sink.find_property("finish-timeout")?;
+    let ms = sink.property_value("finish-timeout").get::<u32>().ok()?;
+    // A little more than the sink itself waits: it reports `pending` at its own deadline.
+    Some(Duration::from_millis(ms as u64) + Duration::from_secs(5))
 }
 
 /// Signals when EOS reaches the sink, i.e. the muxer has written its last bytes.

@@ -120,12 +120,19 @@ impl Room {
         Sender { synth, tracks, open }
     }
 
-    /// Asserts the program reported no failure (destination state changes are not failures).
+    /// Asserts the program reported no failure (destination state changes and recording
+    /// reports other than `failed` are not failures).
     pub fn assert_no_failures(&self) {
         let events = self.events.lock().unwrap();
         let failures: Vec<_> = events
             .iter()
-            .filter(|e| !matches!(e, tessera_compositor::ProgramEvent::DestinationChanged { .. }))
+            .filter(|e| match e {
+                tessera_compositor::ProgramEvent::DestinationChanged { .. } => false,
+                tessera_compositor::ProgramEvent::OutputMessage { message, .. } => {
+                    message.get::<&str>("state").is_ok_and(|s| s == "failed")
+                }
+                _ => true,
+            })
             .collect();
         assert!(failures.is_empty(), "the program reported failures: {failures:?}");
     }

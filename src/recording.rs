@@ -1,0 +1,192 @@
+//! Where recordings go, and finishing the ones a crashed process left behind.
+//!
+//! A recording is the room program's fragmented MP4 fed to one of our crash-safe sinks
+//! (`tesseras3sink` when a bucket is configured, `tesseralocalsink` otherwise). Both spool
+//! every fragment and journal it under `DATA_DIR/spool` first, so after a crash the next start
+//! finds the journals and completes the objects or files.
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use gst::prelude::*;
+use serde::Serialize;
+use tessera_compositor::OutputSpec;
+use tessera_plugins::{RecoveryOptions, RecoveryOutcome, RecoveryReport};
+
+use crate::config::StorageConfig;
+
+/// Fragment length: what a crash can cost at most.
+pub const FRAGMENT_DURATION: Duration = Duration::from_secs(1);
+/// How long a stopped recording's sink waits for its upload before it goes on in the
+/// background (and, if the process exits first, start-up recovery finishes it).
+const FINISH_TIMEOUT_MS: u32 = 30_000;
+
+/// Where one recording is stored.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[serde(tag = "type", rename_all = "lowercase")]
+pub enum RecordingLocation {
+    S3 { bucket: String, key: String },
+    Local { path: PathBuf },
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingError {
+    #[error("cannot create {path}: {source}")]
+    Dir { path: PathBuf, source: std::io::Error },
+    #[error("the recording sinks are unavailable: {0}")]
+    Elements(String),
+    #[error("invalid recording name {0:?}: use letters, digits, '-', '_' and '.'")]
+    Name(String),
+}
+
+/// Makes recording outputs and recovers interrupted recordings.
+#[derive(Debug, Clone)]
+pub struct RecordingStore {
+    storage: StorageConfig,
+    spool_dir: PathBuf,
+    local_dir: PathBuf,
+}
+
+impl RecordingStore {
+    /// Creates `DATA_DIR/spool` and `DATA_DIR/recordings` and registers the sinks.
+    pub fn new(data_dir: &Path, storage: StorageConfig) -> Result<Self, RecordingError> {
+        let spool_dir = data_dir.join("spool");
+        let local_dir = data_dir.join("recordings");
+        for dir in [&spool_dir, &local_dir] {
+            std::fs::create_dir_all(dir).map_err(|source| RecordingError::Dir { path: dir.clone(), source })?;
+        }
+        tessera_plugins::register_static().map_err(|e| RecordingError::Elements(e.to_string()))?;
+        Ok(RecordingStore { storage, spool_dir, local_dir })
+    }
+
+    pub fn spool_dir(&self) -> &Path {
+        &self.spool_dir
+    }
+
+    /// Where a recording of `room` named `id` goes.
+    pub fn location(&self, room: &str, id: &str) -> Result<RecordingLocation, RecordingError> {
+        for part in [room, id] {
+            if !is_safe_name(part) {
+                return Err(RecordingError::Name(part.to_string()));
+            }
+        }
+        Ok(match &self.storage.s3_bucket {
+            Some(bucket) => RecordingLocation::S3 {
+                bucket: bucket.clone(),
+                key: format!("{}{room}/{id}.mp4", self.storage.s3_prefix),
+            },
+            None => RecordingLocation::Local { path: self.local_dir.join(room).join(format!("{id}.mp4")) },
+        })
+    }
+
+    /// The output to attach to a room program for a recording at `location`.
+    pub fn output(&self, location: &RecordingLocation) -> Result<OutputSpec, RecordingError> {
+        let sink = match location {
+            RecordingLocation::S3 { bucket, key } => {
+                let sink = make("tesseras3sink")?;
+                sink.set_property("bucket", bucket);
+                sink.set_property("key", key);
+                sink
+            }
+            RecordingLocation::Local { path } => {
+                if let Some(dir) = path.parent() {
+                    std::fs::create_dir_all(dir)
+                        .map_err(|source| RecordingError::Dir { path: dir.to_owned(), source })?;
+                }
+                let sink = make("tesseralocalsink")?;
+                sink.set_property("location", path.to_string_lossy().to_string());
+                sink
+            }
+        };
+        sink.set_property("spool-dir", self.spool_dir.to_string_lossy().to_string());
+        sink.set_property("finish-timeout", FINISH_TIMEOUT_MS);
+        Ok(OutputSpec::FragmentedMp4 { sink, fragment_duration: FRAGMENT_DURATION })
+    }
+
+    /// Finishes every recording an earlier process left unfinished (blocking: S3 calls).
+    /// Connection settings come from the standard AWS configuration; bucket and key from
+    /// each journal.
+    pub fn recover(&self) -> Vec<RecoveryReport> {
+        let reports = tessera_plugins::recover_spool_dir(&self.spool_dir, &RecoveryOptions::default());
+        for r in &reports {
+            let what = r.destination.as_ref().map(|d| d.to_string()).unwrap_or_else(|| r.journal.display().to_string());
+            match &r.outcome {
+                RecoveryOutcome::Done(outcome) => {
+                    tracing::info!(recording = %what, outcome = ?outcome, "recovered an interrupted recording")
+                }
+                RecoveryOutcome::Failed { reason } => {
+                    tracing::warn!(recording = %what, %reason, "cannot recover a recording yet; will retry at the next start")
+                }
+                RecoveryOutcome::InUse => {}
+            }
+        }
+        reports
+    }
+}
+
+fn make(factory: &str) -> Result<gst::Element, RecordingError> {
+    gst::ElementFactory::make(factory)
+        .build()
+        .map_err(|e| RecordingError::Elements(format!("{factory}: {e}")))
+}
+
+/// Room and recording names become path segments and object keys.
+fn is_safe_name(s: &str) -> bool {
+    !s.is_empty()
+        && s.len() <= 128
+        && !s.starts_with('.')
+        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn store(bucket: Option<&str>, prefix: &str) -> (tempfile::TempDir, RecordingStore) {
+        let dir = tempfile::tempdir().unwrap();
+        let storage = StorageConfig { s3_bucket: bucket.map(str::to_string), s3_prefix: prefix.into() };
+        let store = RecordingStore::new(dir.path(), storage).unwrap();
+        (dir, store)
+    }
+
+    #[test]
+    fn local_by_default_under_the_data_directory() {
+        let (dir, s) = store(None, "");
+        assert_eq!(
+            s.location("standup", "rec-1").unwrap(),
+            RecordingLocation::Local { path: dir.path().join("recordings/standup/rec-1.mp4") }
+        );
+        assert!(dir.path().join("spool").is_dir());
+    }
+
+    #[test]
+    fn s3_keys_carry_the_prefix() {
+        let (_dir, s) = store(Some("calls"), "tessera/");
+        assert_eq!(
+            s.location("standup", "rec-1").unwrap(),
+            RecordingLocation::S3 { bucket: "calls".into(), key: "tessera/standup/rec-1.mp4".into() }
+        );
+        let json = serde_json::to_value(s.location("a", "b").unwrap()).unwrap();
+        assert_eq!(json, serde_json::json!({"type": "s3", "bucket": "calls", "key": "tessera/a/b.mp4"}));
+    }
+
+    #[test]
+    fn names_cannot_escape_the_directory() {
+        let (_dir, s) = store(None, "");
+        for bad in ["../etc", "a/b", "", ".hidden", "sp ace"] {
+            assert!(matches!(s.location(bad, "x"), Err(RecordingError::Name(_))), "{bad}");
+        }
+    }
+
+    #[test]
+    fn outputs_use_the_crash_safe_sinks() {
+        let (_dir, s) = store(Some("calls"), "");
+        let OutputSpec::FragmentedMp4 { sink, fragment_duration } = s.output(&s.location("r", "1").unwrap()).unwrap()
+        else {
+            panic!("fragmented MP4 expected")
+        };
+        assert_eq!(fragment_duration, FRAGMENT_DURATION);
+        assert_eq!(sink.factory().unwrap().name(), "tesseras3sink");
+        assert_eq!(sink.property::<String>("key"), "r/1.mp4");
+    }
+}
