@@ -143,3 +143,42 @@ fn scan_boundaries(spool: &Path, limit: u64) -> Result<Vec<u64>> {
     out.retain(|&b| b < limit);
     Ok(out)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::isobmff::tests::sample_stream;
+    use crate::journal::{Entry, PartRecord};
+
+    /// A local recording that died after journaling two fragments (the journal's last line
+    /// torn, the spool holding a partial third fragment) comes back as exactly those two.
+    #[test]
+    fn local_recording_recovers_to_the_last_journaled_fragment() {
+        let dir = tempfile::tempdir().unwrap();
+        let location = dir.path().join("out/rec.mp4");
+        let data = sample_stream(3);
+        let header = 24 + 308;
+        let two = header + 2 * 108 + 1000 + 1007;
+        let journal = dir.path().join("rec-1.journal");
+        std::fs::write(spool_path_for(&journal), &data[..data.len() - 10]).unwrap();
+        let mut w = JournalWriter::create(&journal).unwrap();
+        for e in [
+            Entry::Begin { v: 1, dest: Destination::Local { location: location.clone() }, min_part_size: 1000, started_unix_ms: 0 },
+            Entry::Upload { upload_id: "local".into() },
+            Entry::Fragment { end: header as u64 + 1108 },
+            Entry::Part(PartRecord { n: 1, offset: 0, len: header as u64, etag: "x".into() }),
+            Entry::Fragment { end: two as u64 },
+        ] {
+            w.append(&e).unwrap();
+        }
+        drop(w);
+        let mut f = std::fs::OpenOptions::new().append(true).open(&journal).unwrap();
+        std::io::Write::write_all(&mut f, br#"{"t":"fragm"#).unwrap();
+
+        let reports = recover_spool_dir(dir.path(), &RecoveryOptions::default());
+        assert_eq!(reports.len(), 1);
+        assert_eq!(reports[0].outcome, RecoveryOutcome::Done(Outcome::Complete { bytes: two as u64, parts: 2 }));
+        assert_eq!(std::fs::read(&location).unwrap(), &data[..two]);
+        assert!(!journal.exists() && !spool_path_for(&journal).exists());
+    }
+}
