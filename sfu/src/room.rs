@@ -471,7 +471,8 @@ impl Participant {
     }
 
     async fn resolve_payload_types(&self) {
-        let subs: Vec<(Arc<DownTrack>, Option<Arc<dyn RtpSender>>, Option<Arc<PublishedTrack>>)> = lock(&self.subs)
+        type Entry = (Arc<DownTrack>, Option<Arc<dyn RtpSender>>, Option<Arc<PublishedTrack>>);
+        let subs: Vec<Entry> = lock(&self.subs)
             .values()
             .map(|s| (Arc::clone(&s.down), s.sender.clone(), s.track.upgrade()))
             .collect();
