@@ -15,8 +15,9 @@ use tessera_plugins::{RecoveryOptions, RecoveryOutcome, RecoveryReport};
 
 use crate::config::StorageConfig;
 
-/// Fragment length: what a crash can cost at most.
-pub const FRAGMENT_DURATION: Duration = Duration::from_secs(1);
+/// Fragment length: a crash costs at most one fragment plus the pipeline's latency (~0.1 s),
+/// so half a second keeps a killed recording within 1 s of the kill.
+pub const FRAGMENT_DURATION: Duration = Duration::from_millis(500);
 /// How long a stopped recording's sink waits for its upload before it goes on in the
 /// background (and, if the process exits first, start-up recovery finishes it).
 const FINISH_TIMEOUT_MS: u32 = 30_000;

@@ -1,0 +1,261 @@
+//! The bridge between the SFU and the compositor, in process: every track a participant
+//! publishes is handed to the room's program (if the room has one running) as RTP, with its
+//! sender reports for lip sync; the program's keyframe requests go back to the publisher as
+//! PLIs. The SFU calls us on its hand-off thread, so nothing here can slow forwarding.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+
+use tessera_compositor::layout::Layout;
+use tessera_compositor::{
+    Codec, ProgramConfig, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams,
+};
+use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
+
+/// A published track and, when the room has a program, its input there.
+struct Track {
+    info: TrackInfo,
+    keyframes: KeyframeRequester,
+    input: Option<TrackId>,
+}
+
+type KeyframeRoutes = Arc<Mutex<HashMap<TrackId, KeyframeRequester>>>;
+
+#[derive(Default)]
+struct RoomMedia {
+    /// By SFU track id.
+    tracks: HashMap<String, Track>,
+    program: Option<Arc<RoomPipeline>>,
+    /// The program's inputs → their publishers. A lock of its own: the program may ask for a
+    /// keyframe from inside `add_track`, while the rooms lock is held.
+    keyframe_routes: KeyframeRoutes,
+}
+
+/// Rooms' published tracks and running programs.
+#[derive(Default, Clone)]
+pub struct ProgramHub {
+    rooms: Arc<Mutex<HashMap<String, RoomMedia>>>,
+    /// SFU track id → (room, program input) for the per-packet path.
+    inputs: Arc<Mutex<HashMap<String, (Arc<RoomPipeline>, TrackId)>>>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum HubError {
+    #[error("room {0} already has a program")]
+    ProgramExists(String),
+    #[error("{0}")]
+    Compositor(#[from] tessera_compositor::CompositorError),
+}
+
+impl ProgramHub {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomMedia>> {
+        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn inputs(&self) -> MutexGuard<'_, HashMap<String, (Arc<RoomPipeline>, TrackId)>> {
+        self.inputs.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts a room's program; the tracks already published join it at once.
+    pub fn start_program(&self, room: &str, config: ProgramConfig, layout: Layout) -> Result<Arc<RoomPipeline>, HubError> {
+        let mut rooms = self.lock();
+        let media = rooms.entry(room.to_string()).or_default();
+        if media.program.is_some() {
+            return Err(HubError::ProgramExists(room.to_string()));
+        }
+        let program = Arc::new(RoomPipeline::new(config, layout)?);
+        let routes = media.keyframe_routes.clone();
+        program.set_keyframe_request_handler(Arc::new(move |input| {
+            let requester = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&input).cloned();
+            if let Some(r) = requester {
+                r.request();
+            }
+        }));
+        for (sfu_id, track) in media.tracks.iter_mut() {
+            match add_input(&program, &track.info, &track.keyframes, &media.keyframe_routes) {
+                Ok(input) => {
+                    track.input = Some(input);
+                    self.inputs().insert(sfu_id.clone(), (program.clone(), input));
+                }
+                Err(e) => tracing::warn!(room, track = %sfu_id, error = %e, "track cannot join the program"),
+            }
+        }
+        media.program = Some(program.clone());
+        Ok(program)
+    }
+
+    /// The room's running program, if any.
+    pub fn program(&self, room: &str) -> Option<Arc<RoomPipeline>> {
+        self.lock().get(room).and_then(|m| m.program.clone())
+    }
+
+    /// Stops a room's program (its outputs are finished first).
+    pub fn stop_program(&self, room: &str) -> Option<Arc<RoomPipeline>> {
+        let program = {
+            let mut rooms = self.lock();
+            let media = rooms.get_mut(room)?;
+            for t in media.tracks.values_mut() {
+                t.input = None;
+            }
+            media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            media.program.take()?
+        };
+        self.inputs().retain(|_, (p, _)| !Arc::ptr_eq(p, &program));
+        if let Err(e) = program.stop() {
+            tracing::warn!(room, error = %e, "program did not stop cleanly");
+        }
+        Some(program)
+    }
+
+}
+
+/// What the compositor needs to know about an SFU track.
+pub fn track_params(info: &TrackInfo) -> Option<TrackParams> {
+    let codec = match info.mime_type.to_ascii_lowercase().as_str() {
+        "video/vp8" => Codec::Vp8,
+        "video/h264" => Codec::H264,
+        "audio/opus" => Codec::Opus,
+        _ => return None,
+    };
+    let kind = match info.source {
+        TrackSource::Audio => TrackKind::Audio,
+        TrackSource::Camera => TrackKind::Camera,
+        TrackSource::Screen => TrackKind::Screen,
+    };
+    Some(TrackParams {
+        participant: info.participant_id.clone(),
+        name: info.participant_name.clone(),
+        kind,
+        codec,
+        payload_type: info.payload_type,
+        clock_rate: info.clock_rate,
+        ssrc: info.ssrc,
+    })
+}
+
+/// Adds a track to a program and asks its publisher for a keyframe to start decoding.
+fn add_input(
+    program: &RoomPipeline,
+    info: &TrackInfo,
+    keyframes: &KeyframeRequester,
+    routes: &KeyframeRoutes,
+) -> Result<TrackId, HubError> {
+    let params = track_params(info).ok_or_else(|| {
+        tessera_compositor::CompositorError::InvalidTrack(format!("{} cannot be composited", info.mime_type))
+    })?;
+    program.add_participant(&params.participant, &params.name)?;
+    let input = program.add_track(params)?;
+    routes.lock().unwrap_or_else(|e| e.into_inner()).insert(input, keyframes.clone());
+    keyframes.request();
+    Ok(input)
+}
+
+impl MediaHandoff for ProgramHub {
+    fn track_published(&self, track: &TrackInfo, keyframes: KeyframeRequester) {
+        let mut rooms = self.lock();
+        let media = rooms.entry(track.room.clone()).or_default();
+        let mut input = None;
+        if let Some(program) = &media.program {
+            match add_input(program, track, &keyframes, &media.keyframe_routes) {
+                Ok(id) => {
+                    input = Some(id);
+                    self.inputs().insert(track.track_id.clone(), (program.clone(), id));
+                }
+                Err(e) => tracing::warn!(room = %track.room, track = %track.track_id, error = %e, "track cannot join the program"),
+            }
+        }
+        media.tracks.insert(track.track_id.clone(), Track { info: track.clone(), keyframes, input });
+    }
+
+    fn track_unpublished(&self, track: &TrackInfo) {
+        self.inputs().remove(&track.track_id);
+        let mut rooms = self.lock();
+        let Some(media) = rooms.get_mut(&track.room) else { return };
+        let removed = media.tracks.remove(&track.track_id);
+        let still_there = media.tracks.values().any(|t| t.info.participant_id == track.participant_id);
+        if let (Some(program), Some(Track { input: Some(input), .. })) = (&media.program, removed) {
+            media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&input);
+            let _ = program.remove_track(input);
+            if !still_there {
+                let _ = program.remove_participant(&track.participant_id);
+            }
+        }
+        if media.tracks.is_empty() && media.program.is_none() {
+            rooms.remove(&track.room);
+        }
+    }
+
+    fn rtp(&self, track_id: &str, packet: &[u8]) {
+        let target = self.inputs().get(track_id).cloned();
+        if let Some((program, input)) = target
+            && let Err(e) = program.push_rtp(input, packet)
+        {
+            tracing::debug!(track = track_id, error = %e, "RTP packet refused by the program");
+        }
+    }
+
+    fn sender_report(&self, track_id: &str, report: &SenderReportInfo) {
+        let target = self.inputs().get(track_id).cloned();
+        if let Some((program, input)) = target {
+            let sr = SenderReport {
+                ssrc: report.ssrc,
+                ntp_time: report.ntp_time,
+                rtp_time: report.rtp_time,
+                packet_count: report.packet_count,
+                octet_count: report.octet_count,
+            };
+            let _ = program.push_sender_report(input, &sr);
+        }
+    }
+
+    fn active_speaker(&self, room: &str, participant_id: Option<&str>) {
+        if let Some(program) = self.program(room) {
+            let ranking: Vec<String> = participant_id.map(|p| vec![p.to_string()]).unwrap_or_default();
+            program.set_active_speakers(&ranking);
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(mime: &str, source: TrackSource, clock_rate: u32) -> TrackInfo {
+        TrackInfo {
+            room: "r".into(),
+            participant_id: "PA_1".into(),
+            participant_name: "Alice".into(),
+            track_id: "TR_1".into(),
+            source,
+            mime_type: mime.into(),
+            payload_type: 96,
+            clock_rate,
+            channels: 0,
+            fmtp: String::new(),
+            ssrc: 1234,
+        }
+    }
+
+    #[test]
+    fn sfu_tracks_map_to_program_inputs() {
+        let p = track_params(&info("video/VP8", TrackSource::Camera, 90_000)).unwrap();
+        assert_eq!((p.codec, p.kind, p.ssrc, p.payload_type), (Codec::Vp8, TrackKind::Camera, 1234, 96));
+        assert_eq!((p.participant.as_str(), p.name.as_str()), ("PA_1", "Alice"));
+        p.validate().unwrap();
+        let s = track_params(&info("video/H264", TrackSource::Screen, 90_000)).unwrap();
+        assert_eq!((s.codec, s.kind), (Codec::H264, TrackKind::Screen));
+        let a = track_params(&info("audio/opus", TrackSource::Audio, 48_000)).unwrap();
+        assert_eq!((a.codec, a.kind), (Codec::Opus, TrackKind::Audio));
+        a.validate().unwrap();
+    }
+
+    #[test]
+    fn codecs_the_compositor_cannot_decode_stay_out() {
+        assert!(track_params(&info("video/VP9", TrackSource::Camera, 90_000)).is_none());
+        assert!(track_params(&info("video/AV1", TrackSource::Camera, 90_000)).is_none());
+    }
+}
