@@ -20,6 +20,8 @@ struct Track {
 }
 
 type KeyframeRoutes = Arc<Mutex<HashMap<TrackId, KeyframeRequester>>>;
+/// SFU track id → the program and input its packets go to.
+type Inputs = HashMap<String, (Arc<RoomPipeline>, TrackId)>;
 
 #[derive(Default)]
 struct RoomMedia {
@@ -36,7 +38,7 @@ struct RoomMedia {
 pub struct ProgramHub {
     rooms: Arc<Mutex<HashMap<String, RoomMedia>>>,
     /// SFU track id → (room, program input) for the per-packet path.
-    inputs: Arc<Mutex<HashMap<String, (Arc<RoomPipeline>, TrackId)>>>,
+    inputs: Arc<Mutex<Inputs>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -56,7 +58,7 @@ impl ProgramHub {
         self.rooms.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    fn inputs(&self) -> MutexGuard<'_, HashMap<String, (Arc<RoomPipeline>, TrackId)>> {
+    fn inputs(&self) -> MutexGuard<'_, Inputs> {
         self.inputs.lock().unwrap_or_else(|e| e.into_inner())
     }
 
