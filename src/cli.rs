@@ -79,6 +79,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_S3_PREFIX", value_name = "PREFIX")]
     pub s3_prefix: Option<String>,
 
+    /// Addresses to advertise to WebRTC clients, comma-separated [default: 127.0.0.1].
+    /// Local addresses are bound; others (a 1:1 NAT's public address) are advertised for
+    /// the local ones.
+    #[arg(long, env = "TESSERA_RTC_IPS", value_name = "IPS", value_delimiter = ',')]
+    pub rtc_ips: Option<Vec<std::net::IpAddr>>,
+
     /// Extra CA certificates (PEM) trusted for rtmps:// destinations, besides the system's.
     #[arg(long, env = "TESSERA_TLS_CA_FILE", value_name = "FILE")]
     pub tls_ca_file: Option<PathBuf>,

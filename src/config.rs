@@ -23,6 +23,8 @@ pub struct ServeConfig {
     pub log_format: LogFormat,
     pub storage: StorageConfig,
     pub tls_ca_file: Option<PathBuf>,
+    /// Addresses advertised to WebRTC clients.
+    pub rtc_ips: Vec<std::net::IpAddr>,
 }
 
 /// Where recordings go.
@@ -45,6 +47,7 @@ pub struct FileConfig {
     pub s3_bucket: Option<String>,
     pub s3_prefix: Option<String>,
     pub tls_ca_file: Option<PathBuf>,
+    pub rtc_ips: Option<Vec<std::net::IpAddr>>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -108,6 +111,11 @@ impl ServeConfig {
                 s3_prefix: args.s3_prefix.or(file.s3_prefix).unwrap_or_default(),
             },
             tls_ca_file: args.tls_ca_file.or(file.tls_ca_file),
+            rtc_ips: args
+                .rtc_ips
+                .or(file.rtc_ips)
+                .filter(|ips| !ips.is_empty())
+                .unwrap_or_else(|| vec![std::net::Ipv4Addr::LOCALHOST.into()]),
         }
     }
 }

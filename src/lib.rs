@@ -10,4 +10,5 @@ pub mod config;
 pub mod logging;
 pub mod media;
 pub mod recording;
+pub mod tokens;
 pub mod server;

@@ -1,7 +1,6 @@
 //! `tessera serve` as the real binary on a loopback port: configuration, auth, the layouts API,
 //! the JSON error shape, body limits and graceful shutdown.
 
-#[allow(dead_code)]
 mod common;
 
 use common::http::{self, Body};

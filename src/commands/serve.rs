@@ -9,7 +9,10 @@ use crate::api_key::ApiKey;
 use crate::cli::ServeArgs;
 use crate::config::ServeConfig;
 use crate::logging;
+use crate::media::ProgramHub;
 use crate::recording::RecordingStore;
+use crate::server::Media;
+use std::sync::Arc;
 use crate::server::{self, AppState};
 
 /// Exit code for configuration errors (like clap's usage errors).
@@ -96,10 +99,28 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|err| format!("cannot install the SIGINT/SIGTERM handlers: {err}"))?;
     tracing::info!(%addr, "listening on http://{addr}");
 
-    let state = AppState::new(api_key, config.data_dir);
+    let hub = ProgramHub::new();
+    let sfu = tessera_sfu::Sfu::new(sfu_config(&config.rtc_ips), Some(Arc::new(hub.clone())));
+    tracing::info!(ips = ?config.rtc_ips, "WebRTC: advertising these addresses");
+    let state = AppState::new(api_key, config.data_dir).with_media(Media { sfu, hub });
     server::serve(listener, state, shutdown)
         .await
         .map_err(|err| format!("server error: {err}"))
+}
+
+/// ICE on the configured addresses: the ones this host has are bound; the others are
+/// advertised in their place (a cloud VM's public address in front of its private one).
+fn sfu_config(ips: &[std::net::IpAddr]) -> tessera_sfu::SfuConfig {
+    let (local, public): (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) =
+        ips.iter().partition(|ip| std::net::UdpSocket::bind((**ip, 0)).is_ok());
+    let mut ice = tessera_sfu::IceConfig::default();
+    if !local.is_empty() {
+        ice.ips = local;
+    } else if !public.is_empty() {
+        ice.ips = vec![std::net::Ipv4Addr::UNSPECIFIED.into()];
+    }
+    ice.public_ips = public.iter().map(|ip| ip.to_string()).collect();
+    tessera_sfu::SfuConfig { ice, ..Default::default() }
 }
 
 /// Generates a key and shows it once on stdout (not in the logs, which may be shipped elsewhere).

@@ -8,8 +8,9 @@ use axum::response::{IntoResponse, Response};
 use super::error::ApiError;
 use super::state::AppState;
 
-/// Paths under `/v1` that answer without a key (load balancers, probes).
-const PUBLIC_PATHS: &[&str] = &["/v1/health"];
+/// Paths under `/v1` that answer without a key: probes, and the SFU's signalling socket
+/// (participants present a room token there).
+const PUBLIC_PATHS: &[&str] = &["/v1/health", "/v1/rtc"];
 
 pub async fn require_api_key(
     State(state): State<AppState>,

@@ -19,11 +19,27 @@ use tokio::net::TcpListener;
 
 pub use body_limit::MAX_BODY_BYTES;
 pub use error::ApiError;
-pub use state::AppState;
+pub use state::{AppState, Media};
 
 /// The whole HTTP app: routes, JSON errors for everything (unknown paths and methods too),
 /// bearer auth on `/v1` except `/v1/health`, and a 1 MiB request body limit.
 pub fn app(state: AppState) -> Router {
+    let api = api(state.clone());
+    match state.media() {
+        // The SFU's own routes (web client, WebSocket signalling, WHIP) check participant
+        // tokens themselves.
+        Some(media) => {
+            let tokens = state.tokens().clone();
+            let validate = move |room: &str, token: &str| {
+                tokens.verify(token, room, crate::tokens::unix_now()).is_ok()
+            };
+            api.merge(tessera_sfu::router(media.sfu.clone(), std::sync::Arc::new(validate)))
+        }
+        None => api,
+    }
+}
+
+fn api(state: AppState) -> Router {
     routes::router()
         .fallback(routes::not_found)
         .method_not_allowed_fallback(routes::method_not_allowed)

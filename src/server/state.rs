@@ -4,30 +4,73 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::api_key::ApiKey;
+use crate::media::ProgramHub;
+use crate::tokens::TokenSigner;
 
 #[derive(Debug, Clone)]
 pub struct AppState {
     inner: Arc<Inner>,
 }
 
+/// The live side: the SFU and the room programs it feeds.
+#[derive(Clone)]
+pub struct Media {
+    pub sfu: tessera_sfu::Sfu,
+    pub hub: ProgramHub,
+}
+
+impl std::fmt::Debug for Media {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("Media").field("rooms", &self.sfu.rooms()).finish()
+    }
+}
+
 #[derive(Debug)]
 struct Inner {
     api_key: ApiKey,
     data_dir: PathBuf,
+    tokens: TokenSigner,
+    media: Option<Media>,
 }
 
 impl AppState {
+    /// State without the SFU (the HTTP API alone). The token signing key is read from, or
+    /// created in, `data_dir`; if that fails, an in-memory key is used (tokens then do not
+    /// survive a restart).
     pub fn new(api_key: ApiKey, data_dir: PathBuf) -> Self {
-        Self {
-            inner: Arc::new(Inner { api_key, data_dir }),
-        }
+        let tokens = TokenSigner::load_or_create(&data_dir).unwrap_or_else(|err| {
+            tracing::warn!(%err, "cannot keep the token signing key in the data directory; using a temporary one");
+            let mut key = [0u8; 32];
+            let _ = getrandom::fill(&mut key);
+            TokenSigner::from_key(key)
+        });
+        Self { inner: Arc::new(Inner { api_key, data_dir, tokens, media: None }) }
+    }
+
+    /// The same state with the SFU and room programs.
+    pub fn with_media(self, media: Media) -> Self {
+        let inner = Inner {
+            api_key: self.inner.api_key.clone(),
+            data_dir: self.inner.data_dir.clone(),
+            tokens: self.inner.tokens.clone(),
+            media: Some(media),
+        };
+        Self { inner: Arc::new(inner) }
     }
 
     pub fn api_key(&self) -> &ApiKey {
         &self.inner.api_key
     }
 
-    /// Where the server keeps its files (recordings, state) in later issues.
+    pub fn tokens(&self) -> &TokenSigner {
+        &self.inner.tokens
+    }
+
+    pub fn media(&self) -> Option<&Media> {
+        self.inner.media.as_ref()
+    }
+
+    /// Where the server keeps its files (recordings, spool, token key).
     pub fn data_dir(&self) -> &std::path::Path {
         &self.inner.data_dir
     }

@@ -2,6 +2,7 @@
 
 mod health;
 mod layouts;
+pub mod rooms;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -16,6 +17,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/layouts", get(layouts::list))
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))
+        .route("/v1/rooms/{room}/tokens", post(rooms::create_token))
 }
 
 pub async fn not_found() -> ApiError {

@@ -1,0 +1,107 @@
+//! A browser in a call appears in the room's program: headless Chromium joins through the web
+//! client with a token minted by the REST API, the SFU hands its tracks to the compositor in
+//! process, and the recorded program shows its camera (a solid red test video) in its tile.
+
+#[path = "../sfu/tests/common/mod.rs"]
+mod browser;
+mod common;
+#[path = "../compositor/tests/common/mod.rs"]
+mod room;
+
+use std::process::Command;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use room::analysis::decode_frames;
+use room::{RED, assert_color, assert_continuous, tile_center};
+use tessera::api_key::ApiKey;
+use tessera::media::ProgramHub;
+use tessera::server::{AppState, Media};
+use tessera_compositor::layout::Layout;
+use tessera_compositor::{OutputSpec, ProgramConfig};
+use tessera_sfu::{Sfu, SfuConfig};
+
+const KEY: &str = "rtc-test-api-key-0123456789";
+
+/// A 640x360 solid red video for Chromium's fake camera.
+fn red_y4m(dir: &std::path::Path) -> std::path::PathBuf {
+    let path = dir.join("red.y4m");
+    let ok = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=640x360:r=30", "-t", "2", "-pix_fmt", "yuv420p"])
+        .arg(&path)
+        .status()
+        .expect("ffmpeg runs")
+        .success();
+    assert!(ok, "ffmpeg made no test video");
+    path
+}
+
+#[test]
+fn a_browser_in_a_call_appears_in_the_room_program() {
+    let dir = tempfile::tempdir().unwrap();
+    let video = red_y4m(dir.path());
+    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
+    let _guard = rt.enter();
+
+    let hub = ProgramHub::new();
+    let sfu = Sfu::new(SfuConfig::default(), Some(Arc::new(hub.clone())));
+    let state = AppState::new(ApiKey::new(KEY.to_string()).unwrap(), dir.path().to_owned())
+        .with_media(Media { sfu: sfu.clone(), hub: hub.clone() });
+    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
+    let port = listener.local_addr().unwrap().port();
+    rt.spawn(async move {
+        let _ = axum::serve(listener, tessera::server::app(state)).await;
+    });
+
+    // The application mints a participant token with its API key.
+    let resp = common::http::post_json(
+        port,
+        "/v1/rooms/demo/tokens",
+        Some(KEY),
+        br#"{"identity":"alice","name":"Alice","ttl_s":600}"#,
+    );
+    assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
+    let token = resp.json()["token"].as_str().unwrap().to_string();
+    // A token for another room does not open this one.
+    let other = common::http::post_json(port, "/v1/rooms/other/tokens", Some(KEY), br#"{"identity":"x"}"#);
+    assert_eq!(other.status, 201);
+
+    // The room's program runs and records while Alice joins from a browser.
+    let program = hub
+        .start_program("demo", ProgramConfig::default(), Layout::builtin("grid").unwrap())
+        .expect("program starts");
+    let path = dir.path().join("program.mp4");
+    let rec = program.attach_output(OutputSpec::mp4_file(&path)).unwrap();
+    let url = format!("http://127.0.0.1:{port}/rooms/demo?token={token}&name=Alice");
+    let camera = format!("--use-file-for-fake-video-capture={}", video.display());
+    let _alice = browser::Browser::open(&url, &[&camera]);
+
+    // Both of her tracks reach the program, and her video decodes there.
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let tracks = program.stats().tracks;
+        let decoding = program.participants().iter().any(|p| p.camera.is_some_and(|c| c.width > 0));
+        if tracks >= 2 && decoding {
+            break;
+        }
+        assert!(Instant::now() < deadline, "the browser's tracks never reached the program: {:?}", program.stats());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    std::thread::sleep(Duration::from_secs(4));
+    let tiles = program.tiles();
+    let alice = program.participants().into_iter().find(|p| p.name == "Alice").expect("Alice is in the program");
+    let stats = program.detach_output(rec).unwrap();
+
+    let frames = decode_frames(&path, 160, 90);
+    assert_eq!(assert_continuous(&frames, 30.0) as u64, stats.video_frames);
+    let end = frames.last().unwrap().pts;
+    let at = tile_center(&tiles, &alice.id).expect("Alice has a tile");
+    assert_color(&frames, end - 2.0, end, at, (1280, 720), RED, "Alice's camera");
+
+    // A wrong token never joins: the WebSocket join is refused and the room keeps one person.
+    let forged = format!("http://127.0.0.1:{port}/rooms/demo?token={}x&name=Mallory", &token[..token.len() - 1]);
+    let _mallory = browser::Browser::open(&forged, &[]);
+    std::thread::sleep(Duration::from_secs(3));
+    assert_eq!(browser::participants(&sfu, "demo").len(), 1);
+    hub.stop_program("demo");
+}
