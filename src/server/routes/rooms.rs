@@ -37,12 +37,10 @@ fn invalid(field: &str, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
 }
 
-/// Room names and identities: what fits in a URL path and an object key.
-pub fn valid_name(s: &str) -> bool {
-    !s.is_empty()
-        && s.len() <= 128
-        && !s.starts_with('.')
-        && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_' | '.'))
+/// Room names, as the SFU takes them (`[A-Za-z0-9_-]{1,64}`); identities the same with
+/// up to 128 characters.
+pub fn valid_name(s: &str, max: usize) -> bool {
+    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
 }
 
 /// `POST /v1/rooms/{room}/tokens` → 201 `{"token", "room", "identity", "expires_at"}`.
@@ -52,11 +50,11 @@ pub async fn create_token(
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let Path(room) = room.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !valid_name(&room) {
-        return Err(ApiError::bad_request("room names use letters, digits, '-', '_' and '.' (at most 128)"));
+    if !valid_name(&room, 64) {
+        return Err(ApiError::bad_request("room names use letters, digits, '-' and '_' (1 to 64)"));
     }
-    if !valid_name(&req.identity) {
-        return Err(invalid("/identity", "use letters, digits, '-', '_' and '.' (1 to 128 characters)"));
+    if !valid_name(&req.identity, 128) {
+        return Err(invalid("/identity", "use letters, digits, '-' and '_' (1 to 128 characters)"));
     }
     let name = req.name.unwrap_or_else(|| req.identity.clone());
     if name.chars().count() > 128 || name.chars().any(char::is_control) {
