@@ -139,7 +139,9 @@ impl DownTrack {
     /// one forwarded now.
     pub(crate) fn map_sender_report(&self, src_ssrc: u32, layer: usize, rtp_time: u32, sample: Option<(u32, u32)>) -> Option<u32> {
         let st = lock(&self.state);
-        if st.selector.current() != Some(layer) {
+        // Audio never goes through the layer selector (its `current` stays `None`); video
+        // reports count only for the layer forwarded now.
+        if st.selector.current().is_some_and(|current| current != layer) {
             return None;
         }
         let _ = src_ssrc;
