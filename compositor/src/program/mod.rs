@@ -590,9 +590,10 @@ impl Inner {
         }
         let _t = lock(&self.topology);
         let id = OutputId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let timeline = spec.timeline();
         let (bin, sink) = output::build_bin(id, spec)?;
         let counters = Arc::new(output::OutputCounters::default());
-        output::install_start_probes(&bin, &counters);
+        output::install_start_probes(&bin, &counters, timeline);
         let eos = output::eos_watch(&sink);
         self.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;

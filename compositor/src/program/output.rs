@@ -154,10 +154,30 @@ pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst
     Ok((bin, sink))
 }
 
-/// Starts the output on a keyframe and rebases its timestamps so it begins at zero; audio
-/// before that keyframe is dropped so both streams start together. Works in running time:
-/// encoders may shift timestamps within their segment (x264enc adds 1000 hours for DTS).
-pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters>) {
+/// Whether an output's timestamps start at zero or stay on the program's clock.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Timeline {
+    /// Rebased to zero (MP4: the file starts at 0).
+    FromZero,
+    /// The program's running time, in a plain segment. flvmux is a live aggregator: it
+    /// compares buffer times with the clock to decide how long to wait for a late stream,
+    /// and writes FLV timestamps from its first buffer anyway.
+    Program,
+}
+
+impl OutputSpec {
+    pub(crate) fn timeline(&self) -> Timeline {
+        match self {
+            OutputSpec::Flv { .. } => Timeline::Program,
+            _ => Timeline::FromZero,
+        }
+    }
+}
+
+/// Starts the output on a keyframe and puts its timestamps on its timeline; audio before
+/// that keyframe is dropped so both streams start together. Works in running time: encoders
+/// may shift timestamps within their segment (x264enc adds 1000 hours for DTS).
+pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters>, timeline: Timeline) {
     counters.start_pts.store(u64::MAX, Ordering::SeqCst);
     counters.last_pts.store(u64::MAX, Ordering::SeqCst);
     for kind in ["video", "audio"] {
@@ -169,7 +189,7 @@ pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters
         pad.add_probe(probe_types, move |_, info| {
             let mut seg = segment.lock().unwrap_or_else(|e| e.into_inner());
             match info.data.as_mut() {
-                Some(gst::PadProbeData::Buffer(buffer)) => match rebase(buffer, &seg, &c, is_video) {
+                Some(gst::PadProbeData::Buffer(buffer)) => match rebase(buffer, &seg, &c, is_video, timeline) {
                     true => gst::PadProbeReturn::Ok,
                     false => drop_data(info),
                 },
@@ -196,6 +216,7 @@ fn rebase(
     seg: &gst::FormattedSegment<gst::ClockTime>,
     c: &OutputCounters,
     is_video: bool,
+    timeline: Timeline,
 ) -> bool {
     let Some(rt) = buffer.pts().and_then(|p| seg.to_running_time(p)) else { return false };
     let rt = rt.nseconds();
@@ -211,12 +232,13 @@ fn rebase(
         return false;
     }
     let dts_rt = buffer.dts().and_then(|d| seg.to_running_time_full(d));
+    let zero = if timeline == Timeline::FromZero { start } else { 0 };
     let b = buffer.make_mut();
-    b.set_pts(gst::ClockTime::from_nseconds(rt - start));
+    b.set_pts(gst::ClockTime::from_nseconds(rt - zero));
     match dts_rt {
         Some(d) => {
             let d = d.positive().map(|d| d.nseconds()).unwrap_or(0);
-            b.set_dts(gst::ClockTime::from_nseconds(d.saturating_sub(start)));
+            b.set_dts(gst::ClockTime::from_nseconds(d.saturating_sub(zero)));
         }
         None => b.set_dts(gst::ClockTime::NONE),
     }

@@ -266,6 +266,7 @@ pub fn video_packet_times(path: &Path) -> Vec<f64> {
 /// Asserts packet times step by one frame (FLV keeps milliseconds) and returns the count.
 pub fn assert_no_frame_lost(times: &[f64], fps: f64, what: &str) -> usize {
     let step = 1.0 / fps;
+    assert!(times.first().is_some_and(|t| *t < 0.1), "{what}: starts at {:?}", times.first());
     for w in times.windows(2) {
         let d = w[1] - w[0];
         assert!(
