@@ -10,5 +10,6 @@ pub mod config;
 pub mod logging;
 pub mod media;
 pub mod recording;
+pub mod recordings;
 pub mod tokens;
 pub mod server;

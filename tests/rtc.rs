@@ -43,10 +43,12 @@ fn a_browser_in_a_call_appears_in_the_room_program() {
     let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
     let _guard = rt.enter();
 
+    let storage = tessera::config::StorageConfig { s3_bucket: None, s3_prefix: String::new() };
+    let store = tessera::recording::RecordingStore::new(dir.path(), storage).unwrap();
     let hub = ProgramHub::new();
     let sfu = Sfu::new(SfuConfig::default(), Some(Arc::new(hub.clone())));
     let state = AppState::new(ApiKey::new(KEY.to_string()).unwrap(), dir.path().to_owned())
-        .with_media(Media { sfu: sfu.clone(), hub: hub.clone() });
+        .with_media(Media::new(sfu.clone(), hub.clone(), store));
     let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
     let port = listener.local_addr().unwrap().port();
     rt.spawn(async move {

@@ -102,7 +102,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let hub = ProgramHub::new();
     let sfu = tessera_sfu::Sfu::new(sfu_config(&config.rtc_ips), Some(Arc::new(hub.clone())));
     tracing::info!(ips = ?config.rtc_ips, "WebRTC: advertising these addresses");
-    let state = AppState::new(api_key, config.data_dir).with_media(Media { sfu, hub });
+    let state = AppState::new(api_key, config.data_dir).with_media(Media::new(sfu, hub, recordings));
     server::serve(listener, state, shutdown)
         .await
         .map_err(|err| format!("server error: {err}"))

@@ -5,6 +5,8 @@ use std::sync::Arc;
 
 use crate::api_key::ApiKey;
 use crate::media::ProgramHub;
+use crate::recording::RecordingStore;
+use crate::recordings::Recordings;
 use crate::tokens::TokenSigner;
 
 #[derive(Debug, Clone)]
@@ -12,11 +14,19 @@ pub struct AppState {
     inner: Arc<Inner>,
 }
 
-/// The live side: the SFU and the room programs it feeds.
+/// The live side: the SFU, the room programs it feeds, and their recordings.
 #[derive(Clone)]
 pub struct Media {
     pub sfu: tessera_sfu::Sfu,
     pub hub: ProgramHub,
+    pub recordings: Recordings,
+}
+
+impl Media {
+    pub fn new(sfu: tessera_sfu::Sfu, hub: ProgramHub, store: RecordingStore) -> Self {
+        let recordings = Recordings::new(store, hub.clone());
+        Media { sfu, hub, recordings }
+    }
 }
 
 impl std::fmt::Debug for Media {

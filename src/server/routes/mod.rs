@@ -2,6 +2,7 @@
 
 mod health;
 mod layouts;
+pub mod recordings;
 pub mod rooms;
 
 use axum::Router;
@@ -18,6 +19,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))
         .route("/v1/rooms/{room}/tokens", post(rooms::create_token))
+        .route("/v1/rooms/{room}/recordings", post(recordings::start))
+        .route("/v1/recordings", get(recordings::list))
+        .route("/v1/recordings/{id}", get(recordings::show).patch(recordings::patch))
+        .route("/v1/recordings/{id}/stop", post(recordings::stop))
 }
 
 pub async fn not_found() -> ApiError {

@@ -1,0 +1,288 @@
+//! Recordings of rooms: each is an output of the room's program (started on demand) into the
+//! [`RecordingStore`]. Status follows the program: `starting` until the first frame is
+//! written, `recording`, `stopping` once asked to stop, then `completed` or `failed` when
+//! the sink reports on its storage.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::{Duration, SystemTime};
+
+use serde::Serialize;
+use tessera_compositor::layout::Layout;
+use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
+
+use crate::media::ProgramHub;
+use crate::recording::{RecordingLocation, RecordingStore};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum RecordingStatus {
+    Starting,
+    Recording,
+    Stopping,
+    Completed,
+    Failed,
+}
+
+/// A recording as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Recording {
+    pub id: String,
+    pub room: String,
+    pub status: RecordingStatus,
+    /// Built-in layout name, or `custom`.
+    pub layout: String,
+    pub started_at: Option<String>,
+    pub ended_at: Option<String>,
+    pub duration_s: f64,
+    pub bytes: u64,
+    pub location: RecordingLocation,
+    pub error: Option<String>,
+}
+
+struct Entry {
+    rec: Recording,
+    program: Arc<RoomPipeline>,
+    output: OutputId,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum RecordingsError {
+    #[error("{0}")]
+    Invalid(String),
+    #[error("room {room} already runs a program at {have}; this recording asks for {want}")]
+    Conflict { room: String, have: String, want: String },
+    #[error("no recording {0}")]
+    NotFound(String),
+    #[error("recording {0} has already ended")]
+    Ended(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// All recordings of this process.
+#[derive(Clone)]
+pub struct Recordings {
+    entries: Arc<Mutex<BTreeMap<String, Entry>>>,
+    store: RecordingStore,
+    hub: ProgramHub,
+}
+
+impl Recordings {
+    pub fn new(store: RecordingStore, hub: ProgramHub) -> Self {
+        Recordings { entries: Arc::default(), store, hub }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts recording `room` (blocking: may build the room's program).
+    pub fn start(&self, room: &str, layout: Layout, layout_name: String, config: ProgramConfig) -> Result<Recording, RecordingsError> {
+        let program = match self.hub.program(room) {
+            Some(p) => {
+                let have = p.config();
+                if (have.width, have.height, have.fps, have.video_bitrate_kbps)
+                    != (config.width, config.height, config.fps, config.video_bitrate_kbps)
+                {
+                    return Err(RecordingsError::Conflict {
+                        room: room.into(),
+                        have: describe(have),
+                        want: describe(&config),
+                    });
+                }
+                p.set_layout(layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+                p
+            }
+            None => {
+                let p = self.hub.start_program(room, config, layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+                self.watch(&p);
+                p
+            }
+        };
+        let id = new_id();
+        let location = self.store.location(room, &id).map_err(|e| RecordingsError::Invalid(e.to_string()))?;
+        let spec = self.store.output(&location).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+        let output = program.attach_output(spec).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+        let rec = Recording {
+            id: id.clone(),
+            room: room.into(),
+            status: RecordingStatus::Starting,
+            layout: layout_name,
+            started_at: Some(rfc3339(SystemTime::now())),
+            ended_at: None,
+            duration_s: 0.0,
+            bytes: 0,
+            location,
+            error: None,
+        };
+        tracing::info!(recording = %id, room, "recording started");
+        self.lock().insert(id, Entry { rec: rec.clone(), program, output });
+        Ok(rec)
+    }
+
+    /// Program events: the sink's report ends a recording.
+    fn watch(&self, program: &Arc<RoomPipeline>) {
+        let this = self.clone();
+        program.set_event_handler(Arc::new(move |event| this.on_event(event)));
+    }
+
+    fn on_event(&self, event: ProgramEvent) {
+        let (output, state, bytes, reason) = match &event {
+            ProgramEvent::OutputMessage { output, message } => (
+                *output,
+                message.get::<String>("state").unwrap_or_default(),
+                message.get::<u64>("bytes").ok(),
+                message.get::<String>("reason").ok(),
+            ),
+            ProgramEvent::OutputFailed { output, error } => (*output, "failed".into(), None, Some(error.clone())),
+            _ => return,
+        };
+        let mut entries = self.lock();
+        let Some(entry) = entries.values_mut().find(|e| e.output == output) else { return };
+        let rec = &mut entry.rec;
+        match state.as_str() {
+            "complete" | "empty" => {
+                rec.status = RecordingStatus::Completed;
+                rec.bytes = bytes.unwrap_or(rec.bytes);
+            }
+            "failed" => {
+                rec.status = RecordingStatus::Failed;
+                rec.error = reason;
+            }
+            // `pending`: the upload goes on in the background; recovery finishes it.
+            _ => return,
+        }
+        rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
+        tracing::info!(recording = %rec.id, status = ?rec.status, bytes = rec.bytes, "recording ended");
+        let (room, program) = (rec.room.clone(), entry.program.clone());
+        drop(entries);
+        self.stop_idle_program(&room, &program);
+    }
+
+    /// A program with no outputs left costs CPU for nothing.
+    fn stop_idle_program(&self, room: &str, program: &Arc<RoomPipeline>) {
+        let busy = self.lock().values().any(|e| {
+            Arc::ptr_eq(&e.program, program)
+                && matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping)
+        });
+        if !busy && program.stats().outputs == 0 && program.destinations().is_empty() {
+            let hub = self.hub.clone();
+            let room = room.to_string();
+            // Not on the program's own bus thread.
+            std::thread::spawn(move || {
+                hub.stop_program(&room);
+            });
+        }
+    }
+
+    pub fn get(&self, id: &str) -> Option<Recording> {
+        let entries = self.lock();
+        entries.get(id).map(refresh)
+    }
+
+    pub fn list(&self, room: Option<&str>) -> Vec<Recording> {
+        self.lock().values().filter(|e| room.is_none_or(|r| e.rec.room == r)).map(refresh).collect()
+    }
+
+    /// Swaps the room's layout; returns once the program shows it (blocking).
+    pub fn set_layout(&self, id: &str, layout: Layout, name: String) -> Result<Recording, RecordingsError> {
+        let program = {
+            let entries = self.lock();
+            let e = entries.get(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
+            if !matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording) {
+                return Err(RecordingsError::Ended(id.into()));
+            }
+            e.program.clone()
+        };
+        program.set_layout(layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+        let mut entries = self.lock();
+        let e = entries.get_mut(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
+        e.rec.layout = name;
+        Ok(refresh(e))
+    }
+
+    /// Stops a recording (blocking until its output has finished; the upload may go on, and
+    /// the status turns `completed` when the sink reports).
+    pub fn stop(&self, id: &str) -> Result<Recording, RecordingsError> {
+        let (program, output) = {
+            let mut entries = self.lock();
+            let e = entries.get_mut(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
+            if !matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording) {
+                return Err(RecordingsError::Ended(id.into()));
+            }
+            let current = refresh(e);
+            e.rec = current;
+            e.rec.status = RecordingStatus::Stopping;
+            (e.program.clone(), e.output)
+        };
+        if let Err(err) = program.detach_output(output) {
+            let mut entries = self.lock();
+            if let Some(e) = entries.get_mut(id) {
+                e.rec.status = RecordingStatus::Failed;
+                e.rec.error = Some(err.to_string());
+                e.rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
+            }
+        }
+        self.get(id).ok_or_else(|| RecordingsError::NotFound(id.into()))
+    }
+}
+
+/// The resource with live figures while the output runs.
+fn refresh(e: &Entry) -> Recording {
+    let mut rec = e.rec.clone();
+    if let Some(stats) = e.program.output_stats(e.output) {
+        rec.duration_s = (stats.duration.as_secs_f64() * 1000.0).round() / 1000.0;
+        if rec.status == RecordingStatus::Starting && stats.started_at.is_some() {
+            rec.status = RecordingStatus::Recording;
+        }
+    }
+    rec
+}
+
+fn describe(c: &ProgramConfig) -> String {
+    format!("{}x{}@{} {} kbit/s", c.width, c.height, c.fps, c.video_bitrate_kbps)
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    format!("rec_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+/// `2026-11-22T01:02:03Z` (UTC, whole seconds).
+pub fn rfc3339(t: SystemTime) -> String {
+    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
+    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let d = doy - (153 * mp + 2) / 5 + 1;
+    let m = if mp < 10 { mp + 3 } else { mp - 9 };
+    let y = yoe + era * 400 + i64::from(m <= 2);
+    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn timestamps_are_rfc3339_utc() {
+        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
+        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_309_004);
+        assert_eq!(rfc3339(t), "2026-11-22T00:56:44Z");
+        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
+        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
+    }
+
+    #[test]
+    fn ids_are_distinct() {
+        assert_ne!(new_id(), new_id());
+        assert!(new_id().starts_with("rec_"));
+    }
+}

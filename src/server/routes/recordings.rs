@@ -1,0 +1,182 @@
+//! `/v1/rooms/{room}/recordings` and `/v1/recordings`: record a room's program.
+
+use axum::Json;
+use axum::extract::rejection::{PathRejection, QueryRejection};
+use axum::extract::{Path, Query, State};
+use axum::http::StatusCode;
+use serde::Deserialize;
+use serde_json::{Value, json};
+use tessera_compositor::layout::{self, Layout};
+use tessera_compositor::{CompositorError, ProgramConfig};
+
+use crate::recordings::{Recording, Recordings, RecordingsError};
+use crate::server::error::ApiError;
+use crate::server::extract::ApiJson;
+use crate::server::routes::rooms::valid_name;
+use crate::server::state::AppState;
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct VideoSettings {
+    width: Option<u32>,
+    height: Option<u32>,
+    fps: Option<u32>,
+    bitrate_kbps: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AudioSettings {
+    bitrate_kbps: Option<u32>,
+}
+
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct StartRecording {
+    /// A built-in layout's name or a layout document (default `grid`).
+    layout: Option<Value>,
+    #[serde(default)]
+    video: VideoSettings,
+    #[serde(default)]
+    audio: AudioSettings,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct PatchRecording {
+    layout: Value,
+}
+
+#[derive(Debug, Deserialize)]
+pub struct ListQuery {
+    room: Option<String>,
+}
+
+fn unprocessable(code: &'static str, field: &str, message: impl Into<String>) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, code, message).with_field(field)
+}
+
+/// A layout given by name or inline, and the name the resource shows.
+pub fn parse_layout(value: Option<&Value>) -> Result<(Layout, String), ApiError> {
+    match value {
+        None => Ok((Layout::builtin("grid").expect("grid is built in"), "grid".into())),
+        Some(Value::String(name)) => Layout::builtin(name).map(|l| (l, name.clone())).ok_or_else(|| {
+            unprocessable(
+                "unknown_layout",
+                "/layout",
+                format!("unknown layout `{name}`; built-in layouts: {}", Layout::builtin_names().join(", ")),
+            )
+        }),
+        Some(doc @ Value::Object(_)) => match layout::validate_document(&doc.to_string()) {
+            Ok(l) => Ok((l, "custom".into())),
+            Err(errors) => {
+                let first = errors.first().map(|e| (format!("/layout{}", e.path), e.reason.clone()));
+                let (field, reason) = first.unwrap_or_else(|| ("/layout".into(), "invalid layout".into()));
+                Err(unprocessable("invalid_layout", &field, reason))
+            }
+        },
+        Some(_) => Err(unprocessable("invalid_layout", "/layout", "a built-in layout's name or a layout object")),
+    }
+}
+
+/// The program settings a request asks for, checked.
+pub fn program_config(video: &VideoSettings, audio: &AudioSettings) -> Result<ProgramConfig, ApiError> {
+    let mut c = ProgramConfig::default();
+    c.width = video.width.unwrap_or(c.width);
+    c.height = video.height.unwrap_or(c.height);
+    c.fps = video.fps.unwrap_or(c.fps);
+    c.video_bitrate_kbps = video.bitrate_kbps.unwrap_or(c.video_bitrate_kbps);
+    c.audio_bitrate_kbps = audio.bitrate_kbps.unwrap_or(c.audio_bitrate_kbps);
+    c.validate().map_err(|e| match e {
+        CompositorError::InvalidConfig { field, reason } => {
+            let pointer = match field {
+                "video_bitrate_kbps" => "/video/bitrate_kbps".to_string(),
+                "audio_bitrate_kbps" => "/audio/bitrate_kbps".to_string(),
+                other => format!("/video/{other}"),
+            };
+            unprocessable("invalid_field", &pointer, reason)
+        }
+        other => unprocessable("invalid_field", "/video", other.to_string()),
+    })?;
+    Ok(c)
+}
+
+pub fn recordings_error(e: RecordingsError) -> ApiError {
+    match e {
+        RecordingsError::Invalid(m) => ApiError::bad_request(m),
+        RecordingsError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+        RecordingsError::NotFound(_) => ApiError::not_found(e.to_string()),
+        RecordingsError::Ended(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
+        RecordingsError::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
+    }
+}
+
+fn recordings(state: &AppState) -> Result<Recordings, ApiError> {
+    state
+        .media()
+        .map(|m| m.recordings.clone())
+        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this server does not host rooms"))
+}
+
+/// Runs a blocking pipeline operation off the async workers.
+async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, RecordingsError> + Send + 'static) -> Result<T, ApiError> {
+    tokio::task::spawn_blocking(f)
+        .await
+        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
+        .map_err(recordings_error)
+}
+
+fn id_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
+    path.map(|Path(id)| id).map_err(|e| ApiError::bad_request(e.body_text()))
+}
+
+/// `POST /v1/rooms/{room}/recordings` → 201 with the recording.
+pub async fn start(
+    State(state): State<AppState>,
+    room: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<StartRecording>,
+) -> Result<(StatusCode, Json<Recording>), ApiError> {
+    let room = id_from(room)?;
+    if !valid_name(&room, 64) {
+        return Err(ApiError::bad_request("room names use letters, digits, '-' and '_' (1 to 64)"));
+    }
+    let (layout, name) = parse_layout(req.layout.as_ref())?;
+    let config = program_config(&req.video, &req.audio)?;
+    let recs = recordings(&state)?;
+    let rec = blocking(move || recs.start(&room, layout, name, config)).await?;
+    Ok((StatusCode::CREATED, Json(rec)))
+}
+
+/// `GET /v1/recordings?room=` → `{"recordings": [...]}`.
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
+    Ok(Json(json!({ "recordings": recordings(&state)?.list(q.room.as_deref()) })))
+}
+
+/// `GET /v1/recordings/{id}`.
+pub async fn show(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
+    let id = id_from(id)?;
+    recordings(&state)?.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no recording {id}")))
+}
+
+/// `PATCH /v1/recordings/{id}` `{"layout"}`: answers once the program shows the new layout.
+pub async fn patch(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+    ApiJson(req): ApiJson<PatchRecording>,
+) -> Result<Json<Recording>, ApiError> {
+    let id = id_from(id)?;
+    let (layout, name) = parse_layout(Some(&req.layout))?;
+    let recs = recordings(&state)?;
+    Ok(Json(blocking(move || recs.set_layout(&id, layout, name)).await?))
+}
+
+/// `POST /v1/recordings/{id}/stop`.
+pub async fn stop(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
+    let id = id_from(id)?;
+    let recs = recordings(&state)?;
+    Ok(Json(blocking(move || recs.stop(&id)).await?))
+}

@@ -1,0 +1,101 @@
+//! Recording a room through the REST API of the real `tessera serve` (local storage, the
+//! embedded default): start, swap the layout, stop, and the file plays. Bad requests get the
+//! documented errors while the recording goes on.
+
+mod common;
+#[allow(dead_code)]
+#[path = "../compositor/tests/common/analysis.rs"]
+mod analysis;
+
+use std::time::{Duration, Instant};
+
+use common::http::{self, Body};
+use common::server::{Server, TEST_KEY};
+use serde_json::Value;
+
+fn patch_json(port: u16, path: &str, body: &[u8]) -> http::Response {
+    let mut headers = http::auth(Some(TEST_KEY));
+    headers.push(("Content-Type".into(), "application/json".into()));
+    http::send(port, "PATCH", path, &headers, Body::Sized(body)).expect("PATCH")
+}
+
+fn error(resp: &http::Response) -> (u16, String, String) {
+    let v = resp.json();
+    (
+        resp.status,
+        v["error"]["code"].as_str().unwrap_or("").to_string(),
+        v["error"]["field"].as_str().unwrap_or("").to_string(),
+    )
+}
+
+#[test]
+fn record_a_room_swap_its_layout_and_stop() {
+    let server = Server::start();
+    let port = server.port;
+    let start = http::post_json(
+        port,
+        "/v1/rooms/demo/recordings",
+        Some(TEST_KEY),
+        br#"{"layout":"grid","video":{"width":640,"height":360,"fps":30,"bitrate_kbps":1000},"audio":{"bitrate_kbps":96}}"#,
+    );
+    assert_eq!(start.status, 201, "{}\n{}", String::from_utf8_lossy(&start.body), server.stderr());
+    let rec = start.json();
+    let id = rec["id"].as_str().unwrap().to_string();
+    assert_eq!(rec["room"], "demo");
+    assert_eq!(rec["layout"], "grid");
+    assert!(matches!(rec["status"].as_str(), Some("starting" | "recording")), "{rec}");
+    assert_eq!(rec["location"]["type"], "local");
+    let path = std::path::PathBuf::from(rec["location"]["path"].as_str().unwrap());
+
+    // Bad requests are refused with the documented errors; the recording goes on.
+    let bad = |body: &[u8]| error(&http::post_json(port, "/v1/rooms/demo/recordings", Some(TEST_KEY), body));
+    assert_eq!(bad(br#"{"layout":"nope"}"#), (422, "unknown_layout".into(), "/layout".into()));
+    assert_eq!(bad(br#"{"layout":{"regions":[{"x":1.5}]}}"#).0, 422);
+    assert_eq!(bad(br#"{"video":{"width":641}}"#), (422, "invalid_field".into(), "/video/width".into()));
+    assert_eq!(bad(br#"{"colour":"red"}"#).1, "invalid_body");
+    assert_eq!(bad(br#"{"layout":"grid""#).1, "malformed_json");
+    // Another size for a room whose program runs is a conflict.
+    assert_eq!(bad(br#"{"video":{"width":1280,"height":720}}"#).0, 409);
+    assert_eq!(http::post_json(port, "/v1/rooms/demo/recordings", None, b"{}").status, 401);
+    assert_eq!(error(&http::get(port, "/v1/recordings/rec_nothing", Some(TEST_KEY))).0, 404);
+
+    std::thread::sleep(Duration::from_secs(2));
+    // The layout swap answers once the program shows it.
+    let swapped = patch_json(port, &format!("/v1/recordings/{id}"), br#"{"layout":"pip"}"#);
+    assert_eq!(swapped.status, 200, "{}", String::from_utf8_lossy(&swapped.body));
+    assert_eq!(swapped.json()["layout"], "pip");
+    assert_eq!(error(&patch_json(port, &format!("/v1/recordings/{id}"), br#"{"layout":7}"#)).0, 422);
+    std::thread::sleep(Duration::from_secs(2));
+    let running = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
+    assert_eq!(running["status"], "recording", "{running}");
+    assert!(running["duration_s"].as_f64().unwrap() > 3.0, "{running}");
+
+    let stopped = http::post_json(port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"");
+    assert_eq!(stopped.status, 200, "{}", String::from_utf8_lossy(&stopped.body));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done: Value = loop {
+        let r = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
+        if r["status"] == "completed" || r["status"] == "failed" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never completed: {r}\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    assert!(done["bytes"].as_u64().unwrap() > 10_000, "{done}");
+    assert!(done["ended_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{done}");
+    // Stopping twice is a conflict.
+    let again = http::post_json(port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"");
+    assert_eq!(error(&again).0, 409);
+
+    // The file is where the resource says, and it plays.
+    let info = analysis::ffprobe(path.to_str().unwrap());
+    let video = info.video.expect("video");
+    assert_eq!((video.codec.as_str(), video.width, video.height), ("h264", Some(640), Some(360)));
+    assert_eq!(info.audio.map(|a| a.codec), Some("aac".into()));
+    assert!(info.duration > 3.5, "{} s", info.duration);
+    assert_eq!(std::fs::metadata(&path).unwrap().len(), done["bytes"].as_u64().unwrap());
+    let list = http::get(port, "/v1/recordings?room=demo", Some(TEST_KEY)).json();
+    assert_eq!(list["recordings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(http::get(port, "/v1/recordings?room=other", Some(TEST_KEY)).json()["recordings"], serde_json::json!([]));
+}
