@@ -13,3 +13,4 @@ pub mod recording;
 pub mod recordings;
 pub mod tokens;
 pub mod server;
+pub mod streams;

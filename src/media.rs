@@ -8,7 +8,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{
-    Codec, ProgramConfig, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams,
+    Codec, ProgramConfig, ProgramEvent, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams,
 };
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 
@@ -33,10 +33,14 @@ struct RoomMedia {
     keyframe_routes: KeyframeRoutes,
 }
 
+/// Told about every event of every room's program: `(room, event)`.
+pub type ProgramListener = Arc<dyn Fn(&str, &ProgramEvent) + Send + Sync>;
+
 /// Rooms' published tracks and running programs.
 #[derive(Default, Clone)]
 pub struct ProgramHub {
     rooms: Arc<Mutex<HashMap<String, RoomMedia>>>,
+    listeners: Arc<Mutex<Vec<ProgramListener>>>,
     /// SFU track id → (room, program input) for the per-packet path.
     inputs: Arc<Mutex<Inputs>>,
 }
@@ -70,6 +74,13 @@ impl ProgramHub {
             return Err(HubError::ProgramExists(room.to_string()));
         }
         let program = Arc::new(RoomPipeline::new(config, layout)?);
+        let (listeners, room_name) = (self.listeners.clone(), room.to_string());
+        program.set_event_handler(Arc::new(move |event| {
+            let all: Vec<ProgramListener> = listeners.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            for listener in all {
+                listener(&room_name, &event);
+            }
+        }));
         let routes = media.keyframe_routes.clone();
         program.set_keyframe_request_handler(Arc::new(move |input| {
             let requester = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&input).cloned();
@@ -88,6 +99,26 @@ impl ProgramHub {
         }
         media.program = Some(program.clone());
         Ok(program)
+    }
+
+    /// Registers a listener for every program's events (recordings, streams).
+    pub fn listen(&self, listener: ProgramListener) {
+        self.listeners.lock().unwrap_or_else(|e| e.into_inner()).push(listener);
+    }
+
+    /// Stops the room's program if nothing depends on it any more (off the caller's thread:
+    /// this may be called from the program's own bus thread).
+    pub fn stop_if_idle(&self, room: &str) {
+        if self.program(room).is_some_and(|p| p.is_idle()) {
+            let hub = self.clone();
+            let room = room.to_string();
+            std::thread::spawn(move || {
+                // Checked again: an output may have been attached meanwhile.
+                if hub.program(&room).is_some_and(|p| p.is_idle()) {
+                    hub.stop_program(&room);
+                }
+            });
+        }
     }
 
     /// The room's running program, if any.

@@ -70,7 +70,10 @@ pub struct Recordings {
 
 impl Recordings {
     pub fn new(store: RecordingStore, hub: ProgramHub) -> Self {
-        Recordings { entries: Arc::default(), store, hub }
+        let recordings = Recordings { entries: Arc::default(), store, hub: hub.clone() };
+        let this = recordings.clone();
+        hub.listen(Arc::new(move |_room, event| this.on_event(event)));
+        recordings
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -94,11 +97,7 @@ impl Recordings {
                 p.set_layout(layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
                 p
             }
-            None => {
-                let p = self.hub.start_program(room, config, layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
-                self.watch(&p);
-                p
-            }
+            None => self.hub.start_program(room, config, layout).map_err(|e| RecordingsError::Internal(e.to_string()))?,
         };
         let id = new_id();
         let location = self.store.location(room, &id).map_err(|e| RecordingsError::Invalid(e.to_string()))?;
@@ -122,13 +121,8 @@ impl Recordings {
     }
 
     /// Program events: the sink's report ends a recording.
-    fn watch(&self, program: &Arc<RoomPipeline>) {
-        let this = self.clone();
-        program.set_event_handler(Arc::new(move |event| this.on_event(event)));
-    }
-
-    fn on_event(&self, event: ProgramEvent) {
-        let (output, state, bytes, reason) = match &event {
+    fn on_event(&self, event: &ProgramEvent) {
+        let (output, state, bytes, reason) = match event {
             ProgramEvent::OutputMessage { output, message } => (
                 *output,
                 message.get::<String>("state").unwrap_or_default(),
@@ -155,25 +149,9 @@ impl Recordings {
         }
         rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
         tracing::info!(recording = %rec.id, status = ?rec.status, bytes = rec.bytes, "recording ended");
-        let (room, program) = (rec.room.clone(), entry.program.clone());
+        let room = rec.room.clone();
         drop(entries);
-        self.stop_idle_program(&room, &program);
-    }
-
-    /// A program with no outputs left costs CPU for nothing.
-    fn stop_idle_program(&self, room: &str, program: &Arc<RoomPipeline>) {
-        let busy = self.lock().values().any(|e| {
-            Arc::ptr_eq(&e.program, program)
-                && matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping)
-        });
-        if !busy && program.stats().outputs == 0 && program.destinations().is_empty() {
-            let hub = self.hub.clone();
-            let room = room.to_string();
-            // Not on the program's own bus thread.
-            std::thread::spawn(move || {
-                hub.stop_program(&room);
-            });
-        }
+        self.hub.stop_if_idle(&room);
     }
 
     pub fn get(&self, id: &str) -> Option<Recording> {

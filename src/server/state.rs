@@ -7,6 +7,7 @@ use crate::api_key::ApiKey;
 use crate::media::ProgramHub;
 use crate::recording::RecordingStore;
 use crate::recordings::Recordings;
+use crate::streams::Streams;
 use crate::tokens::TokenSigner;
 
 #[derive(Debug, Clone)]
@@ -20,12 +21,14 @@ pub struct Media {
     pub sfu: tessera_sfu::Sfu,
     pub hub: ProgramHub,
     pub recordings: Recordings,
+    pub streams: Streams,
 }
 
 impl Media {
     pub fn new(sfu: tessera_sfu::Sfu, hub: ProgramHub, store: RecordingStore) -> Self {
         let recordings = Recordings::new(store, hub.clone());
-        Media { sfu, hub, recordings }
+        let streams = Streams::new(hub.clone());
+        Media { sfu, hub, recordings, streams }
     }
 }
 

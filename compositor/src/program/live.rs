@@ -54,6 +54,12 @@ pub(crate) struct Destinations {
     supervisor: Option<std::thread::JoinHandle<()>>,
 }
 
+impl Destinations {
+    pub(super) fn is_empty(&self) -> bool {
+        self.map.is_empty()
+    }
+}
+
 impl Inner {
     fn now(&self) -> Duration {
         self.started.elapsed()

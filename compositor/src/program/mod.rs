@@ -325,6 +325,14 @@ impl RoomPipeline {
         self.inner.destination_infos()
     }
 
+    /// No output, destination or finishing recording depends on the program any more.
+    pub fn is_idle(&self) -> bool {
+        let now = Instant::now();
+        lock(&self.inner.outputs).is_empty()
+            && lock(&self.inner.destinations).is_empty()
+            && lock(&self.inner.draining).values().all(|(_, deadline)| *deadline <= now)
+    }
+
     pub fn stats(&self) -> ProgramStats {
         ProgramStats {
             frames: self.inner.frames.load(Ordering::Relaxed),

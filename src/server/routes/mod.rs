@@ -4,6 +4,7 @@ mod health;
 mod layouts;
 pub mod recordings;
 pub mod rooms;
+pub mod streams;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -23,6 +24,10 @@ pub fn router() -> Router<AppState> {
         .route("/v1/recordings", get(recordings::list))
         .route("/v1/recordings/{id}", get(recordings::show).patch(recordings::patch))
         .route("/v1/recordings/{id}/stop", post(recordings::stop))
+        .route("/v1/rooms/{room}/streams", post(streams::start))
+        .route("/v1/streams", get(streams::list))
+        .route("/v1/streams/{id}", get(streams::show).patch(streams::patch))
+        .route("/v1/streams/{id}/stop", post(streams::stop))
 }
 
 pub async fn not_found() -> ApiError {

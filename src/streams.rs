@@ -1,0 +1,295 @@
+//! Live streams of rooms: a set of RTMP(S) destinations on the room's program (started on
+//! demand). Each destination connects, goes live and reconnects on its own; the stream shows
+//! their state with the stream keys masked.
+
+use std::collections::BTreeMap;
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::SystemTime;
+
+use serde::Serialize;
+use tessera_compositor::destination::{DestinationId, DestinationInfo, DestinationSpec, IngestPreset, RtmpUrl};
+use tessera_compositor::layout::Layout;
+use tessera_compositor::{CompositorError, ProgramConfig, RoomPipeline};
+
+use crate::media::ProgramHub;
+use crate::recordings::rfc3339;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum StreamStatus {
+    Active,
+    Stopped,
+}
+
+/// A stream as the API shows it.
+#[derive(Debug, Clone, Serialize)]
+pub struct Stream {
+    pub id: String,
+    pub room: String,
+    pub status: StreamStatus,
+    pub preset: String,
+    pub layout: String,
+    pub started_at: String,
+    pub ended_at: Option<String>,
+    pub destinations: Vec<DestinationInfo>,
+}
+
+struct Entry {
+    stream: Stream,
+    preset: IngestPreset,
+    program: Arc<RoomPipeline>,
+    destinations: Vec<DestinationId>,
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum StreamsError {
+    /// A request field at fault (JSON Pointer) and why.
+    #[error("{field}: {reason}")]
+    Invalid { field: String, reason: String },
+    #[error("{0}")]
+    Conflict(String),
+    #[error("no stream {0}")]
+    NotFound(String),
+    #[error("{0}")]
+    Internal(String),
+}
+
+/// All streams of this process.
+#[derive(Clone)]
+pub struct Streams {
+    entries: Arc<Mutex<BTreeMap<String, Entry>>>,
+    hub: ProgramHub,
+}
+
+fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StreamsError {
+    StreamsError::Invalid { field: field.into(), reason: reason.into() }
+}
+
+/// Parses the destination URLs of a request (field `base/N` on error).
+pub fn parse_urls(urls: &[String], base: &str) -> Result<Vec<RtmpUrl>, StreamsError> {
+    urls.iter()
+        .enumerate()
+        .map(|(i, u)| RtmpUrl::parse(u).map_err(|e| invalid(format!("{base}/{i}"), e.reason)))
+        .collect()
+}
+
+/// `youtube`, `ivs` (standard channel), `ivs-basic`, `ivs-standard`, `ivs-advanced-sd`,
+/// `ivs-advanced-hd` or `custom`.
+pub fn parse_preset(name: Option<&str>) -> Result<IngestPreset, StreamsError> {
+    use tessera_compositor::destination::IvsChannelType as C;
+    Ok(match name.unwrap_or("custom") {
+        "youtube" => IngestPreset::Youtube,
+        "ivs" | "ivs-standard" => IngestPreset::Ivs { channel: C::Standard },
+        "ivs-basic" => IngestPreset::Ivs { channel: C::Basic },
+        "ivs-advanced-sd" => IngestPreset::Ivs { channel: C::AdvancedSd },
+        "ivs-advanced-hd" => IngestPreset::Ivs { channel: C::AdvancedHd },
+        "custom" => IngestPreset::default(),
+        other => {
+            return Err(invalid(
+                "/preset",
+                format!("unknown preset `{other}`: youtube, ivs, ivs-basic, ivs-standard, ivs-advanced-sd, ivs-advanced-hd or custom"),
+            ));
+        }
+    })
+}
+
+impl Streams {
+    pub fn new(hub: ProgramHub) -> Self {
+        Streams { entries: Arc::default(), hub }
+    }
+
+    fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
+        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    /// Starts streaming `room` to `urls` (blocking: may build the room's program). A new
+    /// program takes what the preset requires; a running one must already meet it.
+    pub fn start(
+        &self,
+        room: &str,
+        urls: Vec<RtmpUrl>,
+        preset: IngestPreset,
+        layout: Layout,
+        layout_name: String,
+        mut config: ProgramConfig,
+    ) -> Result<Stream, StreamsError> {
+        if urls.is_empty() {
+            return Err(invalid("/destinations", "at least one rtmp:// or rtmps:// URL"));
+        }
+        let program = match self.hub.program(room) {
+            Some(p) => {
+                p.set_layout(layout).map_err(|e| StreamsError::Internal(e.to_string()))?;
+                p
+            }
+            None => {
+                preset.apply(&mut config);
+                self.hub.start_program(room, config, layout).map_err(|e| StreamsError::Internal(e.to_string()))?
+            }
+        };
+        let mut ids = Vec::new();
+        for url in urls {
+            match program.add_destination(DestinationSpec::new(url).with_preset(preset.clone())) {
+                Ok(id) => ids.push(id),
+                Err(e) => {
+                    for id in ids {
+                        let _ = program.remove_destination(id);
+                    }
+                    self.hub.stop_if_idle(room);
+                    return Err(destination_error(e));
+                }
+            }
+        }
+        let id = new_id();
+        let stream = Stream {
+            id: id.clone(),
+            room: room.into(),
+            status: StreamStatus::Active,
+            preset: preset_name(&preset),
+            layout: layout_name,
+            started_at: rfc3339(SystemTime::now()),
+            ended_at: None,
+            destinations: Vec::new(),
+        };
+        tracing::info!(stream = %id, room, destinations = ids.len(), "stream started");
+        let entry = Entry { stream, preset, program, destinations: ids };
+        let shown = refresh(&entry);
+        self.lock().insert(id, entry);
+        Ok(shown)
+    }
+
+    pub fn get(&self, id: &str) -> Option<Stream> {
+        self.lock().get(id).map(refresh)
+    }
+
+    pub fn list(&self, room: Option<&str>) -> Vec<Stream> {
+        self.lock().values().filter(|e| room.is_none_or(|r| e.stream.room == r)).map(refresh).collect()
+    }
+
+    /// Changes a running stream: the layout (answers once shown) and its destinations.
+    pub fn update(
+        &self,
+        id: &str,
+        layout: Option<(Layout, String)>,
+        add: Vec<RtmpUrl>,
+        remove: Vec<u64>,
+    ) -> Result<Stream, StreamsError> {
+        let (program, preset, current) = {
+            let entries = self.lock();
+            let e = entries.get(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+            if e.stream.status != StreamStatus::Active {
+                return Err(StreamsError::Conflict(format!("stream {id} has stopped")));
+            }
+            (e.program.clone(), e.preset.clone(), e.destinations.clone())
+        };
+        for (i, d) in remove.iter().enumerate() {
+            if !current.iter().any(|c| c.0 == *d) {
+                return Err(invalid(format!("/remove_destinations/{i}"), format!("destination {d} is not part of this stream")));
+            }
+        }
+        if let Some((layout, _)) = &layout {
+            program.set_layout(layout.clone()).map_err(|e| StreamsError::Internal(e.to_string()))?;
+        }
+        let mut added = Vec::new();
+        for url in add {
+            added.push(program.add_destination(DestinationSpec::new(url).with_preset(preset.clone())).map_err(destination_error)?);
+        }
+        for d in &remove {
+            let _ = program.remove_destination(DestinationId(*d));
+        }
+        let mut entries = self.lock();
+        let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+        e.destinations.retain(|d| !remove.contains(&d.0));
+        e.destinations.extend(added);
+        if let Some((_, name)) = layout {
+            e.stream.layout = name;
+        }
+        Ok(refresh(e))
+    }
+
+    /// Stops every destination of the stream (blocking, a few seconds at most per stuck one).
+    pub fn stop(&self, id: &str) -> Result<Stream, StreamsError> {
+        let (program, ids, room) = {
+            let mut entries = self.lock();
+            let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+            if e.stream.status != StreamStatus::Active {
+                return Err(StreamsError::Conflict(format!("stream {id} has already stopped")));
+            }
+            e.stream.destinations = refresh(e).destinations;
+            e.stream.status = StreamStatus::Stopped;
+            e.stream.ended_at = Some(rfc3339(SystemTime::now()));
+            (e.program.clone(), std::mem::take(&mut e.destinations), e.stream.room.clone())
+        };
+        let mut finals = Vec::new();
+        for d in ids {
+            if let Ok(info) = program.remove_destination(d) {
+                finals.push(info);
+            }
+        }
+        self.hub.stop_if_idle(&room);
+        let mut entries = self.lock();
+        let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+        e.stream.destinations = finals;
+        Ok(e.stream.clone())
+    }
+}
+
+fn refresh(e: &Entry) -> Stream {
+    let mut s = e.stream.clone();
+    if s.status == StreamStatus::Active {
+        s.destinations = e.destinations.iter().filter_map(|d| e.program.destination(*d)).collect();
+    }
+    s
+}
+
+fn preset_name(p: &IngestPreset) -> String {
+    p.name()
+}
+
+fn destination_error(e: CompositorError) -> StreamsError {
+    match e {
+        CompositorError::InvalidDestination { field, reason } => {
+            // `program.width` → the request's video settings.
+            let field = field.strip_prefix("program.").map(|f| match f {
+                "video_bitrate_kbps" => "/video/bitrate_kbps".to_string(),
+                "audio_bitrate_kbps" => "/audio/bitrate_kbps".to_string(),
+                "audio_sample_rate" => "/audio".to_string(),
+                other => format!("/video/{other}"),
+            });
+            invalid(field.unwrap_or_else(|| "/destinations".into()), reason)
+        }
+        other => StreamsError::Internal(other.to_string()),
+    }
+}
+
+fn new_id() -> String {
+    let mut b = [0u8; 8];
+    let _ = getrandom::fill(&mut b);
+    format!("str_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn presets_by_name() {
+        assert_eq!(parse_preset(Some("youtube")).unwrap(), IngestPreset::Youtube);
+        assert_eq!(parse_preset(None).unwrap(), IngestPreset::default());
+        assert_eq!(parse_preset(Some("ivs")).unwrap().name(), "ivs-standard");
+        assert_eq!(parse_preset(Some("ivs-basic")).unwrap().name(), "ivs-basic");
+        let e = parse_preset(Some("twitch")).unwrap_err();
+        assert!(matches!(e, StreamsError::Invalid { ref field, .. } if field == "/preset"), "{e}");
+    }
+
+    #[test]
+    fn only_rtmp_urls_and_the_bad_one_is_named() {
+        let urls = vec!["rtmp://h/app/k".to_string(), "file:///etc/passwd".to_string()];
+        match parse_urls(&urls, "/destinations") {
+            Err(StreamsError::Invalid { field, reason }) => {
+                assert_eq!(field, "/destinations/1");
+                assert!(reason.contains("rtmp://"), "{reason}");
+            }
+            other => panic!("{other:?}"),
+        }
+    }
+}

@@ -1,0 +1,107 @@
+//! Live streaming a room through the REST API of the real `tessera serve` to a real RTMP
+//! server (nginx with its RTMP module): start, add and remove destinations while live, stop.
+//! Stream keys never come back; bad URLs and presets get the documented errors.
+
+mod common;
+#[allow(dead_code)]
+#[path = "../compositor/tests/common/analysis.rs"]
+mod analysis;
+#[allow(dead_code)]
+#[path = "../compositor/tests/common/servers.rs"]
+mod servers;
+
+use std::time::{Duration, Instant};
+
+use common::http::{self, Body};
+use common::server::{Server, TEST_KEY};
+use serde_json::Value;
+use servers::NginxRtmp;
+
+fn patch_json(port: u16, path: &str, body: &str) -> http::Response {
+    let mut headers = http::auth(Some(TEST_KEY));
+    headers.push(("Content-Type".into(), "application/json".into()));
+    http::send(port, "PATCH", path, &headers, Body::Sized(body.as_bytes())).expect("PATCH")
+}
+
+fn field_error(resp: &http::Response) -> (u16, String) {
+    (resp.status, resp.json()["error"]["field"].as_str().unwrap_or("").to_string())
+}
+
+/// Polls the stream until every destination is live.
+fn wait_all_live(port: u16, id: &str, n: usize) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let s = http::get(port, &format!("/v1/streams/{id}"), Some(TEST_KEY)).json();
+        let dests = s["destinations"].as_array().cloned().unwrap_or_default();
+        if dests.len() == n && dests.iter().all(|d| d["status"] == "live") {
+            return s;
+        }
+        assert!(Instant::now() < deadline, "destinations never went live: {s}");
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
+    let nginx = NginxRtmp::start();
+    let server = Server::start();
+    let port = server.port;
+    let mut bodies = Vec::new();
+
+    let body = format!(
+        r#"{{"destinations":["{}"],"preset":"youtube","layout":"grid","video":{{"width":1280,"height":720,"bitrate_kbps":2500}}}}"#,
+        nginx.url("first-SECRET1")
+    );
+    let created = http::post_json(port, "/v1/rooms/live/streams", Some(TEST_KEY), body.as_bytes());
+    assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr());
+    bodies.push(String::from_utf8_lossy(&created.body).to_string());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    assert_eq!(created.json()["preset"], "youtube");
+    let live = wait_all_live(port, &id, 1);
+    assert_eq!(live["destinations"][0]["url"], format!("rtmp://127.0.0.1:{}/live/****", nginx.port));
+
+    // Bad requests name the field; nothing else changes.
+    let post = |b: &str| field_error(&http::post_json(port, "/v1/rooms/live/streams", Some(TEST_KEY), b.as_bytes()));
+    assert_eq!(post(r#"{"destinations":["file:///etc/passwd"]}"#), (422, "/destinations/0".into()));
+    assert_eq!(post(r#"{"destinations":["http://x/app/key"]}"#), (422, "/destinations/0".into()));
+    assert_eq!(post(&format!(r#"{{"destinations":["{}"],"preset":"twitch"}}"#, nginx.url("x"))), (422, "/preset".into()));
+    // The running 720p program is too big for IVS BASIC: refused before anything connects.
+    let basic = format!(r#"{{"destinations":["{}"],"preset":"ivs-basic"}}"#, nginx.url("basic-SECRET3"));
+    assert_eq!(post(&basic), (422, "/video/width".into()));
+    assert!(nginx.recordings("basic-SECRET3").is_empty());
+
+    // Add a second destination while live, then remove the first.
+    let added = patch_json(port, &format!("/v1/streams/{id}"), &format!(r#"{{"add_destinations":["{}"]}}"#, nginx.url("second-SECRET2")));
+    assert_eq!(added.status, 200, "{}", String::from_utf8_lossy(&added.body));
+    bodies.push(String::from_utf8_lossy(&added.body).to_string());
+    let both = wait_all_live(port, &id, 2);
+    let first_id = both["destinations"][0]["id"].as_u64().unwrap();
+    let probe = analysis::ffprobe(&nginx.url("second-SECRET2"));
+    let video = probe.video.expect("video on the second ingest");
+    assert_eq!((video.codec.as_str(), video.width, video.height), ("h264", Some(1280), Some(720)));
+    std::thread::sleep(Duration::from_secs(2));
+    let removed = patch_json(port, &format!("/v1/streams/{id}"), &format!(r#"{{"remove_destinations":[{first_id}]}}"#));
+    assert_eq!(removed.status, 200);
+    assert_eq!(removed.json()["destinations"].as_array().map(Vec::len), Some(1));
+    assert_eq!(field_error(&patch_json(port, &format!("/v1/streams/{id}"), r#"{"remove_destinations":[999999]}"#)).0, 422);
+    std::thread::sleep(Duration::from_secs(2));
+
+    let stopped = http::post_json(port, &format!("/v1/streams/{id}/stop"), Some(TEST_KEY), b"");
+    assert_eq!(stopped.status, 200);
+    bodies.push(String::from_utf8_lossy(&stopped.body).to_string());
+    assert_eq!(stopped.json()["status"], "stopped");
+    assert_eq!(http::post_json(port, &format!("/v1/streams/{id}/stop"), Some(TEST_KEY), b"").status, 409);
+    bodies.push(String::from_utf8_lossy(&http::get(port, "/v1/streams", Some(TEST_KEY)).body).to_string());
+
+    // Both ingests received a gapless stream; the first stopped earlier.
+    let first = nginx.recordings("first-SECRET1");
+    let second = nginx.recordings("second-SECRET2");
+    assert_eq!((first.len(), second.len()), (1, 1));
+    let n1 = servers::assert_no_frame_lost(&servers::video_packet_times(&first[0]), 30.0, "first");
+    let n2 = servers::assert_no_frame_lost(&servers::video_packet_times(&second[0]), 30.0, "second");
+    assert!(n1 > 90 && n2 > 90, "{n1} and {n2} frames");
+    for b in &bodies {
+        assert!(!b.contains("SECRET"), "a stream key leaked: {b}");
+    }
+    assert!(!server.stderr().contains("SECRET"), "a stream key is in the logs");
+}
