@@ -121,6 +121,11 @@ impl ProgramHub {
         }
     }
 
+    /// Rooms with a running program.
+    pub fn rooms(&self) -> Vec<String> {
+        self.lock().iter().filter(|(_, m)| m.program.is_some()).map(|(r, _)| r.clone()).collect()
+    }
+
     /// The room's running program, if any.
     pub fn program(&self, room: &str) -> Option<Arc<RoomPipeline>> {
         self.lock().get(room).and_then(|m| m.program.clone())

@@ -76,6 +76,18 @@ fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
     bodies.push(String::from_utf8_lossy(&added.body).to_string());
     let both = wait_all_live(port, &id, 2);
     let first_id = both["destinations"][0]["id"].as_u64().unwrap();
+    // Prometheus sees them (no key needed on /metrics).
+    let metrics = http::get(port, "/metrics", None);
+    assert_eq!(metrics.status, 200);
+    let text = String::from_utf8_lossy(&metrics.body).to_string();
+    assert!(text.contains("tessera_destinations{status=\"live\"} 2"), "{text}");
+    let fps: f64 = text
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_program_fps{room=\"live\"} "))
+        .and_then(|v| v.parse().ok())
+        .expect("program fps");
+    assert!((fps - 30.0).abs() < 1.5, "program fps {fps}");
+    assert!(!text.contains("SECRET"));
     let probe = analysis::ffprobe(&nginx.url("second-SECRET2"));
     let video = probe.video.expect("video on the second ingest");
     assert_eq!((video.codec.as_str(), video.width, video.height), ("h264", Some(1280), Some(720)));

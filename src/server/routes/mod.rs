@@ -2,6 +2,7 @@
 
 mod health;
 mod layouts;
+mod metrics;
 pub mod recordings;
 pub mod rooms;
 pub mod streams;
@@ -16,6 +17,7 @@ use super::state::AppState;
 pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/health", get(health::health))
+        .route("/metrics", get(metrics::metrics))
         .route("/v1/layouts", get(layouts::list))
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))

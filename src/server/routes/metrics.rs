@@ -1,0 +1,97 @@
+//! `GET /metrics`: Prometheus text format (no key: scrapers sit on the private network).
+
+use std::fmt::Write;
+
+use axum::extract::State;
+use axum::http::header;
+use axum::response::IntoResponse;
+
+use crate::server::state::AppState;
+
+/// One metric family: its help, type and samples.
+struct Family {
+    out: String,
+}
+
+impl Family {
+    fn new() -> Self {
+        Family { out: String::new() }
+    }
+
+    fn head(&mut self, name: &str, kind: &str, help: &str) {
+        let _ = writeln!(self.out, "# HELP {name} {help}\n# TYPE {name} {kind}");
+    }
+
+    fn sample(&mut self, name: &str, labels: &[(&str, &str)], value: f64) {
+        let labels: Vec<String> = labels.iter().map(|(k, v)| format!("{k}=\"{}\"", escape(v))).collect();
+        let labels = if labels.is_empty() { String::new() } else { format!("{{{}}}", labels.join(",")) };
+        let _ = writeln!(self.out, "{name}{labels} {value}");
+    }
+}
+
+fn escape(v: &str) -> String {
+    v.replace('\\', "\\\\").replace('"', "\\\"").replace('\n', "\\n")
+}
+
+pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
+    let mut m = Family::new();
+    m.head("tessera_up", "gauge", "1 while the server runs.");
+    m.sample("tessera_up", &[], 1.0);
+    if let Some(media) = state.media() {
+        let rooms = media.sfu.rooms();
+        m.head("tessera_rooms", "gauge", "Rooms with participants.");
+        m.sample("tessera_rooms", &[], rooms.len() as f64);
+        let (mut participants, mut received, mut forwarded) = (0usize, 0u64, 0u64);
+        for room in rooms.iter().filter_map(|r| media.sfu.get_room(r)) {
+            for p in room.participants() {
+                participants += 1;
+                for t in p.tracks() {
+                    received += t.forwarder.received();
+                    forwarded += t.forwarder.downs().iter().map(|d| d.forwarded()).sum::<u64>();
+                }
+            }
+        }
+        m.head("tessera_participants", "gauge", "Participants in all rooms.");
+        m.sample("tessera_participants", &[], participants as f64);
+        m.head("tessera_sfu_received_packets", "gauge", "RTP packets received on the tracks published now.");
+        m.sample("tessera_sfu_received_packets", &[], received as f64);
+        m.head("tessera_sfu_forwarded_packets", "gauge", "RTP packets forwarded to subscribers of the tracks published now.");
+        m.sample("tessera_sfu_forwarded_packets", &[], forwarded as f64);
+        m.head("tessera_sfu_handoff_dropped_packets_total", "counter", "RTP packets the compositor hand-off dropped because it was behind.");
+        m.sample("tessera_sfu_handoff_dropped_packets_total", &[], media.sfu.handoff_dropped() as f64);
+
+        m.head("tessera_program_frames", "gauge", "Frames a room's program has produced since it started.");
+        m.head("tessera_program_fps", "gauge", "A room's program frames per second of running time.");
+        let mut destinations: std::collections::BTreeMap<String, usize> = Default::default();
+        let mut reconnects = 0u64;
+        for room in media.hub.rooms() {
+            let Some(program) = media.hub.program(&room) else { continue };
+            let stats = program.stats();
+            m.sample("tessera_program_frames", &[("room", &room)], stats.frames as f64);
+            let secs = stats.position.as_secs_f64();
+            // The first frame is at time 0.
+            let fps = if secs > 0.0 { stats.frames.saturating_sub(1) as f64 / secs } else { 0.0 };
+            m.sample("tessera_program_fps", &[("room", &room)], (fps * 100.0).round() / 100.0);
+            for d in program.destinations() {
+                *destinations.entry(format!("{:?}", d.status).to_lowercase()).or_default() += 1;
+                reconnects += d.reconnects;
+            }
+        }
+        m.head("tessera_destinations", "gauge", "Live-streaming destinations by status.");
+        for status in ["connecting", "live", "reconnecting", "failed"] {
+            m.sample("tessera_destinations", &[("status", status)], *destinations.get(status).unwrap_or(&0) as f64);
+        }
+        m.head("tessera_destination_reconnects", "gauge", "Reconnects of the current destinations.");
+        m.sample("tessera_destination_reconnects", &[], reconnects as f64);
+
+        let recs = media.recordings.list(None);
+        m.head("tessera_recordings", "gauge", "Recordings by status.");
+        for status in ["starting", "recording", "stopping", "completed", "failed"] {
+            let n = recs.iter().filter(|r| serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(|s| s == status)).unwrap_or(false)).count();
+            m.sample("tessera_recordings", &[("status", status)], n as f64);
+        }
+        m.head("tessera_recorded_bytes_total", "counter", "Bytes of completed recordings.");
+        m.sample("tessera_recorded_bytes_total", &[], recs.iter().map(|r| r.bytes).sum::<u64>() as f64);
+    }
+    ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.out)
+}
