@@ -18,6 +18,7 @@ pub fn router() -> Router<AppState> {
     Router::new()
         .route("/v1/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
+        .route("/v1/openapi.json", get(health::openapi))
         .route("/v1/layouts", get(layouts::list))
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))
