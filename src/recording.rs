@@ -9,7 +9,7 @@ use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use gst::prelude::*;
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tessera_compositor::OutputSpec;
 use tessera_plugins::{RecoveryOptions, RecoveryOutcome, RecoveryReport};
 
@@ -23,7 +23,7 @@ pub const FRAGMENT_DURATION: Duration = Duration::from_millis(500);
 const FINISH_TIMEOUT_MS: u32 = 30_000;
 
 /// Where one recording is stored.
-#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "type", rename_all = "lowercase")]
 pub enum RecordingLocation {
     S3 { bucket: String, key: String },
@@ -46,6 +46,7 @@ pub struct RecordingStore {
     storage: StorageConfig,
     spool_dir: PathBuf,
     local_dir: PathBuf,
+    state_dir: PathBuf,
 }
 
 impl RecordingStore {
@@ -53,15 +54,21 @@ impl RecordingStore {
     pub fn new(data_dir: &Path, storage: StorageConfig) -> Result<Self, RecordingError> {
         let spool_dir = data_dir.join("spool");
         let local_dir = data_dir.join("recordings");
-        for dir in [&spool_dir, &local_dir] {
+        let state_dir = data_dir.join("state").join("recordings");
+        for dir in [&spool_dir, &local_dir, &state_dir] {
             std::fs::create_dir_all(dir).map_err(|source| RecordingError::Dir { path: dir.clone(), source })?;
         }
         tessera_plugins::register_static().map_err(|e| RecordingError::Elements(e.to_string()))?;
-        Ok(RecordingStore { storage, spool_dir, local_dir })
+        Ok(RecordingStore { storage, spool_dir, local_dir, state_dir })
     }
 
     pub fn spool_dir(&self) -> &Path {
         &self.spool_dir
+    }
+
+    /// Where the recordings' metadata is kept across restarts.
+    pub fn state_dir(&self) -> &Path {
+        &self.state_dir
     }
 
     /// Where a recording of `room` named `id` goes.

@@ -7,14 +7,14 @@ use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
 
 use crate::media::ProgramHub;
 use crate::recording::{RecordingLocation, RecordingStore};
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum RecordingStatus {
     Starting,
@@ -24,8 +24,8 @@ pub enum RecordingStatus {
     Failed,
 }
 
-/// A recording as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A recording as the API shows it (and as it is kept on disk).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recording {
     pub id: String,
     pub room: String,
@@ -42,8 +42,8 @@ pub struct Recording {
 
 struct Entry {
     rec: Recording,
-    program: Arc<RoomPipeline>,
-    output: OutputId,
+    /// The program and output while this process records it.
+    live: Option<(Arc<RoomPipeline>, OutputId)>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -70,7 +70,8 @@ pub struct Recordings {
 
 impl Recordings {
     pub fn new(store: RecordingStore, hub: ProgramHub) -> Self {
-        let recordings = Recordings { entries: Arc::default(), store, hub: hub.clone() };
+        let entries = load(store.state_dir());
+        let recordings = Recordings { entries: Arc::new(Mutex::new(entries)), store, hub: hub.clone() };
         let this = recordings.clone();
         hub.listen(Arc::new(move |_room, event| this.on_event(event)));
         recordings
@@ -116,7 +117,8 @@ impl Recordings {
             error: None,
         };
         tracing::info!(recording = %id, room, "recording started");
-        self.lock().insert(id, Entry { rec: rec.clone(), program, output });
+        self.save(&rec);
+        self.lock().insert(id, Entry { rec: rec.clone(), live: Some((program, output)) });
         Ok(rec)
     }
 
@@ -133,7 +135,9 @@ impl Recordings {
             _ => return,
         };
         let mut entries = self.lock();
-        let Some(entry) = entries.values_mut().find(|e| e.output == output) else { return };
+        let Some(entry) = entries.values_mut().find(|e| e.live.as_ref().is_some_and(|(_, o)| *o == output)) else {
+            return;
+        };
         let rec = &mut entry.rec;
         match state.as_str() {
             "complete" | "empty" => {
@@ -150,7 +154,9 @@ impl Recordings {
         rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
         tracing::info!(recording = %rec.id, status = ?rec.status, bytes = rec.bytes, "recording ended");
         let room = rec.room.clone();
+        let done = rec.clone();
         drop(entries);
+        self.save(&done);
         self.hub.stop_if_idle(&room);
     }
 
@@ -168,10 +174,10 @@ impl Recordings {
         let program = {
             let entries = self.lock();
             let e = entries.get(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
-            if !matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording) {
-                return Err(RecordingsError::Ended(id.into()));
+            match (&e.live, e.rec.status) {
+                (Some((p, _)), RecordingStatus::Starting | RecordingStatus::Recording) => p.clone(),
+                _ => return Err(RecordingsError::Ended(id.into())),
             }
-            e.program.clone()
         };
         program.set_layout(layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
         let mut entries = self.lock();
@@ -183,33 +189,78 @@ impl Recordings {
     /// Stops a recording (blocking until its output has finished; the upload may go on, and
     /// the status turns `completed` when the sink reports).
     pub fn stop(&self, id: &str) -> Result<Recording, RecordingsError> {
-        let (program, output) = {
+        let (program, output, stopping) = {
             let mut entries = self.lock();
             let e = entries.get_mut(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
-            if !matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording) {
-                return Err(RecordingsError::Ended(id.into()));
-            }
-            let current = refresh(e);
-            e.rec = current;
+            let live = match (&e.live, e.rec.status) {
+                (Some(live), RecordingStatus::Starting | RecordingStatus::Recording) => live.clone(),
+                _ => return Err(RecordingsError::Ended(id.into())),
+            };
+            e.rec = refresh(e);
             e.rec.status = RecordingStatus::Stopping;
-            (e.program.clone(), e.output)
+            (live.0, live.1, e.rec.clone())
         };
+        self.save(&stopping);
         if let Err(err) = program.detach_output(output) {
-            let mut entries = self.lock();
-            if let Some(e) = entries.get_mut(id) {
-                e.rec.status = RecordingStatus::Failed;
-                e.rec.error = Some(err.to_string());
-                e.rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
+            let failed = {
+                let mut entries = self.lock();
+                entries.get_mut(id).map(|e| {
+                    e.rec.status = RecordingStatus::Failed;
+                    e.rec.error = Some(err.to_string());
+                    e.rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
+                    e.rec.clone()
+                })
+            };
+            if let Some(rec) = failed {
+                self.save(&rec);
             }
         }
         self.get(id).ok_or_else(|| RecordingsError::NotFound(id.into()))
     }
 }
 
+impl Recordings {
+    /// Keeps the recording's metadata across restarts (best effort: a full disk is logged).
+    fn save(&self, rec: &Recording) {
+        let path = self.store.state_dir().join(format!("{}.json", rec.id));
+        let tmp = path.with_extension("tmp");
+        let result = serde_json::to_vec_pretty(rec)
+            .map_err(std::io::Error::other)
+            .and_then(|bytes| std::fs::write(&tmp, bytes))
+            .and_then(|()| std::fs::rename(&tmp, &path));
+        if let Err(err) = result {
+            tracing::warn!(recording = %rec.id, %err, "cannot keep the recording's metadata");
+        }
+    }
+}
+
+/// Recordings an earlier process kept. One that was still running then ended with that
+/// process: start-up recovery finishes its file or object up to that moment.
+fn load(dir: &std::path::Path) -> BTreeMap<String, Entry> {
+    let mut entries = BTreeMap::new();
+    let Ok(files) = std::fs::read_dir(dir) else { return entries };
+    for path in files.filter_map(|f| f.ok().map(|f| f.path())) {
+        if path.extension().is_none_or(|x| x != "json") {
+            continue;
+        }
+        let Some(mut rec) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Recording>(&b).ok()) else {
+            tracing::warn!(file = %path.display(), "unreadable recording metadata; ignored");
+            continue;
+        };
+        if matches!(rec.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping) {
+            rec.status = RecordingStatus::Completed;
+            rec.error = Some("the server stopped during this recording; it was completed up to that moment".into());
+            rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
+        }
+        entries.insert(rec.id.clone(), Entry { rec, live: None });
+    }
+    entries
+}
+
 /// The resource with live figures while the output runs.
 fn refresh(e: &Entry) -> Recording {
     let mut rec = e.rec.clone();
-    if let Some(stats) = e.program.output_stats(e.output) {
+    if let Some(stats) = e.live.as_ref().and_then(|(p, o)| p.output_stats(*o)) {
         rec.duration_s = (stats.duration.as_secs_f64() * 1000.0).round() / 1000.0;
         if rec.status == RecordingStatus::Starting && stats.started_at.is_some() {
             rec.status = RecordingStatus::Recording;

@@ -99,3 +99,39 @@ fn record_a_room_swap_its_layout_and_stop() {
     assert_eq!(list["recordings"].as_array().map(Vec::len), Some(1));
     assert_eq!(http::get(port, "/v1/recordings?room=other", Some(TEST_KEY)).json()["recordings"], serde_json::json!([]));
 }
+
+/// The server killed (SIGKILL) mid-recording and started again on the same data directory:
+/// the recording is still listed, marked as ended by the crash, and its file is recovered up
+/// to the moment of the kill.
+#[test]
+fn a_recording_survives_a_server_kill() {
+    let data = tempfile::tempdir().unwrap();
+    let with_data = |cmd: &mut std::process::Command, _: &std::path::Path| {
+        cmd.args(["--api-key", TEST_KEY, "--data-dir"]).arg(data.path());
+    };
+    let first = Server::start_with(with_data);
+    let created = http::post_json(first.port, "/v1/rooms/crash/recordings", Some(TEST_KEY), br#"{"video":{"width":640,"height":360}}"#);
+    assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let path = std::path::PathBuf::from(created.json()["location"]["path"].as_str().unwrap());
+    let started = Instant::now();
+    std::thread::sleep(Duration::from_secs(4));
+    let recorded = started.elapsed().as_secs_f64();
+    first.stop_with("KILL");
+    assert!(!path.exists(), "nothing is complete before recovery");
+
+    let second = Server::start_with(with_data);
+    let rec = http::get(second.port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
+    assert_eq!(rec["status"], "completed", "{rec}");
+    assert!(rec["error"].as_str().is_some_and(|e| e.contains("server stopped")), "{rec}");
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while !path.exists() {
+        assert!(Instant::now() < deadline, "recovery did not finish the file\n{}", second.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+    let info = analysis::ffprobe(path.to_str().unwrap());
+    assert_eq!(info.video.map(|v| v.codec), Some("h264".into()));
+    // Up to the last whole fragment before the kill (the program starts ~0.3 s after the
+    // request, fragments are 0.5 s).
+    assert!(info.duration > recorded - 1.6 && info.duration <= recorded + 0.1, "{} s of {recorded:.1} s", info.duration);
+}
