@@ -269,3 +269,21 @@ fn a_preset_the_program_cannot_meet_is_refused_before_anything_connects() {
     assert_eq!((video.width, video.height), (Some(852), Some(478)));
     small.program.remove_destination(id).unwrap();
 }
+
+#[test]
+fn a_destination_added_late_in_a_long_program_gets_every_frame() {
+    let nginx = NginxRtmp::start();
+    let room = Room::new(ProgramConfig::default(), "grid");
+    let _alice = room.join(spec("alice", RED, 440.0));
+    // Longer than the outputs' queues hold (10 s): the queue must not take the program's
+    // running time for its fill level.
+    sleep(12.0);
+    let id = room.program.add_destination(destination(&nginx.url("late-SECRET"))).unwrap();
+    wait_status(&room, id, &[DestinationStatus::Live], 10.0);
+    sleep(3.0);
+    let info = room.program.remove_destination(id).unwrap();
+    let rx = received_frames(&nginx, "late-SECRET");
+    assert_eq!(rx, vec![info.video_frames as usize]);
+    assert!(rx[0] >= 80, "{rx:?}");
+    room.assert_no_failures();
+}
