@@ -85,6 +85,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_RTC_IPS", value_name = "IPS", value_delimiter = ',')]
     pub rtc_ips: Option<Vec<std::net::IpAddr>>,
 
+    /// POST every event (rooms, participants, recordings, streams, destinations) here,
+    /// signed with HMAC-SHA256 of the body keyed with the API key.
+    #[arg(long, env = "TESSERA_WEBHOOK_URL", value_name = "URL")]
+    pub webhook_url: Option<String>,
+
     /// Extra CA certificates (PEM) trusted for rtmps:// destinations, besides the system's.
     #[arg(long, env = "TESSERA_TLS_CA_FILE", value_name = "FILE")]
     pub tls_ca_file: Option<PathBuf>,

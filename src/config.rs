@@ -25,6 +25,7 @@ pub struct ServeConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// Addresses advertised to WebRTC clients.
     pub rtc_ips: Vec<std::net::IpAddr>,
+    pub webhook_url: Option<String>,
 }
 
 /// Where recordings go.
@@ -48,6 +49,7 @@ pub struct FileConfig {
     pub s3_prefix: Option<String>,
     pub tls_ca_file: Option<PathBuf>,
     pub rtc_ips: Option<Vec<std::net::IpAddr>>,
+    pub webhook_url: Option<String>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -116,6 +118,7 @@ impl ServeConfig {
                 .or(file.rtc_ips)
                 .filter(|ips| !ips.is_empty())
                 .unwrap_or_else(|| vec![std::net::Ipv4Addr::LOCALHOST.into()]),
+            webhook_url: args.webhook_url.or(file.webhook_url).filter(|u| !u.trim().is_empty()),
         }
     }
 }

@@ -12,5 +12,6 @@ pub mod media;
 pub mod recording;
 pub mod recordings;
 pub mod tokens;
+pub mod webhooks;
 pub mod server;
 pub mod streams;

@@ -12,6 +12,8 @@ use tessera_compositor::{
 };
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 
+use crate::webhooks::Webhooks;
+
 /// A published track and, when the room has a program, its input there.
 struct Track {
     info: TrackInfo,
@@ -41,6 +43,7 @@ pub type ProgramListener = Arc<dyn Fn(&str, &ProgramEvent) + Send + Sync>;
 pub struct ProgramHub {
     rooms: Arc<Mutex<HashMap<String, RoomMedia>>>,
     listeners: Arc<Mutex<Vec<ProgramListener>>>,
+    webhooks: Webhooks,
     /// SFU track id → (room, program input) for the per-packet path.
     inputs: Arc<Mutex<Inputs>>,
 }
@@ -56,6 +59,27 @@ pub enum HubError {
 impl ProgramHub {
     pub fn new() -> Self {
         Self::default()
+    }
+
+    /// A hub that reports rooms, participants and destinations to `webhooks`.
+    pub fn with_webhooks(webhooks: Webhooks) -> Self {
+        let hub = ProgramHub { webhooks: webhooks.clone(), ..Self::default() };
+        hub.listen(Arc::new(move |room, event| {
+            if let ProgramEvent::DestinationChanged { destination, status, error } = event {
+                let name = match status {
+                    tessera_compositor::DestinationStatus::Live => "destination.live",
+                    tessera_compositor::DestinationStatus::Reconnecting => "destination.reconnecting",
+                    tessera_compositor::DestinationStatus::Failed => "destination.failed",
+                    tessera_compositor::DestinationStatus::Connecting => return,
+                };
+                webhooks.send(name, room, serde_json::json!({ "destination": destination.0, "error": error }));
+            }
+        }));
+        hub
+    }
+
+    pub fn webhooks(&self) -> &Webhooks {
+        &self.webhooks
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomMedia>> {
@@ -195,7 +219,15 @@ fn add_input(
 impl MediaHandoff for ProgramHub {
     fn track_published(&self, track: &TrackInfo, keyframes: KeyframeRequester) {
         let mut rooms = self.lock();
+        let room_is_new = rooms.get(&track.room).is_none_or(|m| m.tracks.is_empty());
         let media = rooms.entry(track.room.clone()).or_default();
+        if room_is_new {
+            self.webhooks.send("room.started", &track.room, serde_json::json!({}));
+        }
+        if !media.tracks.values().any(|t| t.info.participant_id == track.participant_id) {
+            let who = serde_json::json!({ "participant_id": track.participant_id, "name": track.participant_name });
+            self.webhooks.send("participant.joined", &track.room, who);
+        }
         let mut input = None;
         if let Some(program) = &media.program {
             match add_input(program, track, &keyframes, &media.keyframe_routes) {
@@ -215,6 +247,13 @@ impl MediaHandoff for ProgramHub {
         let Some(media) = rooms.get_mut(&track.room) else { return };
         let removed = media.tracks.remove(&track.track_id);
         let still_there = media.tracks.values().any(|t| t.info.participant_id == track.participant_id);
+        if removed.is_some() && !still_there {
+            let who = serde_json::json!({ "participant_id": track.participant_id, "name": track.participant_name });
+            self.webhooks.send("participant.left", &track.room, who);
+            if media.tracks.is_empty() {
+                self.webhooks.send("room.ended", &track.room, serde_json::json!({}));
+            }
+        }
         if let (Some(program), Some(Track { input: Some(input), .. })) = (&media.program, removed) {
             media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&input);
             let _ = program.remove_track(input);

@@ -118,6 +118,7 @@ impl Recordings {
         };
         tracing::info!(recording = %id, room, "recording started");
         self.save(&rec);
+        self.hub.webhooks().send("recording.started", room, serde_json::to_value(&rec).unwrap_or_default());
         self.lock().insert(id, Entry { rec: rec.clone(), live: Some((program, output)) });
         Ok(rec)
     }
@@ -157,6 +158,8 @@ impl Recordings {
         let done = rec.clone();
         drop(entries);
         self.save(&done);
+        let name = if done.status == RecordingStatus::Completed { "recording.completed" } else { "recording.failed" };
+        self.hub.webhooks().send(name, &done.room, serde_json::to_value(&done).unwrap_or_default());
         self.hub.stop_if_idle(&room);
     }
 

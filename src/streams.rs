@@ -153,6 +153,7 @@ impl Streams {
         tracing::info!(stream = %id, room, destinations = ids.len(), "stream started");
         let entry = Entry { stream, preset, program, destinations: ids };
         let shown = refresh(&entry);
+        self.hub.webhooks().send("stream.started", room, serde_json::to_value(&shown).unwrap_or_default());
         self.lock().insert(id, entry);
         Ok(shown)
     }
@@ -229,6 +230,7 @@ impl Streams {
         let mut entries = self.lock();
         let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
         e.stream.destinations = finals;
+        self.hub.webhooks().send("stream.stopped", &room, serde_json::to_value(&e.stream).unwrap_or_default());
         Ok(e.stream.clone())
     }
 }

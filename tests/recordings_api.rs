@@ -135,3 +135,83 @@ fn a_recording_survives_a_server_kill() {
     // request, fragments are 0.5 s).
     assert!(info.duration > recorded - 1.6 && info.duration <= recorded + 0.1, "{} s of {recorded:.1} s", info.duration);
 }
+
+/// What a webhook receiver got: (event header, signature header, body) per request.
+type Deliveries = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
+
+/// A webhook receiver on loopback: answers 503 to the first delivery (to see the retry),
+/// 200 to the rest, and keeps (event header, signature header, body) of each request.
+fn webhook_receiver() -> (u16, Deliveries) {
+    use std::io::{BufRead, BufReader, Read, Write};
+    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = listener.local_addr().unwrap().port();
+    let seen: Deliveries = Default::default();
+    let kept = seen.clone();
+    std::thread::spawn(move || {
+        for (n, conn) in listener.incoming().flatten().enumerate() {
+            let mut reader = BufReader::new(conn.try_clone().unwrap());
+            let (mut len, mut event, mut sig) = (0usize, String::new(), String::new());
+            loop {
+                let mut line = String::new();
+                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
+                    break;
+                }
+                let lower = line.to_ascii_lowercase();
+                let value = line.split_once(':').map(|(_, v)| v.trim().to_string()).unwrap_or_default();
+                if lower.starts_with("content-length:") {
+                    len = value.parse().unwrap_or(0);
+                } else if lower.starts_with("x-tessera-event:") {
+                    event = value;
+                } else if lower.starts_with("x-tessera-signature:") {
+                    sig = value;
+                }
+            }
+            let mut body = vec![0; len];
+            let _ = reader.read_exact(&mut body);
+            let status = if n == 0 { "503 Service Unavailable" } else { "200 OK" };
+            let mut conn = conn;
+            let _ = conn.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+            if n > 0 {
+                kept.lock().unwrap().push((event, sig, body));
+            }
+        }
+    });
+    (port, seen)
+}
+
+#[test]
+fn webhooks_report_a_recording_signed_and_retried() {
+    let (hook_port, seen) = webhook_receiver();
+    let server = Server::start_with(|cmd, dir| {
+        cmd.args(["--api-key", TEST_KEY, "--data-dir"])
+            .arg(dir.join("data"))
+            .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/hooks"));
+    });
+    let created = http::post_json(server.port, "/v1/rooms/hooked/recordings", Some(TEST_KEY), br#"{"video":{"width":320,"height":180}}"#);
+    assert_eq!(created.status, 201);
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(2));
+    assert_eq!(http::post_json(server.port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let events: Vec<String> = seen.lock().unwrap().iter().map(|(e, _, _)| e.clone()).collect();
+        if events.contains(&"recording.started".to_string()) && events.contains(&"recording.completed".to_string()) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "webhooks seen: {events:?}\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    for (event, sig, body) in seen.lock().unwrap().iter() {
+        // The signature is HMAC-SHA256 of the body with the API key.
+        assert_eq!(sig, &tessera::webhooks::signature(TEST_KEY.as_bytes(), body), "{event}");
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!(v["event"], event.as_str());
+        assert_eq!(v["room"], "hooked");
+        if event == "recording.completed" {
+            assert_eq!(v["data"]["id"], id.as_str());
+            assert_eq!(v["data"]["status"], "completed");
+        }
+    }
+    // The first delivery was refused (503) and delivered again: started came through.
+    assert!(server.stderr().contains("webhook delivery failed; retrying"));
+}

@@ -10,6 +10,7 @@ use crate::cli::ServeArgs;
 use crate::config::ServeConfig;
 use crate::logging;
 use crate::media::ProgramHub;
+use crate::webhooks::Webhooks;
 use crate::recording::RecordingStore;
 use crate::server::Media;
 use std::sync::Arc;
@@ -99,7 +100,15 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         .map_err(|err| format!("cannot install the SIGINT/SIGTERM handlers: {err}"))?;
     tracing::info!(%addr, "listening on http://{addr}");
 
-    let hub = ProgramHub::new();
+    let webhooks = match &config.webhook_url {
+        Some(url) => {
+            let w = Webhooks::start(url.clone(), api_key.expose().as_bytes().to_vec())?;
+            tracing::info!("webhooks on");
+            w
+        }
+        None => Webhooks::default(),
+    };
+    let hub = ProgramHub::with_webhooks(webhooks);
     let sfu = tessera_sfu::Sfu::new(sfu_config(&config.rtc_ips), Some(Arc::new(hub.clone())));
     tracing::info!(ips = ?config.rtc_ips, "WebRTC: advertising these addresses");
     let state = AppState::new(api_key, config.data_dir).with_media(Media::new(sfu, hub, recordings));
