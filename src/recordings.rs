@@ -24,6 +24,27 @@ pub enum RecordingStatus {
     Failed,
 }
 
+impl RecordingStatus {
+    pub const ALL: [RecordingStatus; 5] = [
+        RecordingStatus::Starting,
+        RecordingStatus::Recording,
+        RecordingStatus::Stopping,
+        RecordingStatus::Completed,
+        RecordingStatus::Failed,
+    ];
+
+    /// The name the API uses.
+    pub fn name(self) -> &'static str {
+        match self {
+            RecordingStatus::Starting => "starting",
+            RecordingStatus::Recording => "recording",
+            RecordingStatus::Stopping => "stopping",
+            RecordingStatus::Completed => "completed",
+            RecordingStatus::Failed => "failed",
+        }
+    }
+}
+
 /// A recording as the API shows it (and as it is kept on disk).
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Recording {

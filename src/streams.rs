@@ -46,6 +46,9 @@ pub enum StreamsError {
     /// A request field at fault (JSON Pointer) and why.
     #[error("{field}: {reason}")]
     Invalid { field: String, reason: String },
+    /// A program setting (`width`, `video_bitrate_kbps`, …) the destination cannot take.
+    #[error("{setting}: {reason}")]
+    Setting { setting: String, reason: String },
     #[error("{0}")]
     Conflict(String),
     #[error("no stream {0}")]
@@ -249,16 +252,10 @@ fn preset_name(p: &IngestPreset) -> String {
 
 fn destination_error(e: CompositorError) -> StreamsError {
     match e {
-        CompositorError::InvalidDestination { field, reason } => {
-            // `program.width` → the request's video settings.
-            let field = field.strip_prefix("program.").map(|f| match f {
-                "video_bitrate_kbps" => "/video/bitrate_kbps".to_string(),
-                "audio_bitrate_kbps" => "/audio/bitrate_kbps".to_string(),
-                "audio_sample_rate" => "/audio".to_string(),
-                other => format!("/video/{other}"),
-            });
-            invalid(field.unwrap_or_else(|| "/destinations".into()), reason)
-        }
+        CompositorError::InvalidDestination { field, reason } => match field.strip_prefix("program.") {
+            Some(setting) => StreamsError::Setting { setting: setting.to_string(), reason },
+            None => invalid("/destinations", reason),
+        },
         other => StreamsError::Internal(other.to_string()),
     }
 }

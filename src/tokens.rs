@@ -72,16 +72,10 @@ impl TokenSigner {
         Ok(TokenSigner { key })
     }
 
-    fn mac(&self, data: &[u8]) -> Vec<u8> {
-        let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(&self.key).expect("HMAC takes any key length");
-        mac.update(data);
-        mac.finalize().into_bytes().to_vec()
-    }
-
     pub fn mint(&self, claims: &Claims) -> String {
         let payload = B64.encode(serde_json::to_vec(claims).unwrap_or_default());
         let signed = format!("{PREFIX}.{payload}");
-        let sig = B64.encode(self.mac(signed.as_bytes()));
+        let sig = B64.encode(hmac_sha256(&self.key, signed.as_bytes()));
         format!("{signed}.{sig}")
     }
 
@@ -108,6 +102,13 @@ impl TokenSigner {
         }
         Ok(claims)
     }
+}
+
+/// HMAC-SHA256 of `data` (tokens, webhook signatures).
+pub fn hmac_sha256(key: &[u8], data: &[u8]) -> Vec<u8> {
+    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
+    mac.update(data);
+    mac.finalize().into_bytes().to_vec()
 }
 
 pub fn unix_now() -> u64 {

@@ -6,15 +6,14 @@
 use std::time::{Duration, SystemTime};
 
 use bytes::Bytes;
-use hmac::{Hmac, KeyInit, Mac};
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
 use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
-use sha2::Sha256;
 use tokio::sync::mpsc;
 
 use crate::recordings::rfc3339;
+use crate::tokens::hmac_sha256;
 
 /// Attempts per event before it is dropped (and logged): about 2 minutes of retrying.
 const ATTEMPTS: u32 = 8;
@@ -36,9 +35,7 @@ impl std::fmt::Debug for Webhooks {
 
 /// `sha256=<hex HMAC-SHA256 of body>`.
 pub fn signature(key: &[u8], body: &[u8]) -> String {
-    let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(key).expect("HMAC takes any key length");
-    mac.update(body);
-    let hex: String = mac.finalize().into_bytes().iter().map(|b| format!("{b:02x}")).collect();
+    let hex: String = hmac_sha256(key, body).iter().map(|b| format!("{b:02x}")).collect();
     format!("sha256={hex}")
 }
 

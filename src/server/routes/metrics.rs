@@ -86,9 +86,9 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
         let recs = media.recordings.list(None);
         m.head("tessera_recordings", "gauge", "Recordings by status.");
-        for status in ["starting", "recording", "stopping", "completed", "failed"] {
-            let n = recs.iter().filter(|r| serde_json::to_value(r.status).ok().and_then(|v| v.as_str().map(|s| s == status)).unwrap_or(false)).count();
-            m.sample("tessera_recordings", &[("status", status)], n as f64);
+        for status in crate::recordings::RecordingStatus::ALL {
+            let n = recs.iter().filter(|r| r.status == status).count();
+            m.sample("tessera_recordings", &[("status", status.name())], n as f64);
         }
         m.head("tessera_recorded_bytes_total", "counter", "Bytes of completed recordings.");
         m.sample("tessera_recorded_bytes_total", &[], recs.iter().map(|r| r.bytes).sum::<u64>() as f64);

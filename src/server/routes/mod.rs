@@ -3,9 +3,10 @@
 mod health;
 mod layouts;
 mod metrics;
-pub mod recordings;
-pub mod rooms;
-pub mod streams;
+mod params;
+mod recordings;
+mod rooms;
+mod streams;
 
 use axum::Router;
 use axum::http::StatusCode;

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use tessera_compositor::layout::{self, Layout};
 use tessera_compositor::{CompositorError, ProgramConfig};
 
-use crate::recordings::{Recording, Recordings, RecordingsError};
+use crate::recordings::{Recording, RecordingsError};
 use crate::server::error::ApiError;
 use crate::server::extract::ApiJson;
-use crate::server::routes::rooms::valid_name;
+use crate::server::routes::params::{blocking, media, path_param, room_param, setting_pointer};
 use crate::server::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -89,19 +89,14 @@ pub fn program_config(video: &VideoSettings, audio: &AudioSettings) -> Result<Pr
     c.audio_bitrate_kbps = audio.bitrate_kbps.unwrap_or(c.audio_bitrate_kbps);
     c.validate().map_err(|e| match e {
         CompositorError::InvalidConfig { field, reason } => {
-            let pointer = match field {
-                "video_bitrate_kbps" => "/video/bitrate_kbps".to_string(),
-                "audio_bitrate_kbps" => "/audio/bitrate_kbps".to_string(),
-                other => format!("/video/{other}"),
-            };
-            unprocessable("invalid_field", &pointer, reason)
+            unprocessable("invalid_field", &setting_pointer(field), reason)
         }
         other => unprocessable("invalid_field", "/video", other.to_string()),
     })?;
     Ok(c)
 }
 
-pub fn recordings_error(e: RecordingsError) -> ApiError {
+fn recordings_error(e: RecordingsError) -> ApiError {
     match e {
         RecordingsError::Invalid(m) => ApiError::bad_request(m),
         RecordingsError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
@@ -111,39 +106,17 @@ pub fn recordings_error(e: RecordingsError) -> ApiError {
     }
 }
 
-fn recordings(state: &AppState) -> Result<Recordings, ApiError> {
-    state
-        .media()
-        .map(|m| m.recordings.clone())
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this server does not host rooms"))
-}
-
-/// Runs a blocking pipeline operation off the async workers.
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, RecordingsError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(recordings_error)
-}
-
-fn id_from(path: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    path.map(|Path(id)| id).map_err(|e| ApiError::bad_request(e.body_text()))
-}
-
 /// `POST /v1/rooms/{room}/recordings` → 201 with the recording.
 pub async fn start(
     State(state): State<AppState>,
     room: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<StartRecording>,
 ) -> Result<(StatusCode, Json<Recording>), ApiError> {
-    let room = id_from(room)?;
-    if !valid_name(&room, 64) {
-        return Err(ApiError::bad_request("room names use letters, digits, '-' and '_' (1 to 64)"));
-    }
+    let room = room_param(room)?;
     let (layout, name) = parse_layout(req.layout.as_ref())?;
     let config = program_config(&req.video, &req.audio)?;
-    let recs = recordings(&state)?;
-    let rec = blocking(move || recs.start(&room, layout, name, config)).await?;
+    let recs = media(&state)?.recordings;
+    let rec = blocking(move || recs.start(&room, layout, name, config), recordings_error).await?;
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
@@ -153,13 +126,13 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    Ok(Json(json!({ "recordings": recordings(&state)?.list(q.room.as_deref()) })))
+    Ok(Json(json!({ "recordings": media(&state)?.recordings.list(q.room.as_deref()) })))
 }
 
 /// `GET /v1/recordings/{id}`.
 pub async fn show(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
-    let id = id_from(id)?;
-    recordings(&state)?.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no recording {id}")))
+    let id = path_param(id)?;
+    media(&state)?.recordings.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no recording {id}")))
 }
 
 /// `PATCH /v1/recordings/{id}` `{"layout"}`: answers once the program shows the new layout.
@@ -168,15 +141,15 @@ pub async fn patch(
     id: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<PatchRecording>,
 ) -> Result<Json<Recording>, ApiError> {
-    let id = id_from(id)?;
+    let id = path_param(id)?;
     let (layout, name) = parse_layout(Some(&req.layout))?;
-    let recs = recordings(&state)?;
-    Ok(Json(blocking(move || recs.set_layout(&id, layout, name)).await?))
+    let recs = media(&state)?.recordings;
+    Ok(Json(blocking(move || recs.set_layout(&id, layout, name), recordings_error).await?))
 }
 
 /// `POST /v1/recordings/{id}/stop`.
 pub async fn stop(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
-    let id = id_from(id)?;
-    let recs = recordings(&state)?;
-    Ok(Json(blocking(move || recs.stop(&id)).await?))
+    let id = path_param(id)?;
+    let recs = media(&state)?.recordings;
+    Ok(Json(blocking(move || recs.stop(&id), recordings_error).await?))
 }

@@ -8,6 +8,7 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::server::error::ApiError;
+use crate::server::routes::params::{room_param, valid_name};
 use crate::server::extract::ApiJson;
 use crate::server::state::AppState;
 use crate::tokens::{Claims, unix_now};
@@ -37,22 +38,13 @@ fn invalid(field: &str, message: &str) -> ApiError {
     ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
 }
 
-/// Room names, as the SFU takes them (`[A-Za-z0-9_-]{1,64}`); identities the same with
-/// up to 128 characters.
-pub fn valid_name(s: &str, max: usize) -> bool {
-    !s.is_empty() && s.len() <= max && s.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '-' | '_'))
-}
-
 /// `POST /v1/rooms/{room}/tokens` → 201 `{"token", "room", "identity", "expires_at"}`.
 pub async fn create_token(
     State(state): State<AppState>,
     room: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<TokenRequest>,
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
-    let Path(room) = room.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    if !valid_name(&room, 64) {
-        return Err(ApiError::bad_request("room names use letters, digits, '-' and '_' (1 to 64)"));
-    }
+    let room = room_param(room)?;
     if !valid_name(&req.identity, 128) {
         return Err(invalid("/identity", "use letters, digits, '-' and '_' (1 to 128 characters)"));
     }

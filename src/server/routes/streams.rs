@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::server::error::ApiError;
 use crate::server::extract::ApiJson;
 use crate::server::routes::recordings::{AudioSettings, VideoSettings, parse_layout, program_config};
-use crate::server::routes::rooms::valid_name;
+use crate::server::routes::params::{blocking, media, path_param, room_param, setting_pointer};
 use crate::server::state::AppState;
-use crate::streams::{Stream, Streams, StreamsError, parse_preset, parse_urls};
+use crate::streams::{Stream, StreamsError, parse_preset, parse_urls};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -46,28 +46,13 @@ fn streams_error(e: StreamsError) -> ApiError {
         StreamsError::Invalid { field, reason } => {
             ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", reason).with_field(field)
         }
+        StreamsError::Setting { setting, reason } => {
+            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", reason).with_field(setting_pointer(&setting))
+        }
         StreamsError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         StreamsError::NotFound(_) => ApiError::not_found(e.to_string()),
         StreamsError::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
     }
-}
-
-fn streams(state: &AppState) -> Result<Streams, ApiError> {
-    state
-        .media()
-        .map(|m| m.streams.clone())
-        .ok_or_else(|| ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", "this server does not host rooms"))
-}
-
-async fn blocking<T: Send + 'static>(f: impl FnOnce() -> Result<T, StreamsError> + Send + 'static) -> Result<T, ApiError> {
-    tokio::task::spawn_blocking(f)
-        .await
-        .map_err(|e| ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", e.to_string()))?
-        .map_err(streams_error)
-}
-
-fn path_value(p: Result<Path<String>, PathRejection>) -> Result<String, ApiError> {
-    p.map(|Path(v)| v).map_err(|e| ApiError::bad_request(e.body_text()))
 }
 
 /// `POST /v1/rooms/{room}/streams` → 201 with the stream and its destinations.
@@ -76,29 +61,26 @@ pub async fn start(
     room: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<StartStream>,
 ) -> Result<(StatusCode, Json<Stream>), ApiError> {
-    let room = path_value(room)?;
-    if !valid_name(&room, 64) {
-        return Err(ApiError::bad_request("room names use letters, digits, '-' and '_' (1 to 64)"));
-    }
+    let room = room_param(room)?;
     let urls = parse_urls(&req.destinations, "/destinations").map_err(streams_error)?;
     let preset = parse_preset(req.preset.as_deref()).map_err(streams_error)?;
     let (layout, name) = parse_layout(req.layout.as_ref())?;
     let config = program_config(&req.video, &req.audio)?;
-    let s = streams(&state)?;
-    let stream = blocking(move || s.start(&room, urls, preset, layout, name, config)).await?;
+    let s = media(&state)?.streams;
+    let stream = blocking(move || s.start(&room, urls, preset, layout, name, config), streams_error).await?;
     Ok((StatusCode::CREATED, Json(stream)))
 }
 
 /// `GET /v1/streams?room=` → `{"streams": [...]}`.
 pub async fn list(State(state): State<AppState>, query: Result<Query<ListQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    Ok(Json(json!({ "streams": streams(&state)?.list(q.room.as_deref()) })))
+    Ok(Json(json!({ "streams": media(&state)?.streams.list(q.room.as_deref()) })))
 }
 
 /// `GET /v1/streams/{id}`.
 pub async fn show(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Stream>, ApiError> {
-    let id = path_value(id)?;
-    streams(&state)?.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no stream {id}")))
+    let id = path_param(id)?;
+    media(&state)?.streams.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no stream {id}")))
 }
 
 /// `PATCH /v1/streams/{id}` `{"layout", "add_destinations", "remove_destinations"}`.
@@ -107,20 +89,20 @@ pub async fn patch(
     id: Result<Path<String>, PathRejection>,
     ApiJson(req): ApiJson<PatchStream>,
 ) -> Result<Json<Stream>, ApiError> {
-    let id = path_value(id)?;
+    let id = path_param(id)?;
     let layout = match &req.layout {
         Some(v) => Some(parse_layout(Some(v))?),
         None => None,
     };
     let add = parse_urls(&req.add_destinations, "/add_destinations").map_err(streams_error)?;
-    let s = streams(&state)?;
+    let s = media(&state)?.streams;
     let remove = req.remove_destinations;
-    Ok(Json(blocking(move || s.update(&id, layout, add, remove)).await?))
+    Ok(Json(blocking(move || s.update(&id, layout, add, remove), streams_error).await?))
 }
 
 /// `POST /v1/streams/{id}/stop`.
 pub async fn stop(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Stream>, ApiError> {
-    let id = path_value(id)?;
-    let s = streams(&state)?;
-    Ok(Json(blocking(move || s.stop(&id)).await?))
+    let id = path_param(id)?;
+    let s = media(&state)?.streams;
+    Ok(Json(blocking(move || s.stop(&id), streams_error).await?))
 }
