@@ -74,6 +74,10 @@ impl Inner {
             reason: format!("preset {}: {}", spec.preset.name(), e.reason),
         })?;
         let id = DestinationId(inner.next_id.fetch_add(1, Ordering::Relaxed));
+        // Connected under the destinations lock: a connection refused at once reports its
+        // failure on the bus thread, which must find the output already owned by this
+        // destination (it waits for the lock).
+        let mut d = lock(&inner.destinations);
         let connection = inner.connect(&spec)?;
         tracing::info!(destination = %id, url = %spec.url, preset = %spec.preset.name(), "destination added");
         let state = DestinationState::new(spec.reconnect);
@@ -85,7 +89,6 @@ impl Inner {
             bytes_before: 0,
             live_since: None,
         };
-        let mut d = lock(&inner.destinations);
         d.map.insert(id, dest);
         if d.supervisor.is_none() {
             let weak = Arc::downgrade(inner);
@@ -229,22 +232,20 @@ impl Inner {
             self.emit(ProgramEvent::DestinationChanged { destination: id, status, error: None });
         }
         for (id, spec) in due {
-            let attempt = self.connect(&spec);
+            // As in `add_destination`: the connection is owned before it can fail.
             let mut d = lock(&self.destinations);
-            match (attempt, d.map.get_mut(&id)) {
-                (Ok(c), Some(dest)) => dest.connection = Some(c),
-                (Ok(c), None) => {
-                    // Removed while connecting.
-                    d.retired.insert(c.output, now);
-                    drop(d);
-                    let _ = self.detach_output(c.output, Duration::ZERO);
-                }
-                (Err(e), Some(dest)) => {
+            if !d.map.contains_key(&id) {
+                continue; // removed meanwhile
+            }
+            let attempt = self.connect(&spec);
+            let Some(dest) = d.map.get_mut(&id) else { continue };
+            match attempt {
+                Ok(c) => dest.connection = Some(c),
+                Err(e) => {
                     let text = dest.spec.url.scrub(&e.to_string());
                     dest.state.on_error(now, &text);
                     tracing::warn!(destination = %id, error = %text, "cannot build the destination's output");
                 }
-                (Err(_), None) => {}
             }
         }
     }

@@ -327,10 +327,12 @@ impl RoomPipeline {
 
     /// No output, destination or finishing recording depends on the program any more.
     pub fn is_idle(&self) -> bool {
+        // One lock at a time: destinations are connected while their lock is held.
         let now = Instant::now();
-        lock(&self.inner.outputs).is_empty()
-            && lock(&self.inner.destinations).is_empty()
-            && lock(&self.inner.draining).values().all(|(_, deadline)| *deadline <= now)
+        let no_outputs = lock(&self.inner.outputs).is_empty();
+        let no_destinations = lock(&self.inner.destinations).is_empty();
+        let nothing_draining = lock(&self.inner.draining).values().all(|(_, deadline)| *deadline <= now);
+        no_outputs && no_destinations && nothing_draining
     }
 
     pub fn stats(&self) -> ProgramStats {
