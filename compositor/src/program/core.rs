@@ -15,6 +15,8 @@ pub(crate) struct Core {
     pub audiomixer: gst::Element,
     pub background: gst::Element,
     pub encoder: gst::Element,
+    /// The composited raw video, before the encoder (the preview hangs off it).
+    pub raw_tee: gst::Element,
     pub video_tee: gst::Element,
     pub audio_tee: gst::Element,
 }
@@ -62,7 +64,7 @@ fn configure_mixer(mixer: &gst::Element, c: &ProgramConfig) {
 pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Result<Core> {
     let bin = pipeline.upcast_ref::<gst::Bin>();
 
-    // Video: background -> compositor -> x264 -> tee
+    // Video: background -> compositor -> raw tee (the preview) -> x264 -> tee
     let background = make("videotestsrc", Some("background"))?;
     background.set_property("is-live", true);
     background.set_property_from_str("pattern", "solid-color");
@@ -82,6 +84,8 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     encoder.set_property("option-string", "scenecut=0:open-gop=0");
     let video_tee = make("tee", Some("video-tee"))?;
     video_tee.set_property("allow-not-linked", true);
+    let raw_tee = make("tee", Some("raw-video-tee"))?;
+    raw_tee.set_property("allow-not-linked", true);
     let enc_queue = make("queue", Some("video-encode-queue"))?;
     enc_queue.set_property("max-size-buffers", 5u32);
     enc_queue.set_property("max-size-bytes", 0u32);
@@ -93,6 +97,7 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
             capsfilter(raw_video_caps(c))?,
             compositor.clone(),
             capsfilter(raw_video_caps(c))?,
+            raw_tee.clone(),
             enc_queue,
             encoder.clone(),
             capsfilter(
@@ -137,5 +142,5 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
             audio_tee.clone(),
         ],
     )?;
-    Ok(Core { compositor, audiomixer, background, encoder, video_tee, audio_tee })
+    Ok(Core { compositor, audiomixer, background, encoder, raw_tee, video_tee, audio_tee })
 }

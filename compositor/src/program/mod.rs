@@ -8,10 +8,12 @@ mod elements;
 mod input;
 mod live;
 mod output;
+mod preview;
 mod scene;
 
 pub use input::TrackStats;
 pub use output::{OutputId, OutputSpec, OutputStats};
+pub use preview::{PREVIEW_FPS, PREVIEW_MAX_SIDE, Preview, preview_size};
 
 use crate::config::ProgramConfig;
 use crate::destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationStatus};
@@ -78,6 +80,9 @@ pub(crate) struct Inner {
     destinations: Mutex<live::Destinations>,
     /// Detached outputs whose sink is still storing what it received.
     draining: Mutex<BTreeMap<OutputId, (std::sync::mpsc::SyncSender<()>, Instant)>>,
+    /// The live preview branch, while someone looks at it.
+    preview: Mutex<Option<preview::PreviewBranch>>,
+    preview_idle: Mutex<Duration>,
     next_id: AtomicU64,
     sync: Mutex<LipSync>,
     keyframe_handler: RwLock<Option<KeyframeRequestHandler>>,
@@ -116,6 +121,8 @@ impl RoomPipeline {
             outputs: Mutex::new(BTreeMap::new()),
             destinations: Mutex::new(live::Destinations::default()),
             draining: Mutex::new(BTreeMap::new()),
+            preview: Mutex::new(None),
+            preview_idle: Mutex::new(preview::PREVIEW_IDLE),
             next_id: AtomicU64::new(1),
             sync: Mutex::new(LipSync::default()),
             keyframe_handler: RwLock::new(None),
@@ -323,6 +330,26 @@ impl RoomPipeline {
 
     pub fn destinations(&self) -> Vec<DestinationInfo> {
         self.inner.destination_infos()
+    }
+
+    /// The latest still of the composited program (a JPEG at most 640 pixels on its longer
+    /// side, renewed [`PREVIEW_FPS`] times a second). The first call attaches the preview
+    /// branch and waits up to `timeout` for its first still; the branch is detached again
+    /// when nobody asked for 30 s. The preview never keeps a program running (see
+    /// [`RoomPipeline::is_idle`]) and never slows its outputs.
+    pub fn preview(&self, timeout: Duration) -> Result<Preview> {
+        Inner::preview(&self.inner)?.wait(timeout)
+    }
+
+    /// How long the preview branch stays without requests (30 s by default; applies to the
+    /// next attachment).
+    pub fn set_preview_idle_timeout(&self, idle: Duration) {
+        *lock(&self.inner.preview_idle) = idle;
+    }
+
+    /// Whether the preview branch is attached.
+    pub fn preview_attached(&self) -> bool {
+        lock(&self.inner.preview).is_some()
     }
 
     /// No output, destination or finishing recording depends on the program any more.
@@ -627,6 +654,76 @@ impl Inner {
             .insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos });
         tracing::info!(output = %id, "output attached");
         Ok(id)
+    }
+
+    /// The preview branch's shared state, attaching the branch if needed.
+    fn preview(inner: &Arc<Inner>) -> Result<Arc<preview::Shared>> {
+        if !inner.running.load(Ordering::SeqCst) {
+            return Err(CompositorError::NotRunning);
+        }
+        let _t = lock(&inner.topology);
+        let mut slot = lock(&inner.preview);
+        if let Some(branch) = slot.as_ref() {
+            branch.shared.touch();
+            return Ok(branch.shared.clone());
+        }
+        let weak = Arc::downgrade(inner);
+        let (bin, shared) = preview::build_bin(inner.config.width, inner.config.height, *lock(&inner.preview_idle), move |shared| {
+            if shared.idle()
+                && let Some(inner) = weak.upgrade()
+            {
+                // Not from the streaming thread: detaching stops this very thread.
+                let weak = Arc::downgrade(&inner);
+                inner.pipeline.call_async(move |_| {
+                    if let Some(inner) = weak.upgrade() {
+                        inner.detach_idle_preview();
+                    }
+                });
+            }
+        })?;
+        shared.touch();
+        inner.pipeline.add(&bin)?;
+        bin.sync_state_with_parent()?;
+        let linked = inner
+            .core
+            .raw_tee
+            .request_pad_simple("src_%u")
+            .ok_or(CompositorError::Gst("tee refused a pad".into()))
+            .and_then(|tee_pad| {
+                let sink = bin.static_pad("sink").ok_or(CompositorError::Gst("no preview pad".into()))?;
+                match tee_pad.link(&sink) {
+                    Ok(_) => Ok(tee_pad),
+                    Err(e) => {
+                        inner.core.raw_tee.release_request_pad(&tee_pad);
+                        Err(e.into())
+                    }
+                }
+            });
+        let tee_pad = match linked {
+            Ok(p) => p,
+            Err(e) => {
+                inner.remove_bin(&bin);
+                return Err(e);
+            }
+        };
+        tracing::info!("preview attached");
+        *slot = Some(preview::PreviewBranch { bin, tee_pad, shared: shared.clone() });
+        Ok(shared)
+    }
+
+    fn detach_idle_preview(&self) {
+        let _t = lock(&self.topology);
+        let mut slot = lock(&self.preview);
+        if !slot.as_ref().is_some_and(|b| b.shared.idle()) {
+            return;
+        }
+        let Some(branch) = slot.take() else { return };
+        if let Some(sink) = branch.bin.static_pad("sink") {
+            let _ = branch.tee_pad.unlink(&sink);
+        }
+        self.core.raw_tee.release_request_pad(&branch.tee_pad);
+        self.remove_bin(&branch.bin);
+        tracing::info!("preview detached (idle)");
     }
 
     fn detach_output(&self, id: OutputId, timeout: Duration) -> Result<OutputStats> {

@@ -129,9 +129,27 @@ pub fn decode_frames(path: &Path, width: u32, height: u32) -> Vec<Frame> {
          video/x-raw,format=RGB,width={width},height={height},pixel-aspect-ratio=1/1 ! appsink name=out sync=false",
         path.display()
     );
+    decode_rgb(&desc, width, height)
+}
+
+/// Decodes a JPEG still (e.g. the program's preview), scaled to `width`x`height`.
+pub fn decode_jpeg(jpeg: &[u8], width: u32, height: u32) -> Frame {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("still.jpg");
+    std::fs::write(&path, jpeg).unwrap();
+    let desc = format!(
+        "filesrc location={} ! jpegdec ! videoconvert ! videoscale ! \
+         video/x-raw,format=RGB,width={width},height={height},pixel-aspect-ratio=1/1 ! appsink name=out sync=false",
+        path.display()
+    );
+    decode_rgb(&desc, width, height).pop().expect("the JPEG decodes to a picture")
+}
+
+/// Runs `desc` (ending in an RGB `appsink name=out`) and collects its frames.
+fn decode_rgb(desc: &str, width: u32, height: u32) -> Vec<Frame> {
     let stride = (width * 3).div_ceil(4) * 4;
     let mut frames = Vec::new();
-    pull_all(&desc, |buffer| {
+    pull_all(desc, |buffer| {
         let map = buffer.map_readable().unwrap();
         let mut rgb = Vec::with_capacity((width * height * 3) as usize);
         for row in 0..height {

@@ -166,7 +166,7 @@ pub fn tmpdir() -> tempfile::TempDir {
 }
 
 #[allow(unused_imports)]
-pub use analysis::{Frame, close, decode_audio, decode_frames, ffprobe, keyframes, tone_amplitude};
+pub use analysis::{Frame, close, decode_audio, decode_frames, decode_jpeg, ffprobe, keyframes, tone_amplitude};
 use tessera_compositor::layout::{Tile, TileSource};
 use tessera_compositor::{OutputId, OutputSpec, OutputStats};
 
