@@ -22,6 +22,12 @@ use crate::signal::{ClientMessage, ServerMessage};
 pub trait TokenValidator: Send + Sync + 'static {
     /// True when `token` grants access to `room`.
     fn validate(&self, room: &str, token: &str) -> bool;
+
+    /// The participant identity a valid `token` carries, if the application's tokens name
+    /// one (shown by [`crate::Participant::identity`]). None by default.
+    fn identity(&self, _room: &str, _token: &str) -> Option<String> {
+        None
+    }
 }
 
 impl<F: Fn(&str, &str) -> bool + Send + Sync + 'static> TokenValidator for F {
@@ -119,6 +125,9 @@ async fn whip_post(State(st): State<AppState>, Path(room): Path<String>, headers
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
+    if let Some(identity) = st.tokens.identity(&room, token) {
+        participant.set_identity(identity);
+    }
     match participant.publish_offer(sdp, Vec::new()).await {
         Ok(answer) => {
             let location = format!("/whip/{room}/{}", participant.id);
@@ -214,6 +223,9 @@ async fn run_ws(st: AppState, mut socket: WebSocket) {
             return;
         }
     };
+    if let Some(identity) = st.tokens.identity(&room, &token) {
+        participant.set_identity(identity);
+    }
     // Existing tracks: subscribe right away.
     {
         let p = Arc::clone(&participant);

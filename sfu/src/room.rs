@@ -162,6 +162,11 @@ impl PublishedTrack {
         }
     }
 
+    /// Whether the publisher has muted it.
+    pub fn is_muted(&self) -> bool {
+        self.muted.load(Ordering::Relaxed)
+    }
+
     /// Asks the publisher for a keyframe of `layer` (rate limited).
     pub fn request_keyframe(&self, layer: usize) {
         let _ = self.keyframe_tx.send(layer);
@@ -187,6 +192,9 @@ pub struct Participant {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// The application's identity for this participant, from its token (see
+    /// [`crate::TokenValidator::identity`]).
+    identity: std::sync::OnceLock<String>,
     room: Weak<Room>,
     outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
     publish_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
@@ -283,6 +291,7 @@ impl Room {
         let p = Arc::new(Participant {
             id: sfu.next_id("PA_"),
             name,
+            identity: std::sync::OnceLock::new(),
             room: Arc::downgrade(self),
             outbox,
             publish_pc: tokio::sync::Mutex::new(None),
@@ -353,6 +362,16 @@ impl Participant {
         if let Some(o) = &self.outbox {
             let _ = o.send(msg);
         }
+    }
+
+    /// The application's identity for this participant, when its token carries one.
+    pub fn identity(&self) -> Option<&str> {
+        self.identity.get().map(String::as_str)
+    }
+
+    /// Sets the identity once (at join, from the token); later calls are ignored.
+    pub fn set_identity(&self, identity: String) {
+        let _ = self.identity.set(identity);
     }
 
     /// The room.

@@ -29,13 +29,23 @@ pub fn app(state: AppState) -> Router {
         // The SFU's own routes (web client, WebSocket signalling, WHIP) check participant
         // tokens themselves.
         Some(media) => {
-            let tokens = state.tokens().clone();
-            let validate = move |room: &str, token: &str| {
-                tokens.verify(token, room, crate::tokens::unix_now()).is_ok()
-            };
-            api.merge(tessera_sfu::router(media.sfu.clone(), std::sync::Arc::new(validate)))
+            let tokens = RoomTokens(state.tokens().clone());
+            api.merge(tessera_sfu::router(media.sfu.clone(), std::sync::Arc::new(tokens)))
         }
         None => api,
+    }
+}
+
+/// Participant tokens as the SFU checks them; a participant is known by its token's identity.
+struct RoomTokens(crate::tokens::TokenSigner);
+
+impl tessera_sfu::TokenValidator for RoomTokens {
+    fn validate(&self, room: &str, token: &str) -> bool {
+        self.0.verify(token, room, crate::tokens::unix_now()).is_ok()
+    }
+
+    fn identity(&self, room: &str, token: &str) -> Option<String> {
+        self.0.verify(token, room, crate::tokens::unix_now()).ok().map(|c| c.identity)
     }
 }
 

@@ -5,6 +5,7 @@ mod layouts;
 mod metrics;
 mod params;
 mod recordings;
+mod room_status;
 mod rooms;
 mod streams;
 
@@ -23,6 +24,9 @@ pub fn router() -> Router<AppState> {
         .route("/v1/layouts", get(layouts::list))
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))
+        .route("/v1/rooms", get(room_status::list))
+        .route("/v1/rooms/{room}", get(room_status::show))
+        .route("/v1/rooms/{room}/preview.jpg", get(room_status::preview))
         .route("/v1/rooms/{room}/tokens", post(rooms::create_token))
         .route("/v1/rooms/{room}/recordings", post(recordings::start))
         .route("/v1/recordings", get(recordings::list))

@@ -1,0 +1,164 @@
+//! `GET /v1/rooms`, `GET /v1/rooms/{room}`: who is in a room and what runs on it;
+//! `GET /v1/rooms/{room}/preview.jpg`: a still of the room's program.
+
+use std::collections::BTreeSet;
+use std::time::Duration;
+
+use axum::Json;
+use axum::extract::rejection::PathRejection;
+use axum::extract::{Path, State};
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use serde_json::{Value, json};
+use tessera_compositor::CompositorError;
+
+use crate::recordings::RecordingStatus;
+use crate::server::error::ApiError;
+use crate::server::routes::params::{blocking, media, room_param};
+use crate::server::state::{AppState, Media};
+use crate::streams::StreamStatus;
+
+/// How long the first preview request waits for the branch's first still.
+const FIRST_STILL_TIMEOUT: Duration = Duration::from_secs(3);
+
+/// `GET /v1/rooms` → `{"rooms": [room...]}`: every room with participants, a program, or a
+/// running recording or stream, by name.
+pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+    let media = media(&state)?;
+    let mut names: BTreeSet<String> = media.sfu.rooms().into_iter().collect();
+    names.extend(media.hub.rooms());
+    names.extend(media.recordings.list(None).into_iter().filter(|r| running(r.status)).map(|r| r.room));
+    names.extend(media.streams.list(None).into_iter().filter(|s| s.status == StreamStatus::Active).map(|s| s.room));
+    let rooms: Vec<Value> = names.iter().map(|n| describe(&media, n)).collect();
+    Ok(Json(json!({ "rooms": rooms })))
+}
+
+/// `GET /v1/rooms/{room}` → the room, or 404 when nothing is going on in it.
+pub async fn show(
+    State(state): State<AppState>,
+    room: Result<Path<String>, PathRejection>,
+) -> Result<Json<Value>, ApiError> {
+    let room = room_param(room)?;
+    let media = media(&state)?;
+    let room_value = describe(&media, &room);
+    if !active(&room_value) {
+        return Err(no_room(&room));
+    }
+    Ok(Json(room_value))
+}
+
+/// `GET /v1/rooms/{room}/preview.jpg` → a JPEG still of the room's program (at most 640
+/// pixels on its longer side, renewed twice a second). 409 `no_program` while the room has no
+/// program, i.e. no recording or stream runs: a preview alone does not start one.
+pub async fn preview(
+    State(state): State<AppState>,
+    room: Result<Path<String>, PathRejection>,
+) -> Result<Response, ApiError> {
+    let room = room_param(room)?;
+    let media = media(&state)?;
+    let Some(program) = media.hub.program(&room) else {
+        if !active(&describe(&media, &room)) {
+            return Err(no_room(&room));
+        }
+        return Err(ApiError::new(
+            StatusCode::CONFLICT,
+            "no_program",
+            format!("room {room} has no program running: start a recording or a stream to see its preview"),
+        ));
+    };
+    let still = blocking(move || program.preview(FIRST_STILL_TIMEOUT), preview_error).await?;
+    let mut response = still.jpeg.into_response();
+    let headers = response.headers_mut();
+    headers.insert(header::CONTENT_TYPE, HeaderValue::from_static("image/jpeg"));
+    headers.insert(header::CACHE_CONTROL, HeaderValue::from_static("no-store"));
+    headers.insert("x-preview-sequence", HeaderValue::from(still.sequence));
+    headers.insert("x-preview-position-ms", HeaderValue::from(still.position.as_millis() as u64));
+    Ok(response)
+}
+
+fn preview_error(e: CompositorError) -> ApiError {
+    match e {
+        CompositorError::NotRunning => {
+            ApiError::new(StatusCode::CONFLICT, "no_program", "the room's program has just stopped")
+        }
+        CompositorError::Timeout(_) => ApiError::new(
+            StatusCode::SERVICE_UNAVAILABLE,
+            "preview_unavailable",
+            "the program produced no still in time; try again",
+        ),
+        other => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", other.to_string()),
+    }
+}
+
+fn no_room(room: &str) -> ApiError {
+    ApiError::not_found(format!("no room {room}: nobody is in it and nothing records or streams it"))
+}
+
+fn running(status: RecordingStatus) -> bool {
+    matches!(status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping)
+}
+
+fn active(room: &Value) -> bool {
+    ["participants", "recordings", "streams"]
+        .iter()
+        .any(|k| room[k].as_array().is_some_and(|a| !a.is_empty()))
+        || !room["program"].is_null()
+}
+
+/// The room resource: participants (identity, name, tracks, speaking), the program, and the
+/// running recordings and streams.
+fn describe(media: &Media, name: &str) -> Value {
+    let sfu_room = media.sfu.get_room(name);
+    let speaker = sfu_room.as_ref().and_then(|r| r.active_speaker());
+    let mut participants: Vec<Value> = sfu_room
+        .map(|r| r.participants())
+        .unwrap_or_default()
+        .into_iter()
+        .filter(|p| !p.is_closed())
+        .map(|p| {
+            let mut tracks: Vec<Value> = p
+                .tracks()
+                .iter()
+                .map(|t| {
+                    json!({
+                        "id": t.id,
+                        "source": t.source,
+                        "mime_type": t.codec.mime_type,
+                        "muted": t.is_muted(),
+                        "layers": t.forwarder.layer_count(),
+                    })
+                })
+                .collect();
+            tracks.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+            json!({
+                "id": p.id,
+                "identity": p.identity(),
+                "name": p.name,
+                "speaking": speaker.as_deref() == Some(p.id.as_str()),
+                "tracks": tracks,
+            })
+        })
+        .collect();
+    participants.sort_by(|a, b| a["id"].as_str().cmp(&b["id"].as_str()));
+    let program = media.hub.program(name).map(|p| {
+        let c = p.config();
+        json!({
+            "width": c.width,
+            "height": c.height,
+            "fps": c.fps,
+            "frames": p.stats().frames,
+            "preview_url": format!("/v1/rooms/{name}/preview.jpg"),
+        })
+    });
+    let recordings: Vec<_> = media.recordings.list(Some(name)).into_iter().filter(|r| running(r.status)).collect();
+    let streams: Vec<_> =
+        media.streams.list(Some(name)).into_iter().filter(|s| s.status == StreamStatus::Active).collect();
+    json!({
+        "name": name,
+        "participants": participants,
+        "active_speaker": speaker,
+        "program": program,
+        "recordings": recordings,
+        "streams": streams,
+    })
+}
