@@ -4,9 +4,11 @@
 //! [`server::app`] instead of only through the binary.
 
 pub mod api_key;
+pub mod bot;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod http_client;
 pub mod logging;
 pub mod media;
 pub mod recording;

@@ -13,5 +13,6 @@ fn main() -> ExitCode {
             LayoutsCommand::Show { name } => commands::layouts::show(&name),
         },
         Command::Serve(args) => commands::serve::run(args),
+        Command::Bot(args) => commands::bot::run(args),
     }
 }

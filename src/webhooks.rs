@@ -8,7 +8,6 @@ use std::time::{Duration, SystemTime};
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper_util::client::legacy::Client;
-use hyper_util::rt::TokioExecutor;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
@@ -46,15 +45,7 @@ impl Webhooks {
         if !matches!(uri.scheme_str(), Some("http" | "https")) || uri.host().is_none() {
             return Err("TESSERA_WEBHOOK_URL: an http:// or https:// URL is needed".into());
         }
-        // rustls is built with two crypto providers in this binary (the AWS SDK's too): name one.
-        let provider = rustls::crypto::aws_lc_rs::default_provider();
-        let https = hyper_rustls::HttpsConnectorBuilder::new()
-            .with_provider_and_native_roots(provider)
-            .map_err(|e| format!("no TLS root certificates: {e}"))?
-            .https_or_http()
-            .enable_http1()
-            .build();
-        let client: Client<_, Full<Bytes>> = Client::builder(TokioExecutor::new()).build(https);
+        let client = crate::http_client::https_client()?;
         let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {

@@ -1,4 +1,5 @@
 //! One module per `tessera` subcommand; each returns the process exit code.
 
+pub mod bot;
 pub mod layouts;
 pub mod serve;

@@ -1,0 +1,153 @@
+//! `tessera bot`: a synthetic participant. It mints a token with the API key (or takes one),
+//! joins a room over the WebSocket signalling protocol (`sfu/PROTOCOL.md`), publishes a
+//! GStreamer-made camera and microphone over WebRTC as a browser does, answers the server's
+//! subscribe offers (receiving and counting the others' media), and leaves when told to stop.
+
+pub mod media;
+mod peer;
+mod signalling;
+
+use std::future::Future;
+use std::time::Duration;
+
+use serde_json::json;
+
+use crate::cli::BotArgs;
+use media::{MediaOptions, SyntheticMedia};
+
+#[derive(Debug, thiserror::Error)]
+pub enum BotError {
+    #[error("{0}")]
+    Config(String),
+    #[error("cannot get a participant token: {0}")]
+    Token(String),
+    #[error("signalling: {0}")]
+    Signalling(String),
+    #[error("the server refused: {code}: {message}")]
+    Refused { code: String, message: String },
+    #[error("WebRTC: {0}")]
+    WebRtc(String),
+    #[error("media: {0}")]
+    Media(String),
+}
+
+impl From<webrtc::error::Error> for BotError {
+    fn from(e: webrtc::error::Error) -> Self {
+        BotError::WebRtc(e.to_string())
+    }
+}
+
+/// What a run did, printed when the bot leaves.
+#[derive(Debug, Default, Clone, serde::Serialize)]
+pub struct BotReport {
+    pub participant_id: String,
+    pub video_packets_sent: u64,
+    pub audio_packets_sent: u64,
+    pub packets_received: u64,
+    pub keyframe_requests: u64,
+}
+
+/// The server: where to mint tokens and where to signal.
+#[derive(Debug, Clone)]
+pub struct ServerUrl {
+    /// `http://host:port` or `https://host:port`, without a trailing slash.
+    pub http: String,
+    /// `ws://host:port/v1/rtc` or `wss://…`.
+    pub ws: String,
+    pub host: String,
+    pub port: u16,
+}
+
+impl ServerUrl {
+    pub fn parse(url: &str) -> Result<Self, BotError> {
+        let bad = |why: &str| BotError::Config(format!("--url {url}: {why}"));
+        let uri: hyper::Uri = url.parse().map_err(|_| bad("not a URL"))?;
+        let (ws_scheme, default_port) = match uri.scheme_str() {
+            Some("http") => ("ws", 80),
+            Some("https") => ("wss", 443),
+            _ => return Err(bad("use http:// or https://")),
+        };
+        let host = uri.host().filter(|h| !h.is_empty()).ok_or_else(|| bad("no host"))?;
+        let port = uri.port_u16().unwrap_or(default_port);
+        let base = uri.path().trim_end_matches('/');
+        let authority = uri.authority().map(|a| a.as_str()).unwrap_or(host);
+        let scheme = uri.scheme_str().unwrap_or("http");
+        Ok(ServerUrl {
+            http: format!("{scheme}://{authority}{base}"),
+            ws: format!("{ws_scheme}://{authority}{base}/v1/rtc"),
+            host: host.trim_start_matches('[').trim_end_matches(']').to_owned(),
+            port,
+        })
+    }
+}
+
+/// Prints one JSON line on stdout (the bot's machine-readable progress).
+fn announce(event: &str, fields: serde_json::Value) {
+    let mut line = json!({ "event": event });
+    if let (Some(line), Some(fields)) = (line.as_object_mut(), fields.as_object()) {
+        line.extend(fields.clone());
+    }
+    println!("{line}");
+}
+
+/// Runs the bot until `stop` resolves, `duration` elapses or the server ends the session.
+pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotReport, BotError> {
+    let server = ServerUrl::parse(&args.url)?;
+    let token = match (&args.token, &args.api_key) {
+        (Some(token), _) => token.clone(),
+        (None, Some(key)) => signalling::mint_token(&server, key, &args).await?,
+        (None, None) => return Err(BotError::Config("give --api-key (or TESSERA_API_KEY) or --token".into())),
+    };
+    let opts = MediaOptions {
+        color: args.color,
+        pattern: args.pattern.clone(),
+        width: args.size.0,
+        height: args.size.1,
+        fps: args.fps,
+        codec: args.codec,
+        bitrate_kbps: args.bitrate_kbps,
+        video: !args.no_video,
+        tone: if args.silent { None } else { Some(args.tone.unwrap_or(440.0)) },
+    };
+    let (media, video_rx, audio_rx) = SyntheticMedia::start(&opts)?;
+    let deadline = async {
+        match args.duration {
+            Some(d) => tokio::time::sleep(d).await,
+            None => std::future::pending::<()>().await,
+        }
+    };
+    let stop = async {
+        tokio::select! {
+            _ = stop => {}
+            _ = deadline => {}
+        }
+    };
+    let session = signalling::Session::new(server, token, args.room.clone(), args.name.clone(), opts);
+    let report = session.run(media, video_rx, audio_rx, stop).await?;
+    announce("left", serde_json::to_value(&report).unwrap_or_default());
+    Ok(report)
+}
+
+/// How long to wait for our own ICE gathering before sending an offer or answer anyway.
+const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn server_urls() {
+        let u = ServerUrl::parse("http://127.0.0.1:8080").unwrap();
+        assert_eq!(u.http, "http://127.0.0.1:8080");
+        assert_eq!(u.ws, "ws://127.0.0.1:8080/v1/rtc");
+        assert_eq!((u.host.as_str(), u.port), ("127.0.0.1", 8080));
+        let u = ServerUrl::parse("https://media.example.com/tessera/").unwrap();
+        assert_eq!(u.http, "https://media.example.com/tessera");
+        assert_eq!(u.ws, "wss://media.example.com/tessera/v1/rtc");
+        assert_eq!(u.port, 443);
+        let u = ServerUrl::parse("http://[::1]:9000").unwrap();
+        assert_eq!(u.host, "::1");
+        assert!(ServerUrl::parse("ftp://x").is_err());
+        assert!(ServerUrl::parse("127.0.0.1:8080").is_err());
+    }
+}
