@@ -26,6 +26,8 @@ pub struct ServeConfig {
     /// Addresses advertised to WebRTC clients.
     pub rtc_ips: Vec<std::net::IpAddr>,
     pub webhook_url: Option<String>,
+    /// Validity of presigned download URLs.
+    pub download_url_ttl: std::time::Duration,
 }
 
 /// Where recordings go.
@@ -50,6 +52,7 @@ pub struct FileConfig {
     pub tls_ca_file: Option<PathBuf>,
     pub rtc_ips: Option<Vec<std::net::IpAddr>>,
     pub webhook_url: Option<String>,
+    pub download_url_ttl_s: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -64,6 +67,8 @@ pub enum ConfigError {
         path: PathBuf,
         source: toml::de::Error,
     },
+    #[error("{setting}: {reason}")]
+    Invalid { setting: &'static str, reason: String },
 }
 
 impl FileConfig {
@@ -90,6 +95,14 @@ impl ServeConfig {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        let ttl = args.download_url_ttl_s.or(file.download_url_ttl_s);
+        let max = crate::recording::MAX_DOWNLOAD_URL_TTL.as_secs();
+        if ttl.is_some_and(|t| t == 0 || t > max) {
+            return Err(ConfigError::Invalid {
+                setting: "download_url_ttl_s",
+                reason: format!("must be between 1 and {max} seconds (7 days)"),
+            });
+        }
         Ok(Self::merge(args, file))
     }
 
@@ -119,6 +132,11 @@ impl ServeConfig {
                 .filter(|ips| !ips.is_empty())
                 .unwrap_or_else(|| vec![std::net::Ipv4Addr::LOCALHOST.into()]),
             webhook_url: args.webhook_url.or(file.webhook_url).filter(|u| !u.trim().is_empty()),
+            download_url_ttl: args
+                .download_url_ttl_s
+                .or(file.download_url_ttl_s)
+                .map(std::time::Duration::from_secs)
+                .unwrap_or(crate::recording::DEFAULT_DOWNLOAD_URL_TTL),
         }
     }
 }
@@ -182,6 +200,19 @@ mod tests {
         assert_eq!(c.storage.s3_prefix, "calls/");
         let args = ServeArgs { s3_bucket: Some(" ".into()), ..ServeArgs::default() };
         assert_eq!(ServeConfig::merge(args, FileConfig::default()).storage.s3_bucket, None);
+    }
+
+    #[test]
+    fn download_url_ttl_defaults_to_an_hour_and_is_bounded() {
+        let c = ServeConfig::merge(ServeArgs::default(), FileConfig::default());
+        assert_eq!(c.download_url_ttl.as_secs(), 3600);
+        let file = FileConfig::parse("download_url_ttl_s = 600\n").unwrap();
+        assert_eq!(ServeConfig::merge(ServeArgs::default(), file).download_url_ttl.as_secs(), 600);
+        for bad in [0, 604_801] {
+            let args = ServeArgs { download_url_ttl_s: Some(bad), ..ServeArgs::default() };
+            let err = ServeConfig::resolve(args).unwrap_err();
+            assert!(err.to_string().starts_with("download_url_ttl_s: "), "{err}");
+        }
     }
 
     #[test]

@@ -17,3 +17,4 @@ pub mod tokens;
 pub mod webhooks;
 pub mod server;
 pub mod streams;
+pub mod json_store;

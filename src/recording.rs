@@ -6,6 +6,7 @@
 //! finds the journals and completes the objects or files.
 
 use std::path::{Path, PathBuf};
+use std::sync::Arc;
 use std::time::Duration;
 
 use gst::prelude::*;
@@ -40,13 +41,22 @@ pub enum RecordingError {
     Name(String),
 }
 
+/// How long a presigned `download_url` stays valid unless configured.
+pub const DEFAULT_DOWNLOAD_URL_TTL: Duration = Duration::from_secs(3600);
+/// The longest validity SigV4 presigning allows (7 days).
+pub const MAX_DOWNLOAD_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
+
 /// Makes recording outputs and recovers interrupted recordings.
 #[derive(Debug, Clone)]
 pub struct RecordingStore {
     storage: StorageConfig,
+    data_dir: PathBuf,
     spool_dir: PathBuf,
     local_dir: PathBuf,
     state_dir: PathBuf,
+    download_url_ttl: Duration,
+    /// Presigns download URLs; built from the standard AWS configuration on first use.
+    s3: Arc<tokio::sync::OnceCell<aws_sdk_s3::Client>>,
 }
 
 impl RecordingStore {
@@ -59,7 +69,55 @@ impl RecordingStore {
             std::fs::create_dir_all(dir).map_err(|source| RecordingError::Dir { path: dir.clone(), source })?;
         }
         tessera_plugins::register_static().map_err(|e| RecordingError::Elements(e.to_string()))?;
-        Ok(RecordingStore { storage, spool_dir, local_dir, state_dir })
+        Ok(RecordingStore {
+            storage,
+            data_dir: data_dir.to_owned(),
+            spool_dir,
+            local_dir,
+            state_dir,
+            download_url_ttl: DEFAULT_DOWNLOAD_URL_TTL,
+            s3: Arc::default(),
+        })
+    }
+
+    /// How long presigned download URLs stay valid (at most [`MAX_DOWNLOAD_URL_TTL`]).
+    pub fn with_download_url_ttl(mut self, ttl: Duration) -> Self {
+        self.download_url_ttl = ttl.min(MAX_DOWNLOAD_URL_TTL);
+        self
+    }
+
+    /// A presigned GET URL for an S3 recording, valid for the configured time from now;
+    /// `None` for local recordings or when it cannot be signed (logged without the URL).
+    pub async fn download_url(&self, location: &RecordingLocation) -> Option<String> {
+        let RecordingLocation::S3 { bucket, key } = location else { return None };
+        let client = self
+            .s3
+            .get_or_try_init(|| tokio::task::spawn_blocking(|| tessera_plugins::S3Config::default().client()))
+            .await
+            .ok()?;
+        let config = aws_sdk_s3::presigning::PresigningConfig::expires_in(self.download_url_ttl).ok()?;
+        // Signing is local, but loading credentials may not be: bounded.
+        let signed = tokio::time::timeout(
+            Duration::from_secs(10),
+            client.get_object().bucket(bucket).key(key).presigned(config),
+        )
+        .await;
+        match signed {
+            Ok(Ok(request)) => Some(request.uri().to_string()),
+            Ok(Err(err)) => {
+                tracing::warn!(%bucket, %key, err = %aws_sdk_s3::error::DisplayErrorContext(err), "cannot presign a download URL");
+                None
+            }
+            Err(_) => {
+                tracing::warn!(%bucket, %key, "cannot presign a download URL: no credentials within 10 s");
+                None
+            }
+        }
+    }
+
+    /// The server's data directory.
+    pub fn data_dir(&self) -> &Path {
+        &self.data_dir
     }
 
     pub fn spool_dir(&self) -> &Path {

@@ -11,6 +11,7 @@ use serde::{Deserialize, Serialize};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
 
+use crate::json_store::{JsonStore, Stored};
 use crate::media::ProgramHub;
 use crate::recording::{RecordingLocation, RecordingStore};
 
@@ -59,6 +60,10 @@ pub struct Recording {
     pub bytes: u64,
     pub location: RecordingLocation,
     pub error: Option<String>,
+    /// A presigned GET URL of a completed S3 recording: made afresh for each answer, never
+    /// kept on disk nor sent in webhooks.
+    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
+    pub download_url: Option<String>,
 }
 
 struct Entry {
@@ -86,13 +91,16 @@ pub enum RecordingsError {
 pub struct Recordings {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
     store: RecordingStore,
+    /// The recordings' metadata, kept across restarts.
+    state: JsonStore,
     hub: ProgramHub,
 }
 
 impl Recordings {
     pub fn new(store: RecordingStore, hub: ProgramHub) -> Self {
-        let entries = load(store.state_dir());
-        let recordings = Recordings { entries: Arc::new(Mutex::new(entries)), store, hub: hub.clone() };
+        let state = JsonStore::open(store.state_dir().to_path_buf(), "recording");
+        let entries = load(&state);
+        let recordings = Recordings { entries: Arc::new(Mutex::new(entries)), store, state, hub: hub.clone() };
         let this = recordings.clone();
         hub.listen(Arc::new(move |_room, event| this.on_event(event)));
         recordings
@@ -136,6 +144,7 @@ impl Recordings {
             bytes: 0,
             location,
             error: None,
+            download_url: None,
         };
         tracing::info!(recording = %id, room, "recording started");
         self.save(&rec);
@@ -193,6 +202,15 @@ impl Recordings {
         self.lock().values().filter(|e| room.is_none_or(|r| e.rec.room == r)).map(refresh).collect()
     }
 
+    /// The recording as an answer shows it: a completed S3 recording gets a fresh presigned
+    /// `download_url`.
+    pub async fn with_download_url(&self, mut rec: Recording) -> Recording {
+        if rec.status == RecordingStatus::Completed {
+            rec.download_url = self.store.download_url(&rec.location).await;
+        }
+        rec
+    }
+
     /// Swaps the room's layout; returns once the program shows it (blocking).
     pub fn set_layout(&self, id: &str, layout: Layout, name: String) -> Result<Recording, RecordingsError> {
         let program = {
@@ -246,31 +264,15 @@ impl Recordings {
 impl Recordings {
     /// Keeps the recording's metadata across restarts (best effort: a full disk is logged).
     fn save(&self, rec: &Recording) {
-        let path = self.store.state_dir().join(format!("{}.json", rec.id));
-        let tmp = path.with_extension("tmp");
-        let result = serde_json::to_vec_pretty(rec)
-            .map_err(std::io::Error::other)
-            .and_then(|bytes| std::fs::write(&tmp, bytes))
-            .and_then(|()| std::fs::rename(&tmp, &path));
-        if let Err(err) = result {
-            tracing::warn!(recording = %rec.id, %err, "cannot keep the recording's metadata");
-        }
+        self.state.save(&rec.id, rec);
     }
 }
 
 /// Recordings an earlier process kept. One that was still running then ended with that
 /// process: start-up recovery finishes its file or object up to that moment.
-fn load(dir: &std::path::Path) -> BTreeMap<String, Entry> {
+fn load(state: &JsonStore) -> BTreeMap<String, Entry> {
     let mut entries = BTreeMap::new();
-    let Ok(files) = std::fs::read_dir(dir) else { return entries };
-    for path in files.filter_map(|f| f.ok().map(|f| f.path())) {
-        if path.extension().is_none_or(|x| x != "json") {
-            continue;
-        }
-        let Some(mut rec) = std::fs::read(&path).ok().and_then(|b| serde_json::from_slice::<Recording>(&b).ok()) else {
-            tracing::warn!(file = %path.display(), "unreadable recording metadata; ignored");
-            continue;
-        };
+    for Stored { value: mut rec, .. } in state.load_all::<Recording>() {
         if matches!(rec.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping) {
             rec.status = RecordingStatus::Completed;
             rec.error = Some("the server stopped during this recording; it was completed up to that moment".into());

@@ -6,6 +6,9 @@ mod common;
 #[allow(dead_code)]
 #[path = "../compositor/tests/common/analysis.rs"]
 mod analysis;
+#[allow(dead_code)]
+#[path = "../plugins/tests/common/mod.rs"]
+mod s3;
 
 use std::time::{Duration, Instant};
 
@@ -83,6 +86,7 @@ fn record_a_room_swap_its_layout_and_stop() {
     };
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["bytes"].as_u64().unwrap() > 10_000, "{done}");
+    assert!(done.get("download_url").is_none(), "local recordings have no download_url: {done}");
     assert!(done["ended_at"].as_str().is_some_and(|t| t.ends_with('Z')), "{done}");
     // Stopping twice is a conflict.
     let again = http::post_json(port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"");
@@ -214,4 +218,77 @@ fn webhooks_report_a_recording_signed_and_retried() {
     }
     // The first delivery was refused (503) and delivered again: started came through.
     assert!(server.stderr().contains("webhook delivery failed; retrying"));
+}
+
+/// Recording into S3 (SeaweedFS): once completed, the recording has a presigned
+/// `download_url`, fresh on every GET, that a plain HTTP client can fetch without credentials.
+#[test]
+fn a_completed_s3_recording_has_a_presigned_download_url() {
+    let weed = s3::Weed::start();
+    weed.create_bucket("calls");
+    let endpoint = weed.endpoint();
+    let server = Server::start_with(|cmd, dir| {
+        cmd.args(["--api-key", TEST_KEY, "--data-dir"])
+            .arg(dir.join("data"))
+            .env("TESSERA_S3_BUCKET", "calls")
+            .env("TESSERA_S3_PREFIX", "dl/")
+            .env("TESSERA_DOWNLOAD_URL_TTL_S", "120")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY)
+            .env("AWS_REGION", "us-east-1");
+    });
+    let port = server.port;
+    let created = http::post_json(port, "/v1/rooms/dl/recordings", Some(TEST_KEY), br#"{"video":{"width":320,"height":180}}"#);
+    assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr());
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let key = created.json()["location"]["key"].as_str().unwrap().to_string();
+    assert_eq!(key, format!("dl/dl/{id}.mp4"));
+    std::thread::sleep(Duration::from_secs(3));
+    let running = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
+    assert!(running.get("download_url").is_none(), "no URL before the object is whole: {running}");
+    assert_eq!(http::post_json(port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"").status, 200);
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let done: Value = loop {
+        let r = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
+        if r["status"] == "completed" || r["status"] == "failed" {
+            break r;
+        }
+        assert!(Instant::now() < deadline, "never completed: {r}\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(done["status"], "completed", "{done}");
+    let url = done["download_url"].as_str().unwrap_or_else(|| panic!("no download_url: {done}")).to_string();
+    // Path-style on the configured endpoint, valid for the configured time.
+    let rest = url.strip_prefix(&format!("{endpoint}/calls/{key}?")).unwrap_or_else(|| panic!("{url}"));
+    assert!(rest.contains("X-Amz-Expires=120"), "{url}");
+    assert!(rest.contains("X-Amz-Signature="), "{url}");
+
+    // A plain GET (no credentials) returns exactly the object: an MP4 that plays.
+    let weed_port: u16 = endpoint.rsplit(':').next().unwrap().parse().unwrap();
+    let target = &url[endpoint.len()..];
+    let got = http::send(weed_port, "GET", target, &[], Body::None).expect("GET download_url");
+    assert_eq!(got.status, 200, "{}", String::from_utf8_lossy(&got.body));
+    let (object, _) = weed.get("calls", &key);
+    assert_eq!(got.body.len() as u64, done["bytes"].as_u64().unwrap());
+    assert!(got.body == object, "the download is the object");
+    assert_eq!(&got.body[4..8], b"ftyp");
+    let file = server.dir.path().join("downloaded.mp4");
+    std::fs::write(&file, &got.body).unwrap();
+    let info = analysis::ffprobe(file.to_str().unwrap());
+    assert_eq!(info.video.map(|v| (v.codec, v.width, v.height)), Some(("h264".into(), Some(320), Some(180))));
+    assert!(info.duration > 2.0, "{} s", info.duration);
+
+    // The signature is checked: a tampered one is refused by the store.
+    let forged = target.replace("X-Amz-Signature=", "X-Amz-Signature=0");
+    assert_eq!(http::send(weed_port, "GET", &forged, &[], Body::None).unwrap().status, 403);
+    // Signed afresh on every answer, in lists too; never for local recordings, never logged.
+    std::thread::sleep(Duration::from_millis(1100));
+    let again = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
+    assert_ne!(again["download_url"].as_str().unwrap(), url, "a new signature");
+    let list = http::get(port, "/v1/recordings?room=dl", Some(TEST_KEY)).json();
+    assert!(list["recordings"][0]["download_url"].as_str().is_some(), "{list}");
+    assert!(!server.stderr().contains("X-Amz-Signature"), "a presigned URL is in the logs");
+    let state = std::fs::read_to_string(server.data_dir().join(format!("state/recordings/{id}.json"))).unwrap();
+    assert!(!state.contains("download_url"), "{state}");
 }

@@ -65,7 +65,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         tessera_compositor::destination::trust_extra_ca_file(ca).map_err(|err| err.to_string())?;
         tracing::info!(file = %ca.display(), "trusting extra CA certificates for rtmps:// destinations");
     }
-    let recordings = RecordingStore::new(&config.data_dir, config.storage.clone()).map_err(|err| err.to_string())?;
+    let recordings = RecordingStore::new(&config.data_dir, config.storage.clone())
+        .map_err(|err| err.to_string())?
+        .with_download_url_ttl(config.download_url_ttl);
     match &config.storage.s3_bucket {
         Some(bucket) => tracing::info!(%bucket, prefix = %config.storage.s3_prefix, "recordings go to S3"),
         None => tracing::info!(dir = %config.data_dir.join("recordings").display(), "recordings are written locally"),

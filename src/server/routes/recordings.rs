@@ -126,13 +126,20 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    Ok(Json(json!({ "recordings": media(&state)?.recordings.list(q.room.as_deref()) })))
+    let recs = media(&state)?.recordings;
+    let mut shown = Vec::new();
+    for rec in recs.list(q.room.as_deref()) {
+        shown.push(recs.with_download_url(rec).await);
+    }
+    Ok(Json(json!({ "recordings": shown })))
 }
 
 /// `GET /v1/recordings/{id}`.
 pub async fn show(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
     let id = path_param(id)?;
-    media(&state)?.recordings.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no recording {id}")))
+    let recs = media(&state)?.recordings;
+    let rec = recs.get(&id).ok_or_else(|| ApiError::not_found(format!("no recording {id}")))?;
+    Ok(Json(recs.with_download_url(rec).await))
 }
 
 /// `PATCH /v1/recordings/{id}` `{"layout"}`: answers once the program shows the new layout.
