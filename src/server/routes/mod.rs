@@ -1,5 +1,6 @@
 //! Route table of the API.
 
+mod control;
 mod health;
 mod layouts;
 mod metrics;
@@ -21,6 +22,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/health", get(health::health))
         .route("/metrics", get(metrics::metrics))
         .route("/v1/openapi.json", get(health::openapi))
+        .route("/rooms/{room}/control", get(control::page))
+        .route("/control/control.js", get(control::script))
         .route("/v1/layouts", get(layouts::list))
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))
