@@ -1,28 +1,38 @@
 //! Live streams of rooms: a set of RTMP(S) destinations on the room's program (started on
 //! demand). Each destination connects, goes live and reconnects on its own; the stream shows
 //! their state with the stream keys masked.
+//!
+//! Streams' metadata is kept in `DATA_DIR/state/streams/` (saved at each change and every
+//! [`SNAPSHOT_EVERY`] while active) with the keys masked: streams are not resumed after a
+//! restart, so the keys are never needed again. A stream that was active when the process
+//! died is listed as stopped at its last snapshot, with an error saying so.
 
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::SystemTime;
+use std::time::{Duration, SystemTime};
 
-use serde::Serialize;
+use serde::{Deserialize, Serialize};
 use tessera_compositor::destination::{DestinationId, DestinationInfo, DestinationSpec, IngestPreset, RtmpUrl};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{CompositorError, ProgramConfig, RoomPipeline};
 
+use crate::json_store::{JsonStore, Stored};
 use crate::media::ProgramHub;
 use crate::recordings::rfc3339;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+/// How often an active stream's figures are saved, so a killed process leaves them this
+/// fresh.
+pub const SNAPSHOT_EVERY: Duration = Duration::from_secs(2);
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "lowercase")]
 pub enum StreamStatus {
     Active,
     Stopped,
 }
 
-/// A stream as the API shows it.
-#[derive(Debug, Clone, Serialize)]
+/// A stream as the API shows it (and as it is kept on disk: stream keys masked).
+#[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct Stream {
     pub id: String,
     pub room: String,
@@ -32,10 +42,18 @@ pub struct Stream {
     pub started_at: String,
     pub ended_at: Option<String>,
     pub destinations: Vec<DestinationInfo>,
+    /// Why the stream ended other than by a stop request (the server stopped).
+    #[serde(default)]
+    pub error: Option<String>,
 }
 
 struct Entry {
     stream: Stream,
+    /// What this process streams; `None` for streams an earlier process ran.
+    live: Option<Live>,
+}
+
+struct Live {
     preset: IngestPreset,
     program: Arc<RoomPipeline>,
     destinations: Vec<DestinationId>,
@@ -61,6 +79,9 @@ pub enum StreamsError {
 #[derive(Clone)]
 pub struct Streams {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
+    /// The streams' metadata, kept across restarts; written under the entries' lock so an
+    /// older snapshot never overwrites a newer state.
+    state: JsonStore,
     hub: ProgramHub,
 }
 
@@ -97,8 +118,26 @@ pub fn parse_preset(name: Option<&str>) -> Result<IngestPreset, StreamsError> {
 }
 
 impl Streams {
-    pub fn new(hub: ProgramHub) -> Self {
-        Streams { entries: Arc::default(), hub }
+    /// Streams kept in `DATA_DIR/state/streams`, with those an earlier process left.
+    pub fn new(hub: ProgramHub, data_dir: &std::path::Path) -> Self {
+        let state = JsonStore::open(data_dir.join("state").join("streams"), "stream");
+        let entries = Arc::new(Mutex::new(load(&state)));
+        let weak = Arc::downgrade(&entries);
+        let snapshots = state.clone();
+        let spawned = std::thread::Builder::new().name("tessera-streams-state".into()).spawn(move || {
+            loop {
+                std::thread::sleep(SNAPSHOT_EVERY);
+                let Some(entries) = weak.upgrade() else { return };
+                let entries = entries.lock().unwrap_or_else(|e| e.into_inner());
+                for e in entries.values().filter(|e| e.stream.status == StreamStatus::Active) {
+                    snapshots.save(&e.stream.id, &refresh(e));
+                }
+            }
+        });
+        if let Err(err) = spawned {
+            tracing::warn!(%err, "cannot start saving streams' figures; they are saved at each change only");
+        }
+        Streams { entries, state, hub }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -152,12 +191,15 @@ impl Streams {
             started_at: rfc3339(SystemTime::now()),
             ended_at: None,
             destinations: Vec::new(),
+            error: None,
         };
         tracing::info!(stream = %id, room, destinations = ids.len(), "stream started");
-        let entry = Entry { stream, preset, program, destinations: ids };
+        let entry = Entry { stream, live: Some(Live { preset, program, destinations: ids }) };
         let shown = refresh(&entry);
         self.hub.webhooks().send("stream.started", room, serde_json::to_value(&shown).unwrap_or_default());
-        self.lock().insert(id, entry);
+        let mut entries = self.lock();
+        self.state.save(&id, &shown);
+        entries.insert(id, entry);
         Ok(shown)
     }
 
@@ -180,10 +222,10 @@ impl Streams {
         let (program, preset, current) = {
             let entries = self.lock();
             let e = entries.get(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
-            if e.stream.status != StreamStatus::Active {
-                return Err(StreamsError::Conflict(format!("stream {id} has stopped")));
+            match (&e.live, e.stream.status) {
+                (Some(live), StreamStatus::Active) => (live.program.clone(), live.preset.clone(), live.destinations.clone()),
+                _ => return Err(StreamsError::Conflict(format!("stream {id} has stopped"))),
             }
-            (e.program.clone(), e.preset.clone(), e.destinations.clone())
         };
         for (i, d) in remove.iter().enumerate() {
             if !current.iter().any(|c| c.0 == *d) {
@@ -202,12 +244,18 @@ impl Streams {
         }
         let mut entries = self.lock();
         let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
-        e.destinations.retain(|d| !remove.contains(&d.0));
-        e.destinations.extend(added);
+        if let Some(live) = &mut e.live {
+            live.destinations.retain(|d| !remove.contains(&d.0));
+            live.destinations.extend(added);
+        }
         if let Some((_, name)) = layout {
             e.stream.layout = name;
         }
-        Ok(refresh(e))
+        let shown = refresh(e);
+        if shown.status == StreamStatus::Active {
+            self.state.save(id, &shown);
+        }
+        Ok(shown)
     }
 
     /// Stops every destination of the stream (blocking, a few seconds at most per stuck one).
@@ -215,13 +263,14 @@ impl Streams {
         let (program, ids, room) = {
             let mut entries = self.lock();
             let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
-            if e.stream.status != StreamStatus::Active {
+            if e.stream.status != StreamStatus::Active || e.live.is_none() {
                 return Err(StreamsError::Conflict(format!("stream {id} has already stopped")));
             }
             e.stream.destinations = refresh(e).destinations;
             e.stream.status = StreamStatus::Stopped;
             e.stream.ended_at = Some(rfc3339(SystemTime::now()));
-            (e.program.clone(), std::mem::take(&mut e.destinations), e.stream.room.clone())
+            let Some(live) = e.live.as_mut() else { return Err(StreamsError::NotFound(id.into())) };
+            (live.program.clone(), std::mem::take(&mut live.destinations), e.stream.room.clone())
         };
         let mut finals = Vec::new();
         for d in ids {
@@ -233,6 +282,7 @@ impl Streams {
         let mut entries = self.lock();
         let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
         e.stream.destinations = finals;
+        self.state.save(id, &e.stream);
         self.hub.webhooks().send("stream.stopped", &room, serde_json::to_value(&e.stream).unwrap_or_default());
         Ok(e.stream.clone())
     }
@@ -240,10 +290,29 @@ impl Streams {
 
 fn refresh(e: &Entry) -> Stream {
     let mut s = e.stream.clone();
-    if s.status == StreamStatus::Active {
-        s.destinations = e.destinations.iter().filter_map(|d| e.program.destination(*d)).collect();
+    if let (StreamStatus::Active, Some(live)) = (s.status, &e.live) {
+        s.destinations = live.destinations.iter().filter_map(|d| live.program.destination(*d)).collect();
     }
     s
+}
+
+/// Streams an earlier process kept. One still active then ended with that process, at its
+/// last snapshot.
+fn load(state: &JsonStore) -> BTreeMap<String, Entry> {
+    let mut entries = BTreeMap::new();
+    for Stored { value: mut stream, saved_at } in state.load_all::<Stream>() {
+        if stream.status == StreamStatus::Active {
+            stream.status = StreamStatus::Stopped;
+            stream.ended_at = Some(rfc3339(saved_at));
+            stream.error = Some("the server stopped during this stream".into());
+            for d in &mut stream.destinations {
+                d.live_for = None;
+            }
+            state.save(&stream.id, &stream);
+        }
+        entries.insert(stream.id.clone(), Entry { stream, live: None });
+    }
+    entries
 }
 
 fn preset_name(p: &IngestPreset) -> String {

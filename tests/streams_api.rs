@@ -117,3 +117,78 @@ fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
     }
     assert!(!server.stderr().contains("SECRET"), "a stream key is in the logs");
 }
+
+/// Streams survive a restart of the server, SIGKILL included: one stopped before and one
+/// still live at the kill are both listed afterwards, the live one as stopped by the crash;
+/// only masked URLs were ever written to disk.
+#[test]
+fn streams_survive_a_server_kill() {
+    let nginx = NginxRtmp::start();
+    let data = tempfile::tempdir().unwrap();
+    let with_data = |cmd: &mut std::process::Command, _: &std::path::Path| {
+        cmd.args(["--api-key", TEST_KEY, "--data-dir"]).arg(data.path());
+    };
+    let first = Server::start_with(with_data);
+    let start = |key: &str| {
+        let body = format!(r#"{{"destinations":["{}"],"video":{{"width":640,"height":360}}}}"#, nginx.url(key));
+        let created = http::post_json(first.port, "/v1/rooms/keep/streams", Some(TEST_KEY), body.as_bytes());
+        assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), first.stderr());
+        created.json()["id"].as_str().unwrap().to_string()
+    };
+    let stopped_id = start("stopped-SECRET1");
+    let live_id = start("killed-SECRET2");
+    wait_all_live(first.port, &stopped_id, 1);
+    wait_all_live(first.port, &live_id, 1);
+    let stopped = http::post_json(first.port, &format!("/v1/streams/{stopped_id}/stop"), Some(TEST_KEY), b"");
+    assert_eq!(stopped.status, 200);
+    let stopped_before = stopped.json();
+    // Long enough for a snapshot of the live stream's figures.
+    std::thread::sleep(Duration::from_millis(2500));
+    let before_kill = http::get(first.port, &format!("/v1/streams/{live_id}"), Some(TEST_KEY)).json();
+    assert_eq!(before_kill["status"], "active", "{before_kill}");
+    first.stop_with("KILL");
+
+    let second = Server::start_with(with_data);
+    let port = second.port;
+    let killed = http::get(port, &format!("/v1/streams/{live_id}"), Some(TEST_KEY));
+    assert_eq!(killed.status, 200, "{}", String::from_utf8_lossy(&killed.body));
+    let killed = killed.json();
+    assert_eq!(killed["status"], "stopped", "{killed}");
+    assert!(killed["error"].as_str().is_some_and(|e| e.contains("server stopped")), "{killed}");
+    assert!(killed["ended_at"].as_str().is_some_and(|t| t.ends_with('Z') && t >= before_kill["started_at"].as_str().unwrap()), "{killed}");
+    assert_eq!((&killed["room"], &killed["started_at"]), (&before_kill["room"], &before_kill["started_at"]));
+    let dest = &killed["destinations"][0];
+    assert_eq!(dest["url"], format!("rtmp://127.0.0.1:{}/live/****", nginx.port), "{killed}");
+    assert_eq!(dest["id"], before_kill["destinations"][0]["id"]);
+    // Figures from the last snapshot, at most a couple of seconds before the kill.
+    assert!(dest["bytes_sent"].as_u64().unwrap() > 0, "{killed}");
+
+    // The stream stopped before the kill is as it was.
+    let kept = http::get(port, &format!("/v1/streams/{stopped_id}"), Some(TEST_KEY)).json();
+    for field in ["status", "started_at", "ended_at", "destinations"] {
+        let mut a = kept[field].clone();
+        let mut b = stopped_before[field].clone();
+        if field == "destinations" {
+            // `live_for` was the connection's age when the answer was made.
+            a[0]["live_for"] = Value::Null;
+            b[0]["live_for"] = Value::Null;
+        }
+        assert_eq!(a, b, "{field}: {kept} vs {stopped_before}");
+    }
+    assert!(kept["error"].is_null(), "{kept}");
+    let list = http::get(port, "/v1/streams?room=keep", Some(TEST_KEY)).json();
+    assert_eq!(list["streams"].as_array().map(Vec::len), Some(2), "{list}");
+    // Ended streams cannot be changed or stopped again.
+    assert_eq!(http::post_json(port, &format!("/v1/streams/{live_id}/stop"), Some(TEST_KEY), b"").status, 409);
+    assert_eq!(field_error(&patch_json(port, &format!("/v1/streams/{live_id}"), r#"{"layout":"pip"}"#)).0, 409);
+
+    // Stream keys were never written to disk, and the data survives a clean restart too.
+    for file in std::fs::read_dir(data.path().join("state/streams")).unwrap() {
+        let text = std::fs::read_to_string(file.unwrap().path()).unwrap();
+        assert!(!text.contains("SECRET"), "a stream key on disk: {text}");
+    }
+    assert!(second.stop_with("TERM").success());
+    let third = Server::start_with(with_data);
+    let again = http::get(third.port, &format!("/v1/streams/{live_id}"), Some(TEST_KEY)).json();
+    assert_eq!(again["ended_at"], killed["ended_at"], "{again}");
+}

@@ -26,8 +26,8 @@ pub struct Media {
 
 impl Media {
     pub fn new(sfu: tessera_sfu::Sfu, hub: ProgramHub, store: RecordingStore) -> Self {
+        let streams = Streams::new(hub.clone(), store.data_dir());
         let recordings = Recordings::new(store, hub.clone());
-        let streams = Streams::new(hub.clone());
         Media { sfu, hub, recordings, streams }
     }
 }

@@ -15,7 +15,7 @@ pub use url::{RtmpUrl, UrlError};
 
 use std::time::Duration;
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize, serde::Deserialize)]
 pub struct DestinationId(pub u64);
 
 impl std::fmt::Display for DestinationId {
@@ -47,7 +47,7 @@ impl DestinationSpec {
 }
 
 /// What a destination is doing; safe to log and return (the stream key is masked).
-#[derive(Debug, Clone, PartialEq, serde::Serialize)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct DestinationInfo {
     pub id: DestinationId,
     /// `rtmp://host/app/****`
