@@ -68,6 +68,22 @@ impl Browser {
     }
 }
 
+impl Browser {
+    /// The DevTools port Chromium picked for `--remote-debugging-port=0`, once it has written
+    /// it to the profile (blocking poll, up to `timeout`).
+    pub fn devtools_port(&self, timeout: Duration) -> Option<u16> {
+        let file = self._profile.path().join("DevToolsActivePort");
+        let end = Instant::now() + timeout;
+        loop {
+            let port = std::fs::read_to_string(&file).ok().and_then(|s| s.lines().next()?.trim().parse().ok());
+            if port.is_some() || Instant::now() >= end {
+                return port;
+            }
+            std::thread::sleep(Duration::from_millis(100));
+        }
+    }
+}
+
 impl Drop for Browser {
     fn drop(&mut self) {
         let _ = self.child.start_kill();
