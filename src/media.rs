@@ -19,6 +19,9 @@ struct Track {
     info: TrackInfo,
     keyframes: KeyframeRequester,
     input: Option<TrackId>,
+    /// Publication order in the room: a program started later adds tracks in this order, so
+    /// grids keep the room's join order.
+    seq: u64,
 }
 
 type KeyframeRoutes = Arc<Mutex<HashMap<TrackId, KeyframeRequester>>>;
@@ -29,6 +32,9 @@ type Inputs = HashMap<String, (Arc<RoomPipeline>, TrackId)>;
 struct RoomMedia {
     /// By SFU track id.
     tracks: HashMap<String, Track>,
+    next_seq: u64,
+    /// The SFU's current active speaker, for a program started after it was detected.
+    active_speaker: Option<String>,
     program: Option<Arc<RoomPipeline>>,
     /// The program's inputs → their publishers. A lock of its own: the program may ask for a
     /// keyframe from inside `add_track`, while the rooms lock is held.
@@ -112,7 +118,15 @@ impl ProgramHub {
                 r.request();
             }
         }));
-        for (sfu_id, track) in media.tracks.iter_mut() {
+        // Participants in the order they first published, each one's tracks in order.
+        let first_seq = |participant: &str| {
+            media.tracks.values().filter(|t| t.info.participant_id == participant).map(|t| t.seq).min().unwrap_or(0)
+        };
+        let mut order: Vec<(u64, u64, String)> =
+            media.tracks.iter().map(|(id, t)| (first_seq(&t.info.participant_id), t.seq, id.clone())).collect();
+        order.sort();
+        for (_, _, sfu_id) in order {
+            let Some(track) = media.tracks.get_mut(&sfu_id) else { continue };
             match add_input(&program, &track.info, &track.keyframes, &media.keyframe_routes) {
                 Ok(input) => {
                     track.input = Some(input);
@@ -120,6 +134,9 @@ impl ProgramHub {
                 }
                 Err(e) => tracing::warn!(room, track = %sfu_id, error = %e, "track cannot join the program"),
             }
+        }
+        if let Some(speaker) = &media.active_speaker {
+            program.set_active_speakers(std::slice::from_ref(speaker));
         }
         media.program = Some(program.clone());
         Ok(program)
@@ -238,7 +255,9 @@ impl MediaHandoff for ProgramHub {
                 Err(e) => tracing::warn!(room = %track.room, track = %track.track_id, error = %e, "track cannot join the program"),
             }
         }
-        media.tracks.insert(track.track_id.clone(), Track { info: track.clone(), keyframes, input });
+        let seq = media.next_seq;
+        media.next_seq += 1;
+        media.tracks.insert(track.track_id.clone(), Track { info: track.clone(), keyframes, input, seq });
     }
 
     fn track_unpublished(&self, track: &TrackInfo) {
@@ -290,7 +309,13 @@ impl MediaHandoff for ProgramHub {
     }
 
     fn active_speaker(&self, room: &str, participant_id: Option<&str>) {
-        if let Some(program) = self.program(room) {
+        let program = {
+            let mut rooms = self.lock();
+            let Some(media) = rooms.get_mut(room) else { return };
+            media.active_speaker = participant_id.map(str::to_owned);
+            media.program.clone()
+        };
+        if let Some(program) = program {
             let ranking: Vec<String> = participant_id.map(|p| vec![p.to_string()]).unwrap_or_default();
             program.set_active_speakers(&ranking);
         }

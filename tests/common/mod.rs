@@ -1,5 +1,6 @@
 //! Helpers shared by the binary's integration tests.
 #![allow(dead_code)]
 
+pub mod bot;
 pub mod http;
 pub mod server;
