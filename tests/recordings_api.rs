@@ -21,6 +21,19 @@ fn patch_json(port: u16, path: &str, body: &[u8]) -> http::Response {
     http::send(port, "PATCH", path, &headers, Body::Sized(body)).expect("PATCH")
 }
 
+/// Polls the recording until it is `completed` or `failed` (30 s at most).
+fn wait_ended(server: &Server, id: &str) -> Value {
+    let deadline = Instant::now() + Duration::from_secs(30);
+    loop {
+        let r = http::get(server.port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
+        if r["status"] == "completed" || r["status"] == "failed" {
+            return r;
+        }
+        assert!(Instant::now() < deadline, "never completed: {r}\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(200));
+    }
+}
+
 fn error(resp: &http::Response) -> (u16, String, String) {
     let v = resp.json();
     (
@@ -74,15 +87,7 @@ fn record_a_room_swap_its_layout_and_stop() {
 
     let stopped = http::post_json(port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"");
     assert_eq!(stopped.status, 200, "{}", String::from_utf8_lossy(&stopped.body));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let done: Value = loop {
-        let r = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
-        if r["status"] == "completed" || r["status"] == "failed" {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "never completed: {r}\n{}", server.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let done = wait_ended(&server, &id);
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["bytes"].as_u64().unwrap() > 10_000, "{done}");
     assert!(done.get("download_url").is_none(), "local recordings have no download_url: {done}");
@@ -247,15 +252,7 @@ fn a_completed_s3_recording_has_a_presigned_download_url() {
     let running = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
     assert!(running.get("download_url").is_none(), "no URL before the object is whole: {running}");
     assert_eq!(http::post_json(port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"").status, 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let done: Value = loop {
-        let r = http::get(port, &format!("/v1/recordings/{id}"), Some(TEST_KEY)).json();
-        if r["status"] == "completed" || r["status"] == "failed" {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "never completed: {r}\n{}", server.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let done = wait_ended(&server, &id);
     assert_eq!(done["status"], "completed", "{done}");
     let url = done["download_url"].as_str().unwrap_or_else(|| panic!("no download_url: {done}")).to_string();
     // Path-style on the configured endpoint, valid for the configured time.
@@ -354,15 +351,7 @@ fn bad_requests_while_recording_leave_the_recording_whole() {
     std::thread::sleep(Duration::from_secs(5).saturating_sub(started.elapsed()));
     let wall = started.elapsed().as_secs_f64();
     assert_eq!(http::post_json(port, &format!("{rec_path}/stop"), Some(TEST_KEY), b"").status, 200);
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let done: Value = loop {
-        let r = http::get(port, &rec_path, Some(TEST_KEY)).json();
-        if r["status"] == "completed" || r["status"] == "failed" {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "never completed: {r}\n{}", server.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let done = wait_ended(&server, &id);
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["error"].is_null(), "{done}");
     let p = s3::probe(&path);
