@@ -7,19 +7,16 @@ mod browser;
 mod common;
 #[path = "../compositor/tests/common/mod.rs"]
 mod room;
+#[path = "support/app.rs"]
+mod app;
 
 use std::process::Command;
-use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 use room::analysis::decode_frames;
 use room::{RED, assert_color, assert_continuous, tile_center};
-use tessera::api_key::ApiKey;
-use tessera::media::ProgramHub;
-use tessera::server::{AppState, Media};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputSpec, ProgramConfig};
-use tessera_sfu::{Sfu, SfuConfig};
 
 const KEY: &str = "rtc-test-api-key-0123456789";
 
@@ -40,20 +37,9 @@ fn red_y4m(dir: &std::path::Path) -> std::path::PathBuf {
 fn a_browser_in_a_call_appears_in_the_room_program() {
     let dir = tempfile::tempdir().unwrap();
     let video = red_y4m(dir.path());
-    let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
-    let _guard = rt.enter();
-
-    let storage = tessera::config::StorageConfig { s3_bucket: None, s3_prefix: String::new() };
-    let store = tessera::recording::RecordingStore::new(dir.path(), storage).unwrap();
-    let hub = ProgramHub::new();
-    let sfu = Sfu::new(SfuConfig::default(), Some(Arc::new(hub.clone())));
-    let state = AppState::new(ApiKey::new(KEY.to_string()).unwrap(), dir.path().to_owned())
-        .with_media(Media::new(sfu.clone(), hub.clone(), store));
-    let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
-    let port = listener.local_addr().unwrap().port();
-    rt.spawn(async move {
-        let _ = axum::serve(listener, tessera::server::app(state)).await;
-    });
+    let app = app::App::start(KEY);
+    let (port, hub, sfu) = (app.port, app.hub.clone(), app.sfu.clone());
+    let _guard = app.rt.enter();
 
     // The application mints a participant token with its API key.
     let resp = common::http::post_json(

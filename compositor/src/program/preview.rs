@@ -136,22 +136,25 @@ pub(crate) fn build_bin(
         gst_app::AppSinkCallbacks::builder()
             .new_sample(move |s| {
                 let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
-                let Some(buffer) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
-                let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
-                let position = sample
-                    .segment()
-                    .and_then(|seg| seg.downcast_ref::<gst::ClockTime>().cloned())
-                    .and_then(|seg| buffer.pts().and_then(|pts| seg.to_running_time(pts)))
-                    .map(|t| Duration::from_nanos(t.nseconds()))
-                    .unwrap_or_default();
-                sequence += 1;
-                store.store(Preview { jpeg: map.to_vec(), width: w, height: h, position, sequence });
-                on_still(&store);
+                if let Some((jpeg, position)) = still_of(&sample) {
+                    sequence += 1;
+                    store.store(Preview { jpeg, width: w, height: h, position, sequence });
+                    on_still(&store);
+                }
                 Ok(gst::FlowSuccess::Ok)
             })
             .build(),
     );
     Ok((bin, shared))
+}
+
+/// The JPEG bytes of a sample and its program running time.
+fn still_of(sample: &gst::Sample) -> Option<(Vec<u8>, Duration)> {
+    let buffer = sample.buffer()?;
+    let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?.clone();
+    let position = buffer.pts().and_then(|pts| segment.to_running_time(pts)).map(|t| Duration::from_nanos(t.nseconds()));
+    let jpeg = buffer.map_readable().ok()?.to_vec();
+    Some((jpeg, position.unwrap_or_default()))
 }
 
 #[cfg(test)]
