@@ -22,6 +22,9 @@ struct Track {
     /// Publication order in the room: a program started later adds tracks in this order, so
     /// grids keep the room's join order.
     seq: u64,
+    /// Who the participant is in the program (layouts' `identity` selectors, pins): the
+    /// token's identity, or the SFU's participant id when there is none or it is taken.
+    program_id: String,
 }
 
 type KeyframeRoutes = Arc<Mutex<HashMap<TrackId, KeyframeRequester>>>;
@@ -33,8 +36,10 @@ struct RoomMedia {
     /// By SFU track id.
     tracks: HashMap<String, Track>,
     next_seq: u64,
-    /// The SFU's current active speaker, for a program started after it was detected.
+    /// The SFU's current active speaker (its participant id), for a program started later.
     active_speaker: Option<String>,
+    /// Identities pinned by the application (layouts' `pinned` selector).
+    pinned: Vec<String>,
     program: Option<Arc<RoomPipeline>>,
     /// The program's inputs → their publishers. A lock of its own: the program may ask for a
     /// keyframe from inside `add_track`, while the rooms lock is held.
@@ -122,12 +127,13 @@ impl ProgramHub {
         let first_seq = |participant: &str| {
             media.tracks.values().filter(|t| t.info.participant_id == participant).map(|t| t.seq).min().unwrap_or(0)
         };
+        program.set_pinned(&media.pinned);
         let mut order: Vec<(u64, u64, String)> =
             media.tracks.iter().map(|(id, t)| (first_seq(&t.info.participant_id), t.seq, id.clone())).collect();
         order.sort();
         for (_, _, sfu_id) in order {
             let Some(track) = media.tracks.get_mut(&sfu_id) else { continue };
-            match add_input(&program, &track.info, &track.keyframes, &media.keyframe_routes) {
+            match add_input(&program, &track.info, &track.program_id, &track.keyframes, &media.keyframe_routes) {
                 Ok(input) => {
                     track.input = Some(input);
                     self.inputs().insert(sfu_id.clone(), (program.clone(), input));
@@ -135,11 +141,26 @@ impl ProgramHub {
                 Err(e) => tracing::warn!(room, track = %sfu_id, error = %e, "track cannot join the program"),
             }
         }
-        if let Some(speaker) = &media.active_speaker {
-            program.set_active_speakers(std::slice::from_ref(speaker));
-        }
+        program.set_active_speakers(&media.speaker_ranking());
         media.program = Some(program.clone());
         Ok(program)
+    }
+
+    /// Pins participants of a room by identity (layouts' `pinned` selector), now and in any
+    /// program the room starts later; returns the running program, if any, to wait on.
+    pub fn set_pinned(&self, room: &str, identities: Vec<String>) -> Option<Arc<RoomPipeline>> {
+        let mut rooms = self.lock();
+        let media = rooms.entry(room.to_string()).or_default();
+        media.pinned = identities;
+        if let Some(program) = &media.program {
+            program.set_pinned(&media.pinned);
+        }
+        media.program.clone()
+    }
+
+    /// The room's pinned identities.
+    pub fn pinned(&self, room: &str) -> Vec<String> {
+        self.lock().get(room).map(|m| m.pinned.clone()).unwrap_or_default()
     }
 
     /// Registers a listener for every program's events (recordings, streams).
@@ -192,8 +213,34 @@ impl ProgramHub {
 
 }
 
-/// What the compositor needs to know about an SFU track.
-pub fn track_params(info: &TrackInfo) -> Option<TrackParams> {
+impl RoomMedia {
+    /// The program id for a newly published track: the participant's, if it has tracks
+    /// already; else its token identity unless another participant holds it (two tabs with
+    /// one token); else the SFU's participant id.
+    fn program_id_for(&self, info: &TrackInfo) -> String {
+        if let Some(t) = self.tracks.values().find(|t| t.info.participant_id == info.participant_id) {
+            return t.program_id.clone();
+        }
+        match &info.participant_identity {
+            Some(identity) if !self.tracks.values().any(|t| &t.program_id == identity) => identity.clone(),
+            _ => info.participant_id.clone(),
+        }
+    }
+
+    /// The active speaker as the program knows them.
+    fn speaker_ranking(&self) -> Vec<String> {
+        let Some(speaker) = &self.active_speaker else { return Vec::new() };
+        self.tracks
+            .values()
+            .find(|t| &t.info.participant_id == speaker)
+            .map(|t| vec![t.program_id.clone()])
+            .unwrap_or_default()
+    }
+}
+
+/// What the compositor needs to know about an SFU track; `participant` is its id in the
+/// program.
+pub fn track_params(info: &TrackInfo, participant: &str) -> Option<TrackParams> {
     let codec = match info.mime_type.to_ascii_lowercase().as_str() {
         "video/vp8" => Codec::Vp8,
         "video/h264" => Codec::H264,
@@ -206,7 +253,7 @@ pub fn track_params(info: &TrackInfo) -> Option<TrackParams> {
         TrackSource::Screen => TrackKind::Screen,
     };
     Some(TrackParams {
-        participant: info.participant_id.clone(),
+        participant: participant.to_owned(),
         name: info.participant_name.clone(),
         kind,
         codec,
@@ -220,10 +267,11 @@ pub fn track_params(info: &TrackInfo) -> Option<TrackParams> {
 fn add_input(
     program: &RoomPipeline,
     info: &TrackInfo,
+    participant: &str,
     keyframes: &KeyframeRequester,
     routes: &KeyframeRoutes,
 ) -> Result<TrackId, HubError> {
-    let params = track_params(info).ok_or_else(|| {
+    let params = track_params(info, participant).ok_or_else(|| {
         tessera_compositor::CompositorError::InvalidTrack(format!("{} cannot be composited", info.mime_type))
     })?;
     program.add_participant(&params.participant, &params.name)?;
@@ -231,6 +279,15 @@ fn add_input(
     routes.lock().unwrap_or_else(|e| e.into_inner()).insert(input, keyframes.clone());
     keyframes.request();
     Ok(input)
+}
+
+/// Webhook data about a participant.
+fn participant_event(track: &TrackInfo) -> serde_json::Value {
+    serde_json::json!({
+        "participant_id": track.participant_id,
+        "identity": track.participant_identity,
+        "name": track.participant_name,
+    })
 }
 
 impl MediaHandoff for ProgramHub {
@@ -242,12 +299,12 @@ impl MediaHandoff for ProgramHub {
             self.webhooks.send("room.started", &track.room, serde_json::json!({}));
         }
         if !media.tracks.values().any(|t| t.info.participant_id == track.participant_id) {
-            let who = serde_json::json!({ "participant_id": track.participant_id, "name": track.participant_name });
-            self.webhooks.send("participant.joined", &track.room, who);
+            self.webhooks.send("participant.joined", &track.room, participant_event(track));
         }
+        let program_id = media.program_id_for(track);
         let mut input = None;
         if let Some(program) = &media.program {
-            match add_input(program, track, &keyframes, &media.keyframe_routes) {
+            match add_input(program, track, &program_id, &keyframes, &media.keyframe_routes) {
                 Ok(id) => {
                     input = Some(id);
                     self.inputs().insert(track.track_id.clone(), (program.clone(), id));
@@ -257,7 +314,7 @@ impl MediaHandoff for ProgramHub {
         }
         let seq = media.next_seq;
         media.next_seq += 1;
-        media.tracks.insert(track.track_id.clone(), Track { info: track.clone(), keyframes, input, seq });
+        media.tracks.insert(track.track_id.clone(), Track { info: track.clone(), keyframes, input, seq, program_id });
     }
 
     fn track_unpublished(&self, track: &TrackInfo) {
@@ -267,17 +324,16 @@ impl MediaHandoff for ProgramHub {
         let removed = media.tracks.remove(&track.track_id);
         let still_there = media.tracks.values().any(|t| t.info.participant_id == track.participant_id);
         if removed.is_some() && !still_there {
-            let who = serde_json::json!({ "participant_id": track.participant_id, "name": track.participant_name });
-            self.webhooks.send("participant.left", &track.room, who);
+            self.webhooks.send("participant.left", &track.room, participant_event(track));
             if media.tracks.is_empty() {
                 self.webhooks.send("room.ended", &track.room, serde_json::json!({}));
             }
         }
-        if let (Some(program), Some(Track { input: Some(input), .. })) = (&media.program, removed) {
+        if let (Some(program), Some(Track { input: Some(input), program_id, .. })) = (&media.program, removed) {
             media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&input);
             let _ = program.remove_track(input);
             if !still_there {
-                let _ = program.remove_participant(&track.participant_id);
+                let _ = program.remove_participant(&program_id);
             }
         }
         if media.tracks.is_empty() && media.program.is_none() {
@@ -313,10 +369,9 @@ impl MediaHandoff for ProgramHub {
             let mut rooms = self.lock();
             let Some(media) = rooms.get_mut(room) else { return };
             media.active_speaker = participant_id.map(str::to_owned);
-            media.program.clone()
+            media.program.clone().map(|p| (p, media.speaker_ranking()))
         };
-        if let Some(program) = program {
-            let ranking: Vec<String> = participant_id.map(|p| vec![p.to_string()]).unwrap_or_default();
+        if let Some((program, ranking)) = program {
             program.set_active_speakers(&ranking);
         }
     }
@@ -331,6 +386,7 @@ mod tests {
             room: "r".into(),
             participant_id: "PA_1".into(),
             participant_name: "Alice".into(),
+            participant_identity: None,
             track_id: "TR_1".into(),
             source,
             mime_type: mime.into(),
@@ -344,20 +400,20 @@ mod tests {
 
     #[test]
     fn sfu_tracks_map_to_program_inputs() {
-        let p = track_params(&info("video/VP8", TrackSource::Camera, 90_000)).unwrap();
+        let p = track_params(&info("video/VP8", TrackSource::Camera, 90_000), "alice").unwrap();
         assert_eq!((p.codec, p.kind, p.ssrc, p.payload_type), (Codec::Vp8, TrackKind::Camera, 1234, 96));
-        assert_eq!((p.participant.as_str(), p.name.as_str()), ("PA_1", "Alice"));
+        assert_eq!((p.participant.as_str(), p.name.as_str()), ("alice", "Alice"));
         p.validate().unwrap();
-        let s = track_params(&info("video/H264", TrackSource::Screen, 90_000)).unwrap();
+        let s = track_params(&info("video/H264", TrackSource::Screen, 90_000), "a").unwrap();
         assert_eq!((s.codec, s.kind), (Codec::H264, TrackKind::Screen));
-        let a = track_params(&info("audio/opus", TrackSource::Audio, 48_000)).unwrap();
+        let a = track_params(&info("audio/opus", TrackSource::Audio, 48_000), "a").unwrap();
         assert_eq!((a.codec, a.kind), (Codec::Opus, TrackKind::Audio));
         a.validate().unwrap();
     }
 
     #[test]
     fn codecs_the_compositor_cannot_decode_stay_out() {
-        assert!(track_params(&info("video/VP9", TrackSource::Camera, 90_000)).is_none());
-        assert!(track_params(&info("video/AV1", TrackSource::Camera, 90_000)).is_none());
+        assert!(track_params(&info("video/VP9", TrackSource::Camera, 90_000), "a").is_none());
+        assert!(track_params(&info("video/AV1", TrackSource::Camera, 90_000), "a").is_none());
     }
 }

@@ -1,9 +1,9 @@
 //! The three user flows end to end, through nothing but HTTP, with real participants: the real
 //! `tessera serve` recording into a real S3 server (SeaweedFS) and streaming to a real RTMP
 //! server (nginx-rtmp), while two `tessera bot`s are in the call over WebRTC (red on VP8 and
-//! silent; blue on H.264 with a 660 Hz tone). The layout is swapped mid-call; both outputs
-//! are decoded and checked: whose colour fills which region before and after the swap, codecs,
-//! durations, the speaker's tone.
+//! silent; blue on H.264 with a 660 Hz tone). The layout is swapped mid-call, then red is
+//! pinned; both outputs are decoded and checked: whose colour fills which region before and
+//! after each change, codecs, durations, the speaker's tone.
 
 mod common;
 #[path = "../compositor/tests/common/mod.rs"]
@@ -49,20 +49,20 @@ fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<V
     }
 }
 
-/// Where the layout engine puts red (joined first, silent) and blue (joined second, the active
-/// speaker) on the program canvas.
-fn tiles(layout: &str) -> (Vec<Tile>, (f64, f64), (f64, f64)) {
+/// Where the layout engine puts red (joined first, silent, maybe pinned) and blue (joined
+/// second, the active speaker) on the program canvas.
+fn tiles(layout: &str, red_pinned: bool) -> (Vec<Tile>, (f64, f64), (f64, f64)) {
     let camera = Some(VideoSize { width: W, height: H });
-    let view = |id: &str, join_order, speaker_rank| ParticipantView {
+    let view = |id: &str, join_order, speaker_rank, pinned| ParticipantView {
         id: id.into(),
         name: id.into(),
         join_order,
         speaker_rank,
-        pinned: false,
+        pinned,
         camera,
         screen: None,
     };
-    let people = [view("red", 0, None), view("blue", 1, Some(0))];
+    let people = [view("red", 0, None, red_pinned), view("blue", 1, Some(0), false)];
     let tiles = LayoutEngine::compute(&Layout::builtin(layout).unwrap(), &people, Canvas { width: W, height: H });
     let red = tile_center(&tiles, "red").expect("red has a tile");
     let blue = tile_center(&tiles, "blue").expect("blue has a tile");
@@ -79,7 +79,7 @@ fn fetch(url: &str) -> Vec<u8> {
 }
 
 #[test]
-fn record_stream_and_swap_the_layout_of_a_call_with_two_bots() {
+fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     let weed = s3::Weed::start();
     weed.create_bucket("calls");
     let nginx = NginxRtmp::start();
@@ -97,10 +97,10 @@ fn record_stream_and_swap_the_layout_of_a_call_with_two_bots() {
 
     // Two participants join over WebRTC: red first, then blue, who talks.
     let size = format!("{W}x{H}");
-    let mut red = Bot::start(port, "standup", "red", &["--color", "#ff0000", "--size", &size, "--silent"]);
+    let mut red = Bot::start(port, "standup", "red", &["--identity", "red", "--color", "#ff0000", "--size", &size, "--silent"]);
     let red_id = red.participant_id();
     red.wait_for("published", Duration::from_secs(20));
-    let mut blue = Bot::start(port, "standup", "blue", &["--color", "#0000ff", "--size", &size, "--codec", "h264", "--tone", "660"]);
+    let mut blue = Bot::start(port, "standup", "blue", &["--identity", "blue", "--color", "#0000ff", "--size", &size, "--codec", "h264", "--tone", "660"]);
     let blue_id = blue.participant_id();
     blue.wait_for("published", Duration::from_secs(20));
     // The room shows both, and the SFU's active speaker (RFC 6464 levels) is blue.
@@ -113,6 +113,7 @@ fn record_stream_and_swap_the_layout_of_a_call_with_two_bots() {
     for (id, name, speaking) in [(&red_id, "red", false), (&blue_id, "blue", true)] {
         let p = people.iter().find(|p| p["id"] == id.as_str()).unwrap_or_else(|| panic!("{name} is listed: {room}"));
         assert_eq!((p["name"].as_str(), p["speaking"].as_bool()), (Some(name), Some(speaking)), "{room}");
+        assert_eq!(p["identity"].as_str(), Some(name), "the token's identity: {room}");
         assert_eq!(p["tracks"].as_array().map(Vec::len), Some(2), "{name} publishes video and audio: {room}");
     }
 
@@ -141,6 +142,14 @@ fn record_stream_and_swap_the_layout_of_a_call_with_two_bots() {
     assert_eq!(swap.status, 200, "{}", String::from_utf8_lossy(&swap.body));
     let swapped_at = get(port, &format!("/v1/recordings/{rec_id}"))["duration_s"].as_f64().expect("duration_s");
     std::thread::sleep(Duration::from_millis(3500));
+    // Pin red by its token identity: pip's main picture takes the pinned participant first.
+    let pin = http::send(port, "PATCH", "/v1/rooms/standup", &headers, Body::Sized(br#"{"pinned":["red"]}"#)).expect("PATCH");
+    assert_eq!(pin.status, 200, "{}", String::from_utf8_lossy(&pin.body));
+    assert_eq!(pin.json()["pinned"], serde_json::json!(["red"]));
+    let bad_pin = http::send(port, "PATCH", "/v1/rooms/standup", &headers, Body::Sized(br#"{"pinned":["no body"]}"#)).expect("PATCH");
+    assert_eq!((bad_pin.status, bad_pin.json()["error"]["field"].as_str()), (422, Some("/pinned/0")));
+    let pinned_at = get(port, &format!("/v1/recordings/{rec_id}"))["duration_s"].as_f64().expect("duration_s");
+    std::thread::sleep(Duration::from_millis(3000));
 
     let stopped = post(port, &format!("/v1/streams/{stream_id}/stop"), "");
     assert_eq!(stopped["status"], "stopped");
@@ -173,20 +182,25 @@ fn record_stream_and_swap_the_layout_of_a_call_with_two_bots() {
     let end = frames.last().unwrap().pts;
     let duration = done["duration_s"].as_f64().unwrap();
     assert!((end - duration).abs() < 1.0, "plays {end:.2} s; the API says {duration:.2} s");
-    assert!(end > 6.5, "{end}");
+    assert!(end > 9.5, "{end}");
 
     // Before the swap: the grid in join order (red left, blue right). After: picture in
-    // picture with the speaker (blue) large and red inset.
-    let (_, grid_red, grid_blue) = tiles("grid");
+    // picture with the speaker (blue) large and red inset. Once red is pinned: red large.
+    let (_, grid_red, grid_blue) = tiles("grid", false);
     assert!(grid_red.0 < grid_blue.0);
-    let (pip, pip_red, pip_blue) = tiles("pip");
+    let (pip, pip_red, pip_blue) = tiles("pip", false);
     assert!(pip.iter().any(|t| t.participant == "red" && t.rect.width < W / 2), "red is the inset");
+    let (pinned, pinned_red, pinned_blue) = tiles("pip", true);
+    assert!(pinned.iter().any(|t| t.participant == "blue" && t.rect.width < W / 2), "blue is the inset");
     let canvas = (W, H);
+    let corner = (W as f64 * 0.3, H as f64 * 0.3);
     assert_color(&frames, 1.5, swapped_at - 0.7, grid_red, canvas, RED, "red in the grid (recording)");
     assert_color(&frames, 1.5, swapped_at - 0.7, grid_blue, canvas, BLUE, "blue in the grid (recording)");
-    assert_color(&frames, swapped_at + 0.5, end - 0.2, pip_red, canvas, RED, "red inset (recording)");
-    assert_color(&frames, swapped_at + 0.5, end - 0.2, (W as f64 * 0.3, H as f64 * 0.3), canvas, BLUE, "blue main (recording)");
-    assert_color(&frames, swapped_at + 0.5, end - 0.2, pip_blue, canvas, BLUE, "blue main centre (recording)");
+    assert_color(&frames, swapped_at + 0.5, pinned_at - 0.7, pip_red, canvas, RED, "red inset (recording)");
+    assert_color(&frames, swapped_at + 0.5, pinned_at - 0.7, corner, canvas, BLUE, "blue main (recording)");
+    assert_color(&frames, swapped_at + 0.5, pinned_at - 0.7, pip_blue, canvas, BLUE, "blue main centre (recording)");
+    assert_color(&frames, pinned_at + 0.5, end - 0.2, pinned_blue, canvas, BLUE, "blue inset once red is pinned (recording)");
+    assert_color(&frames, pinned_at + 0.5, end - 0.2, corner, canvas, RED, "pinned red main (recording)");
     // Blue's tone is in the mix.
     let audio = decode_audio(&file);
     let tail = &audio[audio.len().saturating_sub(48_000 * 3)..];
@@ -212,10 +226,10 @@ fn record_stream_and_swap_the_layout_of_a_call_with_two_bots() {
     assert!(ok, "ffmpeg cannot remux the FLV");
     let flv_frames = decode_frames(&remuxed, 160, 90);
     let (first, last) = (flv_frames.first().unwrap().pts, flv_frames.last().unwrap().pts);
-    assert!(last - first > 6.0, "{first}..{last}");
+    assert!(last - first > 9.0, "{first}..{last}");
     assert_color(&flv_frames, first + 1.5, first + 3.0, grid_red, canvas, RED, "red in the grid (stream)");
     assert_color(&flv_frames, first + 1.5, first + 3.0, grid_blue, canvas, BLUE, "blue in the grid (stream)");
-    assert_color(&flv_frames, last - 2.0, last, pip_red, canvas, RED, "red inset (stream)");
-    assert_color(&flv_frames, last - 2.0, last, pip_blue, canvas, BLUE, "blue main (stream)");
+    assert_color(&flv_frames, last - 2.0, last, pinned_red, canvas, RED, "pinned red main (stream)");
+    assert_color(&flv_frames, last - 2.0, last, pinned_blue, canvas, BLUE, "blue inset (stream)");
     assert!(!server.stderr().contains("SECRET"), "the stream key is in the logs");
 }

@@ -17,6 +17,8 @@ pub struct TrackInfo {
     pub participant_id: String,
     /// Participant display name.
     pub participant_name: String,
+    /// The application's identity for the participant (from its token), if it has one.
+    pub participant_identity: Option<String>,
     /// Track id, unique in the room.
     pub track_id: String,
     /// `audio`, `camera` or `screen`.

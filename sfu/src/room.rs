@@ -802,6 +802,7 @@ impl Participant {
             room: room.name.clone(),
             participant_id: self.id.clone(),
             participant_name: self.name.clone(),
+            participant_identity: self.identity().map(str::to_owned),
             track_id: track.id.clone(),
             source: track.source,
             mime_type: track.codec.mime_type.clone(),

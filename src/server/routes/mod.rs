@@ -28,7 +28,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))
         .route("/v1/rooms", get(room_status::list))
-        .route("/v1/rooms/{room}", get(room_status::show))
+        .route("/v1/rooms/{room}", get(room_status::show).patch(room_status::patch))
         .route("/v1/rooms/{room}/preview.jpg", get(room_status::preview))
         .route("/v1/rooms/{room}/tokens", post(rooms::create_token))
         .route("/v1/rooms/{room}/recordings", post(recordings::start))

@@ -14,7 +14,8 @@ use tessera_compositor::CompositorError;
 
 use crate::recordings::RecordingStatus;
 use crate::server::error::ApiError;
-use crate::server::routes::params::{blocking, media, room_param};
+use crate::server::extract::ApiJson;
+use crate::server::routes::params::{blocking, media, room_param, valid_name};
 use crate::server::state::{AppState, Media};
 use crate::streams::StreamStatus;
 
@@ -45,6 +46,51 @@ pub async fn show(
         return Err(no_room(&room));
     }
     Ok(Json(room_value))
+}
+
+/// `PATCH /v1/rooms/{room}` `{"pinned": [identity...]}`: the participants layouts show in
+/// their `pinned` regions (e.g. `single`, `pip`), by token identity, most important first.
+/// Answers once the program shows them (when one runs); an empty list unpins.
+pub async fn patch(
+    State(state): State<AppState>,
+    room: Result<Path<String>, PathRejection>,
+    body: ApiJson<RoomPatch>,
+) -> Result<Json<Value>, ApiError> {
+    let room = room_param(room)?;
+    let media = media(&state)?;
+    let ApiJson(RoomPatch { pinned }) = body;
+    if pinned.len() > MAX_PINNED {
+        return Err(invalid("/pinned", &format!("at most {MAX_PINNED} identities")));
+    }
+    for (i, id) in pinned.iter().enumerate() {
+        if !valid_name(id, 128) {
+            return Err(invalid(&format!("/pinned/{i}"), "identities use letters, digits, '-' and '_' (1 to 128)"));
+        }
+    }
+    if !active(&describe(&media, &room)) {
+        return Err(no_room(&room));
+    }
+    if let Some(program) = media.hub.set_pinned(&room, pinned) {
+        blocking(move || program.sync_scene(SCENE_TIMEOUT), |e| {
+            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("the program did not show the pins: {e}"))
+        })
+        .await?;
+    }
+    Ok(Json(describe(&media, &room)))
+}
+
+/// `PATCH /v1/rooms/{room}` body.
+#[derive(Debug, serde::Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RoomPatch {
+    pinned: Vec<String>,
+}
+
+const MAX_PINNED: usize = 16;
+const SCENE_TIMEOUT: Duration = Duration::from_secs(5);
+
+fn invalid(field: &str, message: &str) -> ApiError {
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
 }
 
 /// `GET /v1/rooms/{room}/preview.jpg` → a JPEG still of the room's program (at most 640
@@ -157,6 +203,7 @@ fn describe(media: &Media, name: &str) -> Value {
         "name": name,
         "participants": participants,
         "active_speaker": speaker,
+        "pinned": media.hub.pinned(name),
         "program": program,
         "recordings": recordings,
         "streams": streams,
