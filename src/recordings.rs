@@ -12,6 +12,8 @@ use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
 
 use crate::json_store::{JsonStore, Stored};
+use tessera_plugins::journal::Destination;
+use tessera_plugins::{Outcome, RecoveryOutcome};
 use crate::media::ProgramHub;
 use crate::recording::{RecordingLocation, RecordingStore};
 
@@ -70,6 +72,9 @@ struct Entry {
     rec: Recording,
     /// The program and output while this process records it.
     live: Option<(Arc<RoomPipeline>, OutputId)>,
+    /// An earlier process died while recording it: `stopping` until start-up recovery has
+    /// finished its file or object.
+    interrupted: bool,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -149,7 +154,7 @@ impl Recordings {
         tracing::info!(recording = %id, room, "recording started");
         self.save(&rec);
         self.hub.webhooks().send("recording.started", room, serde_json::to_value(&rec).unwrap_or_default());
-        self.lock().insert(id, Entry { rec: rec.clone(), live: Some((program, output)) });
+        self.lock().insert(id, Entry { rec: rec.clone(), live: Some((program, output)), interrupted: false });
         Ok(rec)
     }
 
@@ -262,6 +267,54 @@ impl Recordings {
 }
 
 impl Recordings {
+    /// Finishes what an earlier process left behind (blocking: S3 calls), then settles the
+    /// interrupted recordings: `completed` up to the crash, `failed` if nothing could be kept,
+    /// or still `stopping` when the store is unreachable (retried at the next start).
+    pub fn recover(&self) {
+        let reports = self.store.recover();
+        let settled: Vec<Recording> = {
+            let mut entries = self.lock();
+            entries
+                .values_mut()
+                .filter(|e| e.interrupted)
+                .map(|e| {
+                    let report = reports.iter().find(|r| same_place(r.destination.as_ref(), &e.rec.location));
+                    let rec = &mut e.rec;
+                    match report.map(|r| &r.outcome) {
+                        // No journal left: the file or object was already whole.
+                        None => {
+                            rec.status = RecordingStatus::Completed;
+                            rec.error = Some(format!("{INTERRUPTED}; it was completed up to that moment"));
+                        }
+                        Some(RecoveryOutcome::Done(Outcome::Complete { bytes, .. })) => {
+                            rec.status = RecordingStatus::Completed;
+                            rec.bytes = *bytes;
+                            rec.error = Some(format!("{INTERRUPTED}; it was completed up to that moment"));
+                        }
+                        Some(RecoveryOutcome::Done(Outcome::Empty)) => {
+                            rec.status = RecordingStatus::Failed;
+                            rec.error = Some(format!("{INTERRUPTED} before anything playable was recorded"));
+                        }
+                        Some(RecoveryOutcome::Done(Outcome::Failed { reason })) => {
+                            rec.status = RecordingStatus::Failed;
+                            rec.error = Some(format!("{INTERRUPTED}, and finishing it failed: {reason}"));
+                        }
+                        Some(RecoveryOutcome::Failed { reason }) => {
+                            rec.error = Some(format!("{INTERRUPTED}; finishing it is retried at the next start: {reason}"));
+                            return rec.clone();
+                        }
+                        Some(RecoveryOutcome::InUse) => return rec.clone(),
+                    }
+                    e.interrupted = false;
+                    rec.clone()
+                })
+                .collect()
+        };
+        for rec in &settled {
+            self.save(rec);
+        }
+    }
+
     /// Keeps the recording's metadata across restarts (best effort: a full disk is logged).
     fn save(&self, rec: &Recording) {
         self.state.save(&rec.id, rec);
@@ -273,14 +326,26 @@ impl Recordings {
 fn load(state: &JsonStore) -> BTreeMap<String, Entry> {
     let mut entries = BTreeMap::new();
     for Stored { value: mut rec, .. } in state.load_all::<Recording>() {
-        if matches!(rec.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping) {
-            rec.status = RecordingStatus::Completed;
-            rec.error = Some("the server stopped during this recording; it was completed up to that moment".into());
+        let interrupted =
+            matches!(rec.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping);
+        if interrupted {
+            rec.status = RecordingStatus::Stopping;
+            rec.error = Some(format!("{INTERRUPTED}; finishing it up to that moment"));
             rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
         }
-        entries.insert(rec.id.clone(), Entry { rec, live: None });
+        entries.insert(rec.id.clone(), Entry { rec, live: None, interrupted });
     }
     entries
+}
+
+const INTERRUPTED: &str = "the server stopped during this recording";
+
+fn same_place(destination: Option<&Destination>, location: &RecordingLocation) -> bool {
+    match (destination, location) {
+        (Some(Destination::S3 { bucket, key, .. }), RecordingLocation::S3 { bucket: b, key: k }) => bucket == b && key == k,
+        (Some(Destination::Local { location }), RecordingLocation::Local { path }) => location == path,
+        _ => false,
+    }
 }
 
 /// The resource with live figures while the output runs.

@@ -72,15 +72,6 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         Some(bucket) => tracing::info!(%bucket, prefix = %config.storage.s3_prefix, "recordings go to S3"),
         None => tracing::info!(dir = %config.data_dir.join("recordings").display(), "recordings are written locally"),
     }
-    // Recordings a crashed process left behind are completed in the background: the server
-    // is usable at once, and a store that is down only delays them to the next start.
-    let recovering = recordings.clone();
-    tokio::task::spawn_blocking(move || {
-        let reports = recovering.recover();
-        if !reports.is_empty() {
-            tracing::info!(count = reports.len(), "start-up recovery finished");
-        }
-    });
 
     let api_key = match config.api_key {
         Some(key) => {
@@ -113,7 +104,13 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     let hub = ProgramHub::with_webhooks(webhooks);
     let sfu = tessera_sfu::Sfu::new(sfu_config(&config.rtc_ips), Some(Arc::new(hub.clone())));
     tracing::info!(ips = ?config.rtc_ips, "WebRTC: advertising these addresses");
-    let state = AppState::new(api_key, config.data_dir).with_media(Media::new(sfu, hub, recordings));
+    let media = Media::new(sfu, hub, recordings);
+    // Recordings a crashed process left behind are completed in the background: the server
+    // is usable at once (they show as `stopping` meanwhile), and a store that is down only
+    // delays them to the next start.
+    let recovering = media.recordings.clone();
+    tokio::task::spawn_blocking(move || recovering.recover());
+    let state = AppState::new(api_key, config.data_dir).with_media(media);
     server::serve(listener, state, shutdown)
         .await
         .map_err(|err| format!("server error: {err}"))
