@@ -123,6 +123,11 @@ impl DownTrack {
         self.forwarded.load(Ordering::Relaxed)
     }
 
+    /// Packets dropped because the subscriber's queue was full.
+    pub fn dropped(&self) -> u64 {
+        self.dropped.load(Ordering::Relaxed)
+    }
+
     /// Sets the subscriber's bandwidth for this track (bit/s, 0 = unknown).
     pub fn set_bandwidth(&self, bps: u64) {
         self.bandwidth.store(bps, Ordering::Relaxed);

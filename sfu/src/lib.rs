@@ -12,6 +12,7 @@ pub mod http;
 mod peer;
 pub mod room;
 pub mod signal;
+pub mod stats;
 
 pub use config::{IceConfig, SfuConfig};
 pub use error::{Error, Result};
@@ -19,3 +20,4 @@ pub use handoff::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, 
 pub use http::{TokenValidator, router};
 pub use peer::{AUDIO_LEVEL_URI, build_peer};
 pub use room::{Participant, PublishedTrack, Room, Sfu};
+pub use stats::{Counter, TransportCounters};

@@ -14,11 +14,12 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodec
 use rtc::sansio::Protocol;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    RTCIceCandidateType, Registry, SettingEngineBuilder, register_default_interceptors,
+    Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::config::SfuConfig;
 use crate::error::{Error, Result};
+use crate::stats::{CountingInterceptor, TransportCounters};
 
 /// RFC 6464 audio level header extension.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -102,18 +103,30 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
 /// Builds a peer connection (the SFU's, and `tessera bot`'s client side) with Opus/VP8/H.264/VP9/AV1, NACK, RTCP reports, TWCC feedback,
 /// the simulcast header extensions and RFC 6464 audio levels, on the configured addresses.
 pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
+    build_counted_peer(cfg, handler, None).await
+}
+
+/// [`build_peer`], with the RTCP traffic (NACKs, retransmissions, reports, feedback) counted
+/// into `counters`.
+pub(crate) async fn build_counted_peer(
+    cfg: &SfuConfig,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+    counters: Option<Arc<TransportCounters>>,
+) -> Result<Arc<dyn PeerConnection>> {
     let mut me = MediaEngine::default();
     me.register_default_codecs()?;
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
-    let registry = registry.with(Slot::from(14_000), RtcpToApp { read: VecDeque::new(), write: VecDeque::new() });
+    let mut registry = registry.with(Slot::from(14_000), RtcpToApp { read: VecDeque::new(), write: VecDeque::new() });
+    if let Some(c) = counters {
+        // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
+        // retransmissions leave and every inbound RTCP packet arrive.
+        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c));
+    }
 
-    let mut se = SettingEngineBuilder::new()
+    let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true);
-    if !cfg.ice.public_ips.is_empty() {
-        se = se.with_nat_1to1_ips(cfg.ice.public_ips.clone(), RTCIceCandidateType::Host);
-    }
     let udp: Vec<SocketAddr> =
         cfg.ice.ips.iter().map(|&ip| SocketAddr::new(ip, port_in(cfg.ice.udp_port_range, ip, false))).collect();
     let tcp: Vec<SocketAddr> = if cfg.ice.tcp {
@@ -133,6 +146,36 @@ pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHan
         .await
         .map_err(|e| Error::WebRtc(e.to_string()))?;
     Ok(Arc::new(pc))
+}
+
+/// Rewrites the addresses of our `a=candidate` lines for `public_ips` (1:1 NAT): the i-th
+/// configured local address is advertised as the i-th public one (one public address: all of
+/// them). `webrtc` 0.21 takes `nat_1to1_ips` in its setting engine but never applies them, so
+/// the SFU does it on the SDP it hands out.
+pub(crate) fn advertise_public_ips(sdp: &str, cfg: &SfuConfig) -> String {
+    let public = &cfg.ice.public_ips;
+    if public.is_empty() {
+        return sdp.to_owned();
+    }
+    let map = |addr: &str| -> Option<&str> {
+        let ip: std::net::IpAddr = addr.parse().ok()?;
+        let i = cfg.ice.ips.iter().position(|&l| l == ip)?;
+        public.get(i).or_else(|| (public.len() == 1).then(|| &public[0])).map(String::as_str)
+    };
+    let mut out = String::with_capacity(sdp.len());
+    for line in sdp.split_inclusive('\n') {
+        // a=candidate:<foundation> <component> <transport> <priority> <address> <port> typ …
+        let fields: Vec<&str> = line.split(' ').collect();
+        match (line.starts_with("a=candidate:"), fields.get(4).and_then(|a| map(a))) {
+            (true, Some(p)) => {
+                let mut f = fields.clone();
+                f[4] = p;
+                out.push_str(&f.join(" "));
+            }
+            _ => out.push_str(line),
+        }
+    }
+    out
 }
 
 /// The `a=extmap` id of `uri` in an SDP, if any.
@@ -198,5 +241,18 @@ mod tests {
         assert_eq!(simulcast_rids(SDP, "v1"), vec!["q", "h", "f"]);
         assert!(simulcast_rids(SDP, "a1").is_empty());
         assert!(simulcast_rids(SDP, "zz").is_empty());
+    }
+
+    #[test]
+    fn public_ips_replace_candidate_addresses() {
+        let mut cfg = SfuConfig::default();
+        let sdp = "v=0\r\na=candidate:1 1 udp 2130706431 127.0.0.1 40000 typ host\r\na=candidate:2 1 tcp 1 127.0.0.1 9 typ host tcptype passive\r\na=ice-ufrag:x\r\n";
+        assert_eq!(advertise_public_ips(sdp, &cfg), sdp);
+        cfg.ice.public_ips = vec!["203.0.113.7".into()];
+        let out = advertise_public_ips(sdp, &cfg);
+        assert!(out.contains("udp 2130706431 203.0.113.7 40000 typ host\r\n"), "{out}");
+        assert!(out.contains("tcp 1 203.0.113.7 9 typ host tcptype passive\r\n"), "{out}");
+        assert!(!out.contains("127.0.0.1"));
+        assert!(out.ends_with("a=ice-ufrag:x\r\n"));
     }
 }

@@ -8,7 +8,8 @@ use std::time::{Duration, Instant};
 use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+};
 use rtc::shared::marshal::Marshal;
 use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
@@ -27,8 +28,9 @@ use crate::forward::{DownTrack, Output, PT_UNKNOWN, TrackForwarder};
 use crate::handoff::{
     HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
 };
-use crate::peer::{AUDIO_LEVEL_URI, build_peer, extmap_id, simulcast_rids};
+use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_counted_peer, extmap_id, simulcast_rids};
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
+use crate::stats::TransportCounters;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -58,6 +60,7 @@ pub(crate) struct SfuInner {
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     handoff: Option<Arc<HandoffDispatcher>>,
     next_id: AtomicU64,
+    counters: Arc<TransportCounters>,
 }
 
 impl Drop for SfuInner {
@@ -72,7 +75,12 @@ impl Sfu {
     /// An SFU with this configuration; `handoff` receives every published track's media.
     pub fn new(config: SfuConfig, handoff: Option<Arc<dyn MediaHandoff>>) -> Self {
         let handoff = handoff.map(|h| HandoffDispatcher::start(h, 2048));
-        Self { inner: Arc::new(SfuInner { config, rooms: Mutex::new(HashMap::new()), handoff, next_id: AtomicU64::new(1) }) }
+        Self { inner: Arc::new(SfuInner { config, rooms: Mutex::new(HashMap::new()),
+                handoff,
+                next_id: AtomicU64::new(1),
+                counters: Arc::new(TransportCounters::default()),
+            }),
+        }
     }
 
     /// The configuration.
@@ -101,6 +109,12 @@ impl Sfu {
     /// Names of the rooms with participants.
     pub fn rooms(&self) -> Vec<String> {
         lock(&self.inner.rooms).keys().cloned().collect()
+    }
+
+    /// What all peer connections' RTCP machinery did: NACKs, retransmissions, keyframe
+    /// requests, reports, congestion feedback.
+    pub fn transport_counters(&self) -> &TransportCounters {
+        &self.inner.counters
     }
 
     /// RTP packets the hand-off dropped because its consumer was behind.
@@ -407,13 +421,21 @@ impl Participant {
         if let Some(pc) = pc.as_ref() {
             return Ok(Arc::clone(pc));
         }
-        let cfg = self.config().ok_or_else(|| Error::Conflict("room is gone".into()))?;
+        let sfu = self.room.upgrade().and_then(|r| r.sfu.upgrade()).ok_or_else(|| Error::Conflict("room is gone".into()))?;
         let (tx, rx) = watch::channel(false);
         lock(&self.gathered).insert(target, rx);
         let handler = Arc::new(PeerHandler { participant: Arc::downgrade(self), target, gathered: tx });
-        let new = build_peer(&cfg, handler).await?;
+        let new = build_counted_peer(&sfu.config, handler, Some(Arc::clone(&sfu.counters))).await?;
         *pc = Some(Arc::clone(&new));
         Ok(new)
+    }
+
+    /// Our SDP as the client should see it (public addresses in the candidates).
+    fn advertised(&self, sdp: &str) -> String {
+        match self.config() {
+            Some(cfg) => advertise_public_ips(sdp, &cfg),
+            None => sdp.to_owned(),
+        }
     }
 
     async fn wait_gathered(&self, target: Target) {
@@ -444,7 +466,7 @@ impl Participant {
         pc.set_local_description(answer).await?;
         self.wait_gathered(Target::Publish).await;
         let local = pc.local_description().await.ok_or_else(|| Error::Internal("no local description".into()))?;
-        Ok(local.sdp)
+        Ok(self.advertised(&local.sdp))
     }
 
     /// Adds a trickled remote candidate.
@@ -531,7 +553,7 @@ impl Participant {
         drop(neg);
         self.wait_gathered(Target::Subscribe).await;
         let local = pc.local_description().await.ok_or_else(|| Error::Internal("no local description".into()))?;
-        self.send(ServerMessage::SubscribeOffer { sdp: local.sdp });
+        self.send(ServerMessage::SubscribeOffer { sdp: self.advertised(&local.sdp) });
         Ok(())
     }
 
@@ -554,7 +576,13 @@ impl Participant {
             format!("{}-{}", track.participant_id, track.id),
             kind,
             vec![RTCRtpEncodingParameters {
-                rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(ssrc), ..Default::default() },
+                rtp_coding_parameters: RTCRtpCodingParameters {
+                    ssrc: Some(ssrc),
+                    // Video retransmissions go on their own SSRC (RFC 4588 RTX) when the
+                    // subscriber accepts RTX; otherwise they are resent as they were.
+                    rtx: (kind == RtpCodecKind::Video).then(|| RTCRtpRtxParameters { ssrc: random_u32() }),
+                    ..Default::default()
+                },
                 codec: track.codec.clone(),
                 ..Default::default()
             }],

@@ -1,7 +1,9 @@
 // Tessera web client: joins a room over /v1/rtc (see sfu/PROTOCOL.md), publishes camera and
 // microphone on one peer connection and receives everyone else on a second one.
 // /rooms/{room}?token=…&name=… joins automatically. Test options: simulcast=1, publish=0,
-// maxBitrate=bps, maxHeight=px.
+// maxBitrate=bps, maxHeight=px, trickle=0 (send no local candidates, neither trickled nor in
+// SDPs: the server learns the client's address from its connectivity checks, e.g. through a
+// test relay).
 (() => {
   'use strict';
   const q = new URLSearchParams(location.search);
@@ -15,6 +17,8 @@
   const stats = { joined: false, participant_id: null, inbound: {}, errors: [] };
   window.tesseraStats = stats;
 
+  const noCandidates = q.get('trickle') === '0';
+  const sdpOut = (sdp) => noCandidates ? sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n') : sdp;
   function send(m) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(m)); }
 
   function tile(id, label, muted) {
@@ -53,7 +57,7 @@
   function peer(target) {
     const pc = new RTCPeerConnection({ iceServers: [] });
     pc.onicecandidate = (e) => {
-      if (e.candidate) send({ type: 'candidate', target, candidate: e.candidate.toJSON() });
+      if (e.candidate && !noCandidates) send({ type: 'candidate', target, candidate: e.candidate.toJSON() });
     };
     return pc;
   }
@@ -86,7 +90,7 @@
     pendingDecls = decls;
     const offer = await pub.createOffer();
     await pub.setLocalDescription(offer);
-    send({ type: 'publish_offer', sdp: pub.localDescription.sdp, tracks: decls });
+    send({ type: 'publish_offer', sdp: sdpOut(pub.localDescription.sdp), tracks: decls });
   }
 
   async function onMessage(m) {
@@ -116,7 +120,7 @@
         await sub.setRemoteDescription({ type: 'offer', sdp: m.sdp });
         const answer = await sub.createAnswer();
         await sub.setLocalDescription(answer);
-        send({ type: 'subscribe_answer', sdp: sub.localDescription.sdp });
+        send({ type: 'subscribe_answer', sdp: sdpOut(sub.localDescription.sdp) });
         break;
       }
       case 'participant_joined':
@@ -153,23 +157,44 @@
     }
   }
 
-  async function collectStats() {
-    if (!sub) return;
-    const report = await sub.getStats();
-    const inbound = {};
+  // Sums `fields` of the reports of one type, per kind (remote-* reports name their kind too).
+  function sumStats(report, type, fields) {
+    const out = {};
     report.forEach((s) => {
-      if (s.type !== 'inbound-rtp') return;
-      const k = s.kind;
-      const a = inbound[k] || (inbound[k] = { packetsReceived: 0, packetsLost: 0, framesDecoded: 0, totalSamplesReceived: 0, frameHeight: 0, tracks: 0 });
+      if (s.type !== type) return;
+      const a = out[s.kind] || (out[s.kind] = Object.fromEntries(fields.map((f) => [f, 0]).concat([['tracks', 0]])));
       a.tracks += 1;
-      a.packetsReceived += s.packetsReceived || 0;
-      a.packetsLost += s.packetsLost || 0;
-      a.framesDecoded += s.framesDecoded || 0;
-      a.totalSamplesReceived += s.totalSamplesReceived || 0;
-      a.frameHeight = Math.max(a.frameHeight, s.frameHeight || 0);
+      for (const f of fields) a[f] = f === 'frameHeight' || f === 'roundTripTime' ? Math.max(a[f], s[f] || 0) : a[f] + (s[f] || 0);
     });
-    stats.inbound = inbound;
-    send({ type: 'stats', stats: { inbound, active_speaker: stats.active_speaker || null, errors: stats.errors } });
+    return out;
+  }
+
+  // The selected candidate pair's estimates (availableOutgoingBitrate needs congestion feedback).
+  function transportStats(report) {
+    let pair = null;
+    report.forEach((s) => {
+      if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
+    });
+    if (!pair) return null;
+    return { availableOutgoingBitrate: pair.availableOutgoingBitrate || 0, availableIncomingBitrate: pair.availableIncomingBitrate || 0, currentRoundTripTime: pair.currentRoundTripTime || 0 };
+  }
+
+  async function collectStats() {
+    const out = { active_speaker: stats.active_speaker || null, errors: stats.errors, inbound: {}, outbound: {} };
+    if (sub) {
+      const report = await sub.getStats();
+      out.inbound = sumStats(report, 'inbound-rtp', ['packetsReceived', 'packetsLost', 'framesDecoded', 'totalSamplesReceived', 'frameHeight', 'nackCount', 'retransmittedPacketsReceived', 'freezeCount', 'totalFreezesDuration', 'pliCount', 'framesDropped']);
+      out.remote_outbound = sumStats(report, 'remote-outbound-rtp', ['packetsSent', 'reportsSent']);
+      out.subscribe_transport = transportStats(report);
+    }
+    if (pub) {
+      const report = await pub.getStats();
+      out.outbound = sumStats(report, 'outbound-rtp', ['packetsSent', 'nackCount', 'retransmittedPacketsSent', 'pliCount', 'framesEncoded']);
+      out.remote_inbound = sumStats(report, 'remote-inbound-rtp', ['packetsLost', 'roundTripTime', 'roundTripTimeMeasurements']);
+      out.publish_transport = transportStats(report);
+    }
+    stats.inbound = out.inbound;
+    send({ type: 'stats', stats: out });
   }
   setInterval(() => collectStats().catch(() => {}), 1000);
 

@@ -1,6 +1,8 @@
 //! Test harness: the SFU router on a free 127.0.0.1 port, and headless Chromium peers.
 #![allow(dead_code)]
 
+pub mod relay;
+
 use std::net::SocketAddr;
 use std::process::Stdio;
 use std::sync::Arc;
@@ -16,7 +18,11 @@ pub struct Server {
 }
 
 pub async fn start(handoff: Option<Arc<dyn MediaHandoff>>) -> Server {
-    let sfu = Sfu::new(SfuConfig::default(), handoff);
+    start_with(SfuConfig::default(), handoff).await
+}
+
+pub async fn start_with(config: SfuConfig, handoff: Option<Arc<dyn MediaHandoff>>) -> Server {
+    let sfu = Sfu::new(config, handoff);
     let app = tessera_sfu::router(sfu.clone(), Arc::new(|_room: &str, token: &str| token == TOKEN));
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0").await.expect("bind");
     let addr = listener.local_addr().expect("addr");
@@ -97,11 +103,14 @@ pub fn participants(sfu: &Sfu, room: &str) -> Vec<Arc<Participant>> {
 
 /// The latest `getStats` summary the page reported for a participant.
 pub fn inbound(p: &Participant, kind: &str, field: &str) -> f64 {
+    stat(p, &format!("/inbound/{kind}/{field}"))
+}
+
+/// Any number from the latest `getStats` summary the page reported (a JSON pointer such as
+/// `/outbound/video/nackCount`); 0 when absent.
+pub fn stat(p: &Participant, pointer: &str) -> f64 {
     let s = p.stats.lock().unwrap_or_else(|e| e.into_inner());
-    s.as_ref()
-        .and_then(|v| v.pointer(&format!("/inbound/{kind}/{field}")))
-        .and_then(|v| v.as_f64())
-        .unwrap_or(0.0)
+    s.as_ref().and_then(|v| v.pointer(pointer)).and_then(|v| v.as_f64()).unwrap_or(0.0)
 }
 
 /// Polls `cond` every 250 ms until it holds or `timeout` passes.

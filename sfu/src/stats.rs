@@ -1,0 +1,218 @@
+//! Transport counters: what the peer connections' RTCP machinery did (NACKs, retransmissions,
+//! keyframe requests, reports, congestion feedback), counted by a pass-through interceptor that
+//! sits between the pacer and the NACK responder, so it sees the responder's retransmissions on
+//! their way out and every inbound RTCP packet before anything consumes it.
+
+use std::collections::VecDeque;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::Instant;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
+use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
+use rtc::rtcp::sender_report::SenderReport;
+use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
+use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
+use rtc::sansio::Protocol;
+
+/// Counters of one SFU (all its peer connections), monotonic.
+#[derive(Debug, Default)]
+pub struct TransportCounters {
+    counters: [AtomicU64; Counter::ALL.len()],
+}
+
+/// What [`TransportCounters`] counts.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Counter {
+    /// RTCP NACK packets received (from subscribers).
+    NacksReceived,
+    /// Sequence numbers those NACKs asked for.
+    NackedPackets,
+    /// RTP packets resent in answer to NACKs (plain or RTX).
+    RetransmittedPackets,
+    /// Bytes of payload resent.
+    RetransmittedBytes,
+    /// RTCP NACK packets sent (to publishers).
+    NacksSent,
+    /// Picture loss indications received.
+    PlisReceived,
+    /// Full intra requests received.
+    FirsReceived,
+    /// Picture loss indications sent.
+    PlisSent,
+    /// Transport-wide congestion control feedback packets sent (to publishers).
+    TwccFeedbackSent,
+    /// Transport-wide congestion control feedback packets received (from subscribers).
+    TwccFeedbackReceived,
+    /// REMB packets received.
+    RembReceived,
+    /// Receiver reports sent.
+    ReceiverReportsSent,
+    /// Receiver reports received.
+    ReceiverReportsReceived,
+    /// Sender reports sent.
+    SenderReportsSent,
+}
+
+impl Counter {
+    /// Every counter, in index order.
+    pub const ALL: [Counter; 14] = [
+        Counter::NacksReceived,
+        Counter::NackedPackets,
+        Counter::RetransmittedPackets,
+        Counter::RetransmittedBytes,
+        Counter::NacksSent,
+        Counter::PlisReceived,
+        Counter::FirsReceived,
+        Counter::PlisSent,
+        Counter::TwccFeedbackSent,
+        Counter::TwccFeedbackReceived,
+        Counter::RembReceived,
+        Counter::ReceiverReportsSent,
+        Counter::ReceiverReportsReceived,
+        Counter::SenderReportsSent,
+    ];
+
+    /// Prometheus metric name (a counter, `_total`).
+    pub fn metric(self) -> &'static str {
+        match self {
+            Counter::NacksReceived => "tessera_sfu_nacks_received_total",
+            Counter::NackedPackets => "tessera_sfu_nacked_packets_total",
+            Counter::RetransmittedPackets => "tessera_sfu_retransmitted_packets_total",
+            Counter::RetransmittedBytes => "tessera_sfu_retransmitted_bytes_total",
+            Counter::NacksSent => "tessera_sfu_nacks_sent_total",
+            Counter::PlisReceived => "tessera_sfu_plis_received_total",
+            Counter::FirsReceived => "tessera_sfu_firs_received_total",
+            Counter::PlisSent => "tessera_sfu_plis_sent_total",
+            Counter::TwccFeedbackSent => "tessera_sfu_twcc_feedback_sent_total",
+            Counter::TwccFeedbackReceived => "tessera_sfu_twcc_feedback_received_total",
+            Counter::RembReceived => "tessera_sfu_remb_received_total",
+            Counter::ReceiverReportsSent => "tessera_sfu_receiver_reports_sent_total",
+            Counter::ReceiverReportsReceived => "tessera_sfu_receiver_reports_received_total",
+            Counter::SenderReportsSent => "tessera_sfu_sender_reports_sent_total",
+        }
+    }
+
+    /// One-line description for `# HELP`.
+    pub fn help(self) -> &'static str {
+        match self {
+            Counter::NacksReceived => "RTCP NACK packets received from subscribers.",
+            Counter::NackedPackets => "RTP sequence numbers subscribers' NACKs asked for.",
+            Counter::RetransmittedPackets => "RTP packets resent from the per-track send buffer in answer to NACKs.",
+            Counter::RetransmittedBytes => "Payload bytes resent in answer to NACKs.",
+            Counter::NacksSent => "RTCP NACK packets sent to publishers for packets lost on the way in.",
+            Counter::PlisReceived => "Picture loss indications received.",
+            Counter::FirsReceived => "Full intra requests received.",
+            Counter::PlisSent => "Picture loss indications sent to publishers.",
+            Counter::TwccFeedbackSent => "Transport-wide congestion control feedback packets sent to publishers.",
+            Counter::TwccFeedbackReceived => "Transport-wide congestion control feedback packets received from subscribers.",
+            Counter::RembReceived => "REMB bandwidth estimates received.",
+            Counter::ReceiverReportsSent => "RTCP receiver reports sent to publishers.",
+            Counter::ReceiverReportsReceived => "RTCP receiver reports received from subscribers.",
+            Counter::SenderReportsSent => "RTCP sender reports sent to subscribers.",
+        }
+    }
+}
+
+impl TransportCounters {
+    /// The value of one counter.
+    pub fn get(&self, c: Counter) -> u64 {
+        self.counters[c as usize].load(Ordering::Relaxed)
+    }
+
+    fn add(&self, c: Counter, n: u64) {
+        self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
+    }
+
+    /// Every counter with its value.
+    pub fn snapshot(&self) -> Vec<(Counter, u64)> {
+        Counter::ALL.iter().map(|&c| (c, self.get(c))).collect()
+    }
+
+    fn count_rtcp(&self, packets: &[Box<dyn rtc::rtcp::Packet>], inbound: bool) {
+        for p in packets {
+            let a = p.as_any();
+            if let Some(n) = a.downcast_ref::<TransportLayerNack>() {
+                if inbound {
+                    self.add(Counter::NacksReceived, 1);
+                    let asked: u64 = n.nacks.iter().map(|pair| 1 + u64::from(pair.lost_packets.count_ones())).sum();
+                    self.add(Counter::NackedPackets, asked);
+                } else {
+                    self.add(Counter::NacksSent, 1);
+                }
+            } else if a.is::<PictureLossIndication>() {
+                self.add(if inbound { Counter::PlisReceived } else { Counter::PlisSent }, 1);
+            } else if a.is::<FullIntraRequest>() && inbound {
+                self.add(Counter::FirsReceived, 1);
+            } else if a.is::<TransportLayerCc>() {
+                self.add(if inbound { Counter::TwccFeedbackReceived } else { Counter::TwccFeedbackSent }, 1);
+            } else if a.is::<ReceiverEstimatedMaximumBitrate>() && inbound {
+                self.add(Counter::RembReceived, 1);
+            } else if a.is::<ReceiverReport>() {
+                self.add(if inbound { Counter::ReceiverReportsReceived } else { Counter::ReceiverReportsSent }, 1);
+            } else if a.is::<SenderReport>() && !inbound {
+                self.add(Counter::SenderReportsSent, 1);
+            }
+        }
+    }
+}
+
+/// The counting interceptor: passes everything through unchanged.
+pub(crate) struct CountingInterceptor {
+    counters: Arc<TransportCounters>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl CountingInterceptor {
+    pub(crate) fn new(counters: Arc<TransportCounters>) -> Self {
+        Self { counters, read: VecDeque::new(), write: VecDeque::new() }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for CountingInterceptor {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            self.counters.count_rtcp(packets, true);
+        }
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        match &msg.message.packet {
+            Packet::Rtp(p) if msg.message.has(&Attribute::Retransmission) => {
+                self.counters.add(Counter::RetransmittedPackets, 1);
+                self.counters.add(Counter::RetransmittedBytes, p.payload.len() as u64);
+            }
+            Packet::Rtcp(packets) => self.counters.count_rtcp(packets, false),
+            _ => {}
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for CountingInterceptor {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}

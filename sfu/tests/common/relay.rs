@@ -1,0 +1,155 @@
+//! A UDP relay that loses packets: real loss on loopback without root or netem.
+//!
+//! The SFU binds its ICE sockets on 127.0.0.1 in a fixed port range and advertises them as
+//! `public_ips = [127.0.0.2]` (see `IceConfig::public_ips`). The relay binds 127.0.0.2 on the same
+//! ports and forwards between each client and the SFU socket through one upstream socket per
+//! client, like a NAT, so the SFU sees the client at the relay's address. Clients must not
+//! trickle their own candidates (the web client's `trickle=0`), or the SFU could reach them
+//! directly around the relay. Only RTP is dropped (not STUN, DTLS or RTCP), in one direction
+//! or both, at a fixed rate from a seeded generator.
+
+use std::collections::HashMap;
+use std::net::{IpAddr, Ipv4Addr, SocketAddr};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
+
+use tokio::net::UdpSocket;
+use tokio::task::JoinHandle;
+
+/// The address clients reach the SFU at.
+pub const RELAY_IP: IpAddr = IpAddr::V4(Ipv4Addr::new(127, 0, 0, 2));
+
+/// Loss rates (0.0–1.0) of RTP packets per direction.
+#[derive(Debug, Clone, Copy, Default)]
+pub struct Loss {
+    /// Only RTP packets of at least this many bytes may be lost (300: video, not Opus audio,
+    /// whose loss no one repairs).
+    pub min_size: usize,
+    /// SFU → client (what subscribers receive; publishers get only RTCP this way).
+    pub to_client: f64,
+    /// Client → SFU (what publishers send; subscribers send only RTCP this way).
+    pub to_sfu: f64,
+}
+
+/// Packets the relay forwarded and dropped.
+#[derive(Debug, Default)]
+pub struct RelayCounts {
+    pub to_client: AtomicU64,
+    pub to_sfu: AtomicU64,
+    pub dropped_to_client: AtomicU64,
+    pub dropped_to_sfu: AtomicU64,
+}
+
+impl RelayCounts {
+    pub fn get(&self) -> [u64; 4] {
+        [&self.to_client, &self.to_sfu, &self.dropped_to_client, &self.dropped_to_sfu].map(|c| c.load(Ordering::Relaxed))
+    }
+}
+
+/// The running relay; stops on drop.
+pub struct LossyRelay {
+    /// The SFU's port range, for `IceConfig::udp_port_range`.
+    pub ports: (u16, u16),
+    pub counts: Arc<RelayCounts>,
+    _tasks: AbortOnDrop,
+}
+
+
+/// RTP, not RTCP/STUN/DTLS (RFC 7983 demultiplexing; RTCP packet types 192–223).
+fn is_rtp(b: &[u8]) -> bool {
+    b.len() >= 12 && (128..=191).contains(&b[0]) && !(192..=223).contains(&b[1])
+}
+
+/// xorshift64*, seeded: the same loss pattern on every run.
+struct Dice(u64);
+
+impl Dice {
+    fn lose(&mut self, rate: f64) -> bool {
+        if rate <= 0.0 {
+            return false;
+        }
+        self.0 ^= self.0 >> 12;
+        self.0 ^= self.0 << 25;
+        self.0 ^= self.0 >> 27;
+        let x = self.0.wrapping_mul(0x2545_f491_4f6c_dd1d) >> 11;
+        (x as f64 / (1u64 << 53) as f64) < rate
+    }
+}
+
+impl LossyRelay {
+    /// Binds `n` consecutive ports on [`RELAY_IP`] whose 127.0.0.1 twins are free, and relays.
+    pub async fn start(n: u16, loss: Loss) -> LossyRelay {
+        let seed = std::process::id() as u64;
+        for attempt in 0..50u64 {
+            let base = 20_000 + ((seed * 7919 + attempt * 104_729) % 2_000) as u16 * 16;
+            let mut socks = Vec::new();
+            for p in base..base + n {
+                let twin_free = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, p)).is_ok();
+                match UdpSocket::bind(SocketAddr::new(RELAY_IP, p)).await {
+                    Ok(s) if twin_free => socks.push(s),
+                    _ => break,
+                }
+            }
+            if socks.len() == n as usize {
+                let counts = Arc::new(RelayCounts::default());
+                let tasks: Vec<JoinHandle<()>> = socks
+                    .into_iter()
+                    .enumerate()
+                    .map(|(i, s)| tokio::spawn(relay_port(Arc::new(s), base + i as u16, loss, Arc::clone(&counts), seed + i as u64)))
+                    .collect();
+                return LossyRelay { ports: (base, base + n - 1), counts, _tasks: AbortOnDrop(tasks) };
+            }
+        }
+        panic!("no free port range for the relay");
+    }
+}
+
+async fn relay_port(public: Arc<UdpSocket>, port: u16, loss: Loss, counts: Arc<RelayCounts>, seed: u64) {
+    let sfu = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
+    let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
+    // Aborted when this task is (the relay dropped).
+    let mut children = AbortOnDrop(Vec::new());
+    let mut dice = Dice(seed.wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+    let mut buf = vec![0u8; 65_536];
+    loop {
+        let Ok((n, client)) = public.recv_from(&mut buf).await else { break };
+        let up = match upstreams.get(&client) {
+            Some(u) => Arc::clone(u),
+            None => {
+                let Ok(u) = UdpSocket::bind((Ipv4Addr::LOCALHOST, 0)).await else { continue };
+                let u = Arc::new(u);
+                upstreams.insert(client, Arc::clone(&u));
+                let (public, counts, u2) = (Arc::clone(&public), Arc::clone(&counts), Arc::clone(&u));
+                let mut dice = Dice(dice.0 ^ 0x5555_5555_5555_5555);
+                children.0.push(tokio::spawn(async move {
+                    let mut buf = vec![0u8; 65_536];
+                    while let Ok((n, _)) = u2.recv_from(&mut buf).await {
+                        if n >= loss.min_size && is_rtp(&buf[..n]) && dice.lose(loss.to_client) {
+                            counts.dropped_to_client.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        counts.to_client.fetch_add(1, Ordering::Relaxed);
+                        let _ = public.send_to(&buf[..n], client).await;
+                    }
+                }));
+                u
+            }
+        };
+        if n >= loss.min_size && is_rtp(&buf[..n]) && dice.lose(loss.to_sfu) {
+            counts.dropped_to_sfu.fetch_add(1, Ordering::Relaxed);
+            continue;
+        }
+        counts.to_sfu.fetch_add(1, Ordering::Relaxed);
+        let _ = up.send_to(&buf[..n], sfu).await;
+    }
+}
+
+struct AbortOnDrop(Vec<JoinHandle<()>>);
+
+impl Drop for AbortOnDrop {
+    fn drop(&mut self) {
+        for t in &self.0 {
+            t.abort();
+        }
+    }
+}

@@ -1,0 +1,133 @@
+//! RTCP with clients we did not write (headless Chromium), under real packet loss from a UDP
+//! relay on loopback (`common::relay`): subscribers' NACKs answered from the SFU's per-track
+//! send buffer, the SFU's own NACKs to a publisher, and the reports and congestion feedback
+//! Chromium's statistics can only show when the SFU sends them.
+
+mod common;
+
+use std::time::Duration;
+
+use common::relay::{LossyRelay, Loss, RELAY_IP};
+use common::*;
+use tessera_sfu::{Counter, SfuConfig};
+
+/// The SFU reachable only through a relay losing RTP at these rates.
+async fn lossy_server(loss: Loss) -> (Server, LossyRelay) {
+    let relay = LossyRelay::start(16, loss).await;
+    let mut cfg = SfuConfig::default();
+    cfg.ice.udp_port_range = Some(relay.ports);
+    cfg.ice.tcp = false;
+    cfg.ice.public_ips = vec![RELAY_IP.to_string()];
+    (start_with(cfg, None).await, relay)
+}
+
+fn by_name(server: &Server, room: &str, name: &str) -> Option<std::sync::Arc<tessera_sfu::Participant>> {
+    participants(&server.sfu, room).into_iter().find(|p| p.name == name)
+}
+
+fn dump(server: &Server, room: &str) -> String {
+    let counters: Vec<String> =
+        server.sfu.transport_counters().snapshot().iter().map(|(c, v)| format!("{}={v}", c.metric())).collect();
+    let stats: Vec<String> = participants(&server.sfu, room)
+        .iter()
+        .map(|p| format!("{}: {}", p.name, p.stats.lock().unwrap().as_ref().map(|v| v.to_string()).unwrap_or_default()))
+        .collect();
+    let tracks: Vec<String> = participants(&server.sfu, room)
+        .iter()
+        .flat_map(|p| p.tracks())
+        .map(|t| {
+            let downs: Vec<String> = t.forwarder.downs().iter().map(|d| format!("forwarded {} dropped {}", d.forwarded(), d.dropped())).collect();
+            format!("{} {}: received {} → {downs:?}", t.id, t.codec.mime_type, t.forwarder.received())
+        })
+        .collect();
+    format!("{counters:?}\n{tracks:?}\n{}", stats.join("\n"))
+}
+
+/// Video frames decoded and freezes of a subscriber now.
+fn video(p: &tessera_sfu::Participant) -> (f64, f64) {
+    (inbound(p, "video", "framesDecoded"), inbound(p, "video", "freezeCount"))
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn subscriber_loss_is_repaired_from_the_sfu_send_buffer() {
+    let (server, relay) = lossy_server(Loss { to_client: 0.05, to_sfu: 0.0, min_size: 300 }).await;
+    let base = format!("http://{}/rooms/lossy?token={TOKEN}&trickle=0", server.addr);
+    let _pub = Browser::open(&format!("{base}&name=pub"), &[]);
+    let _sub = Browser::open(&format!("{base}&name=sub&publish=0"), &[]);
+    let c = server.sfu.transport_counters();
+    let ok = wait_until(Duration::from_secs(40), || {
+        by_name(&server, "lossy", "sub").is_some_and(|s| video(&s).0 >= 90.0 && inbound(&s, "video", "nackCount") > 0.0)
+            && c.get(Counter::RetransmittedPackets) > 0
+    })
+    .await;
+    assert!(ok, "no NACK repair under loss: relay {:?}\n{}", relay.counts.get(), dump(&server, "lossy"));
+    let sub = by_name(&server, "lossy", "sub").unwrap();
+    let (frames0, freezes0) = video(&sub);
+    let retx0 = c.get(Counter::RetransmittedPackets);
+    let dropped0 = relay.counts.get()[2];
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (frames1, freezes1) = video(&sub);
+    let dropped = relay.counts.get()[2] - dropped0;
+    let resent = c.get(Counter::RetransmittedPackets) - retx0;
+    let (recv, lost) = (inbound(&sub, "video", "packetsReceived"), inbound(&sub, "video", "packetsLost"));
+    let rtx = inbound(&sub, "video", "retransmittedPacketsReceived");
+    let summary = format!(
+        "10 s at 5% video loss to the subscriber: {} frames decoded, {} freezes, relay dropped {dropped} video packets, \
+         SFU resent {resent}; since the start: SFU got {} NACKs asking for {} packets; subscriber: nackCount {}, \
+         retransmittedPacketsReceived {rtx}, packetsReceived {recv}, packetsLost {lost}",
+        frames1 - frames0,
+        freezes1 - freezes0,
+        c.get(Counter::NacksReceived),
+        c.get(Counter::NackedPackets),
+        inbound(&sub, "video", "nackCount"),
+    );
+    eprintln!("{summary}");
+    let detail = format!("{summary}\n{}", dump(&server, "lossy"));
+    assert!(dropped >= 10, "the relay hardly dropped: {detail}");
+    // Every drop is asked for and resent (resends can be lost too and are then resent again).
+    assert!(resent as f64 >= dropped as f64 * 0.8, "the SFU did not resend what was lost: {detail}");
+    assert!(rtx > 0.0, "no retransmission reached Chromium: {detail}");
+    assert!(frames1 - frames0 >= 150.0, "video did not keep flowing: {detail}");
+    assert!(freezes1 - freezes0 <= 2.0, "video froze: {detail}");
+    // Chromium counts a packet repaired by RTX as lost on the media SSRC and received on
+    // the RTX one: whatever it counts as lost must have come back by RTX.
+    assert!(lost <= rtx + recv * 0.005, "loss was not repaired: {detail}");
+}
+
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn publisher_loss_is_nacked_by_the_sfu_and_repaired() {
+    let (server, relay) = lossy_server(Loss { to_client: 0.0, to_sfu: 0.05, min_size: 300 }).await;
+    let base = format!("http://{}/rooms/uplink?token={TOKEN}&trickle=0", server.addr);
+    let _pub = Browser::open(&format!("{base}&name=pub"), &[]);
+    let _sub = Browser::open(&format!("{base}&name=sub&publish=0"), &[]);
+    let c = server.sfu.transport_counters();
+    let ok = wait_until(Duration::from_secs(40), || {
+        let (Some(p), Some(s)) = (by_name(&server, "uplink", "pub"), by_name(&server, "uplink", "sub")) else { return false };
+        video(&s).0 >= 90.0 && stat(&p, "/outbound/video/retransmittedPacketsSent") > 0.0
+    })
+    .await;
+    assert!(ok, "no NACK to the publisher under loss: relay {:?}\n{}", relay.counts.get(), dump(&server, "uplink"));
+    let (publ, sub) = (by_name(&server, "uplink", "pub").unwrap(), by_name(&server, "uplink", "sub").unwrap());
+    let (frames0, freezes0) = video(&sub);
+    let dropped0 = relay.counts.get()[3];
+    tokio::time::sleep(Duration::from_secs(10)).await;
+    let (frames1, freezes1) = video(&sub);
+    let (recv, lost) = (inbound(&sub, "video", "packetsReceived"), inbound(&sub, "video", "packetsLost"));
+    let summary = format!(
+        "10 s at 5% loss from the publisher: relay dropped {} RTP packets; SFU sent {} NACKs; publisher: nackCount {}, \
+         retransmittedPacketsSent {}; subscriber: {} frames decoded, {} freezes, packetsReceived {recv}, packetsLost {lost}",
+        relay.counts.get()[3] - dropped0,
+        c.get(Counter::NacksSent),
+        stat(&publ, "/outbound/video/nackCount"),
+        stat(&publ, "/outbound/video/retransmittedPacketsSent"),
+        frames1 - frames0,
+        freezes1 - freezes0,
+    );
+    eprintln!("{summary}");
+    let detail = format!("{summary}\n{}", dump(&server, "uplink"));
+    assert!(relay.counts.get()[3] > dropped0, "the relay dropped nothing: {detail}");
+    assert!(c.get(Counter::NacksSent) > 0 && stat(&publ, "/outbound/video/nackCount") > 0.0, "{detail}");
+    assert!(frames1 - frames0 >= 150.0, "video did not keep flowing: {detail}");
+    assert!(freezes1 - freezes0 <= 2.0, "video froze: {detail}");
+    assert!(lost <= recv * 0.01, "loss was not repaired: {detail}");
+}
