@@ -131,3 +131,42 @@ async fn publisher_loss_is_nacked_by_the_sfu_and_repaired() {
     assert!(freezes1 - freezes0 <= 2.0, "video froze: {detail}");
     assert!(lost <= recv * 0.01, "loss was not repaired: {detail}");
 }
+
+/// RTCP reports and congestion feedback, as Chromium's statistics show them: a publisher's
+/// `remote-inbound-rtp` round-trip times need the SFU's receiver reports, its send-side
+/// bandwidth estimate climbs above the 300 kbit/s start value only on the SFU's transport-wide
+/// congestion control feedback, and a subscriber's `remote-outbound-rtp` comes from the SFU's
+/// sender reports.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn reports_and_congestion_feedback_reach_chromium() {
+    let server = start(None).await;
+    let base = format!("http://{}/rooms/fb?token={TOKEN}", server.addr);
+    let _pub = Browser::open(&format!("{base}&name=pub"), &[]);
+    let _sub = Browser::open(&format!("{base}&name=sub&publish=0"), &[]);
+    let c = server.sfu.transport_counters();
+    let ok = wait_until(Duration::from_secs(40), || {
+        let (Some(p), Some(s)) = (by_name(&server, "fb", "pub"), by_name(&server, "fb", "sub")) else { return false };
+        stat(&p, "/remote_inbound/video/roundTripTimeMeasurements") >= 3.0
+            && stat(&p, "/remote_inbound/audio/roundTripTimeMeasurements") >= 3.0
+            && stat(&p, "/publish_transport/availableOutgoingBitrate") >= 600_000.0
+            && stat(&s, "/remote_outbound/video/reportsSent") >= 3.0
+            && stat(&s, "/remote_outbound/audio/reportsSent") >= 3.0
+    })
+    .await;
+    let detail = dump(&server, "fb");
+    assert!(ok, "reports or feedback missing: {detail}");
+    for counter in [Counter::ReceiverReportsSent, Counter::SenderReportsSent, Counter::TwccFeedbackSent, Counter::ReceiverReportsReceived] {
+        assert!(c.get(counter) > 0, "{} is 0: {detail}", counter.metric());
+    }
+    let (p, s) = (by_name(&server, "fb", "pub").unwrap(), by_name(&server, "fb", "sub").unwrap());
+    eprintln!(
+        "publisher: RTT {:.1} ms over {} measurements, availableOutgoingBitrate {:.0} kbit/s; subscriber: {} video sender reports; SFU sent {} TWCC feedback packets, {} RRs, {} SRs",
+        stat(&p, "/remote_inbound/video/roundTripTime") * 1000.0,
+        stat(&p, "/remote_inbound/video/roundTripTimeMeasurements"),
+        stat(&p, "/publish_transport/availableOutgoingBitrate") / 1000.0,
+        stat(&s, "/remote_outbound/video/reportsSent"),
+        c.get(Counter::TwccFeedbackSent),
+        c.get(Counter::ReceiverReportsSent),
+        c.get(Counter::SenderReportsSent),
+    );
+}

@@ -57,6 +57,10 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.sample("tessera_sfu_received_packets", &[], received as f64);
         m.head("tessera_sfu_forwarded_packets", "gauge", "RTP packets forwarded to subscribers of the tracks published now.");
         m.sample("tessera_sfu_forwarded_packets", &[], forwarded as f64);
+        for (c, v) in media.sfu.transport_counters().snapshot() {
+            m.head(c.metric(), "counter", c.help());
+            m.sample(c.metric(), &[], v as f64);
+        }
         m.head("tessera_sfu_handoff_dropped_packets_total", "counter", "RTP packets the compositor hand-off dropped because it was behind.");
         m.sample("tessera_sfu_handoff_dropped_packets_total", &[], media.sfu.handoff_dropped() as f64);
 
