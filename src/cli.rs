@@ -171,6 +171,11 @@ pub struct BotArgs {
     #[arg(long)]
     pub subscribe: bool,
 
+    /// Publish nothing: with --subscribe, a receive-only participant (the SFU benchmark's
+    /// subscribers).
+    #[arg(long, requires = "subscribe")]
+    pub no_publish: bool,
+
     /// Leave after this long (`90`, `90s`, `5m`, `1h`); without it, run until stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
     pub duration: Option<std::time::Duration>,

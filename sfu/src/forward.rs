@@ -25,6 +25,8 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 pub enum Output {
     /// A bounded queue drained by a writer task (subscriber peer connections, benchmarks).
     Queue(mpsc::Sender<rtp::Packet>),
+    /// The same, with each packet's arrival time (for the forwarding delay).
+    TimedQueue(mpsc::Sender<(rtp::Packet, Instant)>),
     /// A callback (the hand-off); must not block.
     Callback(Box<dyn Fn(rtp::Packet) + Send + Sync>),
 }
@@ -203,6 +205,13 @@ impl DownTrack {
         match &self.output {
             Output::Queue(tx) => {
                 if tx.try_send(p).is_err() {
+                    self.dropped.fetch_add(1, Ordering::Relaxed);
+                } else {
+                    self.forwarded.fetch_add(1, Ordering::Relaxed);
+                }
+            }
+            Output::TimedQueue(tx) => {
+                if tx.try_send((p, now)).is_err() {
                     self.dropped.fetch_add(1, Ordering::Relaxed);
                 } else {
                     self.forwarded.fetch_add(1, Ordering::Relaxed);

@@ -20,4 +20,4 @@ pub use handoff::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, 
 pub use http::{TokenValidator, router};
 pub use peer::{AUDIO_LEVEL_URI, build_peer};
 pub use room::{Participant, PublishedTrack, Room, Sfu};
-pub use stats::{Counter, TransportCounters};
+pub use stats::{Counter, DELAY_BUCKETS_US, DelayHistogram, TransportCounters};

@@ -30,7 +30,7 @@ use crate::handoff::{
 };
 use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_counted_peer, extmap_id, simulcast_rids};
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
-use crate::stats::TransportCounters;
+use crate::stats::{DelayHistogram, TransportCounters};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -61,6 +61,7 @@ pub(crate) struct SfuInner {
     handoff: Option<Arc<HandoffDispatcher>>,
     next_id: AtomicU64,
     counters: Arc<TransportCounters>,
+    forward_delay: Arc<DelayHistogram>,
 }
 
 impl Drop for SfuInner {
@@ -79,6 +80,7 @@ impl Sfu {
                 handoff,
                 next_id: AtomicU64::new(1),
                 counters: Arc::new(TransportCounters::default()),
+                forward_delay: Arc::new(DelayHistogram::default()),
             }),
         }
     }
@@ -115,6 +117,11 @@ impl Sfu {
     /// requests, reports, congestion feedback.
     pub fn transport_counters(&self) -> &TransportCounters {
         &self.inner.counters
+    }
+
+    /// Forwarding delay per forwarded copy: arrival → handed to the subscriber's transport.
+    pub fn forward_delay(&self) -> &DelayHistogram {
+        &self.inner.forward_delay
     }
 
     /// RTP packets the hand-off dropped because its consumer was behind.
@@ -587,8 +594,8 @@ impl Participant {
                 ..Default::default()
             }],
         )));
-        let (tx, mut rx) = mpsc::channel::<rtc::rtp::Packet>(1024);
-        let down = Arc::new(DownTrack::new(self.id.clone(), ssrc, PT_UNKNOWN, track.codec.clock_rate, Output::Queue(tx)));
+        let (tx, mut rx) = mpsc::channel::<(rtc::rtp::Packet, Instant)>(1024);
+        let down = Arc::new(DownTrack::new(self.id.clone(), ssrc, PT_UNKNOWN, track.codec.clock_rate, Output::TimedQueue(tx)));
         if let Some(h) = lock(&self.video_sizes).get(&track.id) {
             down.set_max_height(*h);
         }
@@ -601,9 +608,14 @@ impl Participant {
         track.forwarder.add_down(Arc::clone(&down));
         // Writer: drains the down track's queue into the peer connection.
         let writer = Arc::clone(&local);
+        let delay = self.room.upgrade().and_then(|r| r.sfu.upgrade()).map(|s| Arc::clone(&s.forward_delay));
         tokio::spawn(async move {
-            while let Some(p) = rx.recv().await {
-                let _ = writer.write_rtp(p).await;
+            while let Some((p, arrived)) = rx.recv().await {
+                if writer.write_rtp(p).await.is_ok()
+                    && let Some(h) = &delay
+                {
+                    h.record(arrived.elapsed());
+                }
             }
         });
         // Keyframe requests from this subscriber go to the publisher (rate limited there).

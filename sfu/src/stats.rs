@@ -216,3 +216,77 @@ impl Interceptor for CountingInterceptor {
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
+
+/// Upper bounds (µs) of [`DelayHistogram`]'s buckets; the last bucket is unbounded.
+pub const DELAY_BUCKETS_US: [u64; 18] =
+    [25, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000];
+
+/// Forwarding delay: from a packet's arrival in the SFU (as the receive loop gets it, after
+/// SRTP) to its copy for one subscriber handed to that subscriber's transport (after the
+/// forwarding core, the subscriber's queue and its writer: interceptors and SRTP). One sample
+/// per forwarded copy.
+#[derive(Debug, Default)]
+pub struct DelayHistogram {
+    buckets: [AtomicU64; DELAY_BUCKETS_US.len() + 1],
+    sum_us: AtomicU64,
+}
+
+impl DelayHistogram {
+    /// Records one delay.
+    pub fn record(&self, d: std::time::Duration) {
+        let us = d.as_micros().min(u64::MAX as u128) as u64;
+        let i = DELAY_BUCKETS_US.iter().position(|&b| us <= b).unwrap_or(DELAY_BUCKETS_US.len());
+        self.buckets[i].fetch_add(1, Ordering::Relaxed);
+        self.sum_us.fetch_add(us, Ordering::Relaxed);
+    }
+
+    /// Samples per bucket (not cumulative), the last one unbounded.
+    pub fn counts(&self) -> Vec<u64> {
+        self.buckets.iter().map(|b| b.load(Ordering::Relaxed)).collect()
+    }
+
+    /// Sum of all samples in µs.
+    pub fn sum_us(&self) -> u64 {
+        self.sum_us.load(Ordering::Relaxed)
+    }
+
+    /// The bucket bound (µs) at or below which the fraction `q` of the samples fall; `None`
+    /// without samples or beyond the last bound.
+    pub fn quantile_bound_us(counts: &[u64], q: f64) -> Option<u64> {
+        let total: u64 = counts.iter().sum();
+        if total == 0 {
+            return None;
+        }
+        let want = (q * total as f64).ceil().max(1.0) as u64;
+        let mut seen = 0;
+        for (i, c) in counts.iter().enumerate() {
+            seen += c;
+            if seen >= want {
+                return DELAY_BUCKETS_US.get(i).copied();
+            }
+        }
+        None
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn delay_histogram_quantiles() {
+        let h = DelayHistogram::default();
+        for _ in 0..98 {
+            h.record(Duration::from_micros(40));
+        }
+        h.record(Duration::from_micros(900));
+        h.record(Duration::from_secs(1));
+        let c = h.counts();
+        assert_eq!(c.iter().sum::<u64>(), 100);
+        assert_eq!(DelayHistogram::quantile_bound_us(&c, 0.5), Some(50));
+        assert_eq!(DelayHistogram::quantile_bound_us(&c, 0.99), Some(1_000));
+        assert_eq!(DelayHistogram::quantile_bound_us(&c, 1.0), None);
+        assert_eq!(DelayHistogram::quantile_bound_us(&[0; 19], 0.5), None);
+    }
+}

@@ -109,7 +109,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
         video: !args.no_video,
         tone: if args.silent { None } else { Some(args.tone.unwrap_or(440.0)) },
     };
-    let (media, video_rx, audio_rx) = SyntheticMedia::start(&opts)?;
+    let media = if args.no_publish { None } else { Some(SyntheticMedia::start(&opts)?) };
     let deadline = async {
         match args.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -123,7 +123,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
         }
     };
     let session = signalling::Session::new(server, token, args.room.clone(), args.name.clone(), opts);
-    let report = session.run(media, video_rx, audio_rx, stop).await?;
+    let report = session.run(media, stop).await?;
     announce("left", serde_json::to_value(&report).unwrap_or_default());
     Ok(report)
 }

@@ -107,12 +107,10 @@ impl Session {
         Session { server, token, room, name, opts, counters: Arc::default() }
     }
 
-    /// Joins, publishes and stays until `stop`; then leaves.
+    /// Joins, publishes `media` (if any) and stays until `stop`; then leaves.
     pub async fn run(
         self,
-        media: SyntheticMedia,
-        video_rx: Option<PacketRx>,
-        audio_rx: PacketRx,
+        media: Option<(SyntheticMedia, Option<PacketRx>, PacketRx)>,
         stop: impl Future<Output = ()>,
     ) -> Result<BotReport, BotError> {
         let mut ws = connect(&self.server).await?;
@@ -128,6 +126,9 @@ impl Session {
             }
         };
 
+        let Some((media, video_rx, audio_rx)) = media else {
+            return self.receive_only(ws, participant_id, stop).await;
+        };
         let media = Arc::new(media);
         let mut publish = ClientPeer::new(&self.server.host, self.server.port).await?;
         let stream_id = format!("bot-{participant_id}");
@@ -188,19 +189,7 @@ impl Session {
                         publish.pc.set_remote_description(answer).await?;
                         answered = true;
                     }
-                    ServerMessage::SubscribeOffer { sdp } => {
-                        let offer = RTCSessionDescription::offer(sdp).map_err(|e| BotError::Signalling(format!("bad offer: {e}")))?;
-                        if subscribe.is_none() {
-                            subscribe = Some(ClientPeer::new(&self.server.host, self.server.port).await?);
-                        }
-                        if let Some(sub) = subscribe.as_mut() {
-                            sub.pc.set_remote_description(offer).await?;
-                            let answer = sub.pc.create_answer(None).await?;
-                            sub.pc.set_local_description(answer).await?;
-                            let sdp = sub.local_sdp().await?;
-                            send(&mut ws, &ClientMessage::SubscribeAnswer { sdp }).await?;
-                        }
-                    }
+                    ServerMessage::SubscribeOffer { sdp } => self.answer_subscribe(&mut ws, &mut subscribe, sdp).await?,
                     ServerMessage::Error { code, message, fatal } => {
                         if fatal {
                             break Err(BotError::Refused { code, message });
@@ -227,14 +216,64 @@ impl Session {
             let _ = sub.pc.close().await;
         }
         outcome?;
+        Ok(self.report(participant_id))
+    }
+
+    /// Answers a subscribe offer on the subscribe connection (created on the first offer).
+    async fn answer_subscribe(&self, ws: &mut Ws, subscribe: &mut Option<ClientPeer>, sdp: String) -> Result<(), BotError> {
+        let offer = RTCSessionDescription::offer(sdp).map_err(|e| BotError::Signalling(format!("bad offer: {e}")))?;
+        if subscribe.is_none() {
+            *subscribe = Some(ClientPeer::new(&self.server.host, self.server.port).await?);
+        }
+        if let Some(sub) = subscribe.as_mut() {
+            sub.pc.set_remote_description(offer).await?;
+            let answer = sub.pc.create_answer(None).await?;
+            sub.pc.set_local_description(answer).await?;
+            let sdp = sub.local_sdp().await?;
+            send(ws, &ClientMessage::SubscribeAnswer { sdp }).await?;
+        }
+        Ok(())
+    }
+
+    /// `--no-publish`: only answers subscribe offers and counts what arrives, until `stop`.
+    async fn receive_only(self, mut ws: Ws, participant_id: String, stop: impl Future<Output = ()>) -> Result<BotReport, BotError> {
+        let mut subscribe: Option<ClientPeer> = None;
+        let mut drains = Vec::new();
+        let mut ping = tokio::time::interval(PING_EVERY);
+        tokio::pin!(stop);
+        let outcome = loop {
+            tokio::select! {
+                _ = &mut stop => break Ok(()),
+                _ = ping.tick() => send(&mut ws, &ClientMessage::Ping).await?,
+                Some(track) = recv_track(&mut subscribe) => drains.push(tokio::spawn(drain(track, Arc::clone(&self.counters)))),
+                msg = next_message(&mut ws) => match msg? {
+                    ServerMessage::SubscribeOffer { sdp } => self.answer_subscribe(&mut ws, &mut subscribe, sdp).await?,
+                    ServerMessage::Error { code, message, fatal: true } => break Err(BotError::Refused { code, message }),
+                    _ => {}
+                },
+            }
+        };
+        let _ = send(&mut ws, &ClientMessage::Leave).await;
+        let _ = ws.close(None).await;
+        for task in &drains {
+            task.abort();
+        }
+        if let Some(sub) = subscribe {
+            let _ = sub.pc.close().await;
+        }
+        outcome?;
+        Ok(self.report(participant_id))
+    }
+
+    fn report(&self, participant_id: String) -> BotReport {
         let c = &self.counters;
-        Ok(BotReport {
+        BotReport {
             participant_id,
             video_packets_sent: c.video.load(Ordering::Relaxed),
             audio_packets_sent: c.audio.load(Ordering::Relaxed),
             packets_received: c.received.load(Ordering::Relaxed),
             keyframe_requests: c.keyframe_requests.load(Ordering::Relaxed),
-        })
+        }
     }
 }
 

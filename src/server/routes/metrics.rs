@@ -61,6 +61,18 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             m.head(c.metric(), "counter", c.help());
             m.sample(c.metric(), &[], v as f64);
         }
+        let delay = media.sfu.forward_delay();
+        let name = "tessera_sfu_forward_delay_seconds";
+        m.head(name, "histogram", "Per forwarded copy: from the packet's arrival in the SFU to its hand-off to the subscriber's transport.");
+        let counts = delay.counts();
+        let mut cumulative = 0u64;
+        for (i, c) in counts.iter().enumerate() {
+            cumulative += c;
+            let le = tessera_sfu::DELAY_BUCKETS_US.get(i).map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+            m.sample(&format!("{name}_bucket"), &[("le", &le)], cumulative as f64);
+        }
+        m.sample(&format!("{name}_sum"), &[], delay.sum_us() as f64 / 1e6);
+        m.sample(&format!("{name}_count"), &[], cumulative as f64);
         m.head("tessera_sfu_handoff_dropped_packets_total", "counter", "RTP packets the compositor hand-off dropped because it was behind.");
         m.sample("tessera_sfu_handoff_dropped_packets_total", &[], media.sfu.handoff_dropped() as f64);
 
