@@ -1,7 +1,8 @@
 //! The room control page in headless Chromium, driven like a user over the DevTools protocol
 //! (real mouse clicks and key presses): a browser participant shows up in the list, the
 //! recording starts from its button and is listed by the API, the layout picker swaps the
-//! recording's layout, the live preview refreshes, and the recording stops.
+//! recording's layout, the live preview refreshes, a live stream to an RTMP server (nginx-rtmp)
+//! starts and stops from its buttons, and the recording stops.
 
 #[path = "../sfu/tests/common/mod.rs"]
 mod browser;
@@ -10,6 +11,9 @@ mod common;
 mod app;
 #[path = "support/cdp.rs"]
 mod cdp;
+#[allow(dead_code)]
+#[path = "../compositor/tests/common/servers.rs"]
+mod servers;
 
 use std::time::{Duration, Instant};
 
@@ -17,6 +21,10 @@ use common::http;
 use serde_json::Value;
 
 const KEY: &str = "control-page-key-0123456789abcdef";
+
+fn streams(port: u16) -> Vec<Value> {
+    http::get(port, "/v1/streams?room=demo", Some(KEY)).json()["streams"].as_array().unwrap().clone()
+}
 
 fn recordings(port: u16) -> Vec<Value> {
     http::get(port, "/v1/recordings?room=demo", Some(KEY)).json()["recordings"].as_array().unwrap().clone()
@@ -98,6 +106,26 @@ fn the_control_page_records_swaps_the_layout_and_previews_the_room() {
     let shown = http::get(port, &format!("/v1/recordings/{id}"), Some(KEY)).json();
     assert_eq!(shown["layout"], "pip");
     assert_eq!(app.hub.program("demo").unwrap().layout(), tessera_compositor::layout::Layout::builtin("pip").unwrap());
+
+    // Stream the room to an RTMP ingest: type its URL, start, see it live (key masked), stop.
+    let nginx = servers::NginxRtmp::start();
+    page.click("#stream-url");
+    page.type_text(&nginx.url("page-SECRET"));
+    page.click("#stream-start");
+    page.wait_for("/\\(live\\)/.test(document.getElementById('stream-status').textContent)", Duration::from_secs(20));
+    let status = page.eval("document.getElementById('stream-status').textContent");
+    let masked = format!("rtmp://127.0.0.1:{}/live/****", nginx.port);
+    assert!(status.as_str().is_some_and(|s| s.contains(&masked) && !s.contains("SECRET")), "{status}");
+    let list = streams(port);
+    assert_eq!(list.len(), 1, "{list:?}");
+    assert_eq!((list[0]["status"].as_str(), list[0]["layout"].as_str()), (Some("active"), Some("pip")), "{list:?}");
+    std::thread::sleep(Duration::from_secs(2));
+    page.click("#stream-stop");
+    page.wait_for("document.getElementById('stream-status').textContent === 'Not streaming.'", Duration::from_secs(20));
+    assert_eq!(streams(port)[0]["status"], "stopped");
+    let flv = nginx.recordings("page-SECRET");
+    assert_eq!(flv.len(), 1, "the ingest got one stream");
+    assert!(std::fs::metadata(&flv[0]).unwrap().len() > 20_000, "with media in it");
 
     // Stop it with the button: the recording completes and the page says so.
     page.click("#record-stop");
