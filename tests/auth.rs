@@ -2,7 +2,8 @@
 //! joining a call (WebSocket signalling at `/v1/rtc`, WHIP at `/whip/{room}`) only a valid,
 //! unexpired participant token signed by this server for that room. Every refusal is the
 //! documented one: 401 `unauthorized` JSON over HTTP, a fatal `unauthorized` error message
-//! (then the socket closes) over the WebSocket.
+//! (then the socket closes) over the WebSocket. A token's `publish`/`subscribe` grants hold:
+//! 403 `forbidden` over WHIP, a `forbidden` error (the participant stays) over the WebSocket.
 
 mod common;
 
@@ -56,6 +57,37 @@ async fn closes(mut ws: Ws) -> bool {
             Ok(None | Some(Err(_)) | Some(Ok(Message::Close(_)))) => return true,
             Ok(Some(Ok(_))) => continue,
             Err(_) => return false,
+        }
+    }
+}
+
+/// The next `error` message (other messages are skipped).
+async fn next_error(ws: &mut Ws) -> Value {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("a message within 10 s") {
+            Some(Ok(Message::Text(t))) => {
+                let v: Value = serde_json::from_str(&t).expect("JSON message");
+                if v["type"] == "error" {
+                    return v;
+                }
+            }
+            Some(Ok(_)) => continue,
+            other => panic!("no error message: {other:?}"),
+        }
+    }
+}
+
+/// Whether a message of `kind` arrives within 10 s.
+async fn next_of(ws: &mut Ws, kind: &str) -> bool {
+    loop {
+        match tokio::time::timeout(Duration::from_secs(10), ws.next()).await {
+            Ok(Some(Ok(Message::Text(t)))) => {
+                if serde_json::from_str::<Value>(&t).is_ok_and(|v| v["type"] == kind) {
+                    return true;
+                }
+            }
+            Ok(Some(Ok(_))) => continue,
+            _ => return false,
         }
     }
 }
@@ -128,7 +160,26 @@ fn only_valid_tokens_for_the_room_join_a_call_and_only_the_api_key_opens_the_api
         let (msg, _) = ws_join(port, ROOM, &good).await;
         assert_eq!(msg["type"], "joined", "{msg}");
         assert_eq!(msg["room"], ROOM, "{msg}");
+
+        // Grants: a watch-only token may not publish, a publish-only one may not subscribe.
+        let viewer = mint(port, ROOM, r#"{"identity":"viewer","publish":false}"#);
+        let (msg, mut ws) = ws_join(port, ROOM, &viewer).await;
+        assert_eq!(msg["type"], "joined", "{msg}");
+        let offer = json!({"type": "publish_offer", "sdp": "v=0\r\n", "tracks": []}).to_string();
+        ws.send(Message::Text(offer.into())).await.unwrap();
+        let refusal = next_error(&mut ws).await;
+        assert_eq!((refusal["code"].as_str(), refusal["fatal"].as_bool()), (Some("forbidden"), Some(false)), "{refusal}");
+        ws.send(Message::Text(json!({"type": "ping"}).to_string().into())).await.unwrap();
+        assert!(next_of(&mut ws, "pong").await, "the viewer stays in the call");
+        let sender = mint(port, ROOM, r#"{"identity":"sender","subscribe":false}"#);
+        let (_, mut ws) = ws_join(port, ROOM, &sender).await;
+        ws.send(Message::Text(json!({"type": "subscribe", "participants": null}).to_string().into())).await.unwrap();
+        assert_eq!(next_error(&mut ws).await["code"], "forbidden");
     });
+    let viewer = mint(port, ROOM, r#"{"identity":"viewer2","publish":false}"#);
+    let refused_whip = whip_post(port, ROOM, Some(&viewer));
+    assert_eq!(refused_whip.status, 403, "{}", String::from_utf8_lossy(&refused_whip.body));
+    assert_eq!(refused_whip.json()["error"]["code"], "forbidden");
 
     // WHIP: no bearer, then every refused token, 401 JSON before the offer is looked at.
     assert_unauthorized(&whip_post(port, ROOM, None), "WHIP without a token");

@@ -9,6 +9,9 @@ pub enum Error {
     /// A client sent something we cannot use (malformed JSON, bad SDP, wrong order).
     #[error("bad request: {0}")]
     BadRequest(String),
+    /// The token does not allow this (publishing or subscribing).
+    #[error("forbidden: {0}")]
+    Forbidden(String),
     /// Unknown room, participant or resource.
     #[error("not found: {0}")]
     NotFound(String),
@@ -29,6 +32,7 @@ impl Error {
         match self {
             Error::Unauthorized(_) => "unauthorized",
             Error::BadRequest(_) => "bad_request",
+            Error::Forbidden(_) => "forbidden",
             Error::NotFound(_) => "not_found",
             Error::Conflict(_) => "conflict",
             Error::WebRtc(_) => "webrtc_error",

@@ -28,6 +28,26 @@ pub trait TokenValidator: Send + Sync + 'static {
     fn identity(&self, _room: &str, _token: &str) -> Option<String> {
         None
     }
+
+    /// What a valid `token` allows; everything by default.
+    fn grants(&self, _room: &str, _token: &str) -> Grants {
+        Grants::default()
+    }
+}
+
+/// What a participant's token allows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Grants {
+    /// May publish tracks (WebSocket `publish_offer`, WHIP).
+    pub publish: bool,
+    /// May receive the others' tracks.
+    pub subscribe: bool,
+}
+
+impl Default for Grants {
+    fn default() -> Self {
+        Grants { publish: true, subscribe: true }
+    }
 }
 
 impl<F: Fn(&str, &str) -> bool + Send + Sync + 'static> TokenValidator for F {
@@ -73,6 +93,7 @@ fn error_response(e: &Error) -> Response {
     let status = match e {
         Error::Unauthorized(_) => StatusCode::UNAUTHORIZED,
         Error::BadRequest(_) => StatusCode::BAD_REQUEST,
+        Error::Forbidden(_) => StatusCode::FORBIDDEN,
         Error::NotFound(_) => StatusCode::NOT_FOUND,
         Error::Conflict(_) => StatusCode::CONFLICT,
         Error::WebRtc(_) => StatusCode::UNPROCESSABLE_ENTITY,
@@ -110,6 +131,9 @@ async fn whip_post(State(st): State<AppState>, Path(room): Path<String>, headers
     if !st.tokens.validate(&room, token) {
         return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "invalid token", None);
     }
+    if !st.tokens.grants(&room, token).publish {
+        return json_error(StatusCode::FORBIDDEN, "forbidden", "this token does not allow publishing", None);
+    }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.starts_with("application/sdp") {
         return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: application/sdp", None);
@@ -128,6 +152,7 @@ async fn whip_post(State(st): State<AppState>, Path(room): Path<String>, headers
     if let Some(identity) = st.tokens.identity(&room, token) {
         participant.set_identity(identity);
     }
+    participant.set_grants(st.tokens.grants(&room, token));
     match participant.publish_offer(sdp, Vec::new()).await {
         Ok(answer) => {
             let location = format!("/whip/{room}/{}", participant.id);
@@ -226,6 +251,7 @@ async fn run_ws(st: AppState, mut socket: WebSocket) {
     if let Some(identity) = st.tokens.identity(&room, &token) {
         participant.set_identity(identity);
     }
+    participant.set_grants(st.tokens.grants(&room, &token));
     // Existing tracks: subscribe right away.
     {
         let p = Arc::clone(&participant);

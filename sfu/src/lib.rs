@@ -17,7 +17,7 @@ pub mod stats;
 pub use config::{IceConfig, SfuConfig};
 pub use error::{Error, Result};
 pub use handoff::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
-pub use http::{TokenValidator, router};
+pub use http::{Grants, TokenValidator, router};
 pub use peer::{AUDIO_LEVEL_URI, build_peer};
 pub use room::{Participant, PublishedTrack, Room, Sfu};
 pub use stats::{Counter, DELAY_BUCKETS_US, DelayHistogram, TransportCounters};

@@ -216,6 +216,9 @@ pub struct Participant {
     /// The application's identity for this participant, from its token (see
     /// [`crate::TokenValidator::identity`]).
     identity: std::sync::OnceLock<String>,
+    /// What its token allows (everything until set at join).
+    may_publish: AtomicBool,
+    may_subscribe: AtomicBool,
     room: Weak<Room>,
     outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
     publish_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
@@ -313,6 +316,8 @@ impl Room {
             id: sfu.next_id("PA_"),
             name,
             identity: std::sync::OnceLock::new(),
+            may_publish: AtomicBool::new(true),
+            may_subscribe: AtomicBool::new(true),
             room: Arc::downgrade(self),
             outbox,
             publish_pc: tokio::sync::Mutex::new(None),
@@ -395,6 +400,12 @@ impl Participant {
         let _ = self.identity.set(identity);
     }
 
+    /// What the participant's token allows (at join).
+    pub fn set_grants(&self, grants: crate::http::Grants) {
+        self.may_publish.store(grants.publish, Ordering::Relaxed);
+        self.may_subscribe.store(grants.subscribe, Ordering::Relaxed);
+    }
+
     /// The room.
     pub fn room(&self) -> Option<Arc<Room>> {
         self.room.upgrade()
@@ -457,6 +468,9 @@ impl Participant {
     pub async fn publish_offer(self: &Arc<Self>, sdp: String, decls: Vec<TrackDecl>) -> Result<String> {
         if self.is_closed() {
             return Err(Error::Conflict("participant has left".into()));
+        }
+        if !self.may_publish.load(Ordering::Relaxed) {
+            return Err(Error::Forbidden("this participant's token does not allow publishing".into()));
         }
         validate_sdp(&sdp)?;
         {
@@ -657,6 +671,10 @@ impl Participant {
     /// Subscribes to every wanted track in the room, then renegotiates once.
     pub async fn sync_subscriptions(self: &Arc<Self>) -> Result<()> {
         let Some(room) = self.room.upgrade() else { return Ok(()) };
+        // A token without the subscribe grant receives nothing (no subscribe offers).
+        if !self.may_subscribe.load(Ordering::Relaxed) {
+            return Ok(());
+        }
         let mut changed = false;
         let tracks = room.all_tracks();
         let live: HashSet<String> = tracks.iter().map(|t| t.id.clone()).collect();
@@ -681,6 +699,9 @@ impl Participant {
 
     /// Chooses whose tracks to receive (`None`: everyone).
     pub async fn set_subscriptions(self: &Arc<Self>, participants: Option<Vec<String>>) -> Result<()> {
+        if !self.may_subscribe.load(Ordering::Relaxed) {
+            return Err(Error::Forbidden("this participant's token does not allow subscribing".into()));
+        }
         *lock(&self.filter) = participants.map(|v| v.into_iter().collect());
         self.sync_subscriptions().await
     }

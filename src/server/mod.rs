@@ -47,6 +47,13 @@ impl tessera_sfu::TokenValidator for RoomTokens {
     fn identity(&self, room: &str, token: &str) -> Option<String> {
         self.0.verify(token, room, crate::tokens::unix_now()).ok().map(|c| c.identity)
     }
+
+    fn grants(&self, room: &str, token: &str) -> tessera_sfu::Grants {
+        match self.0.verify(token, room, crate::tokens::unix_now()) {
+            Ok(c) => tessera_sfu::Grants { publish: c.publish, subscribe: c.subscribe },
+            Err(_) => tessera_sfu::Grants { publish: false, subscribe: false },
+        }
+    }
 }
 
 fn api(state: AppState) -> Router {
