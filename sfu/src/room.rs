@@ -680,7 +680,12 @@ impl Participant {
         let live: HashSet<String> = tracks.iter().map(|t| t.id.clone()).collect();
         for t in &tracks {
             if self.wants(&t.participant_id) {
-                changed |= self.subscribe_to(t).await?;
+                // One track this connection cannot take (e.g. a codec it did not negotiate)
+                // must not keep the others from this subscriber.
+                match self.subscribe_to(t).await {
+                    Ok(c) => changed |= c,
+                    Err(e) => tracing::warn!(participant = %self.id, track = %t.id, mime = %t.codec.mime_type, "cannot forward this track: {e}"),
+                }
             }
         }
         let stale: Vec<String> = lock(&self.subs)
@@ -797,7 +802,8 @@ impl Participant {
         if created {
             tracing::info!(room = %room.name, track = %track.id, mime = %codec.mime_type, layers = track.forwarder.layer_count(), "published");
             self.attach_handoff(&room, &track);
-            room.broadcast(&ServerMessage::TrackPublished { track: track.info() }, Some(&self.id));
+            // The publisher hears of its own tracks too: their server ids are what `mute` takes.
+            room.broadcast(&ServerMessage::TrackPublished { track: track.info() }, None);
             for p in room.participants() {
                 if p.id != self.id {
                     let p2 = Arc::clone(&p);

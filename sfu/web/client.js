@@ -3,7 +3,13 @@
 // /rooms/{room}?token=…&name=… joins automatically. Test options: simulcast=1, publish=0,
 // maxBitrate=bps, maxHeight=px, trickle=0 (send no local candidates, neither trickled nor in
 // SDPs: the server learns the client's address from its connectivity checks, e.g. through a
-// test relay).
+// test relay), codec=vp9|av1|h264|vp8 (send the camera in that codec only, by
+// setCodecPreferences), transport=tcp (drop every UDP candidate, ours and the server's: ICE
+// can only use the server's passive TCP candidates, as behind a firewall that blocks UDP),
+// video=0 (microphone only), audio=raw (no echo cancellation, noise suppression or gain
+// control: the audio levels the server sees are the input's).
+// window.tesseraClient is for tests and embedding apps: send(message), shareTrack(track,
+// stream) publishes any video track as a screen share, pub/sub are the peer connections.
 (() => {
   'use strict';
   const q = new URLSearchParams(location.search);
@@ -18,7 +24,11 @@
   window.tesseraStats = stats;
 
   const noCandidates = q.get('trickle') === '0';
-  const sdpOut = (sdp) => noCandidates ? sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n') : sdp;
+  const tcpOnly = q.get('transport') === 'tcp';
+  const isUdpCandidate = (l) => l.startsWith('a=candidate:') && (l.split(' ')[2] || '').toLowerCase() === 'udp';
+  const dropUdp = (sdp) => tcpOnly ? sdp.split('\r\n').filter((l) => !isUdpCandidate(l)).join('\r\n') : sdp;
+  const sdpOut = (sdp) => noCandidates ? sdp.split('\r\n').filter((l) => !l.startsWith('a=candidate:') && l !== 'a=end-of-candidates').join('\r\n') : dropUdp(sdp);
+  const streamOfTrack = new Map(); // receiving MediaStreamTrack id -> server track id (stream id)
   function send(m) { if (ws && ws.readyState === 1) ws.send(JSON.stringify(m)); }
 
   function tile(id, label, muted) {
@@ -57,14 +67,17 @@
   function peer(target) {
     const pc = new RTCPeerConnection({ iceServers: [] });
     pc.onicecandidate = (e) => {
-      if (e.candidate && !noCandidates) send({ type: 'candidate', target, candidate: e.candidate.toJSON() });
+      if (!e.candidate || noCandidates || (tcpOnly && e.candidate.protocol === 'udp')) return;
+      send({ type: 'candidate', target, candidate: e.candidate.toJSON() });
     };
     return pc;
   }
 
   async function publish() {
     if (q.get('publish') === '0') return;
-    localStream = await navigator.mediaDevices.getUserMedia({ audio: true, video: { width: 1280, height: 720 } });
+    const audio = q.get('audio') === 'raw' ? { echoCancellation: false, noiseSuppression: false, autoGainControl: false } : true;
+    const video = q.get('video') === '0' ? false : { width: 1280, height: 720 };
+    localStream = await navigator.mediaDevices.getUserMedia({ audio, video });
     pub = peer('publish');
     const decls = [];
     for (const track of localStream.getTracks()) {
@@ -76,13 +89,30 @@
           { rid: 'f', scaleResolutionDownBy: 1, maxBitrate: 1500000 },
         ];
       }
-      pub.addTransceiver(track, init);
+      const tr = pub.addTransceiver(track, init);
+      if (track.kind === 'video' && q.get('codec')) preferCodec(tr, q.get('codec'));
       decls.push({ track_id: track.id, source: track.kind === 'audio' ? 'audio' : 'camera' });
     }
     const me_ = tile('local', (q.get('name') || 'me') + ' (you)', true);
     localStream.getVideoTracks().forEach((t) => me_.stream.addTrack(t));
     await offerPublish(decls);
     $('mute-audio').disabled = false; $('mute-video').disabled = false; $('share').disabled = false;
+  }
+
+  // Sends only `codec` (and its retransmissions): the SFU has to take it as it is.
+  function preferCodec(transceiver, codec) {
+    const caps = RTCRtpSender.getCapabilities('video').codecs;
+    const wanted = caps.filter((c) => c.mimeType.toLowerCase() === 'video/' + codec.toLowerCase());
+    if (!wanted.length) throw new Error('this browser cannot send ' + codec);
+    transceiver.setCodecPreferences(wanted.concat(caps.filter((c) => c.mimeType.toLowerCase() === 'video/rtx')));
+  }
+
+  // Publishes a video track as a screen share (the share button's getDisplayMedia track, or
+  // any other, e.g. a canvas's captureStream()).
+  async function shareTrack(track, stream) {
+    screenTrack = track;
+    pub.addTransceiver(track, { direction: 'sendonly', streams: [stream] });
+    await offerPublish(pendingDecls.concat([{ track_id: track.id, source: 'screen' }]));
   }
 
   let pendingDecls = [];
@@ -103,7 +133,7 @@
         await publish();
         break;
       case 'publish_answer':
-        await pub.setRemoteDescription({ type: 'answer', sdp: m.sdp });
+        await pub.setRemoteDescription({ type: 'answer', sdp: dropUdp(m.sdp) });
         break;
       case 'subscribe_offer': {
         if (!sub) {
@@ -112,12 +142,13 @@
             const sid = e.streams[0] ? e.streams[0].id : e.track.id;
             const info = tracksById.get(sid);
             const pid = info ? info.participant_id : sid;
+            streamOfTrack.set(e.track.id, sid);
             const t = participantTile(pid);
             t.stream.addTrack(e.track);
             t.video.play().catch(() => {});
           };
         }
-        await sub.setRemoteDescription({ type: 'offer', sdp: m.sdp });
+        await sub.setRemoteDescription({ type: 'offer', sdp: dropUdp(m.sdp) });
         const answer = await sub.createAnswer();
         await sub.setLocalDescription(answer);
         send({ type: 'subscribe_answer', sdp: sdpOut(sub.localDescription.sdp) });
@@ -169,14 +200,45 @@
     return out;
   }
 
-  // The selected candidate pair's estimates (availableOutgoingBitrate needs congestion feedback).
+  // The selected candidate pair's estimates (availableOutgoingBitrate needs congestion feedback)
+  // and its candidates' protocols (udp or tcp).
   function transportStats(report) {
     let pair = null;
     report.forEach((s) => {
       if (s.type === 'transport' && s.selectedCandidatePairId) pair = report.get(s.selectedCandidatePairId);
     });
     if (!pair) return null;
-    return { availableOutgoingBitrate: pair.availableOutgoingBitrate || 0, availableIncomingBitrate: pair.availableIncomingBitrate || 0, currentRoundTripTime: pair.currentRoundTripTime || 0 };
+    const local = report.get(pair.localCandidateId) || {};
+    const remote = report.get(pair.remoteCandidateId) || {};
+    return { availableOutgoingBitrate: pair.availableOutgoingBitrate || 0, availableIncomingBitrate: pair.availableIncomingBitrate || 0, currentRoundTripTime: pair.currentRoundTripTime || 0,
+      localProtocol: local.protocol || null, remoteProtocol: remote.protocol || null, remoteTcpType: remote.tcpType || null, bytesReceived: pair.bytesReceived || 0 };
+  }
+
+  // Per received track, by server track id: what arrived and what decoded, in which codec.
+  function perTrack(report) {
+    const out = {};
+    report.forEach((s) => {
+      if (s.type !== 'inbound-rtp') return;
+      // A track received again after an unsubscribe has a second receiver: counts add up.
+      const codec = s.codecId ? report.get(s.codecId) : null;
+      const key = streamOfTrack.get(s.trackIdentifier) || s.trackIdentifier || s.mid;
+      const t = out[key] || (out[key] = { kind: s.kind, packetsReceived: 0, framesDecoded: 0, frameHeight: 0, mimeType: null });
+      t.packetsReceived += s.packetsReceived || 0;
+      t.framesDecoded += s.framesDecoded || 0;
+      t.frameHeight = Math.max(t.frameHeight, s.frameHeight || 0);
+      if (codec) t.mimeType = codec.mimeType;
+    });
+    return out;
+  }
+
+  // The codecs the publish connection sends.
+  function sentCodecs(report) {
+    const out = [];
+    report.forEach((s) => {
+      const codec = s.type === 'outbound-rtp' && s.codecId ? report.get(s.codecId) : null;
+      if (codec && !out.includes(codec.mimeType)) out.push(codec.mimeType);
+    });
+    return out;
   }
 
   async function collectStats() {
@@ -186,12 +248,14 @@
       out.inbound = sumStats(report, 'inbound-rtp', ['packetsReceived', 'packetsLost', 'framesDecoded', 'totalSamplesReceived', 'frameHeight', 'nackCount', 'retransmittedPacketsReceived', 'freezeCount', 'totalFreezesDuration', 'pliCount', 'framesDropped']);
       out.remote_outbound = sumStats(report, 'remote-outbound-rtp', ['packetsSent', 'reportsSent']);
       out.subscribe_transport = transportStats(report);
+      out.tracks = perTrack(report);
     }
     if (pub) {
       const report = await pub.getStats();
       out.outbound = sumStats(report, 'outbound-rtp', ['packetsSent', 'nackCount', 'retransmittedPacketsSent', 'pliCount', 'framesEncoded']);
       out.remote_inbound = sumStats(report, 'remote-inbound-rtp', ['packetsLost', 'roundTripTime', 'roundTripTimeMeasurements']);
       out.publish_transport = transportStats(report);
+      out.sent_codecs = sentCodecs(report);
     }
     stats.inbound = out.inbound;
     send({ type: 'stats', stats: out });
@@ -203,8 +267,10 @@
     for (const t of localStream.getTracks().filter((t) => t.kind === kind)) {
       t.enabled = !t.enabled;
       btn.textContent = t.enabled ? on : off;
+      // The server tells us our own tracks' ids in track_published; the camera button is
+      // about the camera, not a screen share.
       for (const [id, info] of tracksById) {
-        if (info.participant_id === me && (info.source === 'audio') === (kind === 'audio')) {
+        if (info.participant_id === me && info.source === (kind === 'audio' ? 'audio' : 'camera')) {
           send({ type: 'mute', track_id: id, muted: !t.enabled });
         }
       }
@@ -215,10 +281,10 @@
   $('share').onclick = async () => {
     if (screenTrack) return;
     const s = await navigator.mediaDevices.getDisplayMedia({ video: true });
-    screenTrack = s.getVideoTracks()[0];
-    pub.addTransceiver(screenTrack, { direction: 'sendonly', streams: [s] });
-    await offerPublish(pendingDecls.concat([{ track_id: screenTrack.id, source: 'screen' }]));
+    await shareTrack(s.getVideoTracks()[0], s);
   };
+  window.tesseraClient = { send, shareTrack, get pub() { return pub; }, get sub() { return sub; }, get me() { return me; },
+    get tracks() { return [...tracksById.values()]; } };
   $('join').onsubmit = (e) => { e.preventDefault(); join($('token').value, $('name').value); $('join').hidden = true; };
   if (q.get('token')) { $('join').hidden = true; join(q.get('token'), q.get('name') || 'guest'); }
 })();

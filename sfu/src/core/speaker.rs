@@ -21,6 +21,9 @@ pub struct SpeakerConfig {
     pub margin: f32,
     /// Minimum time between two changes.
     pub min_dwell: Duration,
+    /// A challenger must stay louder than the current speaker (by `margin`) this long before
+    /// taking over: two people talking in short turns do not flip it at every turn.
+    pub hold: Duration,
     /// A participant silent in the extension for this long counts as silent.
     pub stale_after: Duration,
 }
@@ -32,6 +35,7 @@ impl Default for SpeakerConfig {
             threshold: 50.0,
             margin: 3.0,
             min_dwell: Duration::from_millis(1000),
+            hold: Duration::from_millis(700),
             stale_after: Duration::from_millis(1000),
         }
     }
@@ -50,6 +54,8 @@ pub struct ActiveSpeakerDetector {
     levels: HashMap<String, Smoothed>,
     current: Option<String>,
     changed_at: Option<Instant>,
+    /// Who has been louder than the current speaker, since when.
+    challenger: Option<(String, Instant)>,
 }
 
 impl Default for ActiveSpeakerDetector {
@@ -61,7 +67,7 @@ impl Default for ActiveSpeakerDetector {
 impl ActiveSpeakerDetector {
     /// A detector with this tuning.
     pub fn new(cfg: SpeakerConfig) -> Self {
-        Self { cfg, levels: HashMap::new(), current: None, changed_at: None }
+        Self { cfg, levels: HashMap::new(), current: None, changed_at: None, challenger: None }
     }
 
     /// The active speaker now.
@@ -112,17 +118,30 @@ impl ActiveSpeakerDetector {
             .map(|id| (id.clone(), self.loudness(id, now)))
             .max_by(|a, b| a.1.total_cmp(&b.1).then_with(|| b.0.cmp(&a.0)))?;
         if best_loud < self.cfg.threshold || self.current.as_deref() == Some(best.as_str()) {
+            self.challenger = None;
             return None;
         }
         if let Some(cur) = &self.current {
             let cur_loud = self.loudness(cur, now);
+            if best_loud < cur_loud + self.cfg.margin {
+                self.challenger = None;
+                return None;
+            }
+            let since = match &self.challenger {
+                Some((who, since)) if *who == best => *since,
+                _ => {
+                    self.challenger = Some((best.clone(), now));
+                    now
+                }
+            };
             let dwell_ok = self
                 .changed_at
                 .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.min_dwell);
-            if best_loud < cur_loud + self.cfg.margin || !dwell_ok {
+            if !dwell_ok || now.saturating_duration_since(since) < self.cfg.hold {
                 return None;
             }
         }
+        self.challenger = None;
         self.current = Some(best.clone());
         self.changed_at = Some(now);
         Some(best)
@@ -174,5 +193,32 @@ mod tests {
         assert_eq!(d.tick(t3 + Duration::from_millis(1000)), None);
         assert_eq!(d.current(), Some("b"));
         assert_eq!(d.remove("b"), Some(None));
+    }
+
+    #[test]
+    fn short_turns_do_not_flip_the_speaker() {
+        let t = Instant::now();
+        let mut d = ActiveSpeakerDetector::default();
+        feed(&mut d, "a", 20, t, 600);
+        assert_eq!(d.tick(t + Duration::from_millis(600)).as_deref(), Some("a"));
+        // a and b take turns of 400 ms for 10 s: a stays the speaker.
+        let mut changes = vec![];
+        for i in 0..500u64 {
+            let now = t + Duration::from_millis(600 + i * 20);
+            let a_talks = (i * 20 / 400) % 2 == 1;
+            d.on_level("a", if a_talks { 20 } else { 127 }, now);
+            d.on_level("b", if a_talks { 127 } else { 20 }, now);
+            changes.extend(d.tick(now));
+        }
+        assert!(changes.is_empty(), "{changes:?}");
+        // b talks on for a second: b takes over.
+        let t2 = t + Duration::from_millis(10_600);
+        for i in 0..60u64 {
+            let now = t2 + Duration::from_millis(i * 20);
+            d.on_level("a", 127, now);
+            d.on_level("b", 20, now);
+            changes.extend(d.tick(now));
+        }
+        assert_eq!(changes, vec!["b".to_string()]);
     }
 }
