@@ -487,7 +487,7 @@ fn run(args: Args) -> Result<(), String> {
     } else {
         let layout = load_layout(&args.layout)?;
         let program = Arc::new(
-            RoomPipeline::new(ProgramConfig::default(), layout)
+            RoomPipeline::new(bench_config(), layout)
                 .map_err(|e| format!("program: {e}"))?,
         );
         for e in &args.experiments {
@@ -653,4 +653,13 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The default program, with `BENCH_X264_THREADS` for experiments.
+fn bench_config() -> ProgramConfig {
+    let mut config = ProgramConfig::default();
+    if let Some(t) = std::env::var("BENCH_X264_THREADS").ok().and_then(|v| v.parse().ok()) {
+        config.x264_threads = t;
+    }
+    config
 }

@@ -16,12 +16,26 @@ pub struct ProgramConfig {
     pub keyframe_interval_s: f64,
     /// x264 speed preset (`ultrafast` … `veryslow`).
     pub x264_preset: String,
+    /// x264 encoding threads; 0 = Tessera's choice: one thread up to 1280x720 (measured
+    /// ~10% less CPU than x264's sliced threads, and a server runs many rooms), x264's own
+    /// choice above.
+    pub x264_threads: u32,
     pub audio_bitrate_kbps: u32,
     pub audio_sample_rate: u32,
     /// Jitter buffer depth for every input track.
     pub jitter_buffer_ms: u32,
     /// Extra time the mixers wait for late inputs before producing a frame without them.
     pub mixer_latency_ms: u32,
+}
+
+impl ProgramConfig {
+    /// The x264 `threads` setting for this program (see [`ProgramConfig::x264_threads`]).
+    pub fn encoder_threads(&self) -> u32 {
+        match self.x264_threads {
+            0 if u64::from(self.width) * u64::from(self.height) <= 1280 * 720 => 1,
+            n => n,
+        }
+    }
 }
 
 impl Default for ProgramConfig {
@@ -33,6 +47,7 @@ impl Default for ProgramConfig {
             video_bitrate_kbps: 3000,
             keyframe_interval_s: 2.0,
             x264_preset: "veryfast".into(),
+            x264_threads: 0,
             audio_bitrate_kbps: 128,
             audio_sample_rate: 48000,
             jitter_buffer_ms: 200,
@@ -101,6 +116,17 @@ impl ProgramConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn one_encoder_thread_up_to_720p() {
+        assert_eq!(ProgramConfig::default().encoder_threads(), 1);
+        let portrait = ProgramConfig { width: 720, height: 1280, ..Default::default() };
+        assert_eq!(portrait.encoder_threads(), 1);
+        let full_hd = ProgramConfig { width: 1920, height: 1080, ..Default::default() };
+        assert_eq!(full_hd.encoder_threads(), 0, "x264 decides");
+        let pinned = ProgramConfig { x264_threads: 3, ..full_hd };
+        assert_eq!(pinned.encoder_threads(), 3);
+    }
 
     #[test]
     fn defaults_are_valid() {

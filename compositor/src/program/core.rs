@@ -75,6 +75,7 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     configure_mixer(&compositor, c);
     let encoder = make("x264enc", Some("video-encoder"))?;
     encoder.set_property_from_str("speed-preset", &c.x264_preset);
+    encoder.set_property("threads", c.encoder_threads());
     encoder.set_property_from_str("tune", "zerolatency");
     encoder.set_property("bitrate", c.video_bitrate_kbps);
     encoder.set_property("key-int-max", c.keyframe_interval_frames());
