@@ -3,6 +3,7 @@
 //! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest and an in-process hand-off to
 //! the compositor ([`MediaHandoff`]). No GStreamer here.
 
+mod codecs;
 pub mod config;
 pub mod core;
 pub mod error;

@@ -100,7 +100,8 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
     0
 }
 
-/// Builds a peer connection (the SFU's, and `tessera bot`'s client side) with Opus/VP8/H.264/VP9/AV1, NACK, RTCP reports, TWCC feedback,
+/// Builds a peer connection (the SFU's, and `tessera bot`'s client side) with Opus/VP8/H.264 (see
+/// [`crate::codecs`]), NACK, RTCP reports, TWCC feedback,
 /// the simulcast header extensions and RFC 6464 audio levels, on the configured addresses.
 pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
     build_counted_peer(cfg, handler, None).await
@@ -114,7 +115,7 @@ pub(crate) async fn build_counted_peer(
     counters: Option<Arc<TransportCounters>>,
 ) -> Result<Arc<dyn PeerConnection>> {
     let mut me = MediaEngine::default();
-    me.register_default_codecs()?;
+    crate::codecs::register_codecs(&mut me)?;
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp { read: VecDeque::new(), write: VecDeque::new() });

@@ -223,6 +223,9 @@ pub struct Participant {
     outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
     publish_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
     subscribe_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
+    /// One subscription sync at a time: two at once (a join's initial sync and a new track's)
+    /// could both add the same track, and the browser refuses an offer with a track twice.
+    sync_lock: tokio::sync::Mutex<()>,
     gathered: Mutex<HashMap<Target, watch::Receiver<bool>>>,
     decls: Mutex<HashMap<String, TrackSource>>,
     publish_sdp: Mutex<String>,
@@ -322,6 +325,7 @@ impl Room {
             outbox,
             publish_pc: tokio::sync::Mutex::new(None),
             subscribe_pc: tokio::sync::Mutex::new(None),
+            sync_lock: tokio::sync::Mutex::new(()),
             gathered: Mutex::new(HashMap::new()),
             decls: Mutex::new(HashMap::new()),
             publish_sdp: Mutex::new(String::new()),
@@ -675,6 +679,7 @@ impl Participant {
         if !self.may_subscribe.load(Ordering::Relaxed) {
             return Ok(());
         }
+        let _one_at_a_time = self.sync_lock.lock().await;
         let mut changed = false;
         let tracks = room.all_tracks();
         let live: HashSet<String> = tracks.iter().map(|t| t.id.clone()).collect();

@@ -131,8 +131,10 @@ async fn publisher_loss_is_nacked_by_the_sfu_and_repaired() {
     // A repair crosses two hops (NACK to the publisher, then forwarded): on a loaded 2-core
     // machine a few frames still arrive after Chromium's freeze threshold.
     assert!(freezes1 - freezes0 <= 4.0, "video froze: {detail}");
-    // Most of the 5% comes back; on a loaded machine up to ~2% has stayed lost (see the README).
-    assert!(lost <= recv * 0.03, "loss was not repaired: {detail}");
+    // Repairs work: without them every dropped packet would stay lost. Most come back; on a
+    // loaded 2-core machine up to about a fifth of them have stayed lost (see the README).
+    let dropped_total = relay.counts.get()[3] as f64;
+    assert!(lost <= dropped_total * 0.5, "loss was not repaired ({lost} of {dropped_total} dropped stayed lost): {detail}");
 }
 
 /// RTCP reports and congestion feedback, as Chromium's statistics show them: a publisher's
