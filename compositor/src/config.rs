@@ -16,9 +16,9 @@ pub struct ProgramConfig {
     pub keyframe_interval_s: f64,
     /// x264 speed preset (`ultrafast` … `veryslow`).
     pub x264_preset: String,
-    /// x264 encoding threads; 0 = Tessera's choice: one thread up to 1280x720 (measured
-    /// ~10% less CPU than x264's sliced threads, and a server runs many rooms), x264's own
-    /// choice above.
+    /// x264 encoding threads; 0 = Tessera's choice: one thread up to 1280x720 (the same CPU
+    /// as x264's sliced threads within this VM's noise, and no oversubscription when a server
+    /// runs many rooms), x264's own choice above.
     pub x264_threads: u32,
     pub audio_bitrate_kbps: u32,
     pub audio_sample_rate: u32,
