@@ -112,11 +112,16 @@ impl Inner {
             }
             dest
         };
-        let info = self.describe(id, &dest);
+        let mut info = self.describe(id, &dest);
         if let Some(c) = &dest.connection {
             // A connection that is down or stuck cannot finish; it is torn down regardless.
-            if let Err(e) = self.detach_output(c.output, FINISH_TIMEOUT) {
-                tracing::info!(destination = %id, error = %e, "destination did not finish cleanly");
+            match self.detach_output(c.output, FINISH_TIMEOUT) {
+                // The totals once finished: frames still in flight above were sent too.
+                Ok(stats) => {
+                    info.video_frames = dest.frames_before + stats.video_frames;
+                    info.bytes_sent = dest.bytes_before + bytes_sent(&c.sink);
+                }
+                Err(e) => tracing::info!(destination = %id, error = %e, "destination did not finish cleanly"),
             }
         }
         tracing::info!(destination = %id, url = %dest.spec.url, frames = info.video_frames, "destination removed");
