@@ -151,6 +151,14 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     let pinned_at = get(port, &format!("/v1/recordings/{rec_id}"))["duration_s"].as_f64().expect("duration_s");
     std::thread::sleep(Duration::from_millis(3000));
 
+    // Prometheus sees the program at its frame rate, with no frame missing.
+    let metrics = String::from_utf8_lossy(&http::get(port, "/metrics", None).body).to_string();
+    let sample = |name: &str| -> f64 {
+        metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or_else(|| panic!("{name} in {metrics}"))
+    };
+    assert!((sample("tessera_program_fps{room=\"standup\"}") - 30.0).abs() < 1.5, "{metrics}");
+    assert!(sample("tessera_program_dropped_frames{room=\"standup\"}") <= 3.0, "{metrics}");
+    assert_eq!(sample("tessera_participants"), 2.0);
     let stopped = post(port, &format!("/v1/streams/{stream_id}/stop"), "");
     assert_eq!(stopped["status"], "stopped");
     post(port, &format!("/v1/recordings/{rec_id}/stop"), "");
@@ -159,6 +167,12 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
         assert_ne!(r["status"], "failed", "{r}");
         (r["status"] == "completed").then_some(r)
     });
+    let metrics = String::from_utf8_lossy(&http::get(port, "/metrics", None).body).to_string();
+    let uploaded: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_recording_uploaded_bytes_total ")?.parse().ok())
+        .expect("uploaded bytes");
+    assert!(uploaded >= done["bytes"].as_f64().unwrap(), "{uploaded} bytes uploaded for {done}");
     let (red_exit, red_report) = red.stop();
     let (blue_exit, blue_report) = blue.stop();
     for (exit, report) in [(red_exit, &red_report), (blue_exit, &blue_report)] {

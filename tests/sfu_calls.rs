@@ -341,6 +341,12 @@ fn a_screen_share_reaches_the_others_and_the_program() {
     assert_color(&frames, end - 2.0, end, at, (1280, 720), GREEN, "alice's screen share");
     let cam = tile_center(&tiles, &alice_p.id).expect("alice's camera tile");
     assert_color(&frames, end - 2.0, end, cam, (1280, 720), RED, "alice's camera");
+    let metrics = String::from_utf8_lossy(&common::http::get(port, "/metrics", None).body).to_string();
+    let forwarded: f64 = metrics
+        .lines()
+        .find_map(|l| l.strip_prefix("tessera_sfu_forwarded_bytes ")?.parse().ok())
+        .expect("forwarded bytes in /metrics");
+    assert!(forwarded > 100_000.0, "{forwarded} bytes forwarded");
     let (exit, report) = viewer.stop();
     assert!(exit.success() && report["packets_received"].as_u64().unwrap() > 100, "{report}");
     app.hub.stop_program("share");

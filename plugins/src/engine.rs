@@ -11,6 +11,11 @@ use crate::storage::{ErrorKind, RemotePart, SpoolRange, Storage, StorageError};
 
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 
+/// Bytes uploaded as parts by every recording of this process (for metrics).
+pub static UPLOADED_BYTES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+/// Storage calls retried after a transient failure, by every recording of this process.
+pub static UPLOAD_RETRIES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+
 /// How a recording's upload ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Outcome {
@@ -152,6 +157,7 @@ impl Uploader {
             };
             let range = SpoolRange { path: self.spool_path.clone(), offset: start, len: end - start };
             let etag = self.retry(|s| s.upload_part(&upload_id, n, &range))?;
+            UPLOADED_BYTES.fetch_add(range.len, std::sync::atomic::Ordering::Relaxed);
             let part = PartRecord { n, offset: start, len: end - start, etag };
             self.journal(&Entry::Part(part.clone()))?;
             self.parts.push(part);
@@ -227,6 +233,7 @@ impl Uploader {
                         log::warn(&format!("{}: {e}; retrying", self.storage.destination()));
                     }
                     self.feed.lock().last_error = Some(e.message.clone());
+                    UPLOAD_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
                     std::thread::sleep(delay);
                     attempt += 1;
                 }

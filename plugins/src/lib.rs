@@ -22,7 +22,7 @@ pub mod s3sink;
 pub mod sink;
 pub mod storage;
 
-pub use engine::Outcome;
+pub use engine::{Outcome, UPLOADED_BYTES, UPLOAD_RETRIES};
 pub use error::Error;
 pub use localsink::LocalRecordingSink;
 pub use recovery::{RecoveryOptions, RecoveryOutcome, RecoveryReport, recover_spool_dir};

@@ -92,6 +92,8 @@ pub struct DownTrack {
     /// Packets dropped because the output queue was full.
     pub(crate) dropped: AtomicU64,
     pub(crate) forwarded: AtomicU64,
+    /// Payload bytes forwarded (RTP payloads, without headers).
+    forwarded_bytes: AtomicU64,
 }
 
 impl DownTrack {
@@ -112,6 +114,7 @@ impl DownTrack {
             output,
             dropped: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
+            forwarded_bytes: AtomicU64::new(0),
         }
     }
 
@@ -123,6 +126,11 @@ impl DownTrack {
     /// Packets forwarded so far.
     pub fn forwarded(&self) -> u64 {
         self.forwarded.load(Ordering::Relaxed)
+    }
+
+    /// RTP payload bytes forwarded so far.
+    pub fn forwarded_bytes(&self) -> u64 {
+        self.forwarded_bytes.load(Ordering::Relaxed)
     }
 
     /// Packets dropped because the subscriber's queue was full.
@@ -202,29 +210,24 @@ impl DownTrack {
         p.header.extension_profile = 0;
         p.header.extensions.clear();
         p.header.extensions_padding = 0;
-        match &self.output {
-            Output::Queue(tx) => {
-                if tx.try_send(p).is_err() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.forwarded.fetch_add(1, Ordering::Relaxed);
-                }
-            }
-            Output::TimedQueue(tx) => {
-                if tx.try_send((p, now)).is_err() {
-                    self.dropped.fetch_add(1, Ordering::Relaxed);
-                } else {
-                    self.forwarded.fetch_add(1, Ordering::Relaxed);
-                }
-            }
+        let payload = p.payload.len() as u64;
+        let sent = match &self.output {
+            Output::Queue(tx) => tx.try_send(p).is_ok(),
+            Output::TimedQueue(tx) => tx.try_send((p, now)).is_ok(),
             Output::Callback(f) => {
                 f(p);
-                self.forwarded.fetch_add(1, Ordering::Relaxed);
+                true
             }
         }
         (want_keyframe, Some((pkt.header.timestamp, out.ts)))
     }
 }
+        };
+        if sent {
+            self.forwarded.fetch_add(1, Ordering::Relaxed);
+            self.forwarded_bytes.fetch_add(payload, Ordering::Relaxed);
+        } else {
+            self.dropped.fetch_add(1, Ordering::Relaxed);
 
 struct PacketMeta<'a> {
     video: bool,

@@ -41,13 +41,16 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let rooms = media.sfu.rooms();
         m.head("tessera_rooms", "gauge", "Rooms with participants.");
         m.sample("tessera_rooms", &[], rooms.len() as f64);
-        let (mut participants, mut received, mut forwarded) = (0usize, 0u64, 0u64);
+        let (mut participants, mut received, mut forwarded, mut forwarded_bytes) = (0usize, 0u64, 0u64, 0u64);
         for room in rooms.iter().filter_map(|r| media.sfu.get_room(r)) {
             for p in room.participants() {
                 participants += 1;
                 for t in p.tracks() {
                     received += t.forwarder.received();
-                    forwarded += t.forwarder.downs().iter().map(|d| d.forwarded()).sum::<u64>();
+                    for d in t.forwarder.downs() {
+                        forwarded += d.forwarded();
+                        forwarded_bytes += d.forwarded_bytes();
+                    }
                 }
             }
         }
@@ -57,6 +60,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.sample("tessera_sfu_received_packets", &[], received as f64);
         m.head("tessera_sfu_forwarded_packets", "gauge", "RTP packets forwarded to subscribers of the tracks published now.");
         m.sample("tessera_sfu_forwarded_packets", &[], forwarded as f64);
+        m.head("tessera_sfu_forwarded_bytes", "gauge", "RTP payload bytes forwarded to subscribers of the tracks published now.");
+        m.sample("tessera_sfu_forwarded_bytes", &[], forwarded_bytes as f64);
         for (c, v) in media.sfu.transport_counters().snapshot() {
             m.head(c.metric(), "counter", c.help());
             m.sample(c.metric(), &[], v as f64);
@@ -78,6 +83,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
 
         m.head("tessera_program_frames", "gauge", "Frames a room's program has produced since it started.");
         m.head("tessera_program_fps", "gauge", "A room's program frames per second of running time.");
+        m.head(
+            "tessera_program_dropped_frames",
+            "gauge",
+            "Frames a room's program should have produced at its frame rate by now but did not.",
+        );
         let mut destinations: std::collections::BTreeMap<String, usize> = Default::default();
         let mut reconnects = 0u64;
         for room in media.hub.rooms() {
@@ -88,6 +98,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             // The first frame is at time 0.
             let fps = if secs > 0.0 { stats.frames.saturating_sub(1) as f64 / secs } else { 0.0 };
             m.sample("tessera_program_fps", &[("room", &room)], (fps * 100.0).round() / 100.0);
+            let expected = (secs * program.config().fps as f64).round() as u64 + 1;
+            m.sample("tessera_program_dropped_frames", &[("room", &room)], expected.saturating_sub(stats.frames) as f64);
             for d in program.destinations() {
                 *destinations.entry(format!("{:?}", d.status).to_lowercase()).or_default() += 1;
                 reconnects += d.reconnects;
@@ -108,6 +120,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         m.head("tessera_recorded_bytes_total", "counter", "Bytes of completed recordings.");
         m.sample("tessera_recorded_bytes_total", &[], recs.iter().map(|r| r.bytes).sum::<u64>() as f64);
+        let relaxed = std::sync::atomic::Ordering::Relaxed;
+        m.head("tessera_recording_uploaded_bytes_total", "counter", "Bytes of recordings uploaded (or written) as parts, while they run.");
+        m.sample("tessera_recording_uploaded_bytes_total", &[], tessera_plugins::UPLOADED_BYTES.load(relaxed) as f64);
+        m.head("tessera_recording_upload_retries_total", "counter", "Storage calls of recordings retried after a transient failure.");
+        m.sample("tessera_recording_upload_retries_total", &[], tessera_plugins::UPLOAD_RETRIES.load(relaxed) as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.out)
 }
