@@ -218,16 +218,16 @@ impl DownTrack {
                 f(p);
                 true
             }
-        }
-        (want_keyframe, Some((pkt.header.timestamp, out.ts)))
-    }
-}
         };
         if sent {
             self.forwarded.fetch_add(1, Ordering::Relaxed);
             self.forwarded_bytes.fetch_add(payload, Ordering::Relaxed);
         } else {
             self.dropped.fetch_add(1, Ordering::Relaxed);
+        }
+        (want_keyframe, Some((pkt.header.timestamp, out.ts)))
+    }
+}
 
 struct PacketMeta<'a> {
     video: bool,
