@@ -83,9 +83,11 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     let weed = s3::Weed::start();
     weed.create_bucket("calls");
     let nginx = NginxRtmp::start();
+    let (hook_port, hooks) = common::webhooks::receiver();
     let server = Server::start_with(|cmd, dir| {
         cmd.args(["--api-key", TEST_KEY, "--data-dir"])
             .arg(dir.join("data"))
+            .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/hooks"))
             .env("TESSERA_S3_BUCKET", "calls")
             .env("TESSERA_S3_PREFIX", "e2e/")
             .env("AWS_ENDPOINT_URL", weed.endpoint())
@@ -175,6 +177,35 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     assert!(uploaded >= done["bytes"].as_f64().unwrap(), "{uploaded} bytes uploaded for {done}");
     let (red_exit, red_report) = red.stop();
     let (blue_exit, blue_report) = blue.stop();
+    // The application heard of all of it by signed webhooks (the first delivery is refused
+    // by the receiver and retried).
+    let wanted = [
+        "room.started",
+        "participant.joined",
+        "recording.started",
+        "stream.started",
+        "destination.live",
+        "stream.stopped",
+        "recording.completed",
+        "participant.left",
+        "room.ended",
+    ];
+    let deadline = Instant::now() + Duration::from_secs(30);
+    let events = loop {
+        let events: Vec<String> = hooks.lock().unwrap().iter().map(|(e, _, _)| e.clone()).collect();
+        if wanted.iter().all(|w| events.iter().any(|e| e == w)) {
+            break events;
+        }
+        assert!(Instant::now() < deadline, "webhooks seen: {events:?}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(events.iter().filter(|e| *e == "participant.joined").count(), 2, "{events:?}");
+    for (event, sig, body) in hooks.lock().unwrap().iter() {
+        assert_eq!(sig, &tessera::webhooks::signature(TEST_KEY.as_bytes(), body), "{event}");
+        let v: Value = serde_json::from_slice(body).unwrap();
+        assert_eq!((v["event"].as_str(), v["room"].as_str()), (Some(event.as_str()), Some("standup")), "{v}");
+        assert!(!String::from_utf8_lossy(body).contains("SECRET"), "a stream key in a webhook: {v}");
+    }
     for (exit, report) in [(red_exit, &red_report), (blue_exit, &blue_report)] {
         assert!(exit.success(), "{report}");
         assert!(report["video_packets_sent"].as_u64().unwrap() > 100, "{report}");

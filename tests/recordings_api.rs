@@ -145,52 +145,9 @@ fn a_recording_survives_a_server_kill() {
     assert!(info.duration > recorded - 1.6 && info.duration <= recorded + 0.1, "{} s of {recorded:.1} s", info.duration);
 }
 
-/// What a webhook receiver got: (event header, signature header, body) per request.
-type Deliveries = std::sync::Arc<std::sync::Mutex<Vec<(String, String, Vec<u8>)>>>;
-
-/// A webhook receiver on loopback: answers 503 to the first delivery (to see the retry),
-/// 200 to the rest, and keeps (event header, signature header, body) of each request.
-fn webhook_receiver() -> (u16, Deliveries) {
-    use std::io::{BufRead, BufReader, Read, Write};
-    let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = listener.local_addr().unwrap().port();
-    let seen: Deliveries = Default::default();
-    let kept = seen.clone();
-    std::thread::spawn(move || {
-        for (n, conn) in listener.incoming().flatten().enumerate() {
-            let mut reader = BufReader::new(conn.try_clone().unwrap());
-            let (mut len, mut event, mut sig) = (0usize, String::new(), String::new());
-            loop {
-                let mut line = String::new();
-                if reader.read_line(&mut line).unwrap_or(0) == 0 || line == "\r\n" {
-                    break;
-                }
-                let lower = line.to_ascii_lowercase();
-                let value = line.split_once(':').map(|(_, v)| v.trim().to_string()).unwrap_or_default();
-                if lower.starts_with("content-length:") {
-                    len = value.parse().unwrap_or(0);
-                } else if lower.starts_with("x-tessera-event:") {
-                    event = value;
-                } else if lower.starts_with("x-tessera-signature:") {
-                    sig = value;
-                }
-            }
-            let mut body = vec![0; len];
-            let _ = reader.read_exact(&mut body);
-            let status = if n == 0 { "503 Service Unavailable" } else { "200 OK" };
-            let mut conn = conn;
-            let _ = conn.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
-            if n > 0 {
-                kept.lock().unwrap().push((event, sig, body));
-            }
-        }
-    });
-    (port, seen)
-}
-
 #[test]
 fn webhooks_report_a_recording_signed_and_retried() {
-    let (hook_port, seen) = webhook_receiver();
+    let (hook_port, seen) = common::webhooks::receiver();
     let server = Server::start_with(|cmd, dir| {
         cmd.args(["--api-key", TEST_KEY, "--data-dir"])
             .arg(dir.join("data"))
