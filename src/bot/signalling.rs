@@ -167,7 +167,7 @@ impl Session {
                         if let Some((video_rx, audio_rx)) = pending_media.take() {
                             if let (Some(v), Some(rx)) = (&video, video_rx) {
                                 let pt = v.payload_type().await?;
-                                pumps.push(tokio::spawn(pump(Arc::clone(&v.track), rx, v.ssrc, pt, None, Arc::clone(&self.counters), false)));
+                                pumps.push(tokio::spawn(pump(Arc::clone(&v.track), rx, v.ssrc, pt, None, Arc::clone(&self.counters))));
                                 pumps.push(tokio::spawn(keyframes(Arc::clone(&v.track), Arc::clone(&media), Arc::clone(&self.counters))));
                                 media.request_keyframe();
                             }
@@ -175,7 +175,7 @@ impl Session {
                             let level = self.opts.tone.map_or(127, |_| 10);
                             let ext = AudioLevelExtension { level, voice: level < 127 };
                             let pt = audio.payload_type().await?;
-                            pumps.push(tokio::spawn(pump(Arc::clone(&audio.track), audio_rx, audio.ssrc, pt, Some(ext), Arc::clone(&self.counters), true)));
+                            pumps.push(tokio::spawn(pump(Arc::clone(&audio.track), audio_rx, audio.ssrc, pt, Some(ext), Arc::clone(&self.counters))));
                         }
                         announce("published", json!({ "participant_id": participant_id, "tracks": video.iter().chain([&audio]).map(|t| t.id.clone()).collect::<Vec<_>>() }));
                     }
@@ -303,7 +303,8 @@ async fn recv_track(subscribe: &mut Option<ClientPeer>) -> Option<Arc<dyn TrackR
     }
 }
 
-/// Sends GStreamer's RTP packets on `track` with our SSRC and the negotiated payload type.
+/// Sends GStreamer's RTP packets on `track` with our SSRC and the negotiated payload type;
+/// audio (the track with a `level`) carries its RFC 6464 audio level.
 async fn pump(
     track: Arc<webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP>,
     mut rx: PacketRx,
@@ -311,7 +312,6 @@ async fn pump(
     payload_type: u8,
     level: Option<AudioLevelExtension>,
     counters: Arc<Counters>,
-    audio: bool,
 ) {
     while let Some(bytes) = rx.recv().await {
         let mut buf = &bytes[..];
@@ -324,7 +324,7 @@ async fn pump(
         };
         match sent {
             Ok(()) => {
-                let counter = if audio { &counters.audio } else { &counters.video };
+                let counter = if level.is_some() { &counters.audio } else { &counters.video };
                 counter.fetch_add(1, Ordering::Relaxed);
             }
             Err(e) => tracing::debug!(%e, "packet not sent"),

@@ -60,11 +60,11 @@ pub async fn patch(
     let media = media(&state)?;
     let ApiJson(RoomPatch { pinned }) = body;
     if pinned.len() > MAX_PINNED {
-        return Err(invalid("/pinned", &format!("at most {MAX_PINNED} identities")));
+        return Err(ApiError::invalid_field("/pinned", &format!("at most {MAX_PINNED} identities")));
     }
     for (i, id) in pinned.iter().enumerate() {
         if !valid_name(id, 128) {
-            return Err(invalid(&format!("/pinned/{i}"), "identities use letters, digits, '-' and '_' (1 to 128)"));
+            return Err(ApiError::invalid_field(&format!("/pinned/{i}"), "identities use letters, digits, '-' and '_' (1 to 128)"));
         }
     }
     if !active(&describe(&media, &room)) {
@@ -89,9 +89,6 @@ pub struct RoomPatch {
 const MAX_PINNED: usize = 16;
 const SCENE_TIMEOUT: Duration = Duration::from_secs(5);
 
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
-}
 
 /// `GET /v1/rooms/{room}/preview.jpg` → a JPEG still of the room's program (at most 640
 /// pixels on its longer side, renewed twice a second). 409 `no_program` while the room has no

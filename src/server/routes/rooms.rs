@@ -34,9 +34,6 @@ fn yes() -> bool {
     true
 }
 
-fn invalid(field: &str, message: &str) -> ApiError {
-    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", message).with_field(field)
-}
 
 /// `POST /v1/rooms/{room}/tokens` → 201 `{"token", "room", "identity", "expires_at"}`.
 pub async fn create_token(
@@ -46,15 +43,15 @@ pub async fn create_token(
 ) -> Result<(StatusCode, Json<Value>), ApiError> {
     let room = room_param(room)?;
     if !valid_name(&req.identity, 128) {
-        return Err(invalid("/identity", "use letters, digits, '-' and '_' (1 to 128 characters)"));
+        return Err(ApiError::invalid_field("/identity", "use letters, digits, '-' and '_' (1 to 128 characters)"));
     }
     let name = req.name.unwrap_or_else(|| req.identity.clone());
     if name.chars().count() > 128 || name.chars().any(char::is_control) {
-        return Err(invalid("/name", "at most 128 characters, no control characters"));
+        return Err(ApiError::invalid_field("/name", "at most 128 characters, no control characters"));
     }
     let ttl = req.ttl_s.unwrap_or(DEFAULT_TTL_S);
     if ttl == 0 || ttl > MAX_TTL_S {
-        return Err(invalid("/ttl_s", "must be from 1 to 604800 seconds"));
+        return Err(ApiError::invalid_field("/ttl_s", "must be from 1 to 604800 seconds"));
     }
     let claims = Claims {
         room: room.clone(),

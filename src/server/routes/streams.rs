@@ -43,12 +43,8 @@ pub struct ListQuery {
 
 fn streams_error(e: StreamsError) -> ApiError {
     match e {
-        StreamsError::Invalid { field, reason } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", reason).with_field(field)
-        }
-        StreamsError::Setting { setting, reason } => {
-            ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_field", reason).with_field(setting_pointer(&setting))
-        }
+        StreamsError::Invalid { field, reason } => ApiError::invalid_field(field, reason),
+        StreamsError::Setting { setting, reason } => ApiError::invalid_field(setting_pointer(&setting), reason),
         StreamsError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         StreamsError::NotFound(_) => ApiError::not_found(e.to_string()),
         StreamsError::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
