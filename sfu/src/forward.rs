@@ -75,6 +75,8 @@ struct DownState {
     selector: LayerSelector,
     rewriter: StreamRewriter,
     last_update: Option<Instant>,
+    /// When a keyframe on the target layer was last asked for, while a switch waits for one.
+    keyframe_asked: Option<Instant>,
 }
 
 /// One subscriber's copy of a published track.
@@ -110,6 +112,7 @@ impl DownTrack {
                 selector: LayerSelector::new(),
                 rewriter: StreamRewriter::new(clock_rate),
                 last_update: None,
+                keyframe_asked: None,
             }),
             output,
             dropped: AtomicU64::new(0),
@@ -140,8 +143,10 @@ impl DownTrack {
 
     /// Sets the subscriber's bandwidth for this track (bit/s, 0 = unknown).
     pub fn set_bandwidth(&self, bps: u64) {
-        self.bandwidth.store(bps, Ordering::Relaxed);
-        lock(&self.state).last_update = None;
+        // Re-evaluate the layer at the next packet only when it changed (REMB repeats it).
+        if self.bandwidth.swap(bps, Ordering::Relaxed) != bps {
+            lock(&self.state).last_update = None;
+        }
     }
 
     /// Sets the requested maximum height (0 = no limit).
@@ -184,6 +189,16 @@ impl DownTrack {
                 if st.selector.update(meta.layers) {
                     want_keyframe = true;
                 }
+            }
+            // A switch between layers waits for the target's keyframe: ask again each second
+            // (the first request may have been rate limited or lost).
+            if st.selector.current().is_some() && st.selector.waiting_for_keyframe() {
+                if want_keyframe || st.keyframe_asked.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+                    want_keyframe = true;
+                    st.keyframe_asked = Some(now);
+                }
+            } else {
+                st.keyframe_asked = None;
             }
             match st.selector.on_packet(meta.layer, meta.keyframe) {
                 SelectorAction::Drop => {

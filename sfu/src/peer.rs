@@ -9,6 +9,7 @@ use std::time::Instant;
 use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
@@ -24,8 +25,8 @@ use crate::stats::{CountingInterceptor, TransportCounters};
 /// RFC 6464 audio level header extension.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// Hands keyframe requests (PLI/FIR) and sender reports to the application; every other
-/// inbound RTCP packet stays with the interceptors.
+/// Hands keyframe requests (PLI/FIR), sender reports and REMB bandwidth estimates to the
+/// application; every other inbound RTCP packet stays with the interceptors.
 struct RtcpToApp {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
@@ -44,7 +45,10 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
                 .iter()
                 .filter(|p| {
                     let a = p.as_any();
-                    a.is::<PictureLossIndication>() || a.is::<FullIntraRequest>() || a.is::<SenderReport>()
+                    a.is::<PictureLossIndication>()
+                        || a.is::<FullIntraRequest>()
+                        || a.is::<SenderReport>()
+                        || a.is::<ReceiverEstimatedMaximumBitrate>()
                 })
                 .cloned()
                 .collect();

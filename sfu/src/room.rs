@@ -6,7 +6,9 @@ use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
 
 use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
+use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
@@ -22,7 +24,7 @@ use webrtc::peer_connection::{
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::config::SfuConfig;
-use crate::core::{ActiveSpeakerDetector, KeyframeRequestLimiter, parse_audio_level};
+use crate::core::{ActiveSpeakerDetector, BandwidthEstimator, KeyframeRequestLimiter, parse_audio_level};
 use crate::error::{Error, Result};
 use crate::forward::{DownTrack, Output, PT_UNKNOWN, TrackForwarder};
 use crate::handoff::{
@@ -234,6 +236,8 @@ pub struct Participant {
     filter: Mutex<Option<HashSet<String>>>,
     negotiation: tokio::sync::Mutex<Negotiation>,
     max_bitrate: AtomicU64,
+    /// The REMB estimates of this participant's subscribe connection.
+    remb: Mutex<BandwidthEstimator>,
     video_sizes: Mutex<HashMap<String, u32>>,
     subscribes: bool,
     closed: AtomicBool,
@@ -334,6 +338,7 @@ impl Room {
             filter: Mutex::new(None),
             negotiation: tokio::sync::Mutex::new(Negotiation::default()),
             max_bitrate: AtomicU64::new(0),
+            remb: Mutex::new(BandwidthEstimator::default()),
             video_sizes: Mutex::new(HashMap::new()),
             subscribes,
             closed: AtomicBool::new(false),
@@ -617,12 +622,12 @@ impl Participant {
         if let Some(h) = lock(&self.video_sizes).get(&track.id) {
             down.set_max_height(*h);
         }
-        down.set_bandwidth(self.max_bitrate.load(Ordering::Relaxed));
         let sender = pc.add_track(Arc::clone(&local) as Arc<dyn TrackLocal>).await?;
         lock(&self.subs).insert(
             track.id.clone(),
             Subscription { down: Arc::clone(&down), local: Arc::clone(&local), sender: Some(sender), track: Arc::downgrade(track) },
         );
+        self.apply_bandwidth(Instant::now());
         track.forwarder.add_down(Arc::clone(&down));
         // Writer: drains the down track's queue into the peer connection.
         let writer = Arc::clone(&local);
@@ -636,14 +641,29 @@ impl Participant {
                 }
             }
         });
-        // Keyframe requests from this subscriber go to the publisher (rate limited there).
+        // Keyframe requests from this subscriber go to the publisher (rate limited there);
+        // REMB estimates (for the whole connection, delivered with whichever track they name
+        // first) set the bandwidth of all its video tracks.
         let weak = Arc::downgrade(track);
+        let me = Arc::downgrade(self);
         let d2 = Arc::clone(&down);
         tokio::spawn(async move {
             // `poll` returns None until the track is bound; retry a while.
             for _ in 0..600 {
                 while let Some(ev) = local.poll().await {
-                    if let TrackLocalEvent::OnRtcpPacket(_) = ev {
+                    let TrackLocalEvent::OnRtcpPacket(pkts) = ev else { continue };
+                    let mut keyframe = false;
+                    for p in &pkts {
+                        let a = p.as_any();
+                        if let Some(remb) = a.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                            if let Some(me) = me.upgrade() {
+                                me.on_remb(remb.bitrate, Instant::now());
+                            }
+                        } else if a.is::<PictureLossIndication>() || a.is::<FullIntraRequest>() {
+                            keyframe = true;
+                        }
+                    }
+                    if keyframe {
                         let Some(t) = weak.upgrade() else { return };
                         t.request_keyframe(d2.current_layer().unwrap_or(0));
                     }
@@ -719,6 +739,29 @@ impl Participant {
     /// Caps this participant's receive bitrate (0: no cap), shared among its video tracks.
     pub fn set_max_bitrate(&self, bps: u64) {
         self.max_bitrate.store(bps, Ordering::Relaxed);
+        self.apply_bandwidth(Instant::now());
+    }
+
+    /// A REMB estimate (bit/s) arrived on this participant's subscribe connection.
+    fn on_remb(&self, bitrate: f32, now: Instant) {
+        let bps = if bitrate.is_finite() && bitrate > 0.0 { bitrate.min(u64::MAX as f32) as u64 } else { 0 };
+        // What the SFU sent this subscriber (RTP headers counted as 12 bytes, SRTP and RTCP
+        // not at all: close enough to tell congestion from an estimate that fits).
+        let sent: u64 = lock(&self.subs).values().map(|s| s.down.forwarded_bytes() + 12 * s.down.forwarded()).sum();
+        lock(&self.remb).on_remb(bps, sent, now);
+        self.apply_bandwidth(now);
+    }
+
+    /// The receive bandwidth its layers are chosen from (bit/s, 0: no limit): the smaller of
+    /// the cap the client set and the limit its REMB estimates set (see
+    /// [`BandwidthEstimator`]: only congestion limits, and the top layer is probed again).
+    pub fn effective_bandwidth(&self, now: Instant) -> u64 {
+        lock(&self.remb).effective(self.max_bitrate.load(Ordering::Relaxed), now)
+    }
+
+    /// Shares [`Self::effective_bandwidth`] among the video tracks this participant receives.
+    fn apply_bandwidth(&self, now: Instant) {
+        let bps = self.effective_bandwidth(now);
         let subs = lock(&self.subs);
         let videos: Vec<&Subscription> =
             subs.values().filter(|s| s.track.upgrade().is_some_and(|t| t.forwarder_is_video())).collect();

@@ -1,12 +1,14 @@
 //! The forwarding core: plain state machines that take time as an argument and touch no
 //! sockets, so every rule is unit-tested on its own. The peer-connection layer feeds them.
 
+pub mod bandwidth;
 pub mod keyframe;
 pub mod limiter;
 pub mod rewrite;
 pub mod simulcast;
 pub mod speaker;
 
+pub use bandwidth::BandwidthEstimator;
 pub use keyframe::is_keyframe;
 pub use limiter::KeyframeRequestLimiter;
 pub use rewrite::StreamRewriter;

@@ -7,11 +7,16 @@
 //! trickle their own candidates (the web client's `trickle=0`), or the SFU could reach them
 //! directly around the relay. Only RTP is dropped (not STUN, DTLS or RTCP), in one direction
 //! or both, at a fixed rate from a seeded generator.
+//!
+//! It can also limit the rate toward clients (a token bucket feeding a queue, like a slow
+//! link: packets wait, and are dropped once the queue holds more than [`MAX_QUEUE`]), for the
+//! clients it first sees while [`LossyRelay::limit_new_clients`] is set.
 
 use std::collections::HashMap;
 use std::net::{IpAddr, Ipv4Addr, SocketAddr};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
@@ -51,7 +56,41 @@ pub struct LossyRelay {
     /// The SFU's port range, for `IceConfig::udp_port_range`.
     pub ports: (u16, u16),
     pub counts: Arc<RelayCounts>,
+    /// Rate (bit/s) toward each client first seen from now on (0: unlimited, the start).
+    pub limit_new_clients: Arc<AtomicU64>,
     _tasks: AbortOnDrop,
+}
+
+/// The longest a packet waits in a rate-limited direction before it is dropped instead.
+pub const MAX_QUEUE: Duration = Duration::from_millis(300);
+
+/// Bytes a rate-limited direction may send at once after an idle moment.
+const BURST_BYTES: u64 = 10_000;
+
+/// Token bucket of one rate-limited direction: when each packet may leave.
+struct Bucket {
+    bps: u64,
+    /// When the bucket's tokens run out for the packets admitted so far.
+    next_free: Instant,
+}
+
+impl Bucket {
+    fn new(bps: u64) -> Self {
+        Bucket { bps, next_free: Instant::now() }
+    }
+
+    /// Departure time of a packet of `len` bytes arriving now, or `None` (dropped: the queue
+    /// is full).
+    fn admit(&mut self, len: usize, now: Instant) -> Option<Instant> {
+        let burst = Duration::from_micros(BURST_BYTES * 8 * 1_000_000 / self.bps);
+        let start = self.next_free.max(now.checked_sub(burst).unwrap_or(now));
+        let send_at = start.max(now);
+        if send_at.saturating_duration_since(now) > MAX_QUEUE {
+            return None;
+        }
+        self.next_free = start + Duration::from_micros(len as u64 * 8 * 1_000_000 / self.bps);
+        Some(send_at)
+    }
 }
 
 
@@ -92,19 +131,28 @@ impl LossyRelay {
             }
             if socks.len() == n as usize {
                 let counts = Arc::new(RelayCounts::default());
+                let limit = Arc::new(AtomicU64::new(0));
                 let tasks: Vec<JoinHandle<()>> = socks
                     .into_iter()
                     .enumerate()
-                    .map(|(i, s)| tokio::spawn(relay_port(Arc::new(s), base + i as u16, loss, Arc::clone(&counts), seed + i as u64)))
+                    .map(|(i, s)| {
+                        let (counts, limit) = (Arc::clone(&counts), Arc::clone(&limit));
+                        tokio::spawn(relay_port(Arc::new(s), base + i as u16, loss, counts, limit, seed + i as u64))
+                    })
                     .collect();
-                return LossyRelay { ports: (base, base + n - 1), counts, _tasks: AbortOnDrop(tasks) };
+                return LossyRelay {
+                    ports: (base, base + n - 1),
+                    counts,
+                    limit_new_clients: limit,
+                    _tasks: AbortOnDrop(tasks),
+                };
             }
         }
         panic!("no free port range for the relay");
     }
 }
 
-async fn relay_port(public: Arc<UdpSocket>, port: u16, loss: Loss, counts: Arc<RelayCounts>, seed: u64) {
+async fn relay_port(public: Arc<UdpSocket>, port: u16, loss: Loss, counts: Arc<RelayCounts>, limit: Arc<AtomicU64>, seed: u64) {
     let sfu = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     // Aborted when this task is (the relay dropped).
@@ -121,11 +169,38 @@ async fn relay_port(public: Arc<UdpSocket>, port: u16, loss: Loss, counts: Arc<R
                 upstreams.insert(client, Arc::clone(&u));
                 let (public, counts, u2) = (Arc::clone(&public), Arc::clone(&counts), Arc::clone(&u));
                 let mut dice = Dice(dice.0 ^ 0x5555_5555_5555_5555);
+                // Rate-limited: a pacer sends each packet at its departure time.
+                let mut bucket = match limit.load(Ordering::Relaxed) {
+                    0 => None,
+                    bps => {
+                        let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+                        let public = Arc::clone(&public);
+                        children.0.push(tokio::spawn(async move {
+                            while let Some((at, b)) = rx.recv().await {
+                                tokio::time::sleep_until(at.into()).await;
+                                let _ = public.send_to(&b, client).await;
+                            }
+                        }));
+                        Some((Bucket::new(bps), tx))
+                    }
+                };
                 children.0.push(tokio::spawn(async move {
                     let mut buf = vec![0u8; 65_536];
                     while let Ok((n, _)) = u2.recv_from(&mut buf).await {
                         if n >= loss.min_size && is_rtp(&buf[..n]) && dice.lose(loss.to_client) {
                             counts.dropped_to_client.fetch_add(1, Ordering::Relaxed);
+                            continue;
+                        }
+                        if let Some((b, tx)) = &mut bucket {
+                            match b.admit(n, Instant::now()) {
+                                Some(at) => {
+                                    counts.to_client.fetch_add(1, Ordering::Relaxed);
+                                    let _ = tx.send((at, buf[..n].to_vec()));
+                                }
+                                None => {
+                                    counts.dropped_to_client.fetch_add(1, Ordering::Relaxed);
+                                }
+                            }
                             continue;
                         }
                         counts.to_client.fetch_add(1, Ordering::Relaxed);
