@@ -1,6 +1,6 @@
 //! Building `webrtc` 0.21 peer connections the way the SFU needs them.
 
-use std::collections::VecDeque;
+use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
@@ -10,6 +10,7 @@ use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedP
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
 use rtc::sansio::Protocol;
@@ -25,11 +26,45 @@ use crate::stats::{CountingInterceptor, TransportCounters};
 /// RFC 6464 audio level header extension.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 
-/// Hands keyframe requests (PLI/FIR), sender reports and REMB bandwidth estimates to the
-/// application; every other inbound RTCP packet stays with the interceptors.
+/// Hands keyframe requests (PLI/FIR), sender reports, receiver reports and REMB bandwidth
+/// estimates to the application; every other inbound RTCP packet stays with the interceptors.
+///
+/// The peer connection routes an RTCP message to a track by the first SSRC its first packet
+/// names, and drops it when that SSRC is not a track's. Chromium's compounds often start with
+/// a report block about a retransmission (RTX) SSRC, which would take the whole compound (its
+/// REMB and PLI too) nowhere; so each packet goes on as its own message, a receiver report is
+/// split into one report per block, and a REMB names the media SSRCs first.
 struct RtcpToApp {
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
+    /// Media SSRCs of the tracks this connection sends.
+    sent_ssrcs: HashSet<u32>,
+}
+
+impl RtcpToApp {
+    fn new() -> Self {
+        RtcpToApp { read: VecDeque::new(), write: VecDeque::new(), sent_ssrcs: HashSet::new() }
+    }
+
+    /// The packets of an inbound compound the application wants, each routable on its own.
+    fn for_application(&self, packets: &[Box<dyn rtc::rtcp::Packet>]) -> Vec<Box<dyn rtc::rtcp::Packet>> {
+        let mut out: Vec<Box<dyn rtc::rtcp::Packet>> = Vec::new();
+        for p in packets {
+            let a = p.as_any();
+            if let Some(rr) = a.downcast_ref::<ReceiverReport>() {
+                for block in &rr.reports {
+                    out.push(Box::new(ReceiverReport { ssrc: rr.ssrc, reports: vec![block.clone()], ..Default::default() }));
+                }
+            } else if let Some(remb) = a.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                let mut remb = remb.clone();
+                remb.ssrcs.sort_by_key(|s| !self.sent_ssrcs.contains(s));
+                out.push(Box::new(remb));
+            } else if a.is::<PictureLossIndication>() || a.is::<FullIntraRequest>() || a.is::<SenderReport>() {
+                out.push(p.clone());
+            }
+        }
+        out
+    }
 }
 
 impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
@@ -40,25 +75,18 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
     type Time = Instant;
 
     fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
-        if let Packet::Rtcp(packets) = &msg.message.packet {
-            let wanted: Vec<Box<dyn rtc::rtcp::Packet>> = packets
-                .iter()
-                .filter(|p| {
-                    let a = p.as_any();
-                    a.is::<PictureLossIndication>()
-                        || a.is::<FullIntraRequest>()
-                        || a.is::<SenderReport>()
-                        || a.is::<ReceiverEstimatedMaximumBitrate>()
-                })
-                .cloned()
-                .collect();
-            if wanted.is_empty() {
-                return Ok(());
-            }
-            msg.message.packet = Packet::Rtcp(wanted);
-            msg.message.add(Attribute::DeliverToApplication);
+        let Packet::Rtcp(packets) = &msg.message.packet else {
+            self.read.push_back(msg);
+            return Ok(());
+        };
+        let wanted = self.for_application(packets);
+        msg.message.packet = Packet::Rtcp(Vec::new());
+        msg.message.add(Attribute::DeliverToApplication);
+        for p in wanted {
+            let mut message = msg.message.clone();
+            message.packet = Packet::Rtcp(vec![p]);
+            self.read.push_back(TaggedPacket { now: msg.now, transport: msg.transport, message });
         }
-        self.read.push_back(msg);
         Ok(())
     }
 
@@ -77,8 +105,12 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
 }
 
 impl Interceptor for RtcpToApp {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_local_stream(&mut self, info: &StreamInfo) {
+        self.sent_ssrcs.insert(info.ssrc);
+    }
+    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+        self.sent_ssrcs.remove(&info.ssrc);
+    }
     fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
     fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
@@ -122,7 +154,7 @@ pub(crate) async fn build_counted_peer(
     crate::codecs::register_codecs(&mut me)?;
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
-    let mut registry = registry.with(Slot::from(14_000), RtcpToApp { read: VecDeque::new(), write: VecDeque::new() });
+    let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.

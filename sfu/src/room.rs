@@ -9,6 +9,7 @@ use rtc::media_stream::MediaStreamTrack;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
+use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
@@ -642,8 +643,8 @@ impl Participant {
             }
         });
         // Keyframe requests from this subscriber go to the publisher (rate limited there);
-        // REMB estimates (for the whole connection, delivered with whichever track they name
-        // first) set the bandwidth of all its video tracks.
+        // receiver reports and REMB estimates (for the whole connection, delivered with
+        // whichever track they name first) set the bandwidth of all its video tracks.
         let weak = Arc::downgrade(track);
         let me = Arc::downgrade(self);
         let d2 = Arc::clone(&down);
@@ -658,6 +659,10 @@ impl Participant {
                         if let Some(remb) = a.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                             if let Some(me) = me.upgrade() {
                                 me.on_remb(remb.bitrate, Instant::now());
+                            }
+                        } else if let Some(rr) = a.downcast_ref::<ReceiverReport>() {
+                            if let Some(me) = me.upgrade() {
+                                me.on_receiver_report(rr, Instant::now());
                             }
                         } else if a.is::<PictureLossIndication>() || a.is::<FullIntraRequest>() {
                             keyframe = true;
@@ -740,6 +745,20 @@ impl Participant {
     pub fn set_max_bitrate(&self, bps: u64) {
         self.max_bitrate.store(bps, Ordering::Relaxed);
         self.apply_bandwidth(Instant::now());
+    }
+
+    /// A receiver report arrived on this participant's subscribe connection: loss is what
+    /// tells a slow link from a busy receiver (see [`BandwidthEstimator`]). Audio and video
+    /// share the connection's path, and Chromium reports each stream on its own schedule
+    /// (its audio far more regularly under loss), so any of its streams counts.
+    fn on_receiver_report(&self, rr: &ReceiverReport, now: Instant) {
+        let lost = {
+            let subs = lock(&self.subs);
+            rr.reports.iter().filter(|b| subs.values().any(|s| s.down.ssrc == b.ssrc)).map(|b| b.fraction_lost).max()
+        };
+        if let Some(lost) = lost {
+            lock(&self.remb).on_loss(lost, now);
+        }
     }
 
     /// A REMB estimate (bit/s) arrived on this participant's subscribe connection.

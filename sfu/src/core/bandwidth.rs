@@ -4,8 +4,11 @@
 //! A receiver's REMB is an estimate bounded by what it receives (Chromium's receive-side
 //! estimator never goes above about 1.5 times its incoming rate), so it says "congested"
 //! (an estimate below what the SFU sends it) or "this fits", never how much more would fit.
-//! So a REMB limits a subscriber only when it is below what the SFU sends
-//! ([`CONGESTED`]); a REMB that fits lifts no limit but raises it, until a probe: after
+//! It is delay based, and a receiver whose CPU is busy sees delay too: a loaded machine's
+//! Chromium lowers its REMB on a link with room to spare. So a REMB limits a subscriber only
+//! when it is below what the SFU sends ([`CONGESTED`]) *and* the subscriber's receiver
+//! reports show packets lost ([`LOSSY`], within [`LOSS_WINDOW`]): a link that is really too
+//! slow drops what does not fit, a slow receiver only delays it. A REMB that fits lifts no limit but raises it, until a probe: after
 //! [`PROBE_AFTER`] without congestion the limit is lifted altogether (the top layer is tried
 //! again), and a probe that meets congestion within [`PROBE_AFTER`] doubles the wait, up to
 //! [`MAX_PROBE_AFTER`]. Without any REMB nothing is limited.
@@ -25,6 +28,14 @@ pub const DEFAULT_HOLD: Duration = Duration::from_millis(1_500);
 /// A REMB below this fraction of the rate the SFU sends means congestion (Chromium's
 /// estimate after an over-use is 0.85 of what it receives).
 pub const CONGESTED: f64 = 0.9;
+
+/// A receiver report's fraction lost (of 256) from which a subscriber counts as losing
+/// packets: 2%.
+pub const LOSSY: u8 = 5;
+
+/// How long a lossy receiver report counts: Chromium reports each stream every 1 to 5 s
+/// (audio at the longer end), so a shorter window would blink between reports.
+pub const LOSS_WINDOW: Duration = Duration::from_secs(10);
 
 /// First wait after congestion before the limit is lifted for a probe.
 pub const PROBE_AFTER: Duration = Duration::from_secs(20);
@@ -55,6 +66,8 @@ pub struct BandwidthEstimator {
     probing_since: Option<Instant>,
     /// Wait from the last congestion to the next probe.
     probe_after: Duration,
+    /// Last receiver report with [`LOSSY`] loss or more.
+    lossy_at: Option<Instant>,
 }
 
 impl Default for BandwidthEstimator {
@@ -74,6 +87,7 @@ impl BandwidthEstimator {
             congested_at: None,
             probing_since: None,
             probe_after: PROBE_AFTER,
+            lossy_at: None,
         }
     }
 
@@ -90,6 +104,19 @@ impl BandwidthEstimator {
         (el >= SENT_WINDOW / 2).then(|| b1.saturating_sub(b0) * 8 * 1_000 / el.as_millis().max(1) as u64)
     }
 
+    /// A receiver report arrived: the largest fraction lost (of 256) among its blocks for
+    /// this subscriber's video.
+    pub fn on_loss(&mut self, fraction_lost: u8, now: Instant) {
+        if fraction_lost >= LOSSY {
+            self.lossy_at = Some(self.lossy_at.map_or(now, |t| t.max(now)));
+        }
+    }
+
+    /// Whether a lossy receiver report came within [`LOSS_WINDOW`].
+    fn losing(&self, now: Instant) -> bool {
+        self.lossy_at.is_some_and(|t| now.saturating_duration_since(t) <= LOSS_WINDOW)
+    }
+
     /// A REMB estimate arrived (its bitrate field, bit/s); `sent_bytes` counts every byte sent
     /// to this subscriber so far.
     pub fn on_remb(&mut self, bps: u64, sent_bytes: u64, now: Instant) {
@@ -100,7 +127,7 @@ impl BandwidthEstimator {
         while self.sent.len() >= 2 && now.saturating_duration_since(self.sent[1].0) >= SENT_WINDOW {
             self.sent.pop_front();
         }
-        let congested = self.sent_bps(now).is_some_and(|sent| (bps as f64) < sent as f64 * CONGESTED);
+        let congested = self.losing(now) && self.sent_bps(now).is_some_and(|sent| (bps as f64) < sent as f64 * CONGESTED);
         let limit = if congested {
             if let Some(p) = self.probing_since.take() {
                 // The probe failed: wait longer for the next one.
@@ -187,11 +214,14 @@ mod tests {
         e: BandwidthEstimator,
         t0: Instant,
         bytes: u64,
+        /// A path that delays instead of dropping (a busy receiver): receiver reports show no
+        /// loss. Otherwise they show 25% loss whenever the estimate is below what is sent.
+        lossless: bool,
     }
 
     impl Sim {
         fn new() -> Self {
-            Sim { e: BandwidthEstimator::default(), t0: Instant::now(), bytes: 0 }
+            Sim { e: BandwidthEstimator::default(), t0: Instant::now(), bytes: 0, lossless: false }
         }
 
         fn at(&self, ms: u64) -> Instant {
@@ -202,6 +232,8 @@ mod tests {
             let mut t = from;
             while t < to {
                 self.bytes += sent_bps / 8 / 5;
+                let lost = if !self.lossless && remb < sent_bps { 64 } else { 0 };
+                self.e.on_loss(lost, self.at(t));
                 self.e.on_remb(remb, self.bytes, self.at(t));
                 t += 200;
             }
@@ -290,6 +322,40 @@ mod tests {
         s.run(probe2 + 200, probe2 + 45_000, 1_500_000, 2_000_000);
         assert_eq!(s.estimate(probe2 + 44_800), None);
         assert_eq!(s.e.probe_after, PROBE_AFTER);
+    }
+
+    #[test]
+    fn a_low_estimate_without_loss_limits_nothing() {
+        // A busy receiver: its REMB sinks far below what it gets for a long time, but nothing
+        // is lost on the way.
+        let mut s = Sim::new();
+        s.lossless = true;
+        s.run(0, 5_000, 1_500_000, 2_000_000);
+        s.run(5_000, 30_000, 1_500_000, 300_000);
+        for t in (5_000..30_000).step_by(200) {
+            assert_eq!(s.estimate(t), None, "at {t} ms");
+        }
+        // Loss on its own (a lossy link whose estimate fits) limits nothing either.
+        s.lossless = false;
+        s.e.on_loss(100, s.at(30_000));
+        s.run(30_000, 40_000, 1_500_000, 2_000_000);
+        assert_eq!(s.estimate(39_800), None);
+        // Both together do, after the hold.
+        s.run(40_000, 42_000, 1_500_000, 400_000);
+        assert_eq!(s.estimate(41_800), Some(400_000));
+    }
+
+    #[test]
+    fn loss_counts_for_a_while() {
+        let mut e = BandwidthEstimator::default();
+        let t0 = Instant::now();
+        e.on_loss(LOSSY - 1, t0);
+        assert!(!e.losing(t0), "below the threshold");
+        e.on_loss(LOSSY, t0);
+        assert!(e.losing(t0 + LOSS_WINDOW));
+        assert!(!e.losing(t0 + LOSS_WINDOW + Duration::from_millis(1)));
+        e.on_loss(0, t0 + Duration::from_secs(1));
+        assert!(e.losing(t0 + Duration::from_secs(2)), "a clean report does not erase a recent lossy one");
     }
 
     #[test]
