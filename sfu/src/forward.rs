@@ -23,12 +23,11 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 
 /// Where a down track's packets go.
 pub enum Output {
-    /// A bounded queue drained by a writer task (subscriber peer connections, benchmarks).
+    /// A bounded queue drained by a writer task (tests, benchmarks).
     Queue(mpsc::Sender<rtp::Packet>),
-    /// The same, with each packet's arrival time (for the forwarding delay).
-    TimedQueue(mpsc::Sender<(rtp::Packet, Instant)>),
-    /// A callback (the hand-off); must not block.
-    Callback(Box<dyn Fn(rtp::Packet) + Send + Sync>),
+    /// A callback given each packet and when the forwarder got it (a subscriber's
+    /// connection, the hand-off); returns false when the packet was dropped. Must not block.
+    Callback(Box<dyn Fn(rtp::Packet, Instant) -> bool + Send + Sync>),
 }
 
 /// Per-layer bitrate measurement over one-second windows.
@@ -228,11 +227,7 @@ impl DownTrack {
         let payload = p.payload.len() as u64;
         let sent = match &self.output {
             Output::Queue(tx) => tx.try_send(p).is_ok(),
-            Output::TimedQueue(tx) => tx.try_send((p, now)).is_ok(),
-            Output::Callback(f) => {
-                f(p);
-                true
-            }
+            Output::Callback(f) => f(p, now),
         };
         if sent {
             self.forwarded.fetch_add(1, Ordering::Relaxed);

@@ -6,6 +6,7 @@
 mod codecs;
 pub mod config;
 pub mod core;
+mod delay;
 pub mod error;
 pub mod forward;
 pub mod handoff;
@@ -14,6 +15,7 @@ mod peer;
 pub mod room;
 pub mod signal;
 pub mod stats;
+mod writer;
 
 pub use config::{IceConfig, SfuConfig};
 pub use error::{Error, Result};

@@ -20,6 +20,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::config::SfuConfig;
+use crate::delay::{DepartureProbe, ForwardDelay};
 use crate::error::{Error, Result};
 use crate::stats::{CountingInterceptor, TransportCounters};
 
@@ -140,15 +141,16 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
 /// [`crate::codecs`]), NACK, RTCP reports, TWCC feedback,
 /// the simulcast header extensions and RFC 6464 audio levels, on the configured addresses.
 pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
-    build_counted_peer(cfg, handler, None).await
+    build_counted_peer(cfg, handler, None, None).await
 }
 
 /// [`build_peer`], with the RTCP traffic (NACKs, retransmissions, reports, feedback) counted
-/// into `counters`.
+/// into `counters` and each forwarded packet's departure timed by `delay`.
 pub(crate) async fn build_counted_peer(
     cfg: &SfuConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
     counters: Option<Arc<TransportCounters>>,
+    delay: Option<Arc<ForwardDelay>>,
 ) -> Result<Arc<dyn PeerConnection>> {
     let mut me = MediaEngine::default();
     crate::codecs::register_codecs(&mut me)?;
@@ -159,6 +161,10 @@ pub(crate) async fn build_counted_peer(
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.
         registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c));
+    }
+    if let Some(d) = delay {
+        // Wire-most: after the send queue and the pacer.
+        registry = registry.with(Slot::from(500), DepartureProbe::new(d));
     }
 
     let se = SettingEngineBuilder::new()

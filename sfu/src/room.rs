@@ -28,6 +28,8 @@ use crate::config::SfuConfig;
 use crate::core::{ActiveSpeakerDetector, BandwidthEstimator, KeyframeRequestLimiter, parse_audio_level};
 use crate::error::{Error, Result};
 use crate::forward::{DownTrack, Output, PT_UNKNOWN, TrackForwarder};
+use crate::writer::SubscriberWriter;
+use crate::delay::ForwardDelay;
 use crate::handoff::{
     HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
 };
@@ -65,6 +67,7 @@ pub(crate) struct SfuInner {
     next_id: AtomicU64,
     counters: Arc<TransportCounters>,
     forward_delay: Arc<DelayHistogram>,
+    delay_probe: Arc<ForwardDelay>,
 }
 
 impl Drop for SfuInner {
@@ -79,11 +82,14 @@ impl Sfu {
     /// An SFU with this configuration; `handoff` receives every published track's media.
     pub fn new(config: SfuConfig, handoff: Option<Arc<dyn MediaHandoff>>) -> Self {
         let handoff = handoff.map(|h| HandoffDispatcher::start(h, 2048));
+        let forward_delay = Arc::new(DelayHistogram::default());
+        let delay_probe = ForwardDelay::new(Arc::clone(&forward_delay));
         Self { inner: Arc::new(SfuInner { config, rooms: Mutex::new(HashMap::new()),
                 handoff,
                 next_id: AtomicU64::new(1),
                 counters: Arc::new(TransportCounters::default()),
-                forward_delay: Arc::new(DelayHistogram::default()),
+                forward_delay,
+                delay_probe,
             }),
         }
     }
@@ -453,7 +459,7 @@ impl Participant {
         let (tx, rx) = watch::channel(false);
         lock(&self.gathered).insert(target, rx);
         let handler = Arc::new(PeerHandler { participant: Arc::downgrade(self), target, gathered: tx });
-        let new = build_counted_peer(&sfu.config, handler, Some(Arc::clone(&sfu.counters))).await?;
+        let new = build_counted_peer(&sfu.config, handler, Some(Arc::clone(&sfu.counters)), Some(Arc::clone(&sfu.delay_probe))).await?;
         *pc = Some(Arc::clone(&new));
         Ok(new)
     }
@@ -618,8 +624,10 @@ impl Participant {
                 ..Default::default()
             }],
         )));
-        let (tx, mut rx) = mpsc::channel::<(rtc::rtp::Packet, Instant)>(1024);
-        let down = Arc::new(DownTrack::new(self.id.clone(), ssrc, PT_UNKNOWN, track.codec.clock_rate, Output::TimedQueue(tx)));
+        let arrivals = self.room.upgrade().and_then(|r| r.sfu.upgrade()).map(|s| s.delay_probe.log(ssrc));
+        let writer = SubscriberWriter::new(Arc::clone(&local) as Arc<dyn TrackLocal>, arrivals);
+        let output = Output::Callback(Box::new(move |p, arrived| writer.write(p, arrived)));
+        let down = Arc::new(DownTrack::new(self.id.clone(), ssrc, PT_UNKNOWN, track.codec.clock_rate, output));
         if let Some(h) = lock(&self.video_sizes).get(&track.id) {
             down.set_max_height(*h);
         }
@@ -630,18 +638,6 @@ impl Participant {
         );
         self.apply_bandwidth(Instant::now());
         track.forwarder.add_down(Arc::clone(&down));
-        // Writer: drains the down track's queue into the peer connection.
-        let writer = Arc::clone(&local);
-        let delay = self.room.upgrade().and_then(|r| r.sfu.upgrade()).map(|s| Arc::clone(&s.forward_delay));
-        tokio::spawn(async move {
-            while let Some((p, arrived)) = rx.recv().await {
-                if writer.write_rtp(p).await.is_ok()
-                    && let Some(h) = &delay
-                {
-                    h.record(arrived.elapsed());
-                }
-            }
-        });
         // Keyframe requests from this subscriber go to the publisher (rate limited there);
         // receiver reports and REMB estimates (for the whole connection, delivered with
         // whichever track they name first) set the bandwidth of all its video tracks.
@@ -962,10 +958,11 @@ impl Participant {
             ssrc,
             pt,
             track.codec.clock_rate,
-            Output::Callback(Box::new(move |p: rtc::rtp::Packet| {
+            Output::Callback(Box::new(move |p: rtc::rtp::Packet, _| {
                 if let Ok(b) = p.marshal() {
                     h2.push(HandoffEvent::Rtp(Arc::clone(&id), b.to_vec()));
                 }
+                true
             })),
         );
         track.forwarder.set_handoff(Some(Arc::new(down)));

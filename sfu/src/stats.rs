@@ -221,10 +221,10 @@ impl Interceptor for CountingInterceptor {
 pub const DELAY_BUCKETS_US: [u64; 18] =
     [25, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000];
 
-/// Forwarding delay: from a packet's arrival in the SFU (as the receive loop gets it, after
-/// SRTP) to its copy for one subscriber handed to that subscriber's transport (after the
-/// forwarding core, the subscriber's queue and its writer: interceptors and SRTP). One sample
-/// per forwarded copy.
+/// Forwarding delay: from a packet's arrival at the forwarder (as the receive loop gets it,
+/// after SRTP) to its copy for one subscriber leaving that connection's interceptors for SRTP
+/// and the socket (after the forwarding core, the connection's send queue and its pacer; see
+/// `delay.rs`). One sample per forwarded copy.
 #[derive(Debug, Default)]
 pub struct DelayHistogram {
     buckets: [AtomicU64; DELAY_BUCKETS_US.len() + 1],

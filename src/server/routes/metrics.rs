@@ -68,7 +68,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         let delay = media.sfu.forward_delay();
         let name = "tessera_sfu_forward_delay_seconds";
-        m.head(name, "histogram", "Per forwarded copy: from the packet's arrival in the SFU to its hand-off to the subscriber's transport.");
+        m.head(name, "histogram", "Per forwarded copy: from the packet's arrival at the forwarder to its departure from the subscriber connection's send queue for SRTP and the socket.");
         let counts = delay.counts();
         let mut cumulative = 0u64;
         for (i, c) in counts.iter().enumerate() {

@@ -1,0 +1,174 @@
+//! The forwarding delay as a subscriber's network sees it: from the moment the forwarder gets
+//! a packet to the moment its copy for one subscriber leaves that connection's interceptors
+//! for SRTP and the socket (after the connection's send queue and its pacer).
+//!
+//! The forwarder notes when each copy arrived, by its outgoing SSRC and sequence number
+//! ([`ArrivalLog`]); the [`DepartureProbe`] interceptor, wire-most in every subscriber
+//! connection, looks the copy up as it leaves and records the difference into the
+//! [`DelayHistogram`]. Retransmissions are not samples.
+
+use std::collections::{HashMap, VecDeque};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::sansio::Protocol;
+
+use crate::stats::DelayHistogram;
+
+/// Arrivals remembered per outgoing stream (by sequence number modulo this): more than the
+/// connection's send queue and a track's backlog hold, so a copy is still there when it leaves.
+const RING: usize = 2048;
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Arrival times of one outgoing stream's packets: (sequence number, µs since the epoch + 1;
+/// 0 when empty).
+type Ring = Box<[(u16, u64)]>;
+
+/// Arrival times of the SFU's outgoing streams, and the histogram departures are timed into.
+pub(crate) struct ForwardDelay {
+    epoch: Instant,
+    streams: RwLock<HashMap<u32, Arc<Mutex<Ring>>>>,
+    histogram: Arc<DelayHistogram>,
+}
+
+impl ForwardDelay {
+    pub(crate) fn new(histogram: Arc<DelayHistogram>) -> Arc<Self> {
+        Arc::new(ForwardDelay { epoch: Instant::now(), streams: RwLock::new(HashMap::new()), histogram })
+    }
+
+    /// Starts noting the arrivals of the outgoing stream `ssrc`; stops when the log is dropped.
+    pub(crate) fn log(self: &Arc<Self>, ssrc: u32) -> ArrivalLog {
+        let ring: Arc<Mutex<Ring>> = Arc::new(Mutex::new(vec![(0u16, 0u64); RING].into_boxed_slice()));
+        self.streams.write().unwrap_or_else(|e| e.into_inner()).insert(ssrc, Arc::clone(&ring));
+        ArrivalLog { owner: Arc::clone(self), ssrc, ring }
+    }
+
+    fn micros(&self, t: Instant) -> u64 {
+        t.saturating_duration_since(self.epoch).as_micros().min(u64::MAX as u128 - 1) as u64 + 1
+    }
+
+    /// A packet of stream `ssrc` leaves now: records its delay if its arrival is known.
+    fn departed(&self, ssrc: u32, seq: u16, now: Instant) {
+        let ring = self.streams.read().unwrap_or_else(|e| e.into_inner()).get(&ssrc).cloned();
+        let Some(ring) = ring else { return };
+        let arrived = {
+            let mut r = lock(&ring);
+            let slot = &mut r[seq as usize % RING];
+            if slot.0 != seq || slot.1 == 0 {
+                return;
+            }
+            // Once only (a resend without RTX reuses the number).
+            std::mem::replace(&mut slot.1, 0)
+        };
+        let us = self.micros(now).saturating_sub(arrived);
+        self.histogram.record(std::time::Duration::from_micros(us));
+    }
+}
+
+/// Notes the arrivals of one outgoing stream (held by its writer).
+pub(crate) struct ArrivalLog {
+    owner: Arc<ForwardDelay>,
+    ssrc: u32,
+    ring: Arc<Mutex<Ring>>,
+}
+
+impl ArrivalLog {
+    /// The copy with this sequence number reached the forwarder at `arrived`.
+    pub(crate) fn arrived(&self, seq: u16, arrived: Instant) {
+        let us = self.owner.micros(arrived);
+        lock(&self.ring)[seq as usize % RING] = (seq, us);
+    }
+}
+
+impl Drop for ArrivalLog {
+    fn drop(&mut self) {
+        let mut streams = self.owner.streams.write().unwrap_or_else(|e| e.into_inner());
+        if streams.get(&self.ssrc).is_some_and(|r| Arc::ptr_eq(r, &self.ring)) {
+            streams.remove(&self.ssrc);
+        }
+    }
+}
+
+/// Times each RTP packet leaving a connection (passes everything through unchanged).
+pub(crate) struct DepartureProbe {
+    delay: Arc<ForwardDelay>,
+    read: VecDeque<TaggedPacket>,
+    write: VecDeque<TaggedPacket>,
+}
+
+impl DepartureProbe {
+    pub(crate) fn new(delay: Arc<ForwardDelay>) -> Self {
+        DepartureProbe { delay, read: VecDeque::new(), write: VecDeque::new() }
+    }
+}
+
+impl Protocol<TaggedPacket, TaggedPacket, ()> for DepartureProbe {
+    type Rout = TaggedPacket;
+    type Wout = TaggedPacket;
+    type Eout = ();
+    type Error = rtc::shared::error::Error;
+    type Time = Instant;
+
+    fn handle_read(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        self.read.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_read(&mut self) -> Option<TaggedPacket> {
+        self.read.pop_front()
+    }
+
+    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+        if let Packet::Rtp(p) = &msg.message.packet
+            && !msg.message.has(&Attribute::Retransmission)
+        {
+            self.delay.departed(p.header.ssrc, p.header.sequence_number, Instant::now());
+        }
+        self.write.push_back(msg);
+        Ok(())
+    }
+
+    fn poll_write(&mut self) -> Option<TaggedPacket> {
+        self.write.pop_front()
+    }
+}
+
+impl Interceptor for DepartureProbe {
+    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
+    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
+    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::time::Duration;
+
+    #[test]
+    fn a_departure_is_timed_from_its_arrival_once() {
+        let h = Arc::new(DelayHistogram::default());
+        let d = ForwardDelay::new(Arc::clone(&h));
+        let log = d.log(42);
+        let t0 = Instant::now();
+        log.arrived(7, t0);
+        log.arrived(8, t0);
+        d.departed(42, 7, t0 + Duration::from_micros(400));
+        d.departed(42, 7, t0 + Duration::from_millis(900)); // a resend: not a sample
+        d.departed(43, 8, t0 + Duration::from_micros(10)); // another stream
+        d.departed(42, 9, t0 + Duration::from_micros(10)); // never arrived
+        let c = h.counts();
+        assert_eq!(c.iter().sum::<u64>(), 1, "{c:?}");
+        assert_eq!(DelayHistogram::quantile_bound_us(&c, 1.0), Some(500));
+        // A wrapped slot holds a newer number: the old one is not matched.
+        log.arrived(8 + RING as u16, t0);
+        d.departed(42, 8, t0 + Duration::from_micros(10));
+        assert_eq!(h.counts().iter().sum::<u64>(), 1);
+        drop(log);
+        assert!(d.streams.read().unwrap().is_empty(), "the log unregisters its stream");
+    }
+}
