@@ -4,6 +4,7 @@
 //! A live background picture and live silence drive both mixers, so the program runs at a
 //! constant rate with no participant at all and while inputs stall.
 
+use super::background::{BackgroundColor, background_source};
 use super::elements::{add_chain, capsfilter, make, ms, set_if_exists, set_str_if_exists};
 use crate::config::ProgramConfig;
 use crate::error::Result;
@@ -13,7 +14,7 @@ use gst::prelude::*;
 pub(crate) struct Core {
     pub compositor: gst::Element,
     pub audiomixer: gst::Element,
-    pub background: gst::Element,
+    pub background: BackgroundColor,
     pub encoder: gst::Element,
     /// The composited raw video, before the encoder (the preview hangs off it).
     pub raw_tee: gst::Element,
@@ -65,10 +66,7 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     let bin = pipeline.upcast_ref::<gst::Bin>();
 
     // Video: background -> compositor -> raw tee (the preview) -> x264 -> tee
-    let background = make("videotestsrc", Some("background"))?;
-    background.set_property("is-live", true);
-    background.set_property_from_str("pattern", "solid-color");
-    background.set_property("foreground-color", bg.argb_u32());
+    let (background_src, background) = background_source(bg.argb_u32())?;
     let compositor = make("compositor", Some("compositor"))?;
     compositor.set_property_from_str("background", "black");
     compositor.set_property("emit-signals", true);
@@ -94,7 +92,7 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     add_chain(
         bin,
         &[
-            background.clone(),
+            background_src,
             capsfilter(raw_video_caps(c))?,
             compositor.clone(),
             capsfilter(raw_video_caps(c))?,

@@ -2,6 +2,7 @@
 //! thread without blocking, the layout can be swapped between two frames, and outputs attach and
 //! detach while the program runs.
 
+mod background;
 mod bus;
 mod core;
 mod elements;

@@ -7,6 +7,7 @@
 use crate::layout::{
     Canvas, Layout, LayoutEngine, ParticipantView, Rect, Tile, TileSource, VideoSize,
 };
+use super::background::BackgroundColor;
 use gst::prelude::*;
 use std::collections::BTreeMap;
 
@@ -26,7 +27,7 @@ pub(crate) struct Scene {
     next_join: u64,
     speakers: Vec<String>,
     pads: BTreeMap<(String, TileSource), SourcePad>,
-    background: Option<gst::Element>,
+    background: Option<BackgroundColor>,
     /// Bumped on every change; `applied` catches up in the aggregator thread.
     generation: u64,
     /// The generation last turned into a plan, and the last one on screen.
@@ -52,8 +53,8 @@ impl Scene {
         }
     }
 
-    pub fn set_background(&mut self, src: gst::Element) {
-        self.background = Some(src);
+    pub fn set_background(&mut self, color: BackgroundColor) {
+        self.background = Some(color);
         self.touch();
     }
 
@@ -203,10 +204,7 @@ impl Scene {
         let tiles = self.compute_tiles();
         let mut plan = ScenePlan { generation: self.generation, pads: Vec::new(), deferred: Vec::new() };
         if let Some(bg) = &self.background {
-            plan.deferred.push(DeferredUpdate::Background {
-                source: bg.clone(),
-                argb: self.layout.background().argb_u32(),
-            });
+            plan.deferred.push(DeferredUpdate::Background { color: bg.clone(), argb: self.layout.background().argb_u32() });
         }
         for ((participant, source), sp) in self.pads.iter_mut() {
             let tile = tiles.iter().find(|t| &t.participant == participant && t.source == *source);
@@ -310,7 +308,7 @@ fn label_position(t: &Tile, size: Option<VideoSize>) -> (f64, f64) {
 /// source). Applied off the compositor's thread: their streaming threads may be waiting on it.
 pub(crate) enum DeferredUpdate {
     Label { overlay: gst::Element, text: Option<String>, pos: (f64, f64) },
-    Background { source: gst::Element, argb: u32 },
+    Background { color: BackgroundColor, argb: u32 },
 }
 
 impl DeferredUpdate {
@@ -323,9 +321,7 @@ impl DeferredUpdate {
                 o.set_property("silent", false);
             }
             DeferredUpdate::Label { overlay: o, text: None, .. } => o.set_property("silent", true),
-            DeferredUpdate::Background { source, argb } => {
-                source.set_property("foreground-color", *argb)
-            }
+            DeferredUpdate::Background { color, argb } => color.set(*argb),
         }
     }
 }
