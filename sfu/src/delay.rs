@@ -3,16 +3,13 @@
 //! for SRTP and the socket (after the connection's send queue and its pacer).
 //!
 //! The forwarder notes when each copy arrived, by its outgoing SSRC and sequence number
-//! ([`ArrivalLog`]); the [`DepartureProbe`] interceptor, wire-most in every subscriber
-//! connection, looks the copy up as it leaves and records the difference into the
-//! [`DelayHistogram`]. Retransmissions are not samples.
+//! ([`ArrivalLog`]); the counting interceptor (`stats.rs`), the wire-most interceptor of every
+//! connection (only SRTP and the socket follow it), looks the copy up as it leaves and records
+//! the difference into the [`DelayHistogram`]. Retransmissions are not samples.
 
-use std::collections::{HashMap, VecDeque};
+use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
-
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
-use rtc::sansio::Protocol;
 
 use crate::stats::DelayHistogram;
 
@@ -52,7 +49,7 @@ impl ForwardDelay {
     }
 
     /// A packet of stream `ssrc` leaves now: records its delay if its arrival is known.
-    fn departed(&self, ssrc: u32, seq: u16, now: Instant) {
+    pub(crate) fn departed(&self, ssrc: u32, seq: u16, now: Instant) {
         let ring = self.streams.read().unwrap_or_else(|e| e.into_inner()).get(&ssrc).cloned();
         let Some(ring) = ring else { return };
         let arrived = {
@@ -91,57 +88,6 @@ impl Drop for ArrivalLog {
             streams.remove(&self.ssrc);
         }
     }
-}
-
-/// Times each RTP packet leaving a connection (passes everything through unchanged).
-pub(crate) struct DepartureProbe {
-    delay: Arc<ForwardDelay>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
-}
-
-impl DepartureProbe {
-    pub(crate) fn new(delay: Arc<ForwardDelay>) -> Self {
-        DepartureProbe { delay, read: VecDeque::new(), write: VecDeque::new() }
-    }
-}
-
-impl Protocol<TaggedPacket, TaggedPacket, ()> for DepartureProbe {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
-        if let Packet::Rtp(p) = &msg.message.packet
-            && !msg.message.has(&Attribute::Retransmission)
-        {
-            self.delay.departed(p.header.ssrc, p.header.sequence_number, Instant::now());
-        }
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for DepartureProbe {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]

@@ -20,7 +20,7 @@ use webrtc::peer_connection::{
 };
 
 use crate::config::SfuConfig;
-use crate::delay::{DepartureProbe, ForwardDelay};
+use crate::delay::ForwardDelay;
 use crate::error::{Error, Result};
 use crate::stats::{CountingInterceptor, TransportCounters};
 
@@ -160,11 +160,9 @@ pub(crate) async fn build_counted_peer(
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.
-        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c));
-    }
-    if let Some(d) = delay {
-        // Wire-most: after the send queue and the pacer.
-        registry = registry.with(Slot::from(500), DepartureProbe::new(d));
+        // Wire-most of the chain here (no pacer, congestion controller or TWCC sender is
+        // registered), so it also times forwarded packets as they leave for SRTP.
+        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c, delay));
     }
 
     let se = SettingEngineBuilder::new()

@@ -18,6 +18,8 @@ use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 use rtc::sansio::Protocol;
 
+use crate::delay::ForwardDelay;
+
 /// Counters of one SFU (all its peer connections), monotonic.
 #[derive(Debug, Default)]
 pub struct TransportCounters {
@@ -160,16 +162,18 @@ impl TransportCounters {
     }
 }
 
-/// The counting interceptor: passes everything through unchanged.
+/// The counting interceptor: passes everything through unchanged. It also times each
+/// forwarded packet's departure (see `delay.rs`): nothing sits between it and SRTP.
 pub(crate) struct CountingInterceptor {
     counters: Arc<TransportCounters>,
+    departures: Option<Arc<ForwardDelay>>,
     read: VecDeque<TaggedPacket>,
     write: VecDeque<TaggedPacket>,
 }
 
 impl CountingInterceptor {
-    pub(crate) fn new(counters: Arc<TransportCounters>) -> Self {
-        Self { counters, read: VecDeque::new(), write: VecDeque::new() }
+    pub(crate) fn new(counters: Arc<TransportCounters>, departures: Option<Arc<ForwardDelay>>) -> Self {
+        Self { counters, departures, read: VecDeque::new(), write: VecDeque::new() }
     }
 }
 
@@ -197,6 +201,11 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for CountingInterceptor {
             Packet::Rtp(p) if msg.message.has(&Attribute::Retransmission) => {
                 self.counters.add(Counter::RetransmittedPackets, 1);
                 self.counters.add(Counter::RetransmittedBytes, p.payload.len() as u64);
+            }
+            Packet::Rtp(p) => {
+                if let Some(d) = &self.departures {
+                    d.departed(p.header.ssrc, p.header.sequence_number, Instant::now());
+                }
             }
             Packet::Rtcp(packets) => self.counters.count_rtcp(packets, false),
             _ => {}
