@@ -13,9 +13,9 @@ pub mod handoff;
 pub mod http;
 mod peer;
 pub mod room;
-mod rtx;
 pub mod signal;
 pub mod stats;
+mod tap;
 mod writer;
 
 pub use config::{IceConfig, SfuConfig};

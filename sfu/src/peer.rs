@@ -4,16 +4,14 @@ use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
-use std::time::Instant;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, Slot, StreamInfo, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
-use rtc::sansio::Protocol;
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     Registry, SettingEngineBuilder, register_default_interceptors,
@@ -21,7 +19,7 @@ use webrtc::peer_connection::{
 
 use crate::config::SfuConfig;
 use crate::delay::ForwardDelay;
-use crate::rtx::RtxUnwrapper;
+use crate::tap::{PacketTap, Tapped};
 use crate::error::{Error, Result};
 use crate::stats::{CountingInterceptor, TransportCounters};
 
@@ -37,15 +35,13 @@ pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
 /// REMB and PLI too) nowhere; so each packet goes on as its own message, a receiver report is
 /// split into one report per block, and a REMB names the media SSRCs first.
 struct RtcpToApp {
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
     /// Media SSRCs of the tracks this connection sends.
     sent_ssrcs: HashSet<u32>,
 }
 
 impl RtcpToApp {
-    fn new() -> Self {
-        RtcpToApp { read: VecDeque::new(), write: VecDeque::new(), sent_ssrcs: HashSet::new() }
+    fn new() -> Tapped<Self> {
+        Tapped::new(RtcpToApp { sent_ssrcs: HashSet::new() })
     }
 
     /// The packets of an inbound compound the application wants, each routable on its own.
@@ -69,17 +65,11 @@ impl RtcpToApp {
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, mut msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+impl PacketTap for RtcpToApp {
+    fn inbound(&mut self, mut msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         let Packet::Rtcp(packets) = &msg.message.packet else {
-            self.read.push_back(msg);
-            return Ok(());
+            out.push_back(msg);
+            return;
         };
         let wanted = self.for_application(packets);
         msg.message.packet = Packet::Rtcp(Vec::new());
@@ -87,34 +77,17 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for RtcpToApp {
         for p in wanted {
             let mut message = msg.message.clone();
             message.packet = Packet::Rtcp(vec![p]);
-            self.read.push_back(TaggedPacket { now: msg.now, transport: msg.transport, message });
+            out.push_back(TaggedPacket { now: msg.now, transport: msg.transport, message });
         }
-        Ok(())
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
-        self.write.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for RtcpToApp {
-    fn bind_local_stream(&mut self, info: &StreamInfo) {
+    fn bind_local(&mut self, info: &StreamInfo) {
         self.sent_ssrcs.insert(info.ssrc);
     }
-    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+
+    fn unbind_local(&mut self, info: &StreamInfo) {
         self.sent_ssrcs.remove(&info.ssrc);
     }
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 static NEXT_PORT: AtomicU32 = AtomicU32::new(0);
@@ -158,8 +131,6 @@ pub(crate) async fn build_counted_peer(
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
-    // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
-    registry = registry.with(Slot::from(6_500), RtxUnwrapper::new());
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.

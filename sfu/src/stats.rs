@@ -8,7 +8,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Instant;
 
-use rtc::interceptor::{Attribute, Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
@@ -16,9 +16,9 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
-use rtc::sansio::Protocol;
 
 use crate::delay::ForwardDelay;
+use crate::tap::{PacketTap, Tapped};
 
 /// Counters of one SFU (all its peer connections), monotonic.
 #[derive(Debug, Default)]
@@ -162,41 +162,28 @@ impl TransportCounters {
     }
 }
 
-/// The counting interceptor: passes everything through unchanged. It also times each
-/// forwarded packet's departure (see `delay.rs`): nothing sits between it and SRTP.
+/// The counting tap: passes everything through unchanged. It also times each forwarded
+/// packet's departure (see `delay.rs`): nothing sits between it and SRTP.
 pub(crate) struct CountingInterceptor {
     counters: Arc<TransportCounters>,
     departures: Option<Arc<ForwardDelay>>,
-    read: VecDeque<TaggedPacket>,
-    write: VecDeque<TaggedPacket>,
 }
 
 impl CountingInterceptor {
-    pub(crate) fn new(counters: Arc<TransportCounters>, departures: Option<Arc<ForwardDelay>>) -> Self {
-        Self { counters, departures, read: VecDeque::new(), write: VecDeque::new() }
+    pub(crate) fn new(counters: Arc<TransportCounters>, departures: Option<Arc<ForwardDelay>>) -> Tapped<Self> {
+        Tapped::new(Self { counters, departures })
     }
 }
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for CountingInterceptor {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+impl PacketTap for CountingInterceptor {
+    fn inbound(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             self.counters.count_rtcp(packets, true);
         }
-        self.read.push_back(msg);
-        Ok(())
+        out.push_back(msg);
     }
 
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
+    fn outbound(&mut self, msg: &TaggedPacket) {
         match &msg.message.packet {
             Packet::Rtp(p) if msg.message.has(&Attribute::Retransmission) => {
                 self.counters.add(Counter::RetransmittedPackets, 1);
@@ -210,20 +197,7 @@ impl Protocol<TaggedPacket, TaggedPacket, ()> for CountingInterceptor {
             Packet::Rtcp(packets) => self.counters.count_rtcp(packets, false),
             _ => {}
         }
-        self.write.push_back(msg);
-        Ok(())
     }
-
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for CountingInterceptor {
-    fn bind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_local_stream(&mut self, _info: &StreamInfo) {}
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 /// Upper bounds (µs) of [`DelayHistogram`]'s buckets; the last bucket is unbounded.
