@@ -13,6 +13,7 @@ pub mod handoff;
 pub mod http;
 mod peer;
 pub mod room;
+mod rtx;
 pub mod signal;
 pub mod stats;
 mod tap;

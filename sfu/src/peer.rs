@@ -19,6 +19,7 @@ use webrtc::peer_connection::{
 
 use crate::config::SfuConfig;
 use crate::delay::ForwardDelay;
+use crate::rtx::RtxRepairs;
 use crate::tap::{PacketTap, Tapped};
 use crate::error::{Error, Result};
 use crate::stats::{CountingInterceptor, TransportCounters};
@@ -131,6 +132,8 @@ pub(crate) async fn build_counted_peer(
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
+    // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
+    registry = registry.with(Slot::from(6_500), RtxRepairs::new());
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.
