@@ -1,6 +1,6 @@
 //! The forwarding delay as a subscriber's network sees it: from the moment the forwarder gets
 //! a packet to the moment its copy for one subscriber leaves that connection's interceptors
-//! for SRTP and the socket (after the connection's send queue and its pacer).
+//! for SRTP and the socket (after the connection's send queue).
 //!
 //! The forwarder notes when each copy arrived, by its outgoing SSRC and sequence number
 //! ([`ArrivalLog`]); the counting interceptor (`stats.rs`), the wire-most interceptor of every
@@ -50,10 +50,11 @@ impl ForwardDelay {
 
     /// A packet of stream `ssrc` leaves now: records its delay if its arrival is known.
     pub(crate) fn departed(&self, ssrc: u32, seq: u16, now: Instant) {
-        let ring = self.streams.read().unwrap_or_else(|e| e.into_inner()).get(&ssrc).cloned();
-        let Some(ring) = ring else { return };
         let arrived = {
-            let mut r = lock(&ring);
+            // Per packet: looked up under the read lock, no reference taken.
+            let streams = self.streams.read().unwrap_or_else(|e| e.into_inner());
+            let Some(ring) = streams.get(&ssrc) else { return };
+            let mut r = lock(ring);
             let slot = &mut r[seq as usize % RING];
             if slot.0 != seq || slot.1 == 0 {
                 return;

@@ -37,14 +37,6 @@ use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_counted_peer, ext
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
 use crate::stats::{DelayHistogram, TransportCounters};
 
-/// Packets a track's receive loop fans out before it lets the subscribers' connections run.
-/// Measured (`scripts/bench-sfu --e2e`, 20 subscribers of a 3 Mbit/s publisher, server on one
-/// core): never yielding, 41-45k copies per CPU-second with a p99 delay of 20-50 ms (a burst
-/// waits for the loop's whole budget); every 4 packets, 37k and 5 ms; every packet, 29-34k and
-/// 1.5-2 ms (0.75 ms with 4 subscribers). Delay is what the target and the users'
-/// jitter buffers see, hence 1.
-const YIELD_EVERY: u32 = 1;
-
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
@@ -888,7 +880,6 @@ impl Participant {
         }
         let level_id = if kind == RtpCodecKind::Audio { extmap_id(&lock(&self.publish_sdp), AUDIO_LEVEL_URI) } else { None };
         let mut last_speaker_tick = Instant::now();
-        let mut since_yield = 0u32;
         while let Some(ev) = remote.poll().await {
             match ev {
                 TrackRemoteEvent::OnOpen(init) => {
@@ -910,13 +901,14 @@ impl Participant {
                     if let Some(layer) = track.forwarder.on_rtp(&pkt, now) {
                         track.request_keyframe(layer);
                     }
-                    // Let the subscribers' connections send what was fanned out before more is
-                    // (a burst would otherwise wait for this loop's whole budget).
-                    since_yield += 1;
-                    if since_yield >= YIELD_EVERY {
-                        since_yield = 0;
-                        tokio::task::yield_now().await;
-                    }
+                    // Let the subscribers' connections send what was fanned out before more is:
+                    // a burst would otherwise wait for this loop's whole budget. Measured
+                    // (`scripts/bench-sfu --e2e`, 20 subscribers of a 3 Mbit/s publisher, server
+                    // on one core): never yielding, 41-45k copies per CPU-second at a p99 delay
+                    // of 20-50 ms; every 4 packets, 37k and 5 ms; every packet, 29-34k and
+                    // 1.5-2 ms (0.75 ms with 4 subscribers). Delay is what the target and
+                    // the users' jitter buffers see, hence every packet.
+                    tokio::task::yield_now().await;
                 }
                 TrackRemoteEvent::OnRtcpPacket(pkts) => {
                     for p in pkts {
