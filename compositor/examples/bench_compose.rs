@@ -2,13 +2,14 @@
 //! `RoomPipeline` into the default program (1280x720@30, x264 veryfast 3 Mbit/s, AAC) and
 //! recorded to a fragmented MP4.
 //!
-//! A separate *reader* pipeline (filesrc ! matroskademux ! rtpvp8pay/rtpopuspay ! appsink
-//! sync=true) replays the files in real time as RTP, as the SFU would hand it over, with an RTCP
-//! sender report per track each second. Nothing is encoded in this process except the program.
+//! Before the program starts, a *reader* pipeline (filesrc ! matroskademux ! rtpvp8pay/rtpopuspay
+//! ! appsink) turns the files into RTP packets in memory; one thread then replays them in real
+//! time into the program, as the SFU would hand them over, with an RTCP sender report per track
+//! each second. Nothing is encoded in this process except the program.
 //!
 //! The figure is the whole process's CPU time (utime + stime from /proc/self/stat, reader
 //! included) over a steady-state window after a warm-up, divided by the program time produced in
-//! that window. `--reader-only` runs the same reader into a no-op consumer, so its share can be
+//! that window. `--reader-only` runs the same replay into a no-op consumer, so its share can be
 //! subtracted. Used by `scripts/bench-compositor`; see `bench/README.md`.
 //!
 //!     cargo run --release -p tessera-compositor --example bench_compose -- \
@@ -24,7 +25,7 @@ use gst::prelude::*;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::process::ExitCode;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_compositor::layout::Layout;
@@ -122,7 +123,7 @@ fn load_layout(spec: &str) -> Result<Layout, String> {
 // ---------------------------------------------------------------------------------------------
 // Experiments: proposed changes to the compositor crate, emulated on the running program
 
-const EXPERIMENTS: [(&str, &str); 3] = [
+const EXPERIMENTS: [(&str, &str); 2] = [
     (
         "pin-bt601",
         "program and background caps fixed to bt601/jpeg (what VP8 input caps default to)",
@@ -130,10 +131,6 @@ const EXPERIMENTS: [(&str, &str); 3] = [
     (
         "pin-bt709",
         "program and background caps fixed to bt709/mpeg2 (what 720p caps default to)",
-    ),
-    (
-        "crop-not-scale",
-        "cover tiles within 5% of their source size crop the source instead of scaling it",
     ),
 ];
 
@@ -162,38 +159,6 @@ fn pin_colorimetry(
         caps.make_mut().set("colorimetry", colorimetry);
         caps.make_mut().set("chroma-site", chroma_site);
         filter.set_property("caps", caps);
-    }
-    Ok(())
-}
-
-/// `crop-not-scale`: a tile up to 5% smaller than its source shows the centre of the source at
-/// 1:1 instead of the whole (cover-cropped) source scaled down, as `cover_crop()` in
-/// compositor/src/layout/fit.rs could decide. Applied once the layout is stable (after the
-/// warm-up); the scene would undo it on its next change.
-fn crop_instead_of_scale(program: &RoomPipeline) -> Result<(), String> {
-    let compositor = program
-        .pipeline()
-        .by_name("compositor")
-        .ok_or("the program has no compositor")?;
-    for pad in compositor.sink_pads() {
-        let (w, h) = (pad.property::<i32>("width"), pad.property::<i32>("height"));
-        let Some(src) = pad
-            .current_caps()
-            .and_then(|c| gst_video::VideoInfo::from_caps(&c).ok())
-        else {
-            continue;
-        };
-        let (sw, sh) = (src.width() as i32, src.height() as i32);
-        let near = |tile: i32, source: i32| tile > 0 && tile <= source && tile * 100 >= source * 95;
-        if near(w, sw) && near(h, sh) {
-            let crop = gst::Structure::builder("GstVideoConverter")
-                .field("GstVideoConverter.src-x", (sw - w) / 4 * 2)
-                .field("GstVideoConverter.src-y", (sh - h) / 4 * 2)
-                .field("GstVideoConverter.src-width", w)
-                .field("GstVideoConverter.src-height", h)
-                .build();
-            pad.set_property("converter-config", crop);
-        }
     }
     Ok(())
 }
@@ -294,58 +259,107 @@ fn ssrc(input: usize, video: bool) -> u32 {
     0x7e55_0000 + 2 * input as u32 + u32::from(!video)
 }
 
-fn reader_pipeline(inputs: &[PathBuf]) -> Result<gst::Pipeline, String> {
+/// A packet of the replay, owned.
+struct Recorded {
+    input: usize,
+    video: bool,
+    data: Vec<u8>,
+    pts: gst::ClockTime,
+}
+
+/// Demuxes and payloads the files as fast as possible, before anything is measured, so that the
+/// replay costs what an SFU's hand-off costs (one thread calling `push_rtp`), not a demuxer and
+/// eight queues paced by the clock.
+fn record_packets(inputs: &[PathBuf]) -> Result<Vec<Recorded>, String> {
     let mut desc = String::new();
     for (i, path) in inputs.iter().enumerate() {
         let loc = path.to_string_lossy().replace('"', "\\\"");
         desc += &format!(
             "filesrc location=\"{loc}\" ! matroskademux name=demux{i} \
              demux{i}.video_0 ! queue ! rtpvp8pay pt={VIDEO_PT} ssrc={vs} mtu=1200 picture-id-mode=15-bit ! \
-               appsink name=video{i} sync=true max-buffers=0 \
+               appsink name=video{i} sync=false \
              demux{i}.audio_0 ! queue ! rtpopuspay pt={AUDIO_PT} ssrc={as_} ! \
-               appsink name=audio{i} sync=true max-buffers=0 ",
+               appsink name=audio{i} sync=false ",
             vs = ssrc(i, true),
             as_ = ssrc(i, false),
         );
     }
-    gst::parse::launch(&desc)
+    let pipeline = gst::parse::launch(&desc)
         .map_err(|e| format!("reader pipeline: {e}"))?
         .downcast::<gst::Pipeline>()
-        .map_err(|_| "reader pipeline is not a pipeline".to_string())
-}
-
-fn connect_reader(
-    pipeline: &gst::Pipeline,
-    inputs: usize,
-    consumer: &Consumer,
-) -> Result<(), String> {
-    for i in 0..inputs {
+        .map_err(|_| "reader pipeline is not a pipeline".to_string())?;
+    let recorded = Arc::new(Mutex::new(Vec::new()));
+    for i in 0..inputs.len() {
         for video in [true, false] {
             let name = format!("{}{i}", if video { "video" } else { "audio" });
             let sink = pipeline
                 .by_name(&name)
                 .and_then(|e| e.downcast::<gst_app::AppSink>().ok())
                 .ok_or(format!("reader has no appsink {name}"))?;
-            let consumer = consumer.clone();
+            let recorded = recorded.clone();
             sink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |s| {
                         let sample = s.pull_sample().map_err(|_| gst::FlowError::Eos)?;
                         if let Some(buffer) = sample.buffer()
-                            && let Ok(map) = buffer.map_readable()
+                            && let (Ok(map), Some(pts)) = (buffer.map_readable(), buffer.pts())
                         {
-                            consumer(Packet {
-                                input: i,
-                                video,
-                                data: map.as_slice(),
-                                pts: buffer.pts(),
-                            });
+                            let r = Recorded { input: i, video, data: map.to_vec(), pts };
+                            recorded.lock().unwrap_or_else(|e| e.into_inner()).push(r);
                         }
                         Ok(gst::FlowSuccess::Ok)
                     })
                     .build(),
             );
         }
+    }
+    pipeline
+        .set_state(gst::State::Playing)
+        .map_err(|e| format!("reader does not start: {e}"))?;
+    let bus = pipeline.bus().ok_or("reader has no bus")?;
+    let result = match bus.timed_pop_filtered(
+        gst::ClockTime::from_seconds(120),
+        &[gst::MessageType::Eos, gst::MessageType::Error],
+    ) {
+        Some(msg) => match msg.view() {
+            gst::MessageView::Error(e) => Err(format!("reader: {} ({:?})", e.error(), e.debug())),
+            _ => Ok(()),
+        },
+        None => Err("reading the inputs took over 2 minutes".into()),
+    };
+    let _ = pipeline.set_state(gst::State::Null);
+    result?;
+    let mut packets = std::mem::take(&mut *recorded.lock().unwrap_or_else(|e| e.into_inner()));
+    // Stable: each track's packets keep their order within one timestamp.
+    packets.sort_by_key(|p| p.pts);
+    Ok(packets)
+}
+
+/// Replays the packets in real time from one thread, each at its position after the start;
+/// packets due together go out in one wake-up. Returns when all are sent or `stop` is set.
+fn replay(packets: Arc<Vec<Recorded>>, consumer: Consumer, stop: Arc<AtomicBool>, ended: Arc<AtomicBool>) {
+    let start = Instant::now();
+    let zero = packets.first().map(|p| p.pts).unwrap_or_default();
+    for p in packets.iter() {
+        if stop.load(Ordering::Relaxed) {
+            return;
+        }
+        let due = Duration::from_nanos((p.pts - zero).nseconds());
+        if let Some(wait) = due.checked_sub(start.elapsed()) {
+            std::thread::sleep(wait);
+        }
+        consumer(Packet { input: p.input, video: p.video, data: &p.data, pts: Some(p.pts) });
+    }
+    ended.store(true, Ordering::Relaxed);
+}
+
+/// Sleeps `d`; fails if the replay ran out of packets.
+fn run_for(ended: &AtomicBool, d: Duration) -> Result<(), String> {
+    std::thread::sleep(d);
+    if ended.load(Ordering::Relaxed) {
+        return Err("the inputs ended before the measurement did: make them longer \
+                    than warm-up + seconds"
+            .into());
     }
     Ok(())
 }
@@ -446,40 +460,13 @@ fn make_consumer(
     })
 }
 
-/// Sleeps `d` while watching the reader's bus; an error or an early end of the files fails.
-fn run_for(reader: &gst::Pipeline, d: Duration) -> Result<(), String> {
-    let bus = reader.bus().ok_or("reader has no bus")?;
-    let deadline = Instant::now() + d;
-    while let Some(left) = deadline
-        .checked_duration_since(Instant::now())
-        .filter(|l| !l.is_zero())
-    {
-        let Some(msg) = bus.timed_pop(gst::ClockTime::from_nseconds(left.as_nanos() as u64)) else {
-            continue;
-        };
-        match msg.view() {
-            gst::MessageView::Error(e) => {
-                return Err(format!("reader: {} ({:?})", e.error(), e.debug()));
-            }
-            gst::MessageView::Eos(_) => {
-                return Err(
-                    "the inputs ended before the measurement did: make them longer \
-                            than warm-up + seconds"
-                        .into(),
-                );
-            }
-            _ => {}
-        }
-    }
-    Ok(())
-}
-
 // ---------------------------------------------------------------------------------------------
 
 fn run(args: Args) -> Result<(), String> {
     gst::init().map_err(|e| format!("GStreamer init: {e}"))?;
     let n = args.inputs.len();
-    let reader = reader_pipeline(&args.inputs)?;
+    eprintln!("reading the inputs...");
+    let packets = Arc::new(record_packets(&args.inputs)?);
     let errors = Arc::new(AtomicU64::new(0));
 
     let (program, ids) = if args.reader_only {
@@ -512,22 +499,18 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
-    connect_reader(
-        &reader,
-        n,
-        &make_consumer(program.clone(), ids, errors.clone()),
-    )?;
-    reader
-        .set_state(gst::State::Playing)
-        .map_err(|e| format!("reader does not start: {e}"))?;
+    let consumer = make_consumer(program.clone(), ids, errors.clone());
+    let (stop, ended) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
+    let replayer = {
+        let (stop, ended) = (stop.clone(), ended.clone());
+        std::thread::Builder::new()
+            .name("replay".into())
+            .spawn(move || replay(packets, consumer, stop, ended))
+            .map_err(|e| format!("replay thread: {e}"))?
+    };
 
     let result = (|| {
-        run_for(&reader, Duration::from_secs_f64(args.warmup))?;
-        if let Some(p) = &program
-            && args.experiments.iter().any(|e| e == "crop-not-scale")
-        {
-            crop_instead_of_scale(p)?;
-        }
+        run_for(&ended, Duration::from_secs_f64(args.warmup))?;
         if args.details
             && let Some(p) = &program
         {
@@ -543,11 +526,12 @@ fn run(args: Args) -> Result<(), String> {
             }
         }
         let s0 = sample(program.as_deref());
-        run_for(&reader, Duration::from_secs_f64(args.seconds))?;
+        run_for(&ended, Duration::from_secs_f64(args.seconds))?;
         let s1 = sample(program.as_deref());
         Ok::<_, String>((s0, s1))
     })();
-    let _ = reader.set_state(gst::State::Null);
+    stop.store(true, Ordering::Relaxed);
+    let _ = replayer.join();
     let out_stats = match (&program, output) {
         (Some(p), Some(o)) => Some(
             p.detach_output(o)

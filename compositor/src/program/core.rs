@@ -40,6 +40,9 @@ pub(crate) fn raw_video_caps(c: &ProgramConfig) -> gst::Caps {
 pub(crate) const PROGRAM_COLORIMETRY: &str = "bt601";
 pub(crate) const PROGRAM_CHROMA_SITE: &str = "jpeg";
 
+/// The audio mixer's block: Opus frames from WebRTC are 20 ms.
+const AUDIO_BLOCK_MS: u32 = 20;
+
 pub(crate) fn raw_audio_caps(c: &ProgramConfig) -> gst::Caps {
     gst::Caps::builder("audio/x-raw")
         .field("format", "F32LE")
@@ -118,9 +121,12 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     let silence = make("audiotestsrc", Some("silence"))?;
     silence.set_property("is-live", true);
     silence.set_property_from_str("wave", "silence");
-    silence.set_property("samplesperbuffer", (c.audio_sample_rate / 50) as i32);
+    silence.set_property("samplesperbuffer", (c.audio_sample_rate * AUDIO_BLOCK_MS / 1000) as i32);
     let audiomixer = make("audiomixer", Some("audiomixer"))?;
     configure_mixer(&audiomixer, c);
+    // 20 ms blocks, as WebRTC's Opus frames and the silence: one input buffer per pad per
+    // output, half the wake-ups of the default 10 ms.
+    set_if_exists(&audiomixer, "output-buffer-duration", ms(AUDIO_BLOCK_MS));
     let aac = make("avenc_aac", Some("audio-encoder"))?;
     aac.set_property("bitrate", (c.audio_bitrate_kbps * 1000) as i32);
     set_str_if_exists(&aac, "compliance", "normal");

@@ -2,6 +2,7 @@
 //! whose ghost src pad feeds the compositor or the audio mixer.
 
 use super::elements::{add_chain, make, set_if_exists};
+use super::tile_crop::TileCrop;
 use crate::config::ProgramConfig;
 use crate::error::{CompositorError, Result};
 use crate::keyframe::KeyframeRequestLimiter;
@@ -22,6 +23,8 @@ pub(crate) struct TrackInput {
     pub bin: gst::Bin,
     pub jitterbuffer: gst::Element,
     pub label: Option<gst::Element>,
+    /// Crops the camera/screen frame for `cover` tiles (video only).
+    pub crop: Option<TileCrop>,
     rtp_src: gst_app::AppSrc,
     rtcp_src: gst_app::AppSrc,
     /// The program's clock and base time, fixed once it plays (it never pauses): arrival
@@ -74,6 +77,7 @@ impl TrackInput {
         set_if_exists(&jb, "drop-on-latency", true);
         let mut chain: Vec<gst::Element> = vec![rtp_src.clone().upcast(), jb.clone()];
         let mut label = None;
+        let mut crop = None;
         match params.codec {
             Codec::Vp8 | Codec::H264 => {
                 let (depay, decoder) = if params.codec == Codec::Vp8 {
@@ -103,6 +107,9 @@ impl TrackInput {
                 chain.push(make("videoconvert", None)?);
                 chain.push(overlay.clone());
                 label = Some(overlay);
+                let c = TileCrop::new("crop");
+                chain.push(c.upcast_element());
+                crop = Some(c);
             }
             Codec::Opus => {
                 let dec = make("opusdec", None)?;
@@ -137,6 +144,7 @@ impl TrackInput {
             bin,
             jitterbuffer: jb,
             label,
+            crop,
             rtp_src,
             rtcp_src,
             clock,

@@ -11,6 +11,7 @@ mod live;
 mod output;
 mod preview;
 mod scene;
+mod tile_crop;
 
 pub use input::TrackStats;
 pub use output::{OutputId, OutputSpec, OutputStats};
@@ -219,7 +220,7 @@ impl RoomPipeline {
             scene.ensure_participant(&params.participant, &params.name);
             if track.is_video() {
                 let source = tile_source(params.kind);
-                scene.register_pad(&params.participant, source, mixer_pad, track.label.clone());
+                scene.register_pad(&params.participant, source, mixer_pad, track.label.clone(), track.crop.clone());
                 scene.set_video(&params.participant, source, Some(VideoSize { width: 0, height: 0 }));
             }
         }
@@ -503,10 +504,8 @@ impl Inner {
             inner.apply_ts_offsets(&changes);
             None
         });
-        // The decoded size drives `contain`/`cover` geometry.
-        if track.is_video()
-            && let Some(pad) = track.src_pad()
-        {
+        // The decoded size drives `contain`/`cover` geometry: taken before the crop.
+        if let Some(pad) = track.crop.as_ref().and_then(|c| c.static_pad("sink")) {
             let weak = Arc::downgrade(inner);
             let participant = track.params.participant.clone();
             let source = tile_source(track.params.kind);
@@ -615,7 +614,7 @@ impl Inner {
             let src = bin.static_pad("src").ok_or(CompositorError::Gst("no src".into()))?;
             src.link(&pad)?;
             pad.set_property("alpha", 0.0f64);
-            lock(&self.scene).register_pad(&id, TileSource::Placeholder, pad, None);
+            lock(&self.scene).register_pad(&id, TileSource::Placeholder, pad, None, None);
             bin.sync_state_with_parent()?;
             placeholders.insert(id, bin);
         }

@@ -8,6 +8,7 @@ use crate::layout::{
     Canvas, Layout, LayoutEngine, ParticipantView, Rect, Tile, TileSource, VideoSize,
 };
 use super::background::BackgroundColor;
+use super::tile_crop::TileCrop;
 use gst::prelude::*;
 use std::collections::BTreeMap;
 
@@ -16,8 +17,8 @@ struct SourcePad {
     pad: gst::Pad,
     /// Label overlay inside the source's chain (camera/screen), if any.
     label: Option<gst::Element>,
-    /// The crop last written to `converter-config`, to avoid needless converter rebuilds.
-    crop: Option<Rect>,
+    /// Crops the source for `cover` tiles (camera/screen only).
+    cropper: Option<TileCrop>,
 }
 
 pub(crate) struct Scene {
@@ -174,11 +175,12 @@ impl Scene {
         source: TileSource,
         pad: gst::Pad,
         label: Option<gst::Element>,
+        cropper: Option<TileCrop>,
     ) {
         // The caller hid the pad (alpha 0) before registering it: no GStreamer call is made
         // under the scene lock outside the compositor's own thread.
         self.pads
-            .insert((participant.to_string(), source), SourcePad { pad, label, crop: None });
+            .insert((participant.to_string(), source), SourcePad { pad, label, cropper });
         self.touch();
     }
 
@@ -215,12 +217,10 @@ impl Scene {
             });
             match tile {
                 Some(t) => {
-                    let crop_changed = sp.crop != t.crop;
-                    sp.crop = t.crop;
                     plan.pads.push(PadSettings {
                         pad: sp.pad.clone(),
                         place: Some((t.rect, t.zorder + 1)), // zorder 0 is the background
-                        crop: crop_changed.then_some(t.crop),
+                        crop: sp.cropper.clone().map(|c| (c, t.crop)),
                     });
                     if let Some(overlay) = sp.label.clone() {
                         let pos = label_position(t, size);
@@ -251,8 +251,8 @@ pub(crate) struct PadSettings {
     pad: gst::Pad,
     /// Where and at which z-order; None hides the pad.
     place: Option<(Rect, u32)>,
-    /// Some when the source crop changed (None inside: the whole frame).
-    crop: Option<Option<Rect>>,
+    /// The source's cropper and the part of the frame to show (None: all of it).
+    crop: Option<(TileCrop, Option<Rect>)>,
 }
 
 /// Everything one scene change does to the pipeline.
@@ -267,16 +267,10 @@ impl ScenePlan {
     pub fn apply_pads(&self) {
         for p in &self.pads {
             let pad = &p.pad;
-            if let Some(crop) = p.crop {
-                let mut s = gst::Structure::builder("GstVideoConverter");
-                if let Some(c) = crop {
-                    s = s
-                        .field("GstVideoConverter.src-x", c.x)
-                        .field("GstVideoConverter.src-y", c.y)
-                        .field("GstVideoConverter.src-width", c.width as i32)
-                        .field("GstVideoConverter.src-height", c.height as i32);
-                }
-                pad.set_property("converter-config", s.build());
+            if let Some((cropper, crop)) = &p.crop {
+                // Only flags a renegotiation when the crop changed: the frames still queued at
+                // the pad (at most one) are scaled into the new tile until it takes effect.
+                cropper.set_crop(*crop);
             }
             match p.place {
                 Some((rect, zorder)) => {
