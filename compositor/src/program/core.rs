@@ -73,6 +73,9 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     let compositor = make("compositor", Some("compositor"))?;
     compositor.set_property_from_str("background", "black");
     compositor.set_property("emit-signals", true);
+    // Blending a few tiles is a few memcpy's per frame: waking worker threads for it each frame
+    // costs more than it saves.
+    set_if_exists(&compositor, "max-threads", 1u32);
     configure_mixer(&compositor, c);
     let encoder = make("x264enc", Some("video-encoder"))?;
     encoder.set_property_from_str("speed-preset", &c.x264_preset);

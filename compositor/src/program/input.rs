@@ -1,7 +1,8 @@
-//! One input track: appsrc (RTP) + appsrc (RTCP) -> rtpjitterbuffer -> depay -> decode, in a bin
+//! One input track: RTP entry pad + appsrc (RTCP) -> rtpjitterbuffer -> depay -> decode, in a bin
 //! whose ghost src pad feeds the compositor or the audio mixer.
 
 use super::elements::{add_chain, make, set_if_exists};
+use super::rtp_entry::RtpEntry;
 use super::tile_crop::TileCrop;
 use crate::config::ProgramConfig;
 use crate::error::{CompositorError, Result};
@@ -14,7 +15,7 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Queue limit per input before the oldest packets are dropped: pushing never blocks the SFU.
+/// Queue limit of the RTCP input before the oldest packets are dropped: pushing never blocks.
 const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
 
 pub(crate) struct TrackInput {
@@ -25,7 +26,7 @@ pub(crate) struct TrackInput {
     pub label: Option<gst::Element>,
     /// Crops the camera/screen frame for `cover` tiles (video only).
     pub crop: Option<TileCrop>,
-    rtp_src: gst_app::AppSrc,
+    rtp: RtpEntry,
     rtcp_src: gst_app::AppSrc,
     /// The program's clock and base time, fixed once it plays (it never pauses): arrival
     /// times are `clock - base` without querying the pipeline for every packet.
@@ -69,13 +70,12 @@ impl TrackInput {
             return Err(CompositorError::NotRunning);
         };
         let bin = gst::Bin::builder().name(format!("track-{}", id.0)).build();
-        let rtp_src = appsrc("rtp", &params.rtp_caps());
         let rtcp_src = appsrc("rtcp", &gst::Caps::new_empty_simple("application/x-rtcp"));
         let jb = make("rtpjitterbuffer", Some("jitterbuffer"))?;
         jb.set_property("latency", config.jitter_buffer_ms);
         jb.set_property("do-lost", true);
         set_if_exists(&jb, "drop-on-latency", true);
-        let mut chain: Vec<gst::Element> = vec![rtp_src.clone().upcast(), jb.clone()];
+        let mut chain: Vec<gst::Element> = vec![jb.clone()];
         let mut label = None;
         let mut crop = None;
         match params.codec {
@@ -124,6 +124,10 @@ impl TrackInput {
             }
         }
         add_chain(&bin, &chain)?;
+        let jb_sink = jb
+            .static_pad("sink")
+            .ok_or_else(|| CompositorError::Gst("rtpjitterbuffer has no sink pad".into()))?;
+        let rtp = RtpEntry::link(&format!("track-{}", id.0), &params.rtp_caps(), &jb_sink)?;
         bin.add(&rtcp_src)?;
         let rtcp_sink = jb
             .request_pad_simple("sink_rtcp")
@@ -145,7 +149,7 @@ impl TrackInput {
             jitterbuffer: jb,
             label,
             crop,
-            rtp_src,
+            rtp,
             rtcp_src,
             clock,
             base_time,
@@ -167,7 +171,8 @@ impl TrackInput {
         self.clock.time().checked_sub(self.base_time)
     }
 
-    /// Queues one RTP packet. Never blocks: a full queue drops its oldest packets.
+    /// Hands one RTP packet to the jitter buffer. Never waits for decoding or compositing: the
+    /// jitter buffer queues it, and drops what is older than its latency.
     pub fn push_rtp(&self, packet: &[u8]) -> Result<()> {
         let header = match parse_rtp_header(packet) {
             Ok(h) => h,
@@ -187,8 +192,13 @@ impl TrackInput {
         }
         self.packets.fetch_add(1, Ordering::Relaxed);
         // An error here means the track is shutting down; the packet is simply not needed.
-        let _ = self.rtp_src.push_buffer(buf);
+        let _ = self.rtp.push(buf);
         Ok(())
+    }
+
+    /// No more RTP into this track (it is being removed).
+    pub fn close(&self) {
+        self.rtp.close();
     }
 
     pub fn push_sender_report(&self, sr: &SenderReport) -> Result<()> {

@@ -11,6 +11,7 @@ mod live;
 mod output;
 mod preview;
 mod scene;
+mod rtp_entry;
 mod tile_crop;
 
 pub use input::TrackStats;
@@ -561,6 +562,7 @@ impl Inner {
                 None
             }
         };
+        track.close();
         self.detach_source(&track.bin, mixer_pad, track.is_video());
         tracing::info!(track = %id, participant = %track.params.participant, "track removed");
         self.refresh_placeholders()
