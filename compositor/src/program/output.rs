@@ -177,6 +177,12 @@ impl OutputSpec {
 /// Starts the output on a keyframe and puts its timestamps on its timeline; audio before
 /// that keyframe is dropped so both streams start together. Works in running time: encoders
 /// may shift timestamps within their segment (x264enc adds 1000 hours for DTS).
+///
+/// Audio reaches the output ahead of the video of the same instant (x264 and its queue take
+/// longer than AAC), so when the keyframe arrives the audio from that instant on has usually
+/// passed already. It is held until the keyframe decides the start, not dropped: dropping it
+/// made a recording's audio start up to ~200 ms after its video, which MP4 muxing then moved to
+/// zero, i.e. audio that played that much early.
 pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters>, timeline: Timeline) {
     counters.start_pts.store(u64::MAX, Ordering::SeqCst);
     counters.last_pts.store(u64::MAX, Ordering::SeqCst);
@@ -184,15 +190,32 @@ pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters
         let Some(pad) = bin.static_pad(kind) else { continue };
         let c = counters.clone();
         let is_video = kind == "video";
+        // Where held audio goes: past the ghost pad's probes, ahead of the current buffer.
+        let internal = pad.downcast_ref::<gst::GhostPad>().and_then(|g| g.internal());
+        let held = std::sync::Mutex::new(HeldAudio::default());
         let segment = std::sync::Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
         let probe_types = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
         pad.add_probe(probe_types, move |_, info| {
             let mut seg = segment.lock().unwrap_or_else(|e| e.into_inner());
             match info.data.as_mut() {
-                Some(gst::PadProbeData::Buffer(buffer)) => match rebase(buffer, &seg, &c, is_video, timeline) {
-                    true => gst::PadProbeReturn::Ok,
-                    false => drop_data(info),
-                },
+                Some(gst::PadProbeData::Buffer(buffer)) => {
+                    if !is_video && c.start_pts.load(Ordering::SeqCst) == u64::MAX {
+                        held.lock().unwrap_or_else(|e| e.into_inner()).hold(buffer.clone(), &seg);
+                        return drop_data(info);
+                    }
+                    let earlier = held.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    if let Some(internal) = &internal {
+                        for mut b in earlier {
+                            if rebase(&mut b, &seg, &c, is_video, timeline) {
+                                let _ = internal.push(b);
+                            }
+                        }
+                    }
+                    match rebase(buffer, &seg, &c, is_video, timeline) {
+                        true => gst::PadProbeReturn::Ok,
+                        false => drop_data(info),
+                    }
+                }
                 Some(gst::PadProbeData::Event(ev)) => {
                     if let gst::EventView::Segment(e) = ev.view()
                         && let Ok(s) = e.segment().clone().downcast::<gst::ClockTime>()
@@ -207,6 +230,31 @@ pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters
                 _ => gst::PadProbeReturn::Ok,
             }
         });
+    }
+}
+
+/// Audio that arrived before the output's first keyframe, newest last, at most `HELD_AUDIO`.
+#[derive(Default)]
+struct HeldAudio {
+    buffers: std::collections::VecDeque<(gst::Buffer, u64)>,
+}
+
+/// More than a keyframe interval: the output asks for a keyframe when it starts.
+const HELD_AUDIO: Duration = Duration::from_secs(3);
+
+impl HeldAudio {
+    fn hold(&mut self, buffer: gst::Buffer, seg: &gst::FormattedSegment<gst::ClockTime>) {
+        let Some(rt) = buffer.pts().and_then(|p| seg.to_running_time(p)).map(|t| t.nseconds()) else {
+            return;
+        };
+        self.buffers.push_back((buffer, rt));
+        while self.buffers.front().is_some_and(|(_, first)| rt.saturating_sub(*first) > HELD_AUDIO.as_nanos() as u64) {
+            self.buffers.pop_front();
+        }
+    }
+
+    fn take(&mut self) -> Vec<gst::Buffer> {
+        self.buffers.drain(..).map(|(b, _)| b).collect()
     }
 }
 
