@@ -133,6 +133,7 @@ impl ProgramHub {
         order.sort();
         for (_, _, sfu_id) in order {
             let Some(track) = media.tracks.get_mut(&sfu_id) else { continue };
+            track.keyframes.media().open();
             match add_input(&program, &track.info, &track.program_id, &track.keyframes, &media.keyframe_routes) {
                 Ok(input) => {
                     track.input = Some(input);
@@ -200,6 +201,7 @@ impl ProgramHub {
             let media = rooms.get_mut(room)?;
             for t in media.tracks.values_mut() {
                 t.input = None;
+                t.keyframes.media().close();
             }
             media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).clear();
             media.program.take()?
@@ -303,6 +305,10 @@ impl MediaHandoff for ProgramHub {
         }
         let program_id = media.program_id_for(track);
         let mut input = None;
+        // Without a program the SFU need not hand over (or even serialize) this track's RTP.
+        if media.program.is_none() {
+            keyframes.media().close();
+        }
         if let Some(program) = &media.program {
             match add_input(program, track, &program_id, &keyframes, &media.keyframe_routes) {
                 Ok(id) => {

@@ -66,16 +66,47 @@ pub struct SenderReportInfo {
     pub octet_count: u32,
 }
 
-/// The way back: ask the publisher of a track for a keyframe (rate limited by the SFU).
+/// The way back: ask the publisher of a track for a keyframe (rate limited by the SFU), and
+/// say whether its packets are wanted at all.
 #[derive(Clone, Debug)]
 pub struct KeyframeRequester {
     pub(crate) tx: mpsc::UnboundedSender<()>,
+    pub(crate) gate: MediaGate,
 }
 
 impl KeyframeRequester {
     /// Requests a keyframe; never blocks. Returns false once the track is gone.
     pub fn request(&self) -> bool {
         self.tx.send(()).is_ok()
+    }
+
+    /// Whether the track's RTP is handed over (open when published).
+    pub fn media(&self) -> &MediaGate {
+        &self.gate
+    }
+}
+
+/// Whether a track's RTP packets go to the hand-off. Closed, the SFU does not even serialize
+/// them: a room without a program costs its publishers' packets nothing beyond forwarding.
+/// Sender reports and track events pass either way.
+#[derive(Clone, Debug)]
+pub struct MediaGate(Arc<AtomicBool>);
+
+impl Default for MediaGate {
+    fn default() -> Self {
+        MediaGate(Arc::new(AtomicBool::new(true)))
+    }
+}
+
+impl MediaGate {
+    pub fn open(&self) {
+        self.0.store(true, Ordering::Relaxed);
+    }
+    pub fn close(&self) {
+        self.0.store(false, Ordering::Relaxed);
+    }
+    pub fn is_open(&self) -> bool {
+        self.0.load(Ordering::Relaxed)
     }
 }
 

@@ -21,7 +21,7 @@ mod writer;
 
 pub use config::{IceConfig, SfuConfig};
 pub use error::{Error, Result};
-pub use handoff::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
+pub use handoff::{KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 pub use http::{Grants, TokenValidator, router};
 pub use peer::{AUDIO_LEVEL_URI, build_peer};
 pub use room::{Participant, PublishedTrack, Room, Sfu};

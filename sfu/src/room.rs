@@ -31,7 +31,7 @@ use crate::forward::{DownTrack, Output, PT_UNKNOWN, TrackForwarder};
 use crate::writer::SubscriberWriter;
 use crate::delay::ForwardDelay;
 use crate::handoff::{
-    HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
+    HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
 };
 use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_counted_peer, extmap_id, simulcast_rids};
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
@@ -958,7 +958,8 @@ impl Participant {
                 t.request_keyframe(t.forwarder.layer_count().saturating_sub(1));
             }
         });
-        h.push(HandoffEvent::Published(info.clone(), KeyframeRequester { tx: ktx }));
+        let gate = MediaGate::default();
+        h.push(HandoffEvent::Published(info.clone(), KeyframeRequester { tx: ktx, gate: gate.clone() }));
         let id: Arc<str> = Arc::from(track.id.as_str());
         let h2 = Arc::clone(&h);
         let down = DownTrack::new(
@@ -967,6 +968,9 @@ impl Participant {
             pt,
             track.codec.clock_rate,
             Output::Callback(Box::new(move |p: rtc::rtp::Packet, _| {
+                if !gate.is_open() {
+                    return true;
+                }
                 if let Ok(b) = p.marshal() {
                     h2.push(HandoffEvent::Rtp(Arc::clone(&id), b.to_vec()));
                 }
