@@ -1,4 +1,4 @@
-//! One input track: RTP entry pad + appsrc (RTCP) -> rtpjitterbuffer -> depay -> decode, in a bin
+//! One input track: RTP and RTCP entry pads -> rtpjitterbuffer -> depay -> decode, in a bin
 //! whose ghost src pad feeds the compositor or the audio mixer.
 
 use super::elements::{add_chain, make, set_if_exists};
@@ -15,9 +15,6 @@ use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::time::Duration;
 
-/// Queue limit of the RTCP input before the oldest packets are dropped: pushing never blocks.
-const MAX_QUEUED_BYTES: u64 = 4 * 1024 * 1024;
-
 pub(crate) struct TrackInput {
     pub id: TrackId,
     pub params: TrackParams,
@@ -27,7 +24,7 @@ pub(crate) struct TrackInput {
     /// Crops the camera/screen frame for `cover` tiles (video only).
     pub crop: Option<TileCrop>,
     rtp: RtpEntry,
-    rtcp_src: gst_app::AppSrc,
+    rtcp: RtpEntry,
     /// The program's clock and base time, fixed once it plays (it never pauses): arrival
     /// times are `clock - base` without querying the pipeline for every packet.
     clock: gst::Clock,
@@ -43,21 +40,6 @@ pub struct TrackStats {
     pub rejected: u64,
 }
 
-fn appsrc(name: &str, caps: &gst::Caps) -> gst_app::AppSrc {
-    let src = gst_app::AppSrc::builder()
-        .name(name)
-        .caps(caps)
-        .is_live(true)
-        .format(gst::Format::Time)
-        .block(false)
-        .max_bytes(MAX_QUEUED_BYTES)
-        .leaky_type(gst_app::AppLeakyType::Downstream)
-        .build();
-    // Arrival times are stamped by us at push time, not when appsrc's thread gets to them.
-    src.set_property("do-timestamp", false);
-    src
-}
-
 impl TrackInput {
     pub fn build(
         id: TrackId,
@@ -70,7 +52,6 @@ impl TrackInput {
             return Err(CompositorError::NotRunning);
         };
         let bin = gst::Bin::builder().name(format!("track-{}", id.0)).build();
-        let rtcp_src = appsrc("rtcp", &gst::Caps::new_empty_simple("application/x-rtcp"));
         let jb = make("rtpjitterbuffer", Some("jitterbuffer"))?;
         jb.set_property("latency", config.jitter_buffer_ms);
         jb.set_property("do-lost", true);
@@ -128,14 +109,11 @@ impl TrackInput {
             .static_pad("sink")
             .ok_or_else(|| CompositorError::Gst("rtpjitterbuffer has no sink pad".into()))?;
         let rtp = RtpEntry::link(&format!("track-{}", id.0), &params.rtp_caps(), &jb_sink)?;
-        bin.add(&rtcp_src)?;
         let rtcp_sink = jb
             .request_pad_simple("sink_rtcp")
             .ok_or_else(|| CompositorError::Gst("rtpjitterbuffer has no sink_rtcp pad".into()))?;
-        rtcp_src
-            .static_pad("src")
-            .ok_or_else(|| CompositorError::Gst("appsrc without src pad".into()))?
-            .link(&rtcp_sink)?;
+        let rtcp_caps = gst::Caps::new_empty_simple("application/x-rtcp");
+        let rtcp = RtpEntry::link(&format!("track-{}-rtcp", id.0), &rtcp_caps, &rtcp_sink)?;
         let last = chain.last().cloned().ok_or(CompositorError::Gst("empty chain".into()))?;
         let src = last
             .static_pad("src")
@@ -150,7 +128,7 @@ impl TrackInput {
             label,
             crop,
             rtp,
-            rtcp_src,
+            rtcp,
             clock,
             base_time,
             limiter: Mutex::new(KeyframeRequestLimiter::new(Duration::from_millis(500))),
@@ -196,9 +174,10 @@ impl TrackInput {
         Ok(())
     }
 
-    /// No more RTP into this track (it is being removed).
+    /// No more RTP or RTCP into this track (it is being removed).
     pub fn close(&self) {
         self.rtp.close();
+        self.rtcp.close();
     }
 
     pub fn push_sender_report(&self, sr: &SenderReport) -> Result<()> {
@@ -207,7 +186,7 @@ impl TrackInput {
         if let Some(b) = buf.get_mut() {
             b.set_dts(now);
         }
-        let _ = self.rtcp_src.push_buffer(buf);
+        let _ = self.rtcp.push(buf);
         Ok(())
     }
 

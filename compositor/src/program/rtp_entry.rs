@@ -1,11 +1,12 @@
-//! Where a track's RTP enters the program: a source pad of our own, linked to the jitter
-//! buffer, pushed from the caller's thread.
+//! Where a track's RTP (and its sender reports) enter the program: a source pad of our own,
+//! linked to one of the jitter buffer's sink pads, pushed from the caller's thread.
 //!
 //! An `appsrc` would add a thread and a wake-up per packet between the SFU and the jitter buffer
 //! (eight threads for four participants, about 0.02 core at 4 x 1 Mbit/s). The jitter buffer's
 //! chain function only queues the packet and signals its own output thread, and drops what is
 //! older than its latency (`drop-on-latency`), so pushing into it directly never waits on
-//! decoding or compositing.
+//! decoding or compositing. A sender report is handled in the pushing thread (`handle-sync`,
+//! lip sync), which takes no lock the caller holds.
 
 use crate::error::{CompositorError, Result};
 use gst::prelude::*;

@@ -3,7 +3,8 @@ use gst::glib;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::{VideoFormat, VideoFrameFlags, VideoInfo, VideoMeta};
-use std::sync::{LazyLock, Mutex, MutexGuard};
+use super::super::lock;
+use std::sync::{LazyLock, Mutex};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
     gst::DebugCategory::new("tesseratilecrop", gst::DebugColorFlags::empty(), Some("Tessera tile crop"))
@@ -19,10 +20,6 @@ const FORMATS: &[VideoFormat] = &[
     VideoFormat::Nv21,
     VideoFormat::I42010le,
 ];
-
-pub(super) fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// What the negotiated caps do: set in `set_caps`, read per buffer.
 #[derive(Default)]

@@ -30,7 +30,7 @@ impl TileCrop {
     /// Callable from any thread.
     pub fn set_crop(&self, crop: Option<Rect>) {
         let changed = {
-            let mut wanted = imp::lock(&self.imp().wanted);
+            let mut wanted = super::lock(&self.imp().wanted);
             let changed = *wanted != crop;
             *wanted = crop;
             changed
