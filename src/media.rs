@@ -139,7 +139,11 @@ impl ProgramHub {
                     track.input = Some(input);
                     self.inputs().insert(sfu_id.clone(), (program.clone(), input));
                 }
-                Err(e) => tracing::warn!(room, track = %sfu_id, error = %e, "track cannot join the program"),
+                Err(e) => {
+                    // Nothing to hand its packets to.
+                    track.keyframes.media().close();
+                    tracing::warn!(room, track = %sfu_id, error = %e, "track cannot join the program")
+                }
             }
         }
         program.set_active_speakers(&media.speaker_ranking());
@@ -305,7 +309,8 @@ impl MediaHandoff for ProgramHub {
         }
         let program_id = media.program_id_for(track);
         let mut input = None;
-        // Without a program the SFU need not hand over (or even serialize) this track's RTP.
+        // Without a program (or a place in it) the SFU need not hand over, or even serialize,
+        // this track's RTP.
         if media.program.is_none() {
             keyframes.media().close();
         }
@@ -315,7 +320,10 @@ impl MediaHandoff for ProgramHub {
                     input = Some(id);
                     self.inputs().insert(track.track_id.clone(), (program.clone(), id));
                 }
-                Err(e) => tracing::warn!(room = %track.room, track = %track.track_id, error = %e, "track cannot join the program"),
+                Err(e) => {
+                    keyframes.media().close();
+                    tracing::warn!(room = %track.room, track = %track.track_id, error = %e, "track cannot join the program")
+                }
             }
         }
         let seq = media.next_seq;
