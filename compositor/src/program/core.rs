@@ -1,13 +1,14 @@
 //! The fixed part of a room program: background sources, compositor and audio mixer, encoders,
 //! and the tees every output hangs off (one encode feeds all outputs).
 //!
-//! A live background picture and live silence drive both mixers, so the program runs at a
-//! constant rate with no participant at all and while inputs stall.
+//! Both mixers are live and aggregate on their deadline, so the program runs at a constant rate
+//! with no participant at all and while inputs stall: the compositor because its background is a
+//! live source, the audio mixer because it is forced live (silence when nobody is heard).
 
 use super::background::{BackgroundColor, background_source};
 use super::elements::{add_chain, capsfilter, make, ms, set_if_exists, set_str_if_exists};
 use crate::config::ProgramConfig;
-use crate::error::Result;
+use crate::error::{CompositorError, Result};
 use crate::layout::Rgba;
 use gst::prelude::*;
 
@@ -68,8 +69,8 @@ fn configure_mixer(mixer: &gst::Element, c: &ProgramConfig) {
 pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Result<Core> {
     let bin = pipeline.upcast_ref::<gst::Bin>();
 
-    // Video: background -> compositor -> raw tee (the preview) -> x264 -> tee
-    let (background_src, background) = background_source(bg.argb_u32())?;
+    // Video: background frame -> freeze -> compositor -> raw tee (the preview) -> x264 -> tee
+    let (freeze, background) = background_source(&raw_video_caps(c), bg.argb_u32())?;
     let compositor = make("compositor", Some("compositor"))?;
     compositor.set_property_from_str("background", "black");
     compositor.set_property("emit-signals", true);
@@ -98,7 +99,7 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     add_chain(
         bin,
         &[
-            background_src,
+            freeze.clone(),
             capsfilter(raw_video_caps(c))?,
             compositor.clone(),
             capsfilter(raw_video_caps(c))?,
@@ -120,15 +121,16 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
         bg_pad.set_property("zorder", 0u32);
     }
 
-    // Audio: silence -> audiomixer -> AAC -> tee
-    let silence = make("audiotestsrc", Some("silence"))?;
-    silence.set_property("is-live", true);
-    silence.set_property_from_str("wave", "silence");
-    silence.set_property("samplesperbuffer", (c.audio_sample_rate * AUDIO_BLOCK_MS / 1000) as i32);
-    let audiomixer = make("audiomixer", Some("audiomixer"))?;
+    // Audio: audiomixer -> AAC -> tee. Forced live: it mixes on its deadline with no input at
+    // all (silence) instead of needing a live silence source and its thread.
+    let audiomixer = gst::ElementFactory::make("audiomixer")
+        .name("audiomixer")
+        .property("force-live", true)
+        .build()
+        .map_err(|_| CompositorError::MissingElement("audiomixer"))?;
     configure_mixer(&audiomixer, c);
-    // 20 ms blocks, as WebRTC's Opus frames and the silence: one input buffer per pad per
-    // output, half the wake-ups of the default 10 ms.
+    // 20 ms blocks, as WebRTC's Opus frames: one input buffer per pad per output, half the
+    // wake-ups of the default 10 ms.
     set_if_exists(&audiomixer, "output-buffer-duration", ms(AUDIO_BLOCK_MS));
     let aac = make("avenc_aac", Some("audio-encoder"))?;
     aac.set_property("bitrate", (c.audio_bitrate_kbps * 1000) as i32);
@@ -139,8 +141,6 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     add_chain(
         bin,
         &[
-            silence,
-            capsfilter(raw_audio_caps(c))?,
             audiomixer.clone(),
             capsfilter(raw_audio_caps(c))?,
             aq,

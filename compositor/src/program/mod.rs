@@ -103,7 +103,7 @@ pub fn init() -> Result<()> {
 }
 
 impl RoomPipeline {
-    /// Builds and starts a program with `layout`; it runs (background and silence) until stopped.
+    /// Builds and starts a program with `layout`; it runs (a background and silence) until stopped.
     pub fn new(config: ProgramConfig, layout: Layout) -> Result<RoomPipeline> {
         init()?;
         config.validate()?;
@@ -140,6 +140,10 @@ impl RoomPipeline {
         let bus = bus::spawn(&inner)?;
         *lock(&inner.bus_thread) = Some(bus);
         inner.pipeline.set_state(gst::State::Playing)?;
+        if let Err(e) = inner.core.background.start() {
+            let _ = inner.stop();
+            return Err(e);
+        }
         Ok(RoomPipeline { inner })
     }
 
@@ -816,6 +820,7 @@ impl Inner {
             }
         }
         let _ = self.pipeline.set_state(gst::State::Null);
+        self.core.background.close();
         self.scene_applied.notify_all();
         if let Some(t) = lock(&self.bus_thread).take()
             && t.thread().id() != std::thread::current().id()
