@@ -154,6 +154,19 @@ impl BaseTransformImpl for TileCrop {
         Ok(())
     }
 
+    fn propose_allocation(
+        &self,
+        decide_query: Option<&gst::query::Allocation>,
+        query: &mut gst::query::Allocation,
+    ) -> Result<(), gst::LoggableError> {
+        self.parent_propose_allocation(decide_query, query)?;
+        // A crop is plane offsets in the video meta, so frames laid out any way work: the decoder
+        // can hand over its own memory (libvpx's frame, with its borders) instead of copying it
+        // into a tightly packed buffer.
+        query.add_allocation_meta::<VideoMeta>(None);
+        Ok(())
+    }
+
     fn prepare_output_buffer(
         &self,
         inbuf: gst_base::subclass::base_transform::InputBuffer,
