@@ -133,7 +133,7 @@ pub(crate) async fn build_counted_peer(
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
     // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
-    registry = registry.with(Slot::from(6_500), RtxRepairs::new());
+    registry = registry.with(Slot::from(6_500), RtxRepairs::new(counters.clone()));
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.

@@ -57,11 +57,13 @@ pub enum Counter {
     ReceiverReportsReceived,
     /// Sender reports sent.
     SenderReportsSent,
+    /// Publishers' RTX repairs of packets the SFU asked for, recovered (announced or simulcast).
+    RepairsReceived,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 14] = [
+    pub const ALL: [Counter; 15] = [
         Counter::NacksReceived,
         Counter::NackedPackets,
         Counter::RetransmittedPackets,
@@ -76,6 +78,7 @@ impl Counter {
         Counter::ReceiverReportsSent,
         Counter::ReceiverReportsReceived,
         Counter::SenderReportsSent,
+        Counter::RepairsReceived,
     ];
 
     /// Prometheus metric name (a counter, `_total`).
@@ -95,6 +98,7 @@ impl Counter {
             Counter::ReceiverReportsSent => "tessera_sfu_receiver_reports_sent_total",
             Counter::ReceiverReportsReceived => "tessera_sfu_receiver_reports_received_total",
             Counter::SenderReportsSent => "tessera_sfu_sender_reports_sent_total",
+            Counter::RepairsReceived => "tessera_sfu_repairs_received_total",
         }
     }
 
@@ -115,6 +119,7 @@ impl Counter {
             Counter::ReceiverReportsSent => "RTCP receiver reports sent to publishers.",
             Counter::ReceiverReportsReceived => "RTCP receiver reports received from subscribers.",
             Counter::SenderReportsSent => "RTCP sender reports sent to subscribers.",
+            Counter::RepairsReceived => "Publishers' RTX repairs of packets the SFU asked for, recovered.",
         }
     }
 }
@@ -125,7 +130,7 @@ impl TransportCounters {
         self.counters[c as usize].load(Ordering::Relaxed)
     }
 
-    fn add(&self, c: Counter, n: u64) {
+    pub(crate) fn add(&self, c: Counter, n: u64) {
         self.counters[c as usize].fetch_add(n, Ordering::Relaxed);
     }
 
