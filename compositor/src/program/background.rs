@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex};
 
 use gst::prelude::*;
 
-use super::elements::make;
+use super::elements::{live_src_pad, make};
 use crate::error::{CompositorError, Result};
 
 /// The colour the background should show (`0xAARRGGBB`), applied to the next frames.
@@ -73,33 +73,7 @@ pub(crate) fn background_source(
         .ok_or(CompositorError::Gst("imagefreeze without sink pad".into()))?;
     let info = gst_video::VideoInfo::from_caps(caps)
         .map_err(|e| CompositorError::Gst(format!("background caps: {e}")))?;
-    let answer_caps = caps.clone();
-    let pad = gst::Pad::builder(gst::PadDirection::Src)
-        .name("background")
-        .query_function(move |pad, parent, query| match query.view_mut() {
-            gst::QueryViewMut::Latency(q) => {
-                q.set(true, gst::ClockTime::ZERO, gst::ClockTime::NONE);
-                true
-            }
-            gst::QueryViewMut::Caps(q) => {
-                let result = match q.filter() {
-                    Some(f) => f.intersect_with_mode(&answer_caps, gst::CapsIntersectMode::First),
-                    None => answer_caps.clone(),
-                };
-                q.set_result(&result);
-                true
-            }
-            _ => gst::Pad::query_default(pad, parent, query),
-        })
-        .build();
-    pad.set_active(true)
-        .map_err(|e| CompositorError::Gst(format!("activating the background: {e}")))?;
-    // Unlinked, these are only stored; the first frame sends them.
-    let _ = pad.push_event(gst::event::StreamStart::builder("background").build());
-    let _ = pad.push_event(gst::event::Caps::new(caps));
-    let _ = pad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<
-        gst::ClockTime,
-    >::new()));
+    let pad = live_src_pad("background", "background", caps)?;
     let picture = BackgroundPicture {
         state: Mutex::new(PictureState {
             pad,

@@ -31,6 +31,37 @@ pub(crate) fn set_str_if_exists(e: &gst::Element, name: &str, value: &str) {
     }
 }
 
+/// A source pad of our own, pushed from the caller's thread: live with no latency of its own
+/// (what it sends is stamped on arrival or untimed), answering caps queries with `caps`, active,
+/// with its stream-start, caps and segment stored: they go out ahead of its first buffer.
+pub(crate) fn live_src_pad(name: &str, stream_id: &str, caps: &gst::Caps) -> Result<gst::Pad> {
+    let answer_caps = caps.clone();
+    let pad = gst::Pad::builder(gst::PadDirection::Src)
+        .name(name)
+        .query_function(move |pad, parent, query| match query.view_mut() {
+            gst::QueryViewMut::Latency(q) => {
+                q.set(true, gst::ClockTime::ZERO, gst::ClockTime::NONE);
+                true
+            }
+            gst::QueryViewMut::Caps(q) => {
+                let result = match q.filter() {
+                    Some(f) => f.intersect_with_mode(&answer_caps, gst::CapsIntersectMode::First),
+                    None => answer_caps.clone(),
+                };
+                q.set_result(&result);
+                true
+            }
+            _ => gst::Pad::query_default(pad, parent, query),
+        })
+        .build();
+    pad.set_active(true).map_err(|e| CompositorError::Gst(format!("activating {name}: {e}")))?;
+    // Unlinked, these are only stored; the first push sends them.
+    let _ = pad.push_event(gst::event::StreamStart::builder(stream_id).build());
+    let _ = pad.push_event(gst::event::Caps::new(caps));
+    let _ = pad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
+    Ok(pad)
+}
+
 /// Adds `chain` to `bin` and links it in order.
 pub(crate) fn add_chain(bin: &gst::Bin, chain: &[gst::Element]) -> Result<()> {
     bin.add_many(chain)?;

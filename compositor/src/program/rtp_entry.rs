@@ -8,7 +8,8 @@
 //! decoding or compositing. A sender report is handled in the pushing thread (`handle-sync`,
 //! lip sync), which takes no lock the caller holds.
 
-use crate::error::{CompositorError, Result};
+use super::elements::live_src_pad;
+use crate::error::Result;
 use gst::prelude::*;
 use std::sync::Mutex;
 
@@ -21,32 +22,7 @@ impl RtpEntry {
     /// A live source pad for `caps`, linked to `sink`, with its stream-start, caps and segment
     /// already stored: they go out ahead of the first packet.
     pub fn link(stream_id: &str, caps: &gst::Caps, sink: &gst::Pad) -> Result<RtpEntry> {
-        let answer_caps = caps.clone();
-        let pad = gst::Pad::builder(gst::PadDirection::Src)
-            .name("rtp-entry")
-            .query_function(move |pad, parent, query| match query.view_mut() {
-                // Live, and no latency of its own: the packets are stamped on arrival.
-                gst::QueryViewMut::Latency(q) => {
-                    q.set(true, gst::ClockTime::ZERO, gst::ClockTime::NONE);
-                    true
-                }
-                gst::QueryViewMut::Caps(q) => {
-                    let result = match q.filter() {
-                        Some(f) => f.intersect_with_mode(&answer_caps, gst::CapsIntersectMode::First),
-                        None => answer_caps.clone(),
-                    };
-                    q.set_result(&result);
-                    true
-                }
-                _ => gst::Pad::query_default(pad, parent, query),
-            })
-            .build();
-        pad.set_active(true)
-            .map_err(|e| CompositorError::Gst(format!("activating the RTP entry: {e}")))?;
-        // Unlinked, these are only stored; the first push sends them.
-        let _ = pad.push_event(gst::event::StreamStart::builder(stream_id).build());
-        let _ = pad.push_event(gst::event::Caps::new(caps));
-        let _ = pad.push_event(gst::event::Segment::new(&gst::FormattedSegment::<gst::ClockTime>::new()));
+        let pad = live_src_pad("rtp-entry", stream_id, caps)?;
         pad.link(sink)?;
         Ok(RtpEntry { pad: Mutex::new(pad) })
     }
