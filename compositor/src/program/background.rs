@@ -11,6 +11,7 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use super::elements::{live_src_pad, make};
+use super::lock;
 use crate::error::{CompositorError, Result};
 
 /// The colour the background should show (`0xAARRGGBB`), applied to the next frames.
@@ -115,7 +116,7 @@ impl BackgroundColor {
 
 impl BackgroundPicture {
     fn lock(&self) -> std::sync::MutexGuard<'_, PictureState> {
-        self.state.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.state)
     }
 
     fn show(&self, argb: u32) {
