@@ -37,7 +37,7 @@ pub(crate) struct RtxRepairs {
     repairs: HashMap<u32, (u32, u8)>,
     /// RTX SSRCs announced by FID (`webrtc` binds them as streams of their own).
     fid_rtx: HashSet<u32>,
-    /// Bound primary streams → (payload type, whether their RID is known yet).
+    /// Bound primary streams → (payload type, whether their first packet was seen).
     primaries: HashMap<u32, (u8, bool)>,
     /// (MID, RID) of each simulcast layer → its SSRC.
     layers: HashMap<(Bytes, Bytes), u32>,
@@ -103,17 +103,18 @@ impl RtxRepairs {
         }
     }
 
-    /// Learns a layer's RID from its packets, and which layer an unknown stream repairs.
-    /// Only streams not classified yet are looked at: nothing is parsed once they are.
+    /// Learns a layer's RID from its first packet (`webrtc` binds a RID layer on a packet that
+    /// carries its RID), and which layer an unknown stream repairs. A bound stream's packets
+    /// are parsed once: the per-packet cost is one map lookup.
     fn classify(&mut self, p: &rtc::rtp::Packet) {
         let ssrc = p.header.ssrc;
         match self.primaries.get_mut(&ssrc) {
             Some((_, true)) => {}
-            Some((_, known)) => {
+            Some((_, seen)) => {
+                *seen = true;
                 if let Some(rid) = SimulcastExtensions::value(self.ext.rid, p) {
                     let mid = SimulcastExtensions::value(self.ext.mid, p).unwrap_or_default();
                     self.layers.insert((mid, rid), ssrc);
-                    *known = true;
                 }
             }
             None if !self.repairs.contains_key(&ssrc) => {
@@ -140,6 +141,7 @@ impl RtxRepairs {
         }
     }
 }
+
 /// The sequence number an RTX packet carries (its payload's first two bytes).
 fn original_seq(p: &rtc::rtp::Packet) -> Option<u16> {
     (p.payload.len() >= 2).then(|| u16::from_be_bytes([p.payload[0], p.payload[1]]))
