@@ -2,8 +2,9 @@
 //! headless Chromium on the built-in web client and `tessera bot`s, against the whole app in
 //! process: events (joined, published, mute from the page's button, active speaker, left),
 //! active speaker smoothing with two browsers talking in turns, selective subscription, a
-//! screen share reaching a subscriber and the room's program, and VP9 passing through to a
-//! browser while the program carries on without it.
+//! screen share reaching a subscriber and the room's program (from the API and from the page's
+//! share button through `getDisplayMedia`), and VP9 passing through to a browser while the
+//! program carries on without it.
 
 #[path = "../sfu/tests/common/mod.rs"]
 mod browser;
@@ -283,14 +284,6 @@ fn a_screen_share_reaches_the_others_and_the_program() {
     let app = app::App::start(KEY);
     let (port, sfu) = (app.port, app.sfu.clone());
     let _guard = app.rt.enter();
-    let video = dir.path().join("red.y4m");
-    let ok = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=640x360:r=30", "-t", "2", "-pix_fmt", "yuv420p"])
-        .arg(&video)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
     let program = app.hub.start_program("share", ProgramConfig::default(), Layout::builtin("active-speaker").unwrap()).unwrap();
     let path = dir.path().join("program.mp4");
     let rec = program.attach_output(OutputSpec::mp4_file(&path)).unwrap();
@@ -299,8 +292,7 @@ fn a_screen_share_reaches_the_others_and_the_program() {
     // A second participant (so the layout has a main picture and a strip) who receives.
     let mut viewer = Bot::start(port, "share", "viewer", &["--color", "#0000ff", "--size", "320x180", "--silent", "--subscribe"]);
     let viewer_id = viewer.participant_id();
-    let camera = format!("--use-file-for-fake-video-capture={}", video.display());
-    let alice = open(port, "share", "alice", "", &[&camera]);
+    let alice = open(port, "share", "alice", "", &[&red_camera(dir.path())]);
     let mut page = devtools(&alice, "share");
     page.wait_for("!!tesseraClient.pub && !document.getElementById('share').disabled", Duration::from_secs(30));
     wait("alice's camera in the program", Duration::from_secs(30), || {
@@ -404,4 +396,64 @@ fn a_camera_only_in_vp9_is_refused_and_the_call_goes_on() {
     assert!(people.iter().any(|p| p.name == "red" && p.camera.is_some_and(|c| c.width > 0)), "{people:?}");
     assert!(people.iter().any(|p| p.name == "pub" && p.camera.is_none()), "{people:?}");
     app.hub.stop_program("codecs");
+}
+
+/// Chromium's fake screen (`--use-fake-device-for-media-stream`): green, with a pacman and
+/// counters down its middle.
+const FAKE_SCREEN_GREEN: u32 = 0x008300;
+
+/// A red 640x360 clip for Chromium's fake camera, so that a camera tile is told from a screen.
+fn red_camera(dir: &Path) -> String {
+    let video = dir.join("red.y4m");
+    let ok = Command::new("ffmpeg")
+        .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=640x360:r=30", "-t", "2", "-pix_fmt", "yuv420p"])
+        .arg(&video)
+        .status()
+        .unwrap()
+        .success();
+    assert!(ok);
+    format!("--use-file-for-fake-video-capture={}", video.display())
+}
+
+/// The web client's share button, pressed with the mouse as a user does: `getDisplayMedia`
+/// (the real browser API, answered by Chromium's fake screen) publishes a screen share that
+/// the program shows as the main picture, with the camera beside it.
+#[test]
+fn the_share_button_captures_the_screen_into_the_program() {
+    let app = app::App::start(KEY);
+    let port = app.port;
+    let _guard = app.rt.enter();
+    let program = app.hub.start_program("gdm", ProgramConfig::default(), Layout::builtin("active-speaker").unwrap()).unwrap();
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("program.mp4");
+    let rec = program.attach_output(OutputSpec::mp4_file(&path)).unwrap();
+    let _viewer = Bot::start(port, "gdm", "viewer", &["--color", "#0000ff", "--size", "320x180", "--silent", "--subscribe"]);
+    let alice = open(port, "gdm", "alice", "", &[&red_camera(dir.path())]);
+    let mut page = devtools(&alice, "gdm");
+    page.wait_for("!!tesseraClient.pub && !document.getElementById('share').disabled", Duration::from_secs(30));
+    page.click("#share");
+    let surface = page.wait_for(
+        "(() => { const s = tesseraClient.pub.getSenders().find(s => s.track && s.track.getSettings().displaySurface); \
+         return s ? s.track.getSettings().displaySurface : null; })()",
+        Duration::from_secs(20),
+    );
+    assert_eq!(surface, "monitor", "getDisplayMedia captured the screen");
+    wait("the screen share in the program", Duration::from_secs(30), || {
+        program.participants().iter().any(|p| p.name == "alice" && p.screen.is_some_and(|s| s.width > 0))
+    });
+    std::thread::sleep(Duration::from_secs(3));
+    let tiles = program.tiles();
+    let alice_p = program.participants().into_iter().find(|p| p.name == "alice").expect("alice in the program");
+    let screen = tiles.iter().find(|t| t.participant == alice_p.id && t.source == TileSource::Screen).expect("a screen tile").rect;
+    program.detach_output(rec).unwrap();
+    let frames = decode_frames(&path, 160, 90);
+    let end = frames.last().unwrap().pts;
+    assert!(screen.width >= 640, "the screen share is the main picture: {screen:?}");
+    // Chromium's fake screen is green with a pacman and counters down its middle.
+    for fx in [0.25, 0.75] {
+        let at = (screen.x as f64 + screen.width as f64 * fx, screen.y as f64 + screen.height as f64 / 2.0);
+        assert_color(&frames, end - 2.0, end, at, (1280, 720), FAKE_SCREEN_GREEN, "alice's captured screen");
+    }
+    let cam = tile_center(&tiles, &alice_p.id).expect("alice's camera tile");
+    assert_color(&frames, end - 2.0, end, cam, (1280, 720), RED, "alice's camera");
 }
