@@ -12,6 +12,7 @@ pub mod forward;
 pub mod handoff;
 pub mod http;
 mod peer;
+mod resend;
 pub mod room;
 mod rtx;
 pub mod signal;

@@ -19,6 +19,7 @@ use webrtc::peer_connection::{
 
 use crate::config::SfuConfig;
 use crate::delay::ForwardDelay;
+use crate::resend::ResendLimiter;
 use crate::rtx::RtxRepairs;
 use crate::tap::{PacketTap, Tapped};
 use crate::error::{Error, Result};
@@ -134,6 +135,8 @@ pub(crate) async fn build_counted_peer(
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
     // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
     registry = registry.with(Slot::from(6_500), RtxRepairs::new(counters.clone()));
+    // Below the NACK responder (4 000): holds its resends to a share of the receiver's REMB.
+    registry = registry.with(Slot::from(3_750), ResendLimiter::new(counters.clone()));
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.

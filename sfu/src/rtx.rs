@@ -175,7 +175,7 @@ impl PacketTap for RtxRepairs {
     }
 
     /// Notes what the NACK generator (above) asks for.
-    fn outbound(&mut self, msg: &TaggedPacket) {
+    fn outbound(&mut self, msg: &TaggedPacket) -> bool {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for p in packets {
                 if let Some(nack) = p.as_any().downcast_ref::<TransportLayerNack>() {
@@ -187,6 +187,7 @@ impl PacketTap for RtxRepairs {
                 }
             }
         }
+        true
     }
 
     fn bind_remote(&mut self, info: &StreamInfo) {

@@ -59,11 +59,13 @@ pub enum Counter {
     SenderReportsSent,
     /// Publishers' RTX repairs of packets the SFU asked for, recovered (announced or simulcast).
     RepairsReceived,
+    /// Resends not sent: over the connection's budget (a share of its receiver's estimate).
+    ResendsOverBudget,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 15] = [
+    pub const ALL: [Counter; 16] = [
         Counter::NacksReceived,
         Counter::NackedPackets,
         Counter::RetransmittedPackets,
@@ -79,6 +81,7 @@ impl Counter {
         Counter::ReceiverReportsReceived,
         Counter::SenderReportsSent,
         Counter::RepairsReceived,
+        Counter::ResendsOverBudget,
     ];
 
     /// Prometheus metric name (a counter, `_total`).
@@ -99,6 +102,7 @@ impl Counter {
             Counter::ReceiverReportsReceived => "tessera_sfu_receiver_reports_received_total",
             Counter::SenderReportsSent => "tessera_sfu_sender_reports_sent_total",
             Counter::RepairsReceived => "tessera_sfu_repairs_received_total",
+            Counter::ResendsOverBudget => "tessera_sfu_resends_over_budget_total",
         }
     }
 
@@ -120,6 +124,7 @@ impl Counter {
             Counter::ReceiverReportsReceived => "RTCP receiver reports received from subscribers.",
             Counter::SenderReportsSent => "RTCP sender reports sent to subscribers.",
             Counter::RepairsReceived => "Publishers' RTX repairs of packets the SFU asked for, recovered.",
+            Counter::ResendsOverBudget => "Resends not sent: over the budget of a quarter of the receiver's REMB estimate.",
         }
     }
 }
@@ -188,7 +193,7 @@ impl PacketTap for CountingInterceptor {
         out.push_back(msg);
     }
 
-    fn outbound(&mut self, msg: &TaggedPacket) {
+    fn outbound(&mut self, msg: &TaggedPacket) -> bool {
         match &msg.message.packet {
             Packet::Rtp(p) if msg.message.has(&Attribute::Retransmission) => {
                 self.counters.add(Counter::RetransmittedPackets, 1);
@@ -202,6 +207,7 @@ impl PacketTap for CountingInterceptor {
             Packet::Rtcp(packets) => self.counters.count_rtcp(packets, false),
             _ => {}
         }
+        true
     }
 }
 

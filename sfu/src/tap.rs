@@ -15,8 +15,10 @@ pub(crate) trait PacketTap: Send + Sync {
         out.push_back(msg);
     }
 
-    /// An outbound message, seen on its way to the wire (it goes on unchanged).
-    fn outbound(&mut self, _msg: &TaggedPacket) {}
+    /// An outbound message, seen on its way to the wire: whether it goes on (unchanged).
+    fn outbound(&mut self, _msg: &TaggedPacket) -> bool {
+        true
+    }
 
     fn bind_local(&mut self, _info: &StreamInfo) {}
     fn unbind_local(&mut self, _info: &StreamInfo) {}
@@ -54,8 +56,9 @@ impl<T: PacketTap> Protocol<TaggedPacket, TaggedPacket, ()> for Tapped<T> {
     }
 
     fn handle_write(&mut self, msg: TaggedPacket) -> std::result::Result<(), Self::Error> {
-        self.tap.outbound(&msg);
-        self.write.push_back(msg);
+        if self.tap.outbound(&msg) {
+            self.write.push_back(msg);
+        }
         Ok(())
     }
 

@@ -41,7 +41,15 @@ async fn simulcast_layer_follows_the_remb_estimate_of_a_slow_subscriber() {
                 )
             })
             .collect();
-        format!("REMBs {} relay {:?}\n{}", sfu.transport_counters().get(Counter::RembReceived), relay.counts.get(), ps.join("\n"))
+        let c = sfu.transport_counters();
+        format!(
+            "REMBs {} resends {} (over budget, not sent: {}) relay {:?}\n{}",
+            c.get(Counter::RembReceived),
+            c.get(Counter::RetransmittedPackets),
+            c.get(Counter::ResendsOverBudget),
+            relay.counts.get(),
+            ps.join("\n")
+        )
     };
 
     // The publisher and the unlimited subscriber first, then the limit for clients seen from
@@ -106,7 +114,13 @@ async fn simulcast_layer_follows_the_remb_estimate_of_a_slow_subscriber() {
         inbound(&full, "video", "freezeCount"),
     );
     eprintln!("{summary}");
+    let c = sfu.transport_counters();
+    eprintln!("resends {}, over budget and not sent {}", c.get(Counter::RetransmittedPackets), c.get(Counter::ResendsOverBudget));
     let detail = format!("{summary}\n{}", dump());
+    // The slow subscriber loses most of the top layer and asks for all of it again: the
+    // resend budget must have held that back (without it the resends kept the link full
+    // and the switch took twice as long).
+    assert!(c.get(Counter::ResendsOverBudget) > 0, "the resend budget held nothing back: {detail}");
     // Alone on this machine 72 of 80 (one failed retry of the top layer); on a loaded one the
     // publisher's keyframes come late and a retry costs more (39 of 80 seen).
     assert!(slow_low as f64 >= n as f64 * 0.4, "the slow subscriber did not stay on a lower layer: {detail}");

@@ -4,6 +4,7 @@
 pub mod bandwidth;
 pub mod keyframe;
 pub mod limiter;
+pub mod resend;
 pub mod rewrite;
 pub mod simulcast;
 pub mod speaker;
@@ -11,6 +12,7 @@ pub mod speaker;
 pub use bandwidth::BandwidthEstimator;
 pub use keyframe::is_keyframe;
 pub use limiter::KeyframeRequestLimiter;
+pub use resend::ResendBudget;
 pub use rewrite::StreamRewriter;
 pub use simulcast::{LayerInfo, LayerSelector, SelectorAction};
 pub use speaker::{ActiveSpeakerDetector, parse_audio_level};
