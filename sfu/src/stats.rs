@@ -61,11 +61,13 @@ pub enum Counter {
     RepairsReceived,
     /// Resends not sent: over the connection's budget (a share of its receiver's estimate).
     ResendsOverBudget,
+    /// Resends not sent: packets from before their stream's latest keyframe.
+    ResendsBeforeKeyframe,
 }
 
 impl Counter {
     /// Every counter, in index order.
-    pub const ALL: [Counter; 16] = [
+    pub const ALL: [Counter; 17] = [
         Counter::NacksReceived,
         Counter::NackedPackets,
         Counter::RetransmittedPackets,
@@ -82,6 +84,7 @@ impl Counter {
         Counter::SenderReportsSent,
         Counter::RepairsReceived,
         Counter::ResendsOverBudget,
+        Counter::ResendsBeforeKeyframe,
     ];
 
     /// Prometheus metric name (a counter, `_total`).
@@ -103,6 +106,7 @@ impl Counter {
             Counter::SenderReportsSent => "tessera_sfu_sender_reports_sent_total",
             Counter::RepairsReceived => "tessera_sfu_repairs_received_total",
             Counter::ResendsOverBudget => "tessera_sfu_resends_over_budget_total",
+            Counter::ResendsBeforeKeyframe => "tessera_sfu_resends_before_keyframe_total",
         }
     }
 
@@ -125,6 +129,7 @@ impl Counter {
             Counter::SenderReportsSent => "RTCP sender reports sent to subscribers.",
             Counter::RepairsReceived => "Publishers' RTX repairs of packets the SFU asked for, recovered.",
             Counter::ResendsOverBudget => "Resends not sent: over the budget of a quarter of the receiver's REMB estimate.",
+            Counter::ResendsBeforeKeyframe => "Resends not sent: packets from before their stream's latest keyframe.",
         }
     }
 }

@@ -43,9 +43,10 @@ async fn simulcast_layer_follows_the_remb_estimate_of_a_slow_subscriber() {
             .collect();
         let c = sfu.transport_counters();
         format!(
-            "REMBs {} resends {} (over budget, not sent: {}) relay {:?}\n{}",
+            "REMBs {} resends {} (not sent: {} from before a keyframe, {} over budget) relay {:?}\n{}",
             c.get(Counter::RembReceived),
             c.get(Counter::RetransmittedPackets),
+            c.get(Counter::ResendsBeforeKeyframe),
             c.get(Counter::ResendsOverBudget),
             relay.counts.get(),
             ps.join("\n")
@@ -115,7 +116,12 @@ async fn simulcast_layer_follows_the_remb_estimate_of_a_slow_subscriber() {
     );
     eprintln!("{summary}");
     let c = sfu.transport_counters();
-    eprintln!("resends {}, over budget and not sent {}", c.get(Counter::RetransmittedPackets), c.get(Counter::ResendsOverBudget));
+    eprintln!(
+        "resends {}; not sent: {} from before a keyframe, {} over budget",
+        c.get(Counter::RetransmittedPackets),
+        c.get(Counter::ResendsBeforeKeyframe),
+        c.get(Counter::ResendsOverBudget)
+    );
     let detail = format!("{summary}\n{}", dump());
     // The slow subscriber loses most of the top layer and asks for all of it again: the
     // resend budget must have held that back (without it the resends kept the link full
