@@ -2,6 +2,7 @@
 //! whose ghost src pad feeds the compositor or the audio mixer.
 
 use super::elements::{add_chain, make, set_if_exists};
+use super::opus_decoder::OpusDecoder;
 use super::rtp_entry::RtpEntry;
 use super::tile_crop::TileCrop;
 use crate::config::ProgramConfig;
@@ -93,12 +94,9 @@ impl TrackInput {
                 crop = Some(c);
             }
             Codec::Opus => {
-                let dec = make("opusdec", None)?;
-                dec.set_property("plc", true);
-                dec.set_property("use-inband-fec", true);
                 chain.extend([
                     make("rtpopusdepay", None)?,
-                    dec,
+                    OpusDecoder::new("opus-decoder", true).upcast_element(),
                     make("audioconvert", None)?,
                     make("audioresample", None)?,
                 ]);

@@ -12,6 +12,7 @@ mod output;
 mod preview;
 mod scene;
 mod rtp_entry;
+mod opus_decoder;
 mod tile_crop;
 
 pub use input::TrackStats;
