@@ -61,6 +61,14 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
     })?;
     tracing::info!(data_dir = %config.data_dir.display(), "data directory ready");
 
+    // A missing element would only show when the first participant joins a room.
+    tessera_compositor::program::init().map_err(|err| err.to_string())?;
+    let missing = tessera_compositor::program::missing_elements();
+    if !missing.is_empty() {
+        let list: Vec<String> = missing.iter().map(|(element, package)| format!("{element} (Debian: {package})")).collect();
+        return Err(format!("GStreamer elements missing: {}", list.join(", ")));
+    }
+
     if let Some(ca) = &config.tls_ca_file {
         tessera_compositor::destination::trust_extra_ca_file(ca).map_err(|err| err.to_string())?;
         tracing::info!(file = %ca.display(), "trusting extra CA certificates for rtmps:// destinations");

@@ -15,6 +15,7 @@ mod rtp_entry;
 mod opus_decoder;
 mod tile_crop;
 
+pub use elements::{REQUIRED_ELEMENTS, missing_elements};
 pub use input::TrackStats;
 pub use output::{OutputId, OutputSpec, OutputStats};
 pub use preview::{PREVIEW_FPS, PREVIEW_MAX_SIDE, Preview, preview_size};
