@@ -144,8 +144,9 @@ mod tests {
                     let text = std::fs::read_to_string(&path).expect("source file");
                     for (i, _) in text.match_indices("make(\"") {
                         let rest = &text[i + 6..];
-                        if let Some(end) = rest.find('"') {
-                            names.push(rest[..end].to_owned());
+                        let name = rest.split('"').next().unwrap_or_default();
+                        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                            names.push(name.to_owned());
                         }
                     }
                 }
