@@ -639,6 +639,7 @@ impl Inner {
         let (bin, sink) = output::build_bin(id, spec)?;
         let counters = Arc::new(output::OutputCounters::default());
         output::install_start_probes(&bin, &counters, timeline);
+        output::watch_overruns(&bin, &counters);
         let eos = output::eos_watch(&sink);
         self.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;

@@ -46,6 +46,8 @@ pub(crate) struct OutputCounters {
     pub start_pts: AtomicU64,
     pub last_pts: AtomicU64,
     pub video_frames: AtomicU64,
+    /// Times an output queue was full and dropped its oldest buffer.
+    pub overruns: AtomicU64,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -55,6 +57,9 @@ pub struct OutputStats {
     pub started_at: Option<Duration>,
     /// Program time covered so far.
     pub duration: Duration,
+    /// Times one of the output's queues was full and dropped its oldest buffer (a stuck
+    /// output loses data rather than hold up the program).
+    pub overruns: u64,
 }
 
 pub(crate) struct Output {
@@ -80,6 +85,7 @@ impl Output {
             video_frames: c.video_frames.load(Ordering::Relaxed),
             started_at: (start != u64::MAX).then(|| Duration::from_nanos(start)),
             duration,
+            overruns: c.overruns.load(Ordering::Relaxed),
         }
     }
 }
@@ -229,6 +235,23 @@ pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters
                 }
                 _ => gst::PadProbeReturn::Ok,
             }
+        });
+    }
+}
+
+/// Counts the output queues' overruns, and logs the first and every doubling (the signal
+/// fires for each buffer while a queue stays full).
+pub(crate) fn watch_overruns(bin: &gst::Bin, counters: &Arc<OutputCounters>) {
+    for kind in ["video", "audio"] {
+        let Some(q) = bin.by_name(&format!("{kind}-queue")) else { continue };
+        let c = counters.clone();
+        let output = bin.name();
+        q.connect("overrun", false, move |_| {
+            let n = c.overruns.fetch_add(1, Ordering::Relaxed) + 1;
+            if n.is_power_of_two() {
+                tracing::warn!(%output, kind, overruns = n, "output queue full: its oldest buffers are dropped");
+            }
+            None
         });
     }
 }

@@ -124,12 +124,34 @@ fn pull_all(desc: &str, mut each: impl FnMut(&gst::BufferRef)) {
 
 /// Decodes every video frame of a file (any container GStreamer reads), scaled down.
 pub fn decode_frames(path: &Path, width: u32, height: u32) -> Vec<Frame> {
+    LAST_DECODED.with(|l| *l.borrow_mut() = Some(path.to_owned()));
     let desc = format!(
         "filesrc location={} ! qtdemux name=d d.video_0 ! queue ! decodebin ! videoconvert ! videoscale ! \
          video/x-raw,format=RGB,width={width},height={height},pixel-aspect-ratio=1/1 ! appsink name=out sync=false",
         path.display()
     );
     decode_rgb(&desc, width, height)
+}
+
+thread_local! {
+    /// The file `decode_frames` read last on this thread, for diagnostics when its frames
+    /// turn out wrong.
+    static LAST_DECODED: std::cell::RefCell<Option<std::path::PathBuf>> = const { std::cell::RefCell::new(None) };
+}
+
+/// The first `n` video packets of the file `decode_frames` read last (pts, dts, flags as
+/// ffprobe reads them from the container), to tell a frame missing from the file from one
+/// lost in decoding.
+pub fn last_decoded_packets(n: usize) -> String {
+    let Some(path) = LAST_DECODED.with(|l| l.borrow().clone()) else { return "no file decoded".into() };
+    let out = Command::new("ffprobe")
+        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time,dts_time,flags", "-of", "csv=p=0"])
+        .arg(&path)
+        .output();
+    match out {
+        Ok(o) => String::from_utf8_lossy(&o.stdout).lines().take(n).collect::<Vec<_>>().join(" | "),
+        Err(e) => format!("ffprobe: {e}"),
+    }
 }
 
 /// Decodes a JPEG still (e.g. the program's preview), scaled to `width`x`height`.

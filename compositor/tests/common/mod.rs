@@ -205,6 +205,7 @@ impl Recording {
     pub fn finish(&self, room: &Room) -> OutputStats {
         let stats = room.program.detach_output(self.output).expect("output finishes");
         room.assert_no_failures();
+        assert_eq!(stats.overruns, 0, "the recording's queues overran and dropped buffers: {stats:?}");
         stats
     }
 }
@@ -214,7 +215,15 @@ pub fn assert_continuous(frames: &[Frame], fps: f64) -> usize {
     let step = 1.0 / fps;
     for w in frames.windows(2) {
         let d = w[1].pts - w[0].pts;
-        assert!((d - step).abs() < 0.002, "timestamp gap: {:.4} -> {:.4}", w[0].pts, w[1].pts);
+        if (d - step).abs() >= 0.002 {
+            let first: Vec<String> = frames.iter().take(6).map(|f| format!("{:.4}", f.pts)).collect();
+            panic!(
+                "timestamp gap: {:.4} -> {:.4}; first decoded frames at {first:?}; first packets in the file (pts,dts,flags): {}",
+                w[0].pts,
+                w[1].pts,
+                analysis::last_decoded_packets(6)
+            );
+        }
     }
     frames.len()
 }
