@@ -215,12 +215,11 @@ fn main() -> Result<(), Error> {
     let sink = UdpSocket::bind("127.0.0.1:0")?;
     let sink_addr = sink.local_addr()?;
     if !unread {
+        let reader = sink.try_clone()?;
         std::thread::spawn(move || {
             let mut buf = [0u8; 2048];
-            while sink.recv(&mut buf).is_ok() {}
+            while reader.recv(&mut buf).is_ok() {}
         });
-    } else {
-        std::mem::forget(sink);
     }
     let mut seq: u16 = 0;
     let mut batch: Vec<BytesMut> = Vec::with_capacity(BATCH);
