@@ -154,6 +154,11 @@ pub struct BotArgs {
     #[arg(long, default_value_t = 800, value_name = "KBPS", value_parser = clap::value_parser!(u32).range(50..=20_000))]
     pub bitrate_kbps: u32,
 
+    /// Pace the video packets as WebRTC senders do, at FACTOR times --bitrate-kbps (libwebrtc's
+    /// default is 2.5). Without it each frame's packets leave at once.
+    #[arg(long, value_name = "FACTOR", value_parser = parse_pace_factor)]
+    pub pace_factor: Option<f64>,
+
     /// Publish a sine tone of this frequency in Hz [default: 440].
     #[arg(long, value_name = "HZ", conflicts_with = "silent")]
     pub tone: Option<f64>,
@@ -185,6 +190,14 @@ pub struct BotArgs {
 pub enum BotCodec {
     Vp8,
     H264,
+}
+
+/// A pacing factor from 1 to 10.
+pub fn parse_pace_factor(s: &str) -> Result<f64, String> {
+    match s.parse::<f64>() {
+        Ok(f) if (1.0..=10.0).contains(&f) => Ok(f),
+        _ => Err(format!("`{s}` is not a pacing factor from 1 to 10")),
+    }
 }
 
 /// `#rrggbb` → 0xRRGGBB.

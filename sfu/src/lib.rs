@@ -11,6 +11,7 @@ pub mod error;
 pub mod forward;
 pub mod handoff;
 pub mod http;
+mod outbox;
 mod peer;
 mod resend;
 pub mod room;

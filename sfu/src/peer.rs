@@ -18,11 +18,12 @@ use webrtc::peer_connection::{
 };
 
 use crate::config::SfuConfig;
-use crate::delay::ForwardDelay;
+use crate::delay::{ForwardDelay, ReadStamps};
 use crate::resend::ResendLimiter;
 use crate::rtx::RtxRepairs;
 use crate::tap::{PacketTap, Tapped};
 use crate::error::{Error, Result};
+use crate::outbox::{RtpOutbox, RtpOutboxInterceptor};
 use crate::stats::{CountingInterceptor, TransportCounters};
 
 /// RFC 6464 audio level header extension.
@@ -117,32 +118,48 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
 /// [`crate::codecs`]), NACK, RTCP reports, TWCC feedback,
 /// the simulcast header extensions and RFC 6464 audio levels, on the configured addresses.
 pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
-    build_counted_peer(cfg, handler, None, None).await
+    build_counted_peer(cfg, handler, None, None).await.map(|b| b.pc)
+}
+
+/// A peer connection and the SFU's handles into its interceptors.
+pub(crate) struct BuiltPeer {
+    pub pc: Arc<dyn PeerConnection>,
+    /// Where the forwarding path hands the connection packets in batches.
+    pub outbox: Arc<RtpOutbox>,
+    /// When the connection read its inbound RTP packets (with counters only).
+    pub reads: Option<Arc<ReadStamps>>,
 }
 
 /// [`build_peer`], with the RTCP traffic (NACKs, retransmissions, reports, feedback) counted
-/// into `counters` and each forwarded packet's departure timed by `delay`.
+/// into `counters`, each forwarded packet's departure timed by `delay` and each inbound
+/// packet's read noted.
 pub(crate) async fn build_counted_peer(
     cfg: &SfuConfig,
     handler: Arc<dyn PeerConnectionEventHandler>,
     counters: Option<Arc<TransportCounters>>,
     delay: Option<Arc<ForwardDelay>>,
-) -> Result<Arc<dyn PeerConnection>> {
+) -> Result<BuiltPeer> {
     let mut me = MediaEngine::default();
     crate::codecs::register_codecs(&mut me)?;
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
+    // Application-most: what it releases passes every interceptor below, as a write does.
+    let outbox = Arc::new(RtpOutbox::default());
+    registry = registry.with(Slot::from(20_000), RtpOutboxInterceptor::new(Arc::clone(&outbox)));
     // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
     registry = registry.with(Slot::from(6_500), RtxRepairs::new(counters.clone()));
     // Below the NACK responder (4 000): holds its resends to a share of the receiver's REMB.
     registry = registry.with(Slot::from(3_750), ResendLimiter::new(counters.clone()));
+    let mut reads = None;
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.
         // Wire-most of the chain here (no pacer, congestion controller or TWCC sender is
         // registered), so it also times forwarded packets as they leave for SRTP.
-        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c, delay));
+        let r = Arc::new(ReadStamps::default());
+        reads = Some(Arc::clone(&r));
+        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c, delay, r));
     }
 
     let se = SettingEngineBuilder::new()
@@ -166,7 +183,7 @@ pub(crate) async fn build_counted_peer(
         .build()
         .await
         .map_err(|e| Error::WebRtc(e.to_string()))?;
-    Ok(Arc::new(pc))
+    Ok(BuiltPeer { pc: Arc::new(pc), outbox, reads })
 }
 
 /// Rewrites the addresses of our `a=candidate` lines for `public_ips` (1:1 NAT): the i-th

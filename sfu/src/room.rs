@@ -28,14 +28,19 @@ use crate::config::SfuConfig;
 use crate::core::{ActiveSpeakerDetector, BandwidthEstimator, KeyframeRequestLimiter, parse_audio_level};
 use crate::error::{Error, Result};
 use crate::forward::{DownTrack, Output, PT_UNKNOWN, TrackForwarder};
-use crate::writer::SubscriberWriter;
-use crate::delay::ForwardDelay;
+use crate::outbox::RtpOutbox;
+use crate::writer::{SubscriberWriter, poll_once};
+use crate::delay::{ForwardDelay, ReadStamps};
 use crate::handoff::{
     HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
 };
 use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_counted_peer, extmap_id, simulcast_rids};
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
 use crate::stats::{DelayHistogram, TransportCounters};
+
+/// Packets a track's receive loop fans out before it lets the subscribers' connections send
+/// them (measured in the README's SFU benchmark section).
+const RECEIVE_BATCH: usize = 8;
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -232,6 +237,10 @@ pub struct Participant {
     outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
     publish_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
     subscribe_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
+    /// The subscribe connection's outbox (see `outbox.rs`).
+    subscribe_rtp_outbox: Mutex<Option<Arc<RtpOutbox>>>,
+    /// When the publish connection read each inbound packet (see `delay.rs`).
+    publish_reads: Mutex<Option<Arc<ReadStamps>>>,
     /// One subscription sync at a time: two at once (a join's initial sync and a new track's)
     /// could both add the same track, and the browser refuses an offer with a track twice.
     sync_lock: tokio::sync::Mutex<()>,
@@ -336,6 +345,8 @@ impl Room {
             outbox,
             publish_pc: tokio::sync::Mutex::new(None),
             subscribe_pc: tokio::sync::Mutex::new(None),
+            subscribe_rtp_outbox: Mutex::new(None),
+            publish_reads: Mutex::new(None),
             sync_lock: tokio::sync::Mutex::new(()),
             gathered: Mutex::new(HashMap::new()),
             decls: Mutex::new(HashMap::new()),
@@ -459,9 +470,14 @@ impl Participant {
         let (tx, rx) = watch::channel(false);
         lock(&self.gathered).insert(target, rx);
         let handler = Arc::new(PeerHandler { participant: Arc::downgrade(self), target, gathered: tx });
-        let new = build_counted_peer(&sfu.config, handler, Some(Arc::clone(&sfu.counters)), Some(Arc::clone(&sfu.delay_probe))).await?;
-        *pc = Some(Arc::clone(&new));
-        Ok(new)
+        let built =
+            build_counted_peer(&sfu.config, handler, Some(Arc::clone(&sfu.counters)), Some(Arc::clone(&sfu.delay_probe))).await?;
+        match target {
+            Target::Subscribe => *lock(&self.subscribe_rtp_outbox) = Some(built.outbox),
+            Target::Publish => *lock(&self.publish_reads) = built.reads,
+        }
+        *pc = Some(Arc::clone(&built.pc));
+        Ok(built.pc)
     }
 
     /// Our SDP as the client should see it (public addresses in the candidates).
@@ -605,6 +621,7 @@ impl Participant {
             return Ok(false);
         }
         let pc = self.peer(Target::Subscribe).await?;
+        let outbox = lock(&self.subscribe_rtp_outbox).clone().ok_or_else(|| Error::Conflict("no subscribe connection".into()))?;
         let ssrc = random_u32();
         let kind = if track.forwarder_is_video() { RtpCodecKind::Video } else { RtpCodecKind::Audio };
         let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
@@ -625,7 +642,7 @@ impl Participant {
             }],
         )));
         let arrivals = self.room.upgrade().and_then(|r| r.sfu.upgrade()).map(|s| s.delay_probe.log(ssrc));
-        let writer = SubscriberWriter::new(Arc::clone(&local) as Arc<dyn TrackLocal>, arrivals);
+        let writer = SubscriberWriter::new(Arc::clone(&local) as Arc<dyn TrackLocal>, outbox, arrivals);
         let output = Output::Callback(Box::new(move |p, arrived| writer.write(p, arrived)));
         let down = Arc::new(DownTrack::new(self.id.clone(), ssrc, PT_UNKNOWN, track.codec.clock_rate, output));
         if let Some(h) = lock(&self.video_sizes).get(&track.id) {
@@ -880,14 +897,39 @@ impl Participant {
         }
         let level_id = if kind == RtpCodecKind::Audio { extmap_id(&lock(&self.publish_sdp), AUDIO_LEVEL_URI) } else { None };
         let mut last_speaker_tick = Instant::now();
-        while let Some(ev) = remote.poll().await {
+        let reads = lock(&self.publish_reads).clone();
+        let mut batch = 0;
+        loop {
+            // Take what is already waiting before letting the subscribers' connections run, up
+            // to a bound: each connection then sends the batch in one turn of its loop (see
+            // `outbox.rs`) instead of one turn per packet, while a burst (a keyframe) is not
+            // held back for longer than a few packets' fan-out.
+            let next = match (batch < RECEIVE_BATCH).then(|| poll_once(remote.poll())).flatten() {
+                Some(ev) => {
+                    batch += 1;
+                    ev
+                }
+                None => {
+                    if batch >= RECEIVE_BATCH {
+                        tokio::task::yield_now().await;
+                    }
+                    batch = 0;
+                    remote.poll().await
+                }
+            };
+            let Some(ev) = next else { break };
             match ev {
                 TrackRemoteEvent::OnOpen(init) => {
                     let layer = track.forwarder.layer_of_rid(init.rid.as_deref());
                     track.forwarder.set_layer_ssrc(init.ssrc, layer);
                 }
                 TrackRemoteEvent::OnRtpPacket(pkt) => {
-                    let now = Instant::now();
+                    // The packet's arrival: when the connection read it, so that waiting for
+                    // this loop counts in the forwarding delay.
+                    let now = reads
+                        .as_ref()
+                        .and_then(|r| r.read_at(pkt.header.ssrc, pkt.header.sequence_number))
+                        .unwrap_or_else(Instant::now);
                     if let Some(id) = level_id
                         && let Some(ext) = pkt.header.get_extension(id)
                         && let Some((level, _)) = parse_audio_level(&ext)
@@ -901,14 +943,6 @@ impl Participant {
                     if let Some(layer) = track.forwarder.on_rtp(&pkt, now) {
                         track.request_keyframe(layer);
                     }
-                    // Let the subscribers' connections send what was fanned out before more is:
-                    // a burst would otherwise wait for this loop's whole budget. Measured
-                    // (`scripts/bench-sfu --e2e`, 20 subscribers of a 3 Mbit/s publisher, server
-                    // on one core): never yielding, 41-45k copies per CPU-second at a p99 delay
-                    // of 20-50 ms; every 4 packets, 37k and 5 ms; every packet, 29-34k and
-                    // 1.5-2 ms (0.75 ms with 4 subscribers). Delay is what the target and
-                    // the users' jitter buffers see, hence every packet.
-                    tokio::task::yield_now().await;
                 }
                 TrackRemoteEvent::OnRtcpPacket(pkts) => {
                     for p in pkts {

@@ -217,7 +217,15 @@ async fn reports_and_congestion_feedback_reach_chromium() {
     for counter in [Counter::ReceiverReportsSent, Counter::SenderReportsSent, Counter::TwccFeedbackSent, Counter::ReceiverReportsReceived] {
         assert!(c.get(counter) > 0, "{} is 0: {detail}", counter.metric());
     }
+    // Every forwarded copy is timed from the publisher connection's socket read to its
+    // departure toward the subscriber's socket: on loopback that is well under 50 ms.
+    let delay = server.sfu.forward_delay().counts();
+    let samples: u64 = delay.iter().sum();
+    let p50 = tessera_sfu::DelayHistogram::quantile_bound_us(&delay, 0.5);
+    assert!(samples > 100, "forwarding delay samples: {delay:?}");
+    assert!(p50.is_some_and(|us| us <= 50_000), "forwarding delay p50 {p50:?} µs: {delay:?}");
     let (p, s) = (by_name(&server, "fb", "pub").unwrap(), by_name(&server, "fb", "sub").unwrap());
+    eprintln!("forwarding delay: {samples} copies, p50 <= {p50:?} µs");
     eprintln!(
         "publisher: RTT {:.1} ms over {} measurements, availableOutgoingBitrate {:.0} kbit/s; subscriber: {} video sender reports; SFU sent {} TWCC feedback packets, {} RRs, {} SRs",
         stat(&p, "/remote_inbound/video/roundTripTime") * 1000.0,

@@ -28,6 +28,9 @@ pub struct MediaOptions {
     pub video: bool,
     /// Sine frequency in Hz, or `None` for silence.
     pub tone: Option<f64>,
+    /// Pace video at this multiple of `bitrate_kbps` (see `pacer.rs`); `None` sends each
+    /// frame's packets at once.
+    pub pace_factor: Option<f64>,
 }
 
 /// RTP packets as GStreamer's payloaders made them (header and payload).
@@ -170,6 +173,7 @@ mod tests {
             bitrate_kbps: 300,
             video: true,
             tone: Some(440.0),
+            pace_factor: None,
         }
     }
 

@@ -4,6 +4,7 @@
 //! subscribe offers (receiving and counting the others' media), and leaves when told to stop.
 
 pub mod media;
+pub mod pacer;
 mod peer;
 mod signalling;
 
@@ -108,6 +109,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
         bitrate_kbps: args.bitrate_kbps,
         video: !args.no_video,
         tone: if args.silent { None } else { Some(args.tone.unwrap_or(440.0)) },
+        pace_factor: args.pace_factor,
     };
     let media = if args.no_publish { None } else { Some(SyntheticMedia::start(&opts)?) };
     let deadline = async {

@@ -23,6 +23,7 @@ use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
 use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
 
 use crate::bot::media::{MediaOptions, PacketRx, SyntheticMedia};
+use crate::bot::pacer::{self, Pacer};
 use crate::bot::peer::{ClientPeer, LocalTrack};
 use crate::bot::{BotError, BotReport, ServerUrl, announce};
 use crate::cli::BotArgs;
@@ -167,7 +168,8 @@ impl Session {
                         if let Some((video_rx, audio_rx)) = pending_media.take() {
                             if let (Some(v), Some(rx)) = (&video, video_rx) {
                                 let pt = v.payload_type().await?;
-                                pumps.push(tokio::spawn(pump(Arc::clone(&v.track), rx, v.ssrc, pt, None, Arc::clone(&self.counters))));
+                                let pacer = self.opts.pace_factor.map(|f| Pacer::new(self.opts.bitrate_kbps, f));
+                                pumps.push(tokio::spawn(pump(Arc::clone(&v.track), rx, v.ssrc, pt, None, pacer, Arc::clone(&self.counters))));
                                 pumps.push(tokio::spawn(keyframes(Arc::clone(&v.track), Arc::clone(&media), Arc::clone(&self.counters))));
                                 media.request_keyframe();
                             }
@@ -175,7 +177,7 @@ impl Session {
                             let level = self.opts.tone.map_or(127, |_| 10);
                             let ext = AudioLevelExtension { level, voice: level < 127 };
                             let pt = audio.payload_type().await?;
-                            pumps.push(tokio::spawn(pump(Arc::clone(&audio.track), audio_rx, audio.ssrc, pt, Some(ext), Arc::clone(&self.counters))));
+                            pumps.push(tokio::spawn(pump(Arc::clone(&audio.track), audio_rx, audio.ssrc, pt, Some(ext), None, Arc::clone(&self.counters))));
                         }
                         announce("published", json!({ "participant_id": participant_id, "tracks": video.iter().chain([&audio]).map(|t| t.id.clone()).collect::<Vec<_>>() }));
                     }
@@ -304,16 +306,25 @@ async fn recv_track(subscribe: &mut Option<ClientPeer>) -> Option<Arc<dyn TrackR
 }
 
 /// Sends GStreamer's RTP packets on `track` with our SSRC and the negotiated payload type;
-/// audio (the track with a `level`) carries its RFC 6464 audio level.
+/// audio (the track with a `level`) carries its RFC 6464 audio level; a `pacer` spreads the
+/// packets over time.
 async fn pump(
     track: Arc<webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP>,
     mut rx: PacketRx,
     ssrc: u32,
     payload_type: u8,
     level: Option<AudioLevelExtension>,
+    mut pacer: Option<Pacer>,
     counters: Arc<Counters>,
 ) {
     while let Some(bytes) = rx.recv().await {
+        if let Some(p) = &mut pacer {
+            let now = std::time::Instant::now();
+            let due = p.due(bytes.len(), now);
+            if due > now + pacer::SLACK {
+                tokio::time::sleep(due - now).await;
+            }
+        }
         let mut buf = &bytes[..];
         let Ok(mut packet) = rtc::rtp::Packet::unmarshal(&mut buf) else { continue };
         packet.header.ssrc = ssrc;

@@ -68,7 +68,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         let delay = media.sfu.forward_delay();
         let name = "tessera_sfu_forward_delay_seconds";
-        m.head(name, "histogram", "Per forwarded copy: from the packet's arrival at the forwarder to its departure from the subscriber connection's send queue for SRTP and the socket.");
+        m.head(name, "histogram", "Per forwarded copy: from the publisher connection reading the packet from its socket to the copy leaving the subscriber connection's interceptors for SRTP and the socket.");
         let counts = delay.counts();
         let mut cumulative = 0u64;
         for (i, c) in counts.iter().enumerate() {
