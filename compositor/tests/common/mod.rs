@@ -204,10 +204,17 @@ impl Recording {
 
     pub fn finish(&self, room: &Room) -> OutputStats {
         let stats = room.program.detach_output(self.output).expect("output finishes");
+        LAST_FINISHED.with(|l| l.set(Some(stats)));
         room.assert_no_failures();
         assert_eq!(stats.overruns, 0, "the recording's queues overran and dropped buffers: {stats:?}");
         stats
     }
+}
+
+thread_local! {
+    /// The stats of the output this thread finished last: a gap report compares the frames
+    /// the output passed to its muxer with the frames in the file.
+    static LAST_FINISHED: std::cell::Cell<Option<OutputStats>> = const { std::cell::Cell::new(None) };
 }
 
 /// Asserts frames are evenly spaced at `fps` with no gap or repeat, and returns their count.
@@ -218,10 +225,12 @@ pub fn assert_continuous(frames: &[Frame], fps: f64) -> usize {
         if (d - step).abs() >= 0.002 {
             let first: Vec<String> = frames.iter().take(6).map(|f| format!("{:.4}", f.pts)).collect();
             panic!(
-                "timestamp gap: {:.4} -> {:.4}; first decoded frames at {first:?}; first packets in the file (pts,dts,flags): {}",
+                "timestamp gap: {:.4} -> {:.4}; first decoded frames at {first:?}; first packets in the file (pts,dts,flags): {}; {} frames decoded, the last finished output passed {:?} to its muxer",
                 w[0].pts,
                 w[1].pts,
-                analysis::last_decoded_packets(6)
+                analysis::last_decoded_packets(6),
+                frames.len(),
+                LAST_FINISHED.with(|l| l.get()).map(|s| s.video_frames)
             );
         }
     }
