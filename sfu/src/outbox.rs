@@ -17,9 +17,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use bytes::Bytes;
-use rtc::interceptor::{Interceptor, Packet, StreamInfo, TaggedPacket};
+use rtc::interceptor::{Packet, StreamInfo, TaggedPacket};
 use rtc::rtp;
-use rtc::sansio::Protocol;
+
+use crate::tap::{PacketTap, Tapped};
 
 /// Packets a connection's outbox holds at most; a full outbox drops its oldest packet (a
 /// stalled subscriber loses packets, it never holds up the publisher or the others).
@@ -122,72 +123,47 @@ pub(crate) struct RtpOutboxInterceptor {
     outbox: Arc<RtpOutbox>,
     /// SSRCs of the connection's bound senders: the core writes only those, and so does this.
     bound: HashSet<u32>,
-    write: VecDeque<TaggedPacket>,
-    read: VecDeque<TaggedPacket>,
 }
 
 impl RtpOutboxInterceptor {
-    pub(crate) fn new(outbox: Arc<RtpOutbox>) -> Self {
-        RtpOutboxInterceptor { outbox, bound: HashSet::new(), write: VecDeque::new(), read: VecDeque::new() }
+    pub(crate) fn new(outbox: Arc<RtpOutbox>) -> Tapped<Self> {
+        Tapped::new(RtpOutboxInterceptor { outbox, bound: HashSet::new() })
+    }
+}
+
+impl PacketTap for RtpOutboxInterceptor {
+    /// Swallows the wakes: their work is done once the loop turns.
+    fn outbound(&mut self, msg: &TaggedPacket) -> bool {
+        !matches!(&msg.message.packet, Packet::Rtp(p) if is_wake(p))
     }
 
-    fn release(&mut self, now: Instant) {
-        for p in self.outbox.take() {
+    fn released(&mut self, out: &mut VecDeque<TaggedPacket>) {
+        let queued = self.outbox.take();
+        if queued.is_empty() {
+            return;
+        }
+        let now = Instant::now();
+        for p in queued {
             if self.bound.contains(&p.header.ssrc) {
-                self.write.push_back(TaggedPacket { now, transport: Default::default(), message: Packet::Rtp(p).into() });
+                out.push_back(TaggedPacket { now, transport: Default::default(), message: Packet::Rtp(p).into() });
             }
         }
     }
-}
 
-impl Protocol<TaggedPacket, TaggedPacket, ()> for RtpOutboxInterceptor {
-    type Rout = TaggedPacket;
-    type Wout = TaggedPacket;
-    type Eout = ();
-    type Error = rtc::shared::error::Error;
-    type Time = Instant;
-
-    fn handle_read(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        self.read.push_back(msg);
-        Ok(())
-    }
-
-    fn poll_read(&mut self) -> Option<TaggedPacket> {
-        self.read.pop_front()
-    }
-
-    fn handle_write(&mut self, msg: TaggedPacket) -> Result<(), Self::Error> {
-        match &msg.message.packet {
-            Packet::Rtp(p) if is_wake(p) => self.release(msg.now),
-            _ => self.write.push_back(msg),
-        }
-        Ok(())
-    }
-
-    /// Called on every turn of the connection's loop (the chain drains its interceptors when
-    /// the core's writes are polled), wake or not.
-    fn poll_write(&mut self) -> Option<TaggedPacket> {
-        if self.write.is_empty() {
-            self.release(Instant::now());
-        }
-        self.write.pop_front()
-    }
-}
-
-impl Interceptor for RtpOutboxInterceptor {
-    fn bind_local_stream(&mut self, info: &StreamInfo) {
+    fn bind_local(&mut self, info: &StreamInfo) {
         self.bound.insert(info.ssrc);
     }
-    fn unbind_local_stream(&mut self, info: &StreamInfo) {
+
+    fn unbind_local(&mut self, info: &StreamInfo) {
         self.bound.remove(&info.ssrc);
     }
-    fn bind_remote_stream(&mut self, _info: &StreamInfo) {}
-    fn unbind_remote_stream(&mut self, _info: &StreamInfo) {}
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use rtc::interceptor::Interceptor;
+    use rtc::sansio::Protocol;
 
     fn media(ssrc: u32, seq: u16) -> rtp::Packet {
         let mut p = rtp::Packet::default();
@@ -201,7 +177,7 @@ mod tests {
         TaggedPacket { now, transport: Default::default(), message: Packet::Rtp(p).into() }
     }
 
-    fn seqs(i: &mut RtpOutboxInterceptor) -> Vec<(u32, u16)> {
+    fn seqs(i: &mut Tapped<RtpOutboxInterceptor>) -> Vec<(u32, u16)> {
         std::iter::from_fn(|| i.poll_write())
             .map(|m| match m.message.packet {
                 Packet::Rtp(p) => (p.header.ssrc, p.header.sequence_number),
