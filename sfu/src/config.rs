@@ -3,16 +3,17 @@
 use std::net::{IpAddr, Ipv4Addr};
 use std::time::Duration;
 
-/// ICE transport settings. Every peer connection binds its own sockets on `ips`.
+/// ICE transport settings. All peer connections share one UDP socket (and one ICE-TCP
+/// listener) per address in `ips`.
 #[derive(Debug, Clone)]
 pub struct IceConfig {
     /// Local addresses to gather host candidates on (tests: only 127.0.0.1).
     pub ips: Vec<IpAddr>,
-    /// UDP port range (inclusive) for peer connection sockets; `None`: ephemeral ports.
+    /// UDP port range (inclusive) the shared socket binds in; `None`: an ephemeral port.
     pub udp_port_range: Option<(u16, u16)>,
     /// Also offer passive ICE-TCP candidates (fallback for networks that block UDP).
     pub tcp: bool,
-    /// TCP port range (inclusive) for ICE-TCP listeners; `None`: ephemeral ports.
+    /// TCP port range (inclusive) the ICE-TCP listener binds in; `None`: an ephemeral port.
     pub tcp_port_range: Option<(u16, u16)>,
     /// Public addresses advertised instead of the local ones (1:1 NAT, e.g. a cloud VM's
     /// elastic IP). Empty: advertise the local addresses.
@@ -40,8 +41,6 @@ pub struct SfuConfig {
     pub keyframe_request_interval: Duration,
     /// Participants per room (WebSocket and WHIP together).
     pub max_participants: usize,
-    /// How long the server waits for its own ICE gathering before answering.
-    pub gather_timeout: Duration,
 }
 
 impl Default for SfuConfig {
@@ -50,7 +49,6 @@ impl Default for SfuConfig {
             ice: IceConfig::default(),
             keyframe_request_interval: Duration::from_millis(500),
             max_participants: 50,
-            gather_timeout: Duration::from_secs(2),
         }
     }
 }

@@ -2,10 +2,8 @@
 //! connection read a packet from its socket to the moment its copy for one subscriber leaves
 //! that subscriber connection's interceptors for SRTP and the socket.
 //!
-//! The counting interceptor (`stats.rs`), the wire-most interceptor of every connection (only
-//! SRTP and the socket are below it), notes when each inbound RTP packet was read
-//! ([`ReadStamps`]); the receive loop takes that instant as the packet's arrival, so the time a
-//! packet waits for the loop counts too. The forwarder notes each copy's arrival by its
+//! A packet's arrival is the instant the shared transport read its datagram (the core hands it
+//! up with the packet, see `transport/`). The forwarder notes each copy's arrival by its
 //! outgoing SSRC and sequence number ([`ArrivalLog`]); the subscriber connection's counting
 //! interceptor looks the copy up as it leaves and records the difference into the
 //! [`DelayHistogram`]. Retransmissions are not samples.
@@ -85,40 +83,6 @@ impl ArrivalLog {
     }
 }
 
-/// Inbound packets whose read time is remembered per connection (by SSRC and sequence
-/// number, hashed): far more than wait for a receive loop at once.
-const READS: usize = 4096;
-
-/// When a connection read its inbound RTP packets (the read instant its driver stamped).
-pub(crate) struct ReadStamps {
-    ring: Mutex<Box<[(u32, u16, Option<Instant>)]>>,
-}
-
-impl Default for ReadStamps {
-    fn default() -> Self {
-        ReadStamps { ring: Mutex::new(vec![(0, 0, None); READS].into_boxed_slice()) }
-    }
-}
-
-impl ReadStamps {
-    fn slot(ssrc: u32, seq: u16) -> usize {
-        (ssrc.wrapping_mul(0x9e37_79b9) ^ u32::from(seq)) as usize % READS
-    }
-
-    /// Packet `seq` of stream `ssrc` was read at `at`.
-    pub(crate) fn read(&self, ssrc: u32, seq: u16, at: Instant) {
-        lock(&self.ring)[Self::slot(ssrc, seq)] = (ssrc, seq, Some(at));
-    }
-
-    /// When packet `seq` of stream `ssrc` was read, if it is still remembered.
-    pub(crate) fn read_at(&self, ssrc: u32, seq: u16) -> Option<Instant> {
-        match lock(&self.ring)[Self::slot(ssrc, seq)] {
-            (s, q, at) if s == ssrc && q == seq => at,
-            _ => None,
-        }
-    }
-}
-
 impl Drop for ArrivalLog {
     fn drop(&mut self) {
         let mut streams = self.owner.streams.write().unwrap_or_else(|e| e.into_inner());
@@ -154,17 +118,5 @@ mod tests {
         assert_eq!(h.counts().iter().sum::<u64>(), 1);
         drop(log);
         assert!(d.streams.read().unwrap().is_empty(), "the log unregisters its stream");
-    }
-
-    #[test]
-    fn read_stamps_match_stream_and_sequence_number() {
-        let r = ReadStamps::default();
-        let t0 = Instant::now();
-        r.read(1111, 5, t0);
-        r.read(2222, 5, t0 + Duration::from_micros(3));
-        assert_eq!(r.read_at(1111, 5), Some(t0));
-        assert_eq!(r.read_at(2222, 5), Some(t0 + Duration::from_micros(3)));
-        assert_eq!(r.read_at(1111, 6), None);
-        assert_eq!(r.read_at(3333, 5), None);
     }
 }

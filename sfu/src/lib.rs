@@ -1,4 +1,5 @@
-//! Tessera's WebRTC SFU: rooms, participants, publish and subscribe over `webrtc` 0.21, with
+//! Tessera's WebRTC SFU: rooms, participants, publish and subscribe over the sans-IO `rtc` 0.21
+//! peer connection (driven by our own transport, see `transport/`), with
 //! simulcast layer selection, keyframe-request rate limiting, active speaker detection, a
 //! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest and an in-process hand-off to
 //! the compositor ([`MediaHandoff`]). No GStreamer here.
@@ -11,7 +12,6 @@ pub mod error;
 pub mod forward;
 pub mod handoff;
 pub mod http;
-mod outbox;
 mod peer;
 mod resend;
 pub mod room;
@@ -19,7 +19,7 @@ mod rtx;
 pub mod signal;
 pub mod stats;
 mod tap;
-mod writer;
+mod transport;
 
 pub use config::{IceConfig, SfuConfig};
 pub use error::{Error, Result};

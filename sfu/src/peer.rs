@@ -12,18 +12,18 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::config::SfuConfig;
-use crate::delay::{ForwardDelay, ReadStamps};
+use crate::delay::ForwardDelay;
 use crate::resend::ResendLimiter;
 use crate::rtx::RtxRepairs;
 use crate::tap::{PacketTap, Tapped};
 use crate::error::{Error, Result};
-use crate::outbox::{RtpOutbox, RtpOutboxInterceptor};
 use crate::stats::{CountingInterceptor, TransportCounters};
 
 /// RFC 6464 audio level header extension.
@@ -114,54 +114,35 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
     0
 }
 
-/// Builds a peer connection (the SFU's, and `tessera bot`'s client side) with Opus/VP8/H.264 (see
-/// [`crate::codecs`]), NACK, RTCP reports, TWCC feedback,
-/// the simulcast header extensions and RFC 6464 audio levels, on the configured addresses.
-pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
-    build_counted_peer(cfg, handler, None, None).await.map(|b| b.pc)
-}
-
-/// A peer connection and the SFU's handles into its interceptors.
-pub(crate) struct BuiltPeer {
-    pub pc: Arc<dyn PeerConnection>,
-    /// Where the forwarding path hands the connection packets in batches.
-    pub outbox: Arc<RtpOutbox>,
-    /// When the connection read its inbound RTP packets (with counters only).
-    pub reads: Option<Arc<ReadStamps>>,
-}
-
-/// [`build_peer`], with the RTCP traffic (NACKs, retransmissions, reports, feedback) counted
-/// into `counters`, each forwarded packet's departure timed by `delay` and each inbound
-/// packet's read noted.
-pub(crate) async fn build_counted_peer(
-    cfg: &SfuConfig,
-    handler: Arc<dyn PeerConnectionEventHandler>,
-    counters: Option<Arc<TransportCounters>>,
-    delay: Option<Arc<ForwardDelay>>,
-) -> Result<BuiltPeer> {
+/// The codecs (Opus/VP8/H.264, see [`crate::codecs`]), header extensions (simulcast, RFC 6464
+/// audio levels) and interceptors (NACK, RTCP reports, TWCC feedback, ours) of every peer
+/// connection: the SFU's, and `tessera bot`'s client side. With `counters`, the RTCP traffic
+/// (NACKs, retransmissions, reports, feedback) is counted and each forwarded packet's
+/// departure is timed by `delay`.
+fn engines(counters: Option<Arc<TransportCounters>>, delay: Option<Arc<ForwardDelay>>) -> Result<(MediaEngine, Registry)> {
     let mut me = MediaEngine::default();
     crate::codecs::register_codecs(&mut me)?;
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     let registry = register_default_interceptors(Registry::new(), &mut me)?;
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
-    // Application-most: what it releases passes every interceptor below, as a write does.
-    let outbox = Arc::new(RtpOutbox::default());
-    registry = registry.with(Slot::from(20_000), RtpOutboxInterceptor::new(Arc::clone(&outbox)));
     // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
     registry = registry.with(Slot::from(6_500), RtxRepairs::new(counters.clone()));
     // Below the NACK responder (4 000): holds its resends to a share of the receiver's REMB.
     registry = registry.with(Slot::from(3_750), ResendLimiter::new(counters.clone()));
-    let mut reads = None;
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.
         // Wire-most of the chain here (no pacer, congestion controller or TWCC sender is
         // registered), so it also times forwarded packets as they leave for SRTP.
-        let r = Arc::new(ReadStamps::default());
-        reads = Some(Arc::clone(&r));
-        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c, delay, r));
+        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c, delay));
     }
+    Ok((me, registry))
+}
 
+/// Builds a client-side `webrtc` peer connection (`tessera bot`) with the SFU's codecs and
+/// interceptors, on the configured addresses.
+pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
+    let (me, registry) = engines(None, None)?;
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true);
@@ -183,7 +164,31 @@ pub(crate) async fn build_counted_peer(
         .build()
         .await
         .map_err(|e| Error::WebRtc(e.to_string()))?;
-    Ok(BuiltPeer { pc: Arc::new(pc), outbox, reads })
+    Ok(Arc::new(pc))
+}
+
+/// A random ICE credential of `n` characters (RFC 8839: ice-char, at least 4 / 22).
+fn ice_credential(n: usize) -> String {
+    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+    (0..n).map(|_| CHARS[(crate::room::random_u32() % CHARS.len() as u32) as usize] as char).collect()
+}
+
+/// Builds the SFU's side of a peer connection, an `rtc` core for the shared transport (see
+/// `transport/`), and returns it with its local ICE username fragment.
+pub(crate) fn build_core(counters: Arc<TransportCounters>, delay: Arc<ForwardDelay>) -> Result<(RTCPeerConnection, String)> {
+    let (me, registry) = engines(Some(counters), Some(delay))?;
+    let ufrag = ice_credential(16);
+    let se = SettingEngineBuilder::new()
+        .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
+        .with_ice_credentials(ufrag.clone(), ice_credential(32));
+    let core = RTCPeerConnectionBuilder::new()
+        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_media_engine(me)
+        .with_setting_engine(se.build())
+        .with_interceptor_registry(registry)
+        .build(std::time::Instant::now())
+        .map_err(|e| Error::WebRtc(e.to_string()))?;
+    Ok((core, ufrag))
 }
 
 /// Rewrites the addresses of our `a=candidate` lines for `public_ips` (1:1 NAT): the i-th

@@ -1,4 +1,5 @@
-//! Rooms, participants, publish and subscribe around `webrtc` 0.21 peer connections.
+//! Rooms, participants, publish and subscribe around `rtc` 0.21 peer connections on the
+//! shared transport (`transport/`).
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -13,34 +14,25 @@ use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::RTCIceCandidateInit;
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::shared::marshal::Marshal;
-use tokio::sync::{mpsc, watch};
-use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
-use webrtc::media_stream::track_local::{TrackLocal, TrackLocalEvent};
-use webrtc::media_stream::track_remote::{TrackRemote, TrackRemoteEvent};
-use webrtc::peer_connection::{
-    PeerConnection, PeerConnectionEventHandler, RTCIceCandidateInit, RTCIceGatheringState, RTCPeerConnectionState,
-    RTCSessionDescription,
-};
-use webrtc::rtp_transceiver::RtpSender;
+use rtc::{rtcp, rtp};
+use tokio::sync::mpsc;
 
 use crate::config::SfuConfig;
 use crate::core::{ActiveSpeakerDetector, BandwidthEstimator, KeyframeRequestLimiter, parse_audio_level};
 use crate::error::{Error, Result};
 use crate::forward::{DownTrack, Output, PT_UNKNOWN, TrackForwarder};
-use crate::outbox::RtpOutbox;
-use crate::writer::{SubscriberWriter, poll_once};
-use crate::delay::{ForwardDelay, ReadStamps};
+use crate::delay::ForwardDelay;
 use crate::handoff::{
     HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
 };
-use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_counted_peer, extmap_id, simulcast_rids};
+use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_core, extmap_id, simulcast_rids};
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
 use crate::stats::{DelayHistogram, TransportCounters};
-
-/// Packets a track's receive loop fans out before it lets the subscribers' connections send
-/// them (measured in the README's SFU benchmark section).
-const RECEIVE_BATCH: usize = 8;
+use crate::transport::{Connection, ConnectionHandler, TrackOpen, Transport};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
@@ -73,6 +65,8 @@ pub(crate) struct SfuInner {
     counters: Arc<TransportCounters>,
     forward_delay: Arc<DelayHistogram>,
     delay_probe: Arc<ForwardDelay>,
+    /// The sockets of all peer connections, bound on first use.
+    transport: Mutex<Option<Arc<Transport>>>,
 }
 
 impl Drop for SfuInner {
@@ -95,6 +89,7 @@ impl Sfu {
                 counters: Arc::new(TransportCounters::default()),
                 forward_delay,
                 delay_probe,
+                transport: Mutex::new(None),
             }),
         }
     }
@@ -143,6 +138,11 @@ impl Sfu {
         self.inner.handoff.as_ref().map_or(0, |h| h.dropped())
     }
 
+    /// Datagrams the transport could not send (full socket buffers or ICE-TCP queues).
+    pub fn send_drops(&self) -> u64 {
+        lock(&self.inner.transport).as_ref().map_or(0, |t| t.send_drops())
+    }
+
     pub(crate) fn next_id(&self, prefix: &str) -> String {
         format!("{prefix}{}", self.inner.next_id.fetch_add(1, Ordering::Relaxed))
     }
@@ -178,10 +178,10 @@ pub struct PublishedTrack {
     /// The forwarding state.
     pub forwarder: TrackForwarder,
     pub(crate) muted: AtomicBool,
-    remote: Mutex<Vec<Arc<dyn TrackRemote>>>,
+    /// Where its layers are received (keyframe requests go there).
+    receivers: Mutex<Vec<(Weak<Connection>, RTCRtpReceiverId)>>,
     keyframe_tx: mpsc::UnboundedSender<usize>,
     handoff_info: Mutex<Option<TrackInfo>>,
-    msid: String,
 }
 
 impl PublishedTrack {
@@ -210,9 +210,15 @@ impl PublishedTrack {
 
 struct Subscription {
     down: Arc<DownTrack>,
-    local: Arc<TrackLocalStaticRTP>,
-    sender: Option<Arc<dyn RtpSender>>,
+    sender: RTCRtpSenderId,
     track: Weak<PublishedTrack>,
+}
+
+/// A remote track of the publish connection, by its `msid` track id.
+struct Inbound {
+    track: Arc<PublishedTrack>,
+    /// The RFC 6464 extension's id, for audio.
+    level_id: Option<u8>,
 }
 
 #[derive(Default)]
@@ -235,16 +241,13 @@ pub struct Participant {
     may_subscribe: AtomicBool,
     room: Weak<Room>,
     outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
-    publish_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
-    subscribe_pc: tokio::sync::Mutex<Option<Arc<dyn PeerConnection>>>,
-    /// The subscribe connection's outbox (see `outbox.rs`).
-    subscribe_rtp_outbox: Mutex<Option<Arc<RtpOutbox>>>,
-    /// When the publish connection read each inbound packet (see `delay.rs`).
-    publish_reads: Mutex<Option<Arc<ReadStamps>>>,
+    publish_pc: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    subscribe_pc: tokio::sync::Mutex<Option<Arc<Connection>>>,
+    /// The publish connection's remote tracks.
+    inbound: Mutex<HashMap<String, Inbound>>,
     /// One subscription sync at a time: two at once (a join's initial sync and a new track's)
     /// could both add the same track, and the browser refuses an offer with a track twice.
     sync_lock: tokio::sync::Mutex<()>,
-    gathered: Mutex<HashMap<Target, watch::Receiver<bool>>>,
     decls: Mutex<HashMap<String, TrackSource>>,
     publish_sdp: Mutex<String>,
     tracks: Mutex<HashMap<String, Arc<PublishedTrack>>>,
@@ -264,18 +267,10 @@ pub struct Participant {
 struct PeerHandler {
     participant: Weak<Participant>,
     target: Target,
-    gathered: watch::Sender<bool>,
 }
 
-#[async_trait::async_trait]
-impl PeerConnectionEventHandler for PeerHandler {
-    async fn on_ice_gathering_state_change(&self, state: RTCIceGatheringState) {
-        if state == RTCIceGatheringState::Complete {
-            let _ = self.gathered.send(true);
-        }
-    }
-
-    async fn on_connection_state_change(&self, state: RTCPeerConnectionState) {
+impl ConnectionHandler for PeerHandler {
+    fn on_state(&self, _conn: &Arc<Connection>, state: RTCPeerConnectionState) {
         tracing::debug!(target = ?self.target, "peer connection {state}");
         if matches!(state, RTCPeerConnectionState::Failed)
             && let Some(p) = self.participant.upgrade()
@@ -284,12 +279,33 @@ impl PeerConnectionEventHandler for PeerHandler {
         }
     }
 
-    async fn on_track(&self, track: Arc<dyn TrackRemote>) {
-        if self.target != Target::Publish {
-            return;
+    fn on_track_open(&self, conn: &Arc<Connection>, open: TrackOpen) {
+        if self.target == Target::Publish
+            && let Some(p) = self.participant.upgrade()
+        {
+            p.on_track_open(conn, open);
         }
+    }
+
+    fn on_track_closed(&self, _conn: &Arc<Connection>, track_id: &str) {
+        if self.target == Target::Publish
+            && let Some(p) = self.participant.upgrade()
+        {
+            p.on_track_closed(track_id);
+        }
+    }
+
+    fn on_rtp(&self, track_id: &str, pkt: rtp::Packet, read_at: Instant) {
         if let Some(p) = self.participant.upgrade() {
-            tokio::spawn(async move { p.receive_track(track).await });
+            p.on_rtp(track_id, pkt, read_at);
+        }
+    }
+
+    fn on_rtcp(&self, track_id: &str, pkts: Vec<Box<dyn rtcp::Packet>>) {
+        let Some(p) = self.participant.upgrade() else { return };
+        match self.target {
+            Target::Publish => p.on_publisher_rtcp(track_id, &pkts),
+            Target::Subscribe => p.on_subscriber_rtcp(track_id, &pkts),
         }
     }
 }
@@ -345,10 +361,8 @@ impl Room {
             outbox,
             publish_pc: tokio::sync::Mutex::new(None),
             subscribe_pc: tokio::sync::Mutex::new(None),
-            subscribe_rtp_outbox: Mutex::new(None),
-            publish_reads: Mutex::new(None),
+            inbound: Mutex::new(HashMap::new()),
             sync_lock: tokio::sync::Mutex::new(()),
-            gathered: Mutex::new(HashMap::new()),
             decls: Mutex::new(HashMap::new()),
             publish_sdp: Mutex::new(String::new()),
             tracks: Mutex::new(HashMap::new()),
@@ -457,7 +471,7 @@ impl Participant {
         self.room.upgrade()?.sfu.upgrade().map(|s| s.config.clone())
     }
 
-    async fn peer(self: &Arc<Self>, target: Target) -> Result<Arc<dyn PeerConnection>> {
+    async fn peer(self: &Arc<Self>, target: Target) -> Result<Arc<Connection>> {
         let slot = match target {
             Target::Publish => &self.publish_pc,
             Target::Subscribe => &self.subscribe_pc,
@@ -467,17 +481,18 @@ impl Participant {
             return Ok(Arc::clone(pc));
         }
         let sfu = self.room.upgrade().and_then(|r| r.sfu.upgrade()).ok_or_else(|| Error::Conflict("room is gone".into()))?;
-        let (tx, rx) = watch::channel(false);
-        lock(&self.gathered).insert(target, rx);
-        let handler = Arc::new(PeerHandler { participant: Arc::downgrade(self), target, gathered: tx });
-        let built =
-            build_counted_peer(&sfu.config, handler, Some(Arc::clone(&sfu.counters)), Some(Arc::clone(&sfu.delay_probe))).await?;
-        match target {
-            Target::Subscribe => *lock(&self.subscribe_rtp_outbox) = Some(built.outbox),
-            Target::Publish => *lock(&self.publish_reads) = built.reads,
-        }
-        *pc = Some(Arc::clone(&built.pc));
-        Ok(built.pc)
+        let transport = {
+            let mut t = lock(&sfu.transport);
+            match t.as_ref() {
+                Some(t) => Arc::clone(t),
+                None => Arc::clone(t.insert(Transport::bind(&sfu.config.ice)?)),
+            }
+        };
+        let (core, ufrag) = build_core(Arc::clone(&sfu.counters), Arc::clone(&sfu.delay_probe))?;
+        let handler = Box::new(PeerHandler { participant: Arc::downgrade(self), target });
+        let conn = Connection::open(transport, core, &ufrag, handler)?;
+        *pc = Some(Arc::clone(&conn));
+        Ok(conn)
     }
 
     /// Our SDP as the client should see it (public addresses in the candidates).
@@ -485,14 +500,6 @@ impl Participant {
         match self.config() {
             Some(cfg) => advertise_public_ips(sdp, &cfg),
             None => sdp.to_owned(),
-        }
-    }
-
-    async fn wait_gathered(&self, target: Target) {
-        let rx = lock(&self.gathered).get(&target).cloned();
-        let timeout = self.config().map_or(Duration::from_secs(2), |c| c.gather_timeout);
-        if let Some(mut rx) = rx {
-            let _ = tokio::time::timeout(timeout, rx.wait_for(|g| *g)).await;
         }
     }
 
@@ -513,13 +520,8 @@ impl Participant {
         }
         *lock(&self.publish_sdp) = sdp.clone();
         let pc = self.peer(Target::Publish).await?;
-        let offer = RTCSessionDescription::offer(sdp).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
-        pc.set_remote_description(offer).await.map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
-        let answer = pc.create_answer(None).await?;
-        pc.set_local_description(answer).await?;
-        self.wait_gathered(Target::Publish).await;
-        let local = pc.local_description().await.ok_or_else(|| Error::Internal("no local description".into()))?;
-        Ok(self.advertised(&local.sdp))
+        let answer = pc.answer(sdp)?;
+        Ok(self.advertised(&answer))
     }
 
     /// Adds a trickled remote candidate.
@@ -532,15 +534,13 @@ impl Participant {
         if c.candidate.is_empty() {
             return Ok(());
         }
-        pc.add_ice_candidate(RTCIceCandidateInit {
+        pc.add_remote_candidate(RTCIceCandidateInit {
             candidate: c.candidate,
             sdp_mid: c.sdp_mid,
             sdp_mline_index: c.sdp_mline_index,
             username_fragment: None,
             url: None,
         })
-        .await
-        .map_err(|e| Error::BadRequest(format!("invalid candidate: {e}")))
     }
 
     /// Applies the client's answer to our subscribe offer.
@@ -551,29 +551,26 @@ impl Participant {
         if !neg.offer_outstanding {
             return Err(Error::BadRequest("no subscribe offer outstanding".into()));
         }
-        let answer = RTCSessionDescription::answer(sdp).map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
-        let applied = pc.set_remote_description(answer).await;
+        let applied = pc.accept_answer(sdp);
         neg.offer_outstanding = false;
         let dirty = std::mem::take(&mut neg.dirty);
         drop(neg);
-        applied.map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
-        self.resolve_payload_types().await;
+        applied?;
+        self.resolve_payload_types(&pc);
         if dirty {
             self.renegotiate().await?;
         }
         Ok(())
     }
 
-    async fn resolve_payload_types(&self) {
-        type Entry = (Arc<DownTrack>, Option<Arc<dyn RtpSender>>, Option<Arc<PublishedTrack>>);
-        let subs: Vec<Entry> = lock(&self.subs)
-            .values()
-            .map(|s| (Arc::clone(&s.down), s.sender.clone(), s.track.upgrade()))
-            .collect();
+    fn resolve_payload_types(&self, pc: &Connection) {
+        type Entry = (Arc<DownTrack>, RTCRtpSenderId, Option<Arc<PublishedTrack>>);
+        let subs: Vec<Entry> =
+            lock(&self.subs).values().map(|s| (Arc::clone(&s.down), s.sender, s.track.upgrade())).collect();
         for (down, sender, track) in subs {
-            let (Some(sender), Some(track)) = (sender, track) else { continue };
-            let Ok(params) = sender.get_parameters().await else { continue };
-            let codecs = &params.rtp_parameters.codecs;
+            let Some(track) = track else { continue };
+            let codecs = pc.sender_codecs(sender);
+            let codecs = &codecs;
             let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
                 c.rtp_codec.mime_type.eq_ignore_ascii_case(&track.codec.mime_type)
             };
@@ -600,13 +597,10 @@ impl Participant {
             neg.dirty = true;
             return Ok(());
         }
-        let offer = pc.create_offer(None).await?;
-        pc.set_local_description(offer).await?;
+        let offer = pc.offer()?;
         neg.offer_outstanding = true;
         drop(neg);
-        self.wait_gathered(Target::Subscribe).await;
-        let local = pc.local_description().await.ok_or_else(|| Error::Internal("no local description".into()))?;
-        self.send(ServerMessage::SubscribeOffer { sdp: self.advertised(&local.sdp) });
+        self.send(ServerMessage::SubscribeOffer { sdp: self.advertised(&offer) });
         Ok(())
     }
 
@@ -621,10 +615,9 @@ impl Participant {
             return Ok(false);
         }
         let pc = self.peer(Target::Subscribe).await?;
-        let outbox = lock(&self.subscribe_rtp_outbox).clone().ok_or_else(|| Error::Conflict("no subscribe connection".into()))?;
         let ssrc = random_u32();
         let kind = if track.forwarder_is_video() { RtpCodecKind::Video } else { RtpCodecKind::Audio };
-        let local = Arc::new(TrackLocalStaticRTP::new(MediaStreamTrack::new(
+        let local = MediaStreamTrack::new(
             track.id.clone(),
             track.id.clone(),
             format!("{}-{}", track.participant_id, track.id),
@@ -640,58 +633,24 @@ impl Participant {
                 codec: track.codec.clone(),
                 ..Default::default()
             }],
-        )));
+        );
+        let sender = pc.add_track(local)?;
         let arrivals = self.room.upgrade().and_then(|r| r.sfu.upgrade()).map(|s| s.delay_probe.log(ssrc));
-        let writer = SubscriberWriter::new(Arc::clone(&local) as Arc<dyn TrackLocal>, outbox, arrivals);
-        let output = Output::Callback(Box::new(move |p, arrived| writer.write(p, arrived)));
+        let conn = Arc::clone(&pc);
+        let output = Output::Callback(Box::new(move |p, arrived| {
+            if let Some(log) = &arrivals {
+                log.arrived(p.header.sequence_number, arrived);
+            }
+            conn.write_rtp(sender, p)
+        }));
         let down = Arc::new(DownTrack::new(self.id.clone(), ssrc, PT_UNKNOWN, track.codec.clock_rate, output));
         if let Some(h) = lock(&self.video_sizes).get(&track.id) {
             down.set_max_height(*h);
         }
-        let sender = pc.add_track(Arc::clone(&local) as Arc<dyn TrackLocal>).await?;
-        lock(&self.subs).insert(
-            track.id.clone(),
-            Subscription { down: Arc::clone(&down), local: Arc::clone(&local), sender: Some(sender), track: Arc::downgrade(track) },
-        );
+        lock(&self.subs)
+            .insert(track.id.clone(), Subscription { down: Arc::clone(&down), sender, track: Arc::downgrade(track) });
         self.apply_bandwidth(Instant::now());
         track.forwarder.add_down(Arc::clone(&down));
-        // Keyframe requests from this subscriber go to the publisher (rate limited there);
-        // receiver reports and REMB estimates (for the whole connection, delivered with
-        // whichever track they name first) set the bandwidth of all its video tracks.
-        let weak = Arc::downgrade(track);
-        let me = Arc::downgrade(self);
-        let d2 = Arc::clone(&down);
-        tokio::spawn(async move {
-            // `poll` returns None until the track is bound; retry a while.
-            for _ in 0..600 {
-                while let Some(ev) = local.poll().await {
-                    let TrackLocalEvent::OnRtcpPacket(pkts) = ev else { continue };
-                    let mut keyframe = false;
-                    for p in &pkts {
-                        let a = p.as_any();
-                        if let Some(remb) = a.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                            if let Some(me) = me.upgrade() {
-                                me.on_remb(remb.bitrate, Instant::now());
-                            }
-                        } else if let Some(rr) = a.downcast_ref::<ReceiverReport>() {
-                            if let Some(me) = me.upgrade() {
-                                me.on_receiver_report(rr, Instant::now());
-                            }
-                        } else if a.is::<PictureLossIndication>() || a.is::<FullIntraRequest>() {
-                            keyframe = true;
-                        }
-                    }
-                    if keyframe {
-                        let Some(t) = weak.upgrade() else { return };
-                        t.request_keyframe(d2.current_layer().unwrap_or(0));
-                    }
-                }
-                if weak.strong_count() == 0 {
-                    return;
-                }
-                tokio::time::sleep(Duration::from_millis(100)).await;
-            }
-        });
         track.request_keyframe(0);
         Ok(true)
     }
@@ -703,10 +662,9 @@ impl Participant {
             t.forwarder.remove_down(&self.id);
         }
         let pc = self.subscribe_pc.lock().await.clone();
-        if let (Some(pc), Some(sender)) = (pc, sub.sender) {
-            let _ = pc.remove_track(&sender).await;
+        if let Some(pc) = pc {
+            pc.remove_track(sub.sender);
         }
-        let _ = sub.local;
         true
     }
 
@@ -830,139 +788,123 @@ impl Participant {
         Ok(())
     }
 
-    async fn receive_track(self: Arc<Self>, remote: Arc<dyn TrackRemote>) {
+    /// A remote track's first packet arrived (or a new simulcast layer's): publishes it.
+    fn on_track_open(self: &Arc<Self>, conn: &Arc<Connection>, open: TrackOpen) {
         let Some(room) = self.room.upgrade() else { return };
-        let msid_track = remote.track_id().await;
-        let kind = remote.kind().await;
-        let mut first_open = None;
-        // The codec is known once the first packet arrived (OnOpen).
-        while let Some(ev) = remote.poll().await {
-            if let TrackRemoteEvent::OnOpen(init) = ev {
-                first_open = Some(init);
-                break;
+        let receiver = (Arc::downgrade(conn), open.receiver_id);
+        let known = lock(&self.inbound).get(&open.track_id).map(|i| Arc::clone(&i.track));
+        if let Some(track) = known {
+            let layer = track.forwarder.layer_of_rid(open.rid.as_deref());
+            track.forwarder.set_layer_ssrc(open.ssrc, layer);
+            let mut r = lock(&track.receivers);
+            if !r.iter().any(|(_, id)| *id == open.receiver_id) {
+                r.push(receiver);
             }
+            return;
         }
-        let Some(init) = first_open else { return };
-        let Some(codec) = remote.codec(init.ssrc).await else {
-            tracing::warn!("track without codec");
+        let Some(codec) = open.codec.clone() else {
+            tracing::warn!(participant = %self.id, track = %open.track_id, "track without codec");
             return;
         };
-        let existing = lock(&self.tracks).values().find(|t| t.msid == msid_track).cloned();
-        let (track, created) = match existing {
-            Some(t) => (t, false),
-            None => {
-                let source = lock(&self.decls).get(&msid_track).copied().unwrap_or(match kind {
-                    RtpCodecKind::Audio => TrackSource::Audio,
-                    _ => TrackSource::Camera,
+        let Some(sfu) = room.sfu() else { return };
+        let source = lock(&self.decls).get(&open.track_id).copied().unwrap_or(match open.kind {
+            RtpCodecKind::Audio => TrackSource::Audio,
+            _ => TrackSource::Camera,
+        });
+        let rids = simulcast_rids(&lock(&self.publish_sdp), &open.track_id);
+        let (ktx, krx) = mpsc::unbounded_channel();
+        let track = Arc::new(PublishedTrack {
+            id: sfu.next_id("TR_"),
+            participant_id: self.id.clone(),
+            source,
+            forwarder: TrackForwarder::new(&codec.mime_type, rids),
+            codec: codec.clone(),
+            payload_type: 0,
+            muted: AtomicBool::new(false),
+            receivers: Mutex::new(vec![receiver]),
+            keyframe_tx: ktx,
+            handoff_info: Mutex::new(None),
+        });
+        let layer = track.forwarder.layer_of_rid(open.rid.as_deref());
+        track.forwarder.set_layer_ssrc(open.ssrc, layer);
+        let level_id =
+            if open.kind == RtpCodecKind::Audio { extmap_id(&lock(&self.publish_sdp), AUDIO_LEVEL_URI) } else { None };
+        lock(&self.tracks).insert(track.id.clone(), Arc::clone(&track));
+        lock(&self.inbound).insert(open.track_id.clone(), Inbound { track: Arc::clone(&track), level_id });
+        spawn_keyframe_requests(Arc::downgrade(&track), krx, sfu.inner.config.keyframe_request_interval);
+        tracing::info!(room = %room.name, track = %track.id, mime = %codec.mime_type, layers = track.forwarder.layer_count(), "published");
+        self.attach_handoff(&room, &track);
+        // The publisher hears of its own tracks too: their server ids are what `mute` takes.
+        room.broadcast(&ServerMessage::TrackPublished { track: track.info() }, None);
+        for p in room.participants() {
+            if p.id != self.id {
+                tokio::spawn(async move {
+                    if let Err(e) = p.sync_subscriptions().await {
+                        tracing::warn!("subscribe failed: {e}");
+                    }
                 });
-                let rids = simulcast_rids(&lock(&self.publish_sdp), &msid_track);
-                let Some(sfu) = room.sfu() else { return };
-                let (ktx, krx) = mpsc::unbounded_channel();
-                let t = Arc::new(PublishedTrack {
-                    id: sfu.next_id("TR_"),
-                    participant_id: self.id.clone(),
-                    source,
-                    forwarder: TrackForwarder::new(&codec.mime_type, rids),
-                    codec: codec.clone(),
-                    payload_type: 0,
-                    muted: AtomicBool::new(false),
-                    remote: Mutex::new(Vec::new()),
-                    keyframe_tx: ktx,
-                    handoff_info: Mutex::new(None),
-                    msid: msid_track.clone(),
-                });
-                lock(&self.tracks).insert(t.id.clone(), Arc::clone(&t));
-                spawn_keyframe_requests(Arc::downgrade(&t), krx, sfu.inner.config.keyframe_request_interval);
-                (t, true)
-            }
-        };
-        lock(&track.remote).push(Arc::clone(&remote));
-        let layer = track.forwarder.layer_of_rid(init.rid.as_deref());
-        track.forwarder.set_layer_ssrc(init.ssrc, layer);
-        if created {
-            tracing::info!(room = %room.name, track = %track.id, mime = %codec.mime_type, layers = track.forwarder.layer_count(), "published");
-            self.attach_handoff(&room, &track);
-            // The publisher hears of its own tracks too: their server ids are what `mute` takes.
-            room.broadcast(&ServerMessage::TrackPublished { track: track.info() }, None);
-            for p in room.participants() {
-                if p.id != self.id {
-                    let p2 = Arc::clone(&p);
-                    tokio::spawn(async move {
-                        if let Err(e) = p2.sync_subscriptions().await {
-                            tracing::warn!("subscribe failed: {e}");
-                        }
-                    });
-                }
             }
         }
-        let level_id = if kind == RtpCodecKind::Audio { extmap_id(&lock(&self.publish_sdp), AUDIO_LEVEL_URI) } else { None };
-        let mut last_speaker_tick = Instant::now();
-        let reads = lock(&self.publish_reads).clone();
-        let mut batch = 0;
-        loop {
-            // Take what is already waiting before letting the subscribers' connections run, up
-            // to a bound: each connection then sends the batch in one turn of its loop (see
-            // `outbox.rs`) instead of one turn per packet, while a burst (a keyframe) is not
-            // held back for longer than a few packets' fan-out.
-            let next = match (batch < RECEIVE_BATCH).then(|| poll_once(remote.poll())).flatten() {
-                Some(ev) => {
-                    batch += 1;
-                    ev
-                }
-                None => {
-                    if batch >= RECEIVE_BATCH {
-                        tokio::task::yield_now().await;
-                    }
-                    batch = 0;
-                    remote.poll().await
-                }
-            };
-            let Some(ev) = next else { break };
-            match ev {
-                TrackRemoteEvent::OnOpen(init) => {
-                    let layer = track.forwarder.layer_of_rid(init.rid.as_deref());
-                    track.forwarder.set_layer_ssrc(init.ssrc, layer);
-                }
-                TrackRemoteEvent::OnRtpPacket(pkt) => {
-                    // The packet's arrival: when the connection read it, so that waiting for
-                    // this loop counts in the forwarding delay.
-                    let now = reads
-                        .as_ref()
-                        .and_then(|r| r.read_at(pkt.header.ssrc, pkt.header.sequence_number))
-                        .unwrap_or_else(Instant::now);
-                    if let Some(id) = level_id
-                        && let Some(ext) = pkt.header.get_extension(id)
-                        && let Some((level, _)) = parse_audio_level(&ext)
-                    {
-                        let level = if track.muted.load(Ordering::Relaxed) { 127 } else { level };
-                        room.on_audio_level(&self.id, level, now);
-                        last_speaker_tick = now;
-                    } else if level_id.is_some() && now.duration_since(last_speaker_tick) > Duration::from_secs(1) {
-                        last_speaker_tick = now;
-                    }
-                    if let Some(layer) = track.forwarder.on_rtp(&pkt, now) {
-                        track.request_keyframe(layer);
-                    }
-                }
-                TrackRemoteEvent::OnRtcpPacket(pkts) => {
-                    for p in pkts {
-                        if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
-                            track.on_sender_report(sr, &room);
-                        }
-                    }
-                }
-                TrackRemoteEvent::OnEnded => break,
-                _ => {}
+    }
+
+    /// The publisher stopped sending a track (renegotiated away, or the connection closed).
+    fn on_track_closed(self: &Arc<Self>, track_id: &str) {
+        let Some(gone) = lock(&self.inbound).remove(track_id) else { return };
+        let me = Arc::clone(self);
+        tokio::spawn(async move { me.unpublish(&gone.track.id).await });
+    }
+
+    /// A published track's packet, read from the socket at `now`: forwarded at once.
+    fn on_rtp(&self, track_id: &str, pkt: rtp::Packet, now: Instant) {
+        let Some((track, level_id)) = lock(&self.inbound).get(track_id).map(|i| (Arc::clone(&i.track), i.level_id)) else {
+            return;
+        };
+        if let Some(id) = level_id
+            && let Some(ext) = pkt.header.get_extension(id)
+            && let Some((level, _)) = parse_audio_level(&ext)
+            && let Some(room) = self.room.upgrade()
+        {
+            let level = if track.muted.load(Ordering::Relaxed) { 127 } else { level };
+            room.on_audio_level(&self.id, level, now);
+        }
+        if let Some(layer) = track.forwarder.on_rtp(&pkt, now) {
+            track.request_keyframe(layer);
+        }
+    }
+
+    /// RTCP from the publisher about one of its tracks: sender reports go to the hand-off.
+    fn on_publisher_rtcp(&self, track_id: &str, pkts: &[Box<dyn rtcp::Packet>]) {
+        let Some(track) = lock(&self.inbound).get(track_id).map(|i| Arc::clone(&i.track)) else { return };
+        let Some(room) = self.room.upgrade() else { return };
+        for p in pkts {
+            if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
+                track.on_sender_report(sr, &room);
             }
         }
-        // The last receive loop of this track ends it.
-        let last = {
-            let mut r = lock(&track.remote);
-            r.retain(|x| !Arc::ptr_eq(x, &remote));
-            r.is_empty()
+    }
+
+    /// RTCP from this subscriber about the track it receives as `track_id`: keyframe requests
+    /// go to the publisher (rate limited there); receiver reports and REMB estimates (for the
+    /// whole connection, delivered with whichever track they name first) set the bandwidth of
+    /// all its video tracks.
+    fn on_subscriber_rtcp(&self, track_id: &str, pkts: &[Box<dyn rtcp::Packet>]) {
+        let Some((track, down)) = lock(&self.subs).get(track_id).map(|s| (s.track.clone(), Arc::clone(&s.down))) else {
+            return;
         };
-        if last {
-            self.unpublish(&track.id).await;
+        let now = Instant::now();
+        let mut keyframe = false;
+        for p in pkts {
+            let a = p.as_any();
+            if let Some(remb) = a.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
+                self.on_remb(remb.bitrate, now);
+            } else if let Some(rr) = a.downcast_ref::<ReceiverReport>() {
+                self.on_receiver_report(rr, now);
+            } else if a.is::<PictureLossIndication>() || a.is::<FullIntraRequest>() {
+                keyframe = true;
+            }
+        }
+        if keyframe && let Some(t) = track.upgrade() {
+            t.request_keyframe(down.current_layer().unwrap_or(0));
         }
     }
 
@@ -1018,6 +960,7 @@ impl Participant {
     /// Removes one of my tracks from the room.
     pub async fn unpublish(self: &Arc<Self>, track_id: &str) {
         let Some(track) = lock(&self.tracks).remove(track_id) else { return };
+        lock(&self.inbound).retain(|_, i| i.track.id != track.id);
         let Some(room) = self.room.upgrade() else { return };
         tracing::info!(room = %room.name, track = %track.id, "unpublished");
         track.forwarder.set_handoff(None);
@@ -1053,7 +996,7 @@ impl Participant {
         for slot in [&self.publish_pc, &self.subscribe_pc] {
             let pc = slot.lock().await.take();
             if let Some(pc) = pc {
-                let _ = pc.close().await;
+                pc.close();
             }
         }
         room.broadcast(&ServerMessage::ParticipantLeft { participant_id: self.id.clone() }, None);
@@ -1101,9 +1044,9 @@ fn spawn_keyframe_requests(track: Weak<PublishedTrack>, mut rx: mpsc::UnboundedR
                 continue;
             }
             let Some(ssrc) = t.forwarder.layer_ssrc(layer) else { continue };
-            let remote = lock(&t.remote).first().cloned();
-            if let Some(r) = remote {
-                let _ = r.write_rtcp(vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]).await;
+            let receiver = lock(&t.receivers).iter().find_map(|(c, id)| c.upgrade().map(|c| (c, *id)));
+            if let Some((conn, id)) = receiver {
+                conn.write_receiver_rtcp(id, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]);
             }
         }
     });

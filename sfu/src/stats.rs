@@ -17,7 +17,7 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
-use crate::delay::{ForwardDelay, ReadStamps};
+use crate::delay::ForwardDelay;
 use crate::tap::{PacketTap, Tapped};
 
 /// Counters of one SFU (all its peer connections), monotonic.
@@ -177,32 +177,23 @@ impl TransportCounters {
     }
 }
 
-/// The counting tap: passes everything through unchanged. It also notes when each inbound RTP
-/// packet was read and times each forwarded packet's departure (see `delay.rs`): nothing sits
-/// between it and SRTP.
+/// The counting tap: passes everything through unchanged. It also times each forwarded
+/// packet's departure (see `delay.rs`): nothing sits between it and SRTP.
 pub(crate) struct CountingInterceptor {
     counters: Arc<TransportCounters>,
     departures: Option<Arc<ForwardDelay>>,
-    reads: Arc<ReadStamps>,
 }
 
 impl CountingInterceptor {
-    pub(crate) fn new(
-        counters: Arc<TransportCounters>,
-        departures: Option<Arc<ForwardDelay>>,
-        reads: Arc<ReadStamps>,
-    ) -> Tapped<Self> {
-        Tapped::new(Self { counters, departures, reads })
+    pub(crate) fn new(counters: Arc<TransportCounters>, departures: Option<Arc<ForwardDelay>>) -> Tapped<Self> {
+        Tapped::new(Self { counters, departures })
     }
 }
 
 impl PacketTap for CountingInterceptor {
     fn inbound(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
-        match &msg.message.packet {
-            Packet::Rtcp(packets) => self.counters.count_rtcp(packets, true),
-            // `now` is when the connection's driver read the datagram.
-            Packet::Rtp(p) => self.reads.read(p.header.ssrc, p.header.sequence_number, msg.now),
-            _ => {}
+        if let Packet::Rtcp(packets) = &msg.message.packet {
+            self.counters.count_rtcp(packets, true);
         }
         out.push_back(msg);
     }
@@ -231,7 +222,7 @@ pub const DELAY_BUCKETS_US: [u64; 18] =
 
 /// Forwarding delay: from the publisher's connection reading a packet from its socket to the
 /// packet's copy for one subscriber leaving that connection's interceptors for SRTP and the
-/// socket (after the receive loop, the forwarding core and the connection's outbox; see
+/// socket (after the receive loop, the forwarding core and the subscriber's core; see
 /// `delay.rs`). One sample per forwarded copy.
 #[derive(Debug, Default)]
 pub struct DelayHistogram {

@@ -1,6 +1,5 @@
 //! The plumbing our interceptors share: each looks at, rewrites or drops the packets passing
-//! through, and may send packets of its own ([`PacketTap`]); [`Tapped`] makes one an
-//! interceptor of the chain.
+//! through ([`PacketTap`]); [`Tapped`] makes one an interceptor of the chain.
 
 use std::collections::VecDeque;
 use std::time::Instant;
@@ -20,10 +19,6 @@ pub(crate) trait PacketTap: Send + Sync {
     fn outbound(&mut self, _msg: &TaggedPacket) -> bool {
         true
     }
-
-    /// Packets of its own it sends on the way out, pushed into `out`; asked whenever the
-    /// passing packets are all gone (on every turn of the connection's loop).
-    fn released(&mut self, _out: &mut VecDeque<TaggedPacket>) {}
 
     fn bind_local(&mut self, _info: &StreamInfo) {}
     fn unbind_local(&mut self, _info: &StreamInfo) {}
@@ -68,9 +63,6 @@ impl<T: PacketTap> Protocol<TaggedPacket, TaggedPacket, ()> for Tapped<T> {
     }
 
     fn poll_write(&mut self) -> Option<TaggedPacket> {
-        if self.write.is_empty() {
-            self.tap.released(&mut self.write);
-        }
         self.write.pop_front()
     }
 }

@@ -1,0 +1,353 @@
+//! One peer connection: an `rtc` core behind a lock, driven by the shared transport (reads),
+//! its own timer task (timeouts) and the application (descriptions, tracks, forwarded media).
+//! Whoever drives the core acts on what it produced before returning: datagrams go out,
+//! events and media go to the [`ConnectionHandler`] (with the core unlocked, so a handler may
+//! write into other connections).
+
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+use rtc::peer_connection::RTCPeerConnection;
+use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
+use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
+use rtc::peer_connection::sdp::RTCSessionDescription;
+use rtc::peer_connection::state::RTCPeerConnectionState;
+use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
+use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
+use rtc::media_stream::MediaStreamTrack;
+use rtc::sansio::Protocol;
+use rtc::shared::TaggedBytesMut;
+use rtc::{rtcp, rtp};
+use tokio::sync::Notify;
+
+use super::{Transport, lock};
+use crate::error::{Error, Result};
+
+/// The longest a timer task sleeps without looking at its core again.
+const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
+
+/// A remote track's first packet (or a simulcast layer's) arrived.
+#[derive(Debug, Clone)]
+pub(crate) struct TrackOpen {
+    /// The track id (the `a=msid` track of its m-section).
+    pub track_id: String,
+    pub receiver_id: RTCRtpReceiverId,
+    pub kind: RtpCodecKind,
+    pub ssrc: u32,
+    pub rid: Option<String>,
+    pub codec: Option<RTCRtpCodec>,
+}
+
+/// What a connection tells the application. Called with the core unlocked, on whichever task
+/// drove the core (the transport's receive loop, the timer task, an API call); must not block.
+pub(crate) trait ConnectionHandler: Send + Sync {
+    fn on_state(&self, _conn: &Arc<Connection>, _state: RTCPeerConnectionState) {}
+    fn on_track_open(&self, _conn: &Arc<Connection>, _open: TrackOpen) {}
+    fn on_track_closed(&self, _conn: &Arc<Connection>, _track_id: &str) {}
+    /// An RTP packet of remote track `track_id`, read from the socket at `read_at`.
+    fn on_rtp(&self, _track_id: &str, _pkt: rtp::Packet, _read_at: Instant) {}
+    /// RTCP about remote track `track_id` (sender reports) or local track `track_id`
+    /// (receiver reports, keyframe requests, REMB).
+    fn on_rtcp(&self, _track_id: &str, _pkts: Vec<Box<dyn rtcp::Packet>>) {}
+}
+
+/// What driving the core produced besides datagrams.
+#[derive(Default)]
+struct Produced {
+    events: Vec<Happened>,
+    deadline: Option<Instant>,
+}
+
+enum Happened {
+    State(RTCPeerConnectionState),
+    Open(TrackOpen),
+    Closed(String),
+    Media(TaggedRTCMessage),
+}
+
+/// A peer connection on the shared transport.
+pub(crate) struct Connection {
+    transport: Arc<Transport>,
+    core: Mutex<RTCPeerConnection>,
+    handler: Box<dyn ConnectionHandler>,
+    /// When the core next wants `handle_timeout`, as the timer task knows it.
+    deadline: Mutex<Instant>,
+    timer: Arc<Notify>,
+    closed: AtomicBool,
+}
+
+impl Drop for Connection {
+    fn drop(&mut self) {
+        self.closed.store(true, Ordering::Release);
+        self.timer.notify_one();
+    }
+}
+
+impl Connection {
+    /// Puts `core` on `transport`: adds the transport's host candidates, routes connectivity
+    /// checks for `ufrag` (the core's local username fragment) to it and starts its timer.
+    pub(crate) fn open(
+        transport: Arc<Transport>,
+        mut core: RTCPeerConnection,
+        ufrag: &str,
+        handler: Box<dyn ConnectionHandler>,
+    ) -> Result<Arc<Connection>> {
+        for addr in transport.udp_addrs() {
+            add_host_candidate(&mut core, "udp", addr, rtc::ice::tcp_type::TcpType::Unspecified)?;
+        }
+        for &addr in transport.tcp_addrs() {
+            add_host_candidate(&mut core, "tcp", addr, rtc::ice::tcp_type::TcpType::Passive)?;
+        }
+        // End of candidates: gathering is complete at once.
+        core.add_local_candidate(RTCIceCandidateInit::default()).map_err(webrtc_error)?;
+        let conn = Arc::new(Connection {
+            transport: Arc::clone(&transport),
+            core: Mutex::new(core),
+            handler,
+            deadline: Mutex::new(Instant::now() + MAX_TIMER_SLEEP),
+            timer: Arc::new(Notify::new()),
+            closed: AtomicBool::new(false),
+        });
+        transport.register(ufrag, &conn);
+        tokio::spawn(run_timer(Arc::downgrade(&conn), Arc::clone(&conn.timer)));
+        Ok(conn)
+    }
+
+    /// Runs `f` on the core, then acts on what it produced.
+    fn drive<T>(self: &Arc<Self>, f: impl FnOnce(&mut RTCPeerConnection) -> T) -> T {
+        let (out, produced) = {
+            let mut core = lock(&self.core);
+            let out = f(&mut core);
+            (out, self.flush(&mut core, true))
+        };
+        self.dispatch(produced);
+        out
+    }
+
+    /// Sends the core's datagrams and collects its events, media and next deadline.
+    fn flush(&self, core: &mut RTCPeerConnection, with_deadline: bool) -> Produced {
+        while let Some(d) = core.poll_write() {
+            self.transport.send(&d);
+        }
+        let mut p = Produced::default();
+        while let Some(e) = core.poll_event() {
+            match e {
+                RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => p.events.push(Happened::State(s)),
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
+                    let Some(receiver) = core.rtp_receiver(init.receiver_id) else { continue };
+                    let track = receiver.track();
+                    p.events.push(Happened::Open(TrackOpen {
+                        track_id: init.track_id.clone(),
+                        receiver_id: init.receiver_id,
+                        kind: track.kind(),
+                        ssrc: init.ssrc,
+                        rid: init.rid.clone().or_else(|| track.rid(init.ssrc).cloned()),
+                        codec: track.codec(init.ssrc).cloned(),
+                    }));
+                }
+                RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnClose(id)) => p.events.push(Happened::Closed(id)),
+                _ => {}
+            }
+        }
+        while let Some(m) = core.poll_read() {
+            p.events.push(Happened::Media(m));
+        }
+        if with_deadline {
+            p.deadline = core.poll_timeout();
+        }
+        p
+    }
+
+    fn dispatch(self: &Arc<Self>, p: Produced) {
+        if let Some(d) = p.deadline {
+            let mut armed = lock(&self.deadline);
+            if d < *armed {
+                *armed = d;
+                self.timer.notify_one();
+            }
+        }
+        for e in p.events {
+            match e {
+                Happened::State(s) => self.handler.on_state(self, s),
+                Happened::Open(o) => self.handler.on_track_open(self, o),
+                Happened::Closed(id) => self.handler.on_track_closed(self, &id),
+                Happened::Media(m) => match m.message {
+                    RTCMessage::RtpPacket(track, pkt) => self.handler.on_rtp(&track, pkt, m.now),
+                    RTCMessage::RtcpPacket(track, pkts) => self.handler.on_rtcp(&track, pkts),
+                    _ => {}
+                },
+            }
+        }
+    }
+
+    /// A datagram from the transport.
+    pub(super) fn handle_read(self: &Arc<Self>, msg: TaggedBytesMut) {
+        if self.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let peer = msg.transport.peer_addr;
+        if let Err(e) = self.drive(|core| core.handle_read(msg)) {
+            // A malformed or unexpected datagram; the connection goes on.
+            tracing::debug!(%peer, "datagram rejected: {e}");
+        }
+    }
+
+    fn handle_timeout(self: &Arc<Self>, now: Instant) {
+        let produced = {
+            let mut core = lock(&self.core);
+            if let Err(e) = core.handle_timeout(now) {
+                tracing::debug!("timeout handling: {e}");
+            }
+            let p = self.flush(&mut core, true);
+            *lock(&self.deadline) = p.deadline.unwrap_or(now + MAX_TIMER_SLEEP).min(now + MAX_TIMER_SLEEP);
+            p
+        };
+        self.dispatch(Produced { deadline: None, ..produced });
+    }
+
+    /// Applies a remote offer and returns our answer.
+    pub(crate) fn answer(self: &Arc<Self>, offer: String) -> Result<String> {
+        let offer = RTCSessionDescription::offer(offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
+        self.drive(|core| {
+            core.set_remote_description(Instant::now(), offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
+            let answer = core.create_answer(None).map_err(webrtc_error)?;
+            core.set_local_description(Instant::now(), answer).map_err(webrtc_error)?;
+            core.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
+        })
+    }
+
+    /// Creates and applies an offer and returns it.
+    pub(crate) fn offer(self: &Arc<Self>) -> Result<String> {
+        self.drive(|core| {
+            let offer = core.create_offer(None).map_err(webrtc_error)?;
+            core.set_local_description(Instant::now(), offer).map_err(webrtc_error)?;
+            core.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
+        })
+    }
+
+    /// Applies the remote answer to our offer.
+    pub(crate) fn accept_answer(self: &Arc<Self>, answer: String) -> Result<()> {
+        let answer = RTCSessionDescription::answer(answer).map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
+        self.drive(|core| core.set_remote_description(Instant::now(), answer))
+            .map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))
+    }
+
+    /// Adds a trickled remote candidate.
+    pub(crate) fn add_remote_candidate(self: &Arc<Self>, c: RTCIceCandidateInit) -> Result<()> {
+        self.drive(|core| core.add_remote_candidate(c)).map_err(|e| Error::BadRequest(format!("invalid candidate: {e}")))
+    }
+
+    /// Adds a track to send (renegotiation is the caller's).
+    pub(crate) fn add_track(self: &Arc<Self>, track: MediaStreamTrack) -> Result<RTCRtpSenderId> {
+        self.drive(|core| core.add_track(track)).map_err(webrtc_error)
+    }
+
+    pub(crate) fn remove_track(self: &Arc<Self>, sender: RTCRtpSenderId) {
+        if let Err(e) = self.drive(|core| core.remove_track(sender)) {
+            tracing::debug!("remove track: {e}");
+        }
+    }
+
+    /// The codecs negotiated for a sender.
+    pub(crate) fn sender_codecs(&self, sender: RTCRtpSenderId) -> Vec<RTCRtpCodecParameters> {
+        let mut core = lock(&self.core);
+        core.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default()
+    }
+
+    /// Sends RTCP about a remote track (a keyframe request).
+    pub(crate) fn write_receiver_rtcp(self: &Arc<Self>, receiver: RTCRtpReceiverId, pkts: Vec<Box<dyn rtcp::Packet>>) {
+        let r = self.drive(|core| match core.rtp_receiver(receiver) {
+            Some(mut r) => r.write_rtcp(Instant::now(), pkts),
+            None => Ok(()),
+        });
+        if let Err(e) = r {
+            tracing::debug!("receiver RTCP: {e}");
+        }
+    }
+
+    /// The forwarding path: writes a packet through `sender`'s interceptors and SRTP and sends
+    /// it, all before returning. False when the sender cannot send (not negotiated yet, gone).
+    pub(crate) fn write_rtp(&self, sender: RTCRtpSenderId, pkt: rtp::Packet) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        let mut core = lock(&self.core);
+        let written = match core.rtp_sender(sender) {
+            Some(mut s) => s.write_rtp(Instant::now(), pkt).is_ok(),
+            None => false,
+        };
+        // Only datagrams: a write produces no events, and moves no timer earlier.
+        while let Some(d) = core.poll_write() {
+            self.transport.send(&d);
+        }
+        written
+    }
+
+    /// Closes the connection (DTLS close_notify goes out) and forgets its routes.
+    pub(crate) fn close(self: &Arc<Self>) {
+        if self.closed.swap(true, Ordering::AcqRel) {
+            return;
+        }
+        {
+            let mut core = lock(&self.core);
+            let _ = core.close();
+            while let Some(d) = core.poll_write() {
+                self.transport.send(&d);
+            }
+        }
+        self.transport.unregister(self);
+        self.timer.notify_one();
+    }
+}
+
+fn webrtc_error(e: rtc::shared::error::Error) -> Error {
+    Error::WebRtc(e.to_string())
+}
+
+fn add_host_candidate(
+    core: &mut RTCPeerConnection,
+    network: &str,
+    addr: std::net::SocketAddr,
+    tcp_type: rtc::ice::tcp_type::TcpType,
+) -> Result<()> {
+    let c = CandidateHostConfig {
+        base_config: CandidateConfig {
+            network: network.to_owned(),
+            address: addr.ip().to_string(),
+            port: addr.port(),
+            component: 1,
+            ..Default::default()
+        },
+        tcp_type,
+    }
+    .new_candidate_host()
+    .map_err(webrtc_error)?;
+    let init = RTCIceCandidate::from(&c).to_json().map_err(webrtc_error)?;
+    core.add_local_candidate(init).map_err(webrtc_error)
+}
+
+/// Calls the core's `handle_timeout` when it is due, for as long as the connection lives.
+async fn run_timer(conn: std::sync::Weak<Connection>, timer: Arc<Notify>) {
+    loop {
+        let Some(c) = conn.upgrade() else { return };
+        if c.closed.load(Ordering::Acquire) {
+            return;
+        }
+        let deadline = *lock(&c.deadline);
+        drop(c);
+        let now = Instant::now();
+        if deadline > now {
+            tokio::select! {
+                _ = tokio::time::sleep_until(deadline.into()) => {}
+                _ = timer.notified() => continue,
+            }
+        }
+        let Some(c) = conn.upgrade() else { return };
+        if c.closed.load(Ordering::Acquire) {
+            return;
+        }
+        c.handle_timeout(Instant::now());
+    }
+}

@@ -1,0 +1,252 @@
+//! The SFU's own I/O around `rtc`'s sans-IO peer connections.
+//!
+//! `webrtc` 0.21 gives every peer connection its own event loop, and a forwarded packet costs
+//! one turn of each subscriber's loop (see the README's SFU benchmark). Here all connections
+//! share one UDP socket per configured address (and one ICE-TCP listener): a datagram is
+//! routed to its connection by its path, or, for the first connectivity check on a path, by
+//! the username fragment it names; the connection's core handles it, and what it produces is
+//! acted on in the same call: datagrams sent, events and media handed to the connection's
+//! [`ConnectionHandler`]. A publisher's packet is therefore forwarded to every subscriber
+//! (written into each subscriber's core and sent) before the receive loop reads the next
+//! datagram, with no task switch in between. Each connection has a timer task for its
+//! core's timeouts (ICE checks and consent, DTLS retransmits, RTCP reports).
+
+mod connection;
+mod stun;
+mod tcp;
+
+use std::collections::HashMap;
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, Weak};
+use std::time::{Duration, Instant};
+
+use bytes::BytesMut;
+use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
+use tokio::net::UdpSocket;
+use tokio::sync::mpsc;
+use tokio::task::JoinHandle;
+
+pub(crate) use connection::{Connection, ConnectionHandler, TrackOpen};
+
+use crate::config::IceConfig;
+use crate::error::{Error, Result};
+
+fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    m.lock().unwrap_or_else(|e| e.into_inner())
+}
+
+/// Largest datagram read (the receive MTU the cores are configured with is smaller).
+const RECV_BUF: usize = 2048;
+/// Datagrams a receive loop handles before it yields to the runtime.
+const RECV_BURST: usize = 64;
+
+/// A transport path: local address, peer address, and whether it is ICE-TCP.
+type Path = (SocketAddr, SocketAddr, bool);
+
+#[derive(Default)]
+struct Routes {
+    /// Connections by their local ICE username fragment.
+    by_ufrag: HashMap<String, Weak<Connection>>,
+    /// Connections by the paths their peers have used.
+    by_path: HashMap<Path, Weak<Connection>>,
+    /// The writer of each accepted ICE-TCP stream, by (local, peer) address.
+    tcp_out: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>,
+}
+
+/// Datagrams the transport could not send (a full socket buffer or TCP queue).
+#[derive(Debug, Default)]
+pub(crate) struct SendDrops(AtomicU64);
+
+/// The sockets all of one SFU's peer connections share.
+pub(crate) struct Transport {
+    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    tcp: Vec<SocketAddr>,
+    routes: Mutex<Routes>,
+    tasks: Mutex<Vec<JoinHandle<()>>>,
+    dropped: SendDrops,
+}
+
+impl Drop for Transport {
+    fn drop(&mut self) {
+        for t in lock(&self.tasks).drain(..) {
+            t.abort();
+        }
+    }
+}
+
+/// Binds a socket on `ip`, in `range` when one is configured.
+fn bind_in<T>(ip: std::net::IpAddr, range: Option<(u16, u16)>, bind: impl Fn(SocketAddr) -> std::io::Result<T>) -> Result<T> {
+    let ports: Vec<u16> = match range {
+        Some((lo, hi)) => (lo..=hi).collect(),
+        None => vec![0],
+    };
+    let mut last = None;
+    for p in ports {
+        match bind(SocketAddr::new(ip, p)) {
+            Ok(s) => return Ok(s),
+            Err(e) => last = Some(e),
+        }
+    }
+    Err(Error::Internal(format!("cannot bind an ICE socket on {ip} ({range:?}): {}", last.map_or_else(String::new, |e| e.to_string()))))
+}
+
+impl Transport {
+    /// Binds one UDP socket (and, with ICE-TCP, one TCP listener) per configured address and
+    /// starts reading them.
+    pub(crate) fn bind(cfg: &IceConfig) -> Result<Arc<Transport>> {
+        let mut udp = Vec::new();
+        for &ip in &cfg.ice_ips() {
+            let std_sock = bind_in(ip, cfg.udp_port_range, std::net::UdpSocket::bind)?;
+            std_sock.set_nonblocking(true).map_err(|e| Error::Internal(e.to_string()))?;
+            let addr = std_sock.local_addr().map_err(|e| Error::Internal(e.to_string()))?;
+            let sock = UdpSocket::from_std(std_sock).map_err(|e| Error::Internal(e.to_string()))?;
+            udp.push((addr, Arc::new(sock)));
+        }
+        let mut listeners = Vec::new();
+        if cfg.tcp {
+            for &ip in &cfg.ice_ips() {
+                let l = bind_in(ip, cfg.tcp_port_range, std::net::TcpListener::bind)?;
+                l.set_nonblocking(true).map_err(|e| Error::Internal(e.to_string()))?;
+                let l = tokio::net::TcpListener::from_std(l).map_err(|e| Error::Internal(e.to_string()))?;
+                listeners.push(l);
+            }
+        }
+        let tcp = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
+        let t = Arc::new(Transport {
+            udp,
+            tcp,
+            routes: Mutex::new(Routes::default()),
+            tasks: Mutex::new(Vec::new()),
+            dropped: SendDrops::default(),
+        });
+        let mut tasks = Vec::new();
+        for (addr, sock) in &t.udp {
+            tasks.push(tokio::spawn(udp_loop(Arc::downgrade(&t), Arc::clone(sock), *addr)));
+        }
+        for l in listeners {
+            tasks.push(tokio::spawn(tcp::accept_loop(Arc::downgrade(&t), l)));
+        }
+        *lock(&t.tasks) = tasks;
+        tracing::info!(udp = ?t.udp.iter().map(|(a, _)| a).collect::<Vec<_>>(), tcp = ?t.tcp, "ICE sockets bound");
+        Ok(t)
+    }
+
+    /// The local UDP addresses (host candidates).
+    pub(crate) fn udp_addrs(&self) -> Vec<SocketAddr> {
+        self.udp.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// The local ICE-TCP listener addresses (passive host candidates).
+    pub(crate) fn tcp_addrs(&self) -> &[SocketAddr] {
+        &self.tcp
+    }
+
+    /// Datagrams that could not be sent so far.
+    pub(crate) fn send_drops(&self) -> u64 {
+        self.dropped.0.load(Ordering::Relaxed)
+    }
+
+    fn register(&self, ufrag: &str, conn: &Arc<Connection>) {
+        lock(&self.routes).by_ufrag.insert(ufrag.to_owned(), Arc::downgrade(conn));
+    }
+
+    /// Forgets a closed connection's routes.
+    fn unregister(&self, conn: &Connection) {
+        let mut r = lock(&self.routes);
+        let gone = |w: &Weak<Connection>| std::ptr::eq(w.as_ptr(), conn) || w.strong_count() == 0;
+        r.by_ufrag.retain(|_, w| !gone(w));
+        r.by_path.retain(|_, w| !gone(w));
+    }
+
+    /// The connection a datagram on `path` is for: the path's, or, for a connectivity check
+    /// on a new path, the one whose username fragment it names.
+    fn route(&self, path: Path, data: &[u8]) -> Option<Arc<Connection>> {
+        let mut r = lock(&self.routes);
+        if let Some(c) = r.by_path.get(&path).and_then(Weak::upgrade) {
+            return Some(c);
+        }
+        let ufrag = stun::local_ufrag(data)?;
+        let w = r.by_ufrag.get(ufrag)?.clone();
+        let c = w.upgrade()?;
+        r.by_path.insert(path, w);
+        Some(c)
+    }
+
+    /// Hands a datagram read at `now` to its connection; a datagram no connection claims is
+    /// dropped.
+    fn deliver(&self, local: SocketAddr, peer: SocketAddr, protocol: TransportProtocol, data: &[u8], now: Instant) {
+        let tcp = protocol == TransportProtocol::TCP;
+        let Some(conn) = self.route((local, peer, tcp), data) else {
+            tracing::trace!(%local, %peer, len = data.len(), "datagram for no connection");
+            return;
+        };
+        conn.handle_read(TaggedBytesMut {
+            now,
+            transport: TransportContext { local_addr: local, peer_addr: peer, transport_protocol: protocol, ecn: None },
+            message: BytesMut::from(data),
+        });
+    }
+
+    /// Sends one datagram a connection's core produced; never waits.
+    pub(crate) fn send(&self, msg: &TaggedBytesMut) {
+        let t = &msg.transport;
+        let sent = match t.transport_protocol {
+            TransportProtocol::TCP => {
+                let out = lock(&self.routes).tcp_out.get(&(t.local_addr, t.peer_addr)).cloned();
+                out.is_some_and(|o| o.try_send(rtc::shared::tcp_framing::frame_packet(&msg.message)).is_ok())
+            }
+            _ => match self.udp.iter().find(|(a, _)| *a == t.local_addr).or(self.udp.first()) {
+                Some((_, s)) => s.try_send_to(&msg.message, t.peer_addr).is_ok(),
+                None => false,
+            },
+        };
+        if !sent {
+            self.dropped.0.fetch_add(1, Ordering::Relaxed);
+        }
+    }
+}
+
+impl IceConfig {
+    /// The addresses to listen on (at least loopback).
+    fn ice_ips(&self) -> Vec<std::net::IpAddr> {
+        if self.ips.is_empty() { vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)] } else { self.ips.clone() }
+    }
+}
+
+/// Reads one UDP socket for as long as the transport lives.
+async fn udp_loop(transport: Weak<Transport>, sock: Arc<UdpSocket>, local: SocketAddr) {
+    let mut buf = vec![0u8; RECV_BUF];
+    let mut errors = 0u32;
+    loop {
+        let first = sock.recv_from(&mut buf).await;
+        let Some(t) = transport.upgrade() else { return };
+        let mut next = Some(first);
+        let mut handled = 0;
+        while let Some(r) = next.take() {
+            match r {
+                Ok((n, peer)) => {
+                    errors = 0;
+                    t.deliver(local, peer, TransportProtocol::UDP, &buf[..n], Instant::now());
+                }
+                Err(e) if e.kind() == std::io::ErrorKind::WouldBlock => break,
+                // ICMP errors from a peer that went away surface here; the socket is fine.
+                Err(e) => {
+                    errors += 1;
+                    tracing::debug!(%local, "UDP receive error: {e}");
+                    if errors > 100 {
+                        tokio::time::sleep(Duration::from_millis(10)).await;
+                    }
+                }
+            }
+            handled += 1;
+            if handled < RECV_BURST {
+                next = Some(sock.try_recv_from(&mut buf));
+            }
+        }
+        drop(t);
+        if handled >= RECV_BURST {
+            tokio::task::yield_now().await;
+        }
+    }
+}
