@@ -1,11 +1,11 @@
-//! The forwarding delay as a subscriber's network sees it: from the moment the publisher's
-//! connection read a packet from its socket to the moment its copy for one subscriber leaves
-//! that subscriber connection's interceptors for SRTP and the socket.
+//! The forwarding delay as a subscriber's network sees it: from the moment the transport read
+//! a publisher's packet from its socket to the moment the copy for one subscriber left the
+//! socket.
 //!
 //! A packet's arrival is the instant the shared transport read its datagram (the core hands it
 //! up with the packet, see `transport/`). The forwarder notes each copy's arrival by its
-//! outgoing SSRC and sequence number ([`ArrivalLog`]); the subscriber connection's counting
-//! interceptor looks the copy up as it leaves and records the difference into the
+//! outgoing SSRC and sequence number ([`ArrivalLog`]); the transport looks the copy up in the
+//! (unencrypted) RTP header of each datagram it has sent and records the difference into the
 //! [`DelayHistogram`]. Retransmissions are not samples.
 
 use std::collections::HashMap;

@@ -19,7 +19,6 @@ use webrtc::peer_connection::{
 };
 
 use crate::config::SfuConfig;
-use crate::delay::ForwardDelay;
 use crate::resend::ResendLimiter;
 use crate::rtx::RtxRepairs;
 use crate::tap::{PacketTap, Tapped};
@@ -117,9 +116,8 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
 /// The codecs (Opus/VP8/H.264, see [`crate::codecs`]), header extensions (simulcast, RFC 6464
 /// audio levels) and interceptors (NACK, RTCP reports, TWCC feedback, ours) of every peer
 /// connection: the SFU's, and `tessera bot`'s client side. With `counters`, the RTCP traffic
-/// (NACKs, retransmissions, reports, feedback) is counted and each forwarded packet's
-/// departure is timed by `delay`.
-fn engines(counters: Option<Arc<TransportCounters>>, delay: Option<Arc<ForwardDelay>>) -> Result<(MediaEngine, Registry)> {
+/// (NACKs, retransmissions, reports, feedback) is counted.
+fn engines(counters: Option<Arc<TransportCounters>>) -> Result<(MediaEngine, Registry)> {
     let mut me = MediaEngine::default();
     crate::codecs::register_codecs(&mut me)?;
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
@@ -132,9 +130,7 @@ fn engines(counters: Option<Arc<TransportCounters>>, delay: Option<Arc<ForwardDe
     if let Some(c) = counters {
         // Between the pacer (3 000) and the NACK responder (4 000): sees the responder's
         // retransmissions leave and every inbound RTCP packet arrive.
-        // Wire-most of the chain here (no pacer, congestion controller or TWCC sender is
-        // registered), so it also times forwarded packets as they leave for SRTP.
-        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c, delay));
+        registry = registry.with(Slot::from(3_500), CountingInterceptor::new(c));
     }
     Ok((me, registry))
 }
@@ -142,7 +138,7 @@ fn engines(counters: Option<Arc<TransportCounters>>, delay: Option<Arc<ForwardDe
 /// Builds a client-side `webrtc` peer connection (`tessera bot`) with the SFU's codecs and
 /// interceptors, on the configured addresses.
 pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
-    let (me, registry) = engines(None, None)?;
+    let (me, registry) = engines(None)?;
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true);
@@ -175,8 +171,8 @@ fn ice_credential(n: usize) -> String {
 
 /// Builds the SFU's side of a peer connection, an `rtc` core for the shared transport (see
 /// `transport/`), and returns it with its local ICE username fragment.
-pub(crate) fn build_core(counters: Arc<TransportCounters>, delay: Arc<ForwardDelay>) -> Result<(RTCPeerConnection, String)> {
-    let (me, registry) = engines(Some(counters), Some(delay))?;
+pub(crate) fn build_core(counters: Arc<TransportCounters>) -> Result<(RTCPeerConnection, String)> {
+    let (me, registry) = engines(Some(counters))?;
     let ufrag = ice_credential(16);
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)

@@ -485,10 +485,10 @@ impl Participant {
             let mut t = lock(&sfu.transport);
             match t.as_ref() {
                 Some(t) => Arc::clone(t),
-                None => Arc::clone(t.insert(Transport::bind(&sfu.config.ice)?)),
+                None => Arc::clone(t.insert(Transport::bind(&sfu.config.ice, Some(Arc::clone(&sfu.delay_probe)))?)),
             }
         };
-        let (core, ufrag) = build_core(Arc::clone(&sfu.counters), Arc::clone(&sfu.delay_probe))?;
+        let (core, ufrag) = build_core(Arc::clone(&sfu.counters))?;
         let handler = Box::new(PeerHandler { participant: Arc::downgrade(self), target });
         let conn = Connection::open(transport, core, &ufrag, handler)?;
         *pc = Some(Arc::clone(&conn));

@@ -6,7 +6,6 @@
 use std::collections::VecDeque;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
-use std::time::Instant;
 
 use rtc::interceptor::{Attribute, Packet, TaggedPacket};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
@@ -17,7 +16,6 @@ use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtcp::transport_feedbacks::transport_layer_cc::TransportLayerCc;
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::TransportLayerNack;
 
-use crate::delay::ForwardDelay;
 use crate::tap::{PacketTap, Tapped};
 
 /// Counters of one SFU (all its peer connections), monotonic.
@@ -177,16 +175,14 @@ impl TransportCounters {
     }
 }
 
-/// The counting tap: passes everything through unchanged. It also times each forwarded
-/// packet's departure (see `delay.rs`): nothing sits between it and SRTP.
+/// The counting tap: passes everything through unchanged.
 pub(crate) struct CountingInterceptor {
     counters: Arc<TransportCounters>,
-    departures: Option<Arc<ForwardDelay>>,
 }
 
 impl CountingInterceptor {
-    pub(crate) fn new(counters: Arc<TransportCounters>, departures: Option<Arc<ForwardDelay>>) -> Tapped<Self> {
-        Tapped::new(Self { counters, departures })
+    pub(crate) fn new(counters: Arc<TransportCounters>) -> Tapped<Self> {
+        Tapped::new(Self { counters })
     }
 }
 
@@ -204,11 +200,6 @@ impl PacketTap for CountingInterceptor {
                 self.counters.add(Counter::RetransmittedPackets, 1);
                 self.counters.add(Counter::RetransmittedBytes, p.payload.len() as u64);
             }
-            Packet::Rtp(p) => {
-                if let Some(d) = &self.departures {
-                    d.departed(p.header.ssrc, p.header.sequence_number, Instant::now());
-                }
-            }
             Packet::Rtcp(packets) => self.counters.count_rtcp(packets, false),
             _ => {}
         }
@@ -220,10 +211,10 @@ impl PacketTap for CountingInterceptor {
 pub const DELAY_BUCKETS_US: [u64; 18] =
     [25, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000];
 
-/// Forwarding delay: from the publisher's connection reading a packet from its socket to the
-/// packet's copy for one subscriber leaving that connection's interceptors for SRTP and the
-/// socket (after the receive loop, the forwarding core and the subscriber's core; see
-/// `delay.rs`). One sample per forwarded copy.
+/// Forwarding delay: from the transport reading a publisher's packet from its socket to the
+/// packet's copy for one subscriber leaving the socket (through the forwarding core, the
+/// subscriber's core with SRTP, and the send batch; see `delay.rs`). One sample per forwarded
+/// copy.
 #[derive(Debug, Default)]
 pub struct DelayHistogram {
     buckets: [AtomicU64; DELAY_BUCKETS_US.len() + 1],

@@ -129,7 +129,7 @@ impl Connection {
     /// Sends the core's datagrams and collects its events, media and next deadline.
     fn flush(&self, core: &mut RTCPeerConnection, with_deadline: bool) -> Produced {
         while let Some(d) = core.poll_write() {
-            self.transport.send(&d);
+            self.transport.send(d);
         }
         let mut p = Produced::default();
         while let Some(e) = core.poll_event() {
@@ -280,7 +280,7 @@ impl Connection {
         };
         // Only datagrams: a write produces no events, and moves no timer earlier.
         while let Some(d) = core.poll_write() {
-            self.transport.send(&d);
+            self.transport.send(d);
         }
         written
     }
@@ -294,7 +294,7 @@ impl Connection {
             let mut core = lock(&self.core);
             let _ = core.close();
             while let Some(d) = core.poll_write() {
-                self.transport.send(&d);
+                self.transport.send(d);
             }
         }
         self.transport.unregister(self);

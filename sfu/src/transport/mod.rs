@@ -11,12 +11,14 @@
 //! datagram, with no task switch in between. Each connection has a timer task for its
 //! core's timeouts (ICE checks and consent, DTLS retransmits, RTCP reports).
 
+mod batch;
 mod connection;
 mod stun;
 mod tcp;
 
 use std::collections::HashMap;
 use std::net::SocketAddr;
+use std::os::fd::AsRawFd;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::{Duration, Instant};
@@ -30,6 +32,7 @@ use tokio::task::JoinHandle;
 pub(crate) use connection::{Connection, ConnectionHandler, TrackOpen};
 
 use crate::config::IceConfig;
+use crate::delay::ForwardDelay;
 use crate::error::{Error, Result};
 
 fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -65,6 +68,8 @@ pub(crate) struct Transport {
     routes: Mutex<Routes>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
     dropped: SendDrops,
+    /// Times each forwarded copy as it leaves the socket (see `delay.rs`).
+    delay: Option<Arc<ForwardDelay>>,
 }
 
 impl Drop for Transport {
@@ -93,8 +98,8 @@ fn bind_in<T>(ip: std::net::IpAddr, range: Option<(u16, u16)>, bind: impl Fn(Soc
 
 impl Transport {
     /// Binds one UDP socket (and, with ICE-TCP, one TCP listener) per configured address and
-    /// starts reading them.
-    pub(crate) fn bind(cfg: &IceConfig) -> Result<Arc<Transport>> {
+    /// starts reading them; `delay` times the forwarded copies leaving.
+    pub(crate) fn bind(cfg: &IceConfig, delay: Option<Arc<ForwardDelay>>) -> Result<Arc<Transport>> {
         let mut udp = Vec::new();
         for &ip in &cfg.ice_ips() {
             let std_sock = bind_in(ip, cfg.udp_port_range, std::net::UdpSocket::bind)?;
@@ -119,6 +124,7 @@ impl Transport {
             routes: Mutex::new(Routes::default()),
             tasks: Mutex::new(Vec::new()),
             dropped: SendDrops::default(),
+            delay,
         });
         let mut tasks = Vec::new();
         for (addr, sock) in &t.udp {
@@ -181,29 +187,79 @@ impl Transport {
             tracing::trace!(%local, %peer, len = data.len(), "datagram for no connection");
             return;
         };
-        conn.handle_read(TaggedBytesMut {
+        let msg = TaggedBytesMut {
             now,
             transport: TransportContext { local_addr: local, peer_addr: peer, transport_protocol: protocol, ecn: None },
             message: BytesMut::from(data),
-        });
+        };
+        // Everything the datagram causes (a publisher's packet: a copy for every subscriber)
+        // leaves in one batch.
+        batch::collecting(|| conn.handle_read(msg), |b| self.flush(b));
     }
 
     /// Sends one datagram a connection's core produced; never waits.
-    pub(crate) fn send(&self, msg: &TaggedBytesMut) {
-        let t = &msg.transport;
+    pub(crate) fn send(&self, msg: TaggedBytesMut) {
+        let t = msg.transport;
         let sent = match t.transport_protocol {
             TransportProtocol::TCP => {
                 let out = lock(&self.routes).tcp_out.get(&(t.local_addr, t.peer_addr)).cloned();
                 out.is_some_and(|o| o.try_send(rtc::shared::tcp_framing::frame_packet(&msg.message)).is_ok())
             }
-            _ => match self.udp.iter().find(|(a, _)| *a == t.local_addr).or(self.udp.first()) {
-                Some((_, s)) => s.try_send_to(&msg.message, t.peer_addr).is_ok(),
-                None => false,
-            },
+            _ => {
+                let socket = self.udp.iter().position(|(a, _)| *a == t.local_addr).unwrap_or(0);
+                match batch::push(batch::Pending { socket, to: t.peer_addr, data: msg.message }) {
+                    Ok(None) => true,
+                    Ok(Some(full)) => {
+                        self.flush(full);
+                        true
+                    }
+                    Err(p) => {
+                        let sent = self.udp.get(socket).is_some_and(|(_, s)| s.try_send_to(&p.data, p.to).is_ok());
+                        if sent {
+                            self.departed(&p.data, Instant::now());
+                        }
+                        sent
+                    }
+                }
+            }
         };
         if !sent {
             self.dropped.0.fetch_add(1, Ordering::Relaxed);
         }
+    }
+
+    /// Sends a batch of UDP datagrams, one `sendmmsg` per socket.
+    fn flush(&self, mut datagrams: Vec<batch::Pending>) {
+        if datagrams.is_empty() {
+            return;
+        }
+        datagrams.sort_by_key(|d| d.socket);
+        for run in datagrams.chunk_by(|a, b| a.socket == b.socket) {
+            let dropped = match self.udp.get(run[0].socket) {
+                Some((_, s)) => batch::send_all(s.as_raw_fd(), run),
+                None => run.len(),
+            };
+            if dropped > 0 {
+                self.dropped.0.fetch_add(dropped as u64, Ordering::Relaxed);
+            }
+        }
+        let now = Instant::now();
+        for d in &datagrams {
+            self.departed(&d.data, now);
+        }
+    }
+
+    /// An SRTP datagram left at `now`: if it is a forwarded copy, its delay is recorded (the
+    /// RTP header is not encrypted).
+    fn departed(&self, data: &[u8], now: Instant) {
+        let Some(delay) = &self.delay else { return };
+        // RTP version 2, and not RTCP (payload types 192–223 with the marker bit; RFC 5761).
+        if data.len() < 12 || data[0] >> 6 != 2 || (192..=223).contains(&data[1]) {
+            return;
+        }
+        let seq = u16::from_be_bytes([data[2], data[3]]);
+        let ssrc = u32::from_be_bytes([data[8], data[9], data[10], data[11]]);
+        delay.departed(ssrc, seq, now);
     }
 }
 

@@ -68,7 +68,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         }
         let delay = media.sfu.forward_delay();
         let name = "tessera_sfu_forward_delay_seconds";
-        m.head(name, "histogram", "Per forwarded copy: from the publisher connection reading the packet from its socket to the copy leaving the subscriber connection's interceptors for SRTP and the socket.");
+        m.head(name, "histogram", "Per forwarded copy: from the SFU reading the publisher's packet from its socket to the copy for the subscriber leaving the socket.");
         let counts = delay.counts();
         let mut cumulative = 0u64;
         for (i, c) in counts.iter().enumerate() {
@@ -80,6 +80,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.sample(&format!("{name}_count"), &[], cumulative as f64);
         m.head("tessera_sfu_handoff_dropped_packets_total", "counter", "RTP packets the compositor hand-off dropped because it was behind.");
         m.sample("tessera_sfu_handoff_dropped_packets_total", &[], media.sfu.handoff_dropped() as f64);
+        m.head("tessera_sfu_send_dropped_datagrams_total", "counter", "Datagrams the SFU could not send (a full socket buffer or ICE-TCP queue).");
+        m.sample("tessera_sfu_send_dropped_datagrams_total", &[], media.sfu.send_drops() as f64);
 
         m.head("tessera_program_frames", "gauge", "Frames a room's program has produced since it started.");
         m.head("tessera_program_fps", "gauge", "A room's program frames per second of running time.");
