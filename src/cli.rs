@@ -88,6 +88,14 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_RTC_IPS", value_name = "IPS", value_delimiter = ',')]
     pub rtc_ips: Option<Vec<std::net::IpAddr>>,
 
+    /// UDP port all WebRTC connections share (one per address) [default: any free port].
+    #[arg(long, env = "TESSERA_RTC_UDP_PORT", value_name = "PORT")]
+    pub rtc_udp_port: Option<u16>,
+
+    /// TCP port of the ICE-TCP listener (one per address) [default: any free port].
+    #[arg(long, env = "TESSERA_RTC_TCP_PORT", value_name = "PORT")]
+    pub rtc_tcp_port: Option<u16>,
+
     /// POST every event (rooms, participants, recordings, streams, destinations) here,
     /// signed with HMAC-SHA256 of the body keyed with the API key.
     #[arg(long, env = "TESSERA_WEBHOOK_URL", value_name = "URL")]

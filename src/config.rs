@@ -25,6 +25,9 @@ pub struct ServeConfig {
     pub tls_ca_file: Option<PathBuf>,
     /// Addresses advertised to WebRTC clients.
     pub rtc_ips: Vec<std::net::IpAddr>,
+    /// The shared WebRTC UDP port and ICE-TCP port (`None`: any free port).
+    pub rtc_udp_port: Option<u16>,
+    pub rtc_tcp_port: Option<u16>,
     pub webhook_url: Option<String>,
     /// Validity of presigned download URLs.
     pub download_url_ttl: std::time::Duration,
@@ -51,6 +54,8 @@ pub struct FileConfig {
     pub s3_prefix: Option<String>,
     pub tls_ca_file: Option<PathBuf>,
     pub rtc_ips: Option<Vec<std::net::IpAddr>>,
+    pub rtc_udp_port: Option<u16>,
+    pub rtc_tcp_port: Option<u16>,
     pub webhook_url: Option<String>,
     pub download_url_ttl_s: Option<u64>,
 }
@@ -131,6 +136,9 @@ impl ServeConfig {
                 .or(file.rtc_ips)
                 .filter(|ips| !ips.is_empty())
                 .unwrap_or_else(|| vec![std::net::Ipv4Addr::LOCALHOST.into()]),
+            // 0 means "any free port", as for a socket.
+            rtc_udp_port: args.rtc_udp_port.or(file.rtc_udp_port).filter(|p| *p != 0),
+            rtc_tcp_port: args.rtc_tcp_port.or(file.rtc_tcp_port).filter(|p| *p != 0),
             webhook_url: args.webhook_url.or(file.webhook_url).filter(|u| !u.trim().is_empty()),
             download_url_ttl: args
                 .download_url_ttl_s
@@ -170,6 +178,16 @@ mod tests {
         assert_eq!(c.data_dir, PathBuf::from("/srv/t"));
         assert!(c.api_key.unwrap().matches("from-env"));
         assert_eq!(c.log_format, LogFormat::Json);
+    }
+
+    #[test]
+    fn webrtc_ports_from_file_and_flags_and_zero_is_any() {
+        let file = FileConfig::parse("rtc_udp_port = 7882\nrtc_tcp_port = 7881\n").unwrap();
+        let args = ServeArgs { rtc_tcp_port: Some(0), ..ServeArgs::default() };
+        let c = ServeConfig::merge(args, file);
+        assert_eq!((c.rtc_udp_port, c.rtc_tcp_port), (Some(7882), None));
+        let c = ServeConfig::merge(ServeArgs::default(), FileConfig::default());
+        assert_eq!((c.rtc_udp_port, c.rtc_tcp_port), (None, None));
     }
 
     #[test]

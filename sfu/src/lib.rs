@@ -26,5 +26,5 @@ pub use error::{Error, Result};
 pub use handoff::{KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 pub use http::{Grants, TokenValidator, router};
 pub use peer::{AUDIO_LEVEL_URI, build_peer};
-pub use room::{Participant, PublishedTrack, Room, Sfu};
+pub use room::{IceAddrs, Participant, PublishedTrack, Room, Sfu};
 pub use stats::{Counter, DELAY_BUCKETS_US, DelayHistogram, TransportCounters};

@@ -51,6 +51,13 @@ pub(crate) fn random_u32() -> u32 {
     (z ^ (z >> 31)) as u32
 }
 
+/// The local addresses of the sockets all calls share.
+#[derive(Debug, Clone)]
+pub struct IceAddrs {
+    pub udp: Vec<std::net::SocketAddr>,
+    pub tcp: Vec<std::net::SocketAddr>,
+}
+
 /// The SFU: all rooms of this process.
 #[derive(Clone)]
 pub struct Sfu {
@@ -136,6 +143,21 @@ impl Sfu {
     /// RTP packets the hand-off dropped because its consumer was behind.
     pub fn handoff_dropped(&self) -> u64 {
         self.inner.handoff.as_ref().map_or(0, |h| h.dropped())
+    }
+
+    /// Binds the sockets all calls share (otherwise bound by the first connection); returns
+    /// their addresses.
+    pub fn bind_transport(&self) -> Result<IceAddrs> {
+        let t = self.transport()?;
+        Ok(IceAddrs { udp: t.udp_addrs(), tcp: t.tcp_addrs().to_vec() })
+    }
+
+    fn transport(&self) -> Result<Arc<Transport>> {
+        let mut t = lock(&self.inner.transport);
+        Ok(match t.as_ref() {
+            Some(t) => Arc::clone(t),
+            None => Arc::clone(t.insert(Transport::bind(&self.inner.config.ice, Some(Arc::clone(&self.inner.delay_probe)))?)),
+        })
     }
 
     /// Datagrams the transport could not send (full socket buffers or ICE-TCP queues).
@@ -481,13 +503,7 @@ impl Participant {
             return Ok(Arc::clone(pc));
         }
         let sfu = self.room.upgrade().and_then(|r| r.sfu.upgrade()).ok_or_else(|| Error::Conflict("room is gone".into()))?;
-        let transport = {
-            let mut t = lock(&sfu.transport);
-            match t.as_ref() {
-                Some(t) => Arc::clone(t),
-                None => Arc::clone(t.insert(Transport::bind(&sfu.config.ice, Some(Arc::clone(&sfu.delay_probe)))?)),
-            }
-        };
+        let transport = (Sfu { inner: Arc::clone(&sfu) }).transport()?;
         let (core, ufrag) = build_core(Arc::clone(&sfu.counters))?;
         let handler = Box::new(PeerHandler { participant: Arc::downgrade(self), target });
         let conn = Connection::open(transport, core, &ufrag, handler)?;

@@ -51,7 +51,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     }
 }
 
-async fn serve(config: ServeConfig) -> Result<(), String> {
+async fn serve(mut config: ServeConfig) -> Result<(), String> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "tessera starting");
     std::fs::create_dir_all(&config.data_dir).map_err(|err| {
         format!(
@@ -81,7 +81,7 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         None => tracing::info!(dir = %config.data_dir.join("recordings").display(), "recordings are written locally"),
     }
 
-    let api_key = match config.api_key {
+    let api_key = match config.api_key.take() {
         Some(key) => {
             if key.len() < 16 {
                 tracing::warn!("the configured API key is shorter than 16 characters");
@@ -110,8 +110,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
         None => Webhooks::default(),
     };
     let hub = ProgramHub::with_webhooks(webhooks);
-    let sfu = tessera_sfu::Sfu::new(sfu_config(&config.rtc_ips), Some(Arc::new(hub.clone())));
-    tracing::info!(ips = ?config.rtc_ips, "WebRTC: advertising these addresses");
+    let sfu = tessera_sfu::Sfu::new(sfu_config(&config), Some(Arc::new(hub.clone())));
+    let ice = sfu.bind_transport().map_err(|err| format!("cannot open the WebRTC ports: {err}"))?;
+    tracing::info!(ips = ?config.rtc_ips, udp = ?ice.udp, tcp = ?ice.tcp, "WebRTC: advertising these addresses");
     let media = Media::new(sfu, hub, recordings);
     // Recordings a crashed process left behind are completed in the background: the server
     // is usable at once (they show as `stopping` meanwhile), and a store that is down only
@@ -126,9 +127,9 @@ async fn serve(config: ServeConfig) -> Result<(), String> {
 
 /// ICE on the configured addresses: the ones this host has are bound; the others are
 /// advertised in their place (a cloud VM's public address in front of its private one).
-fn sfu_config(ips: &[std::net::IpAddr]) -> tessera_sfu::SfuConfig {
+fn sfu_config(config: &ServeConfig) -> tessera_sfu::SfuConfig {
     let (local, public): (Vec<std::net::IpAddr>, Vec<std::net::IpAddr>) =
-        ips.iter().partition(|ip| std::net::UdpSocket::bind((**ip, 0)).is_ok());
+        config.rtc_ips.iter().partition(|ip| std::net::UdpSocket::bind((**ip, 0)).is_ok());
     let mut ice = tessera_sfu::IceConfig::default();
     if !local.is_empty() {
         ice.ips = local;
@@ -136,6 +137,8 @@ fn sfu_config(ips: &[std::net::IpAddr]) -> tessera_sfu::SfuConfig {
         ice.ips = vec![std::net::Ipv4Addr::UNSPECIFIED.into()];
     }
     ice.public_ips = public.iter().map(|ip| ip.to_string()).collect();
+    ice.udp_port_range = config.rtc_udp_port.map(|p| (p, p));
+    ice.tcp_port_range = config.rtc_tcp_port.map(|p| (p, p));
     tessera_sfu::SfuConfig { ice, ..Default::default() }
 }
 
