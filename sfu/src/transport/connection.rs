@@ -4,7 +4,7 @@
 //! events and media go to the [`ConnectionHandler`] (with the core unlocked, so a handler may
 //! write into other connections).
 
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
@@ -76,6 +76,8 @@ pub(crate) struct Connection {
     deadline: Mutex<Instant>,
     timer: Arc<Notify>,
     closed: AtomicBool,
+    /// Paths the transport learnt for this connection (see `MAX_PATHS`).
+    pub(super) paths: AtomicUsize,
 }
 
 impl Drop for Connection {
@@ -109,6 +111,7 @@ impl Connection {
             deadline: Mutex::new(Instant::now() + MAX_TIMER_SLEEP),
             timer: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
+            paths: AtomicUsize::new(0),
         });
         transport.register(ufrag, &conn);
         tokio::spawn(run_timer(Arc::downgrade(&conn), Arc::clone(&conn.timer)));

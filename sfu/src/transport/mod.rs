@@ -43,6 +43,10 @@ fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 const RECV_BUF: usize = 2048;
 /// Datagrams a receive loop handles before it yields to the runtime.
 const RECV_BURST: usize = 64;
+/// Paths remembered per connection. A path is learnt from a connectivity check naming the
+/// connection's ufrag before the core has checked its integrity, so whoever saw the ufrag
+/// could otherwise make the table grow; a peer uses a handful (one per candidate pair).
+const MAX_PATHS: usize = 32;
 
 /// A transport path: local address, peer address, and whether it is ICE-TCP.
 type Path = (SocketAddr, SocketAddr, bool);
@@ -175,7 +179,10 @@ impl Transport {
         let ufrag = stun::local_ufrag(data)?;
         let w = r.by_ufrag.get(ufrag)?.clone();
         let c = w.upgrade()?;
-        r.by_path.insert(path, w);
+        // Past the limit the check still reaches the core; its path is just not remembered.
+        if c.paths.fetch_add(1, Ordering::Relaxed) < MAX_PATHS {
+            r.by_path.insert(path, w);
+        }
         Some(c)
     }
 
