@@ -5,7 +5,9 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use rtc::interceptor::{Attribute, Packet, Slot, StreamInfo, TaggedPacket};
+use rtc::interceptor::{
+    Attribute, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
+};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
@@ -117,14 +119,26 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
 /// audio levels) and interceptors (NACK, RTCP reports, TWCC feedback, ours) of every peer
 /// connection: the SFU's, and `tessera bot`'s client side. With `counters`, the RTCP traffic
 /// (NACKs, retransmissions, reports, feedback) is counted.
-fn engines(counters: Option<Arc<TransportCounters>>) -> Result<(MediaEngine, Registry)> {
+fn engines(counters: Option<Arc<TransportCounters>>, role: Role) -> Result<(MediaEngine, Registry)> {
     let mut me = MediaEngine::default();
     crate::codecs::register_codecs(&mut me)?;
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
-    let registry = register_default_interceptors(Registry::new(), &mut me)?;
+    // The defaults register the feedback (NACK, PLI, transport-cc) every role negotiates.
+    let defaults = register_default_interceptors(Registry::new(), &mut me)?;
+    let registry = match role {
+        Role::Both => defaults,
+        // Every interceptor is a step each forwarded copy takes; a connection that only sends
+        // media keeps those that act on sending: the NACK responder's buffer and sender reports
+        // (no NACK generator, TWCC feedback or receiver reports: nothing is received to report).
+        Role::SendOnly => Registry::new()
+            .with(Slot::NackResponder, NackResponderBuilder::new().build())
+            .with(Slot::SenderReport, SenderReportBuilder::new().build()),
+    };
     let mut registry = registry.with(Slot::from(14_000), RtcpToApp::new());
-    // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
-    registry = registry.with(Slot::from(6_500), RtxRepairs::new(counters.clone()));
+    if role == Role::Both {
+        // Below the NACK generator (7 000), above the FEC decoder (6 000): see `rtx.rs`.
+        registry = registry.with(Slot::from(6_500), RtxRepairs::new(counters.clone()));
+    }
     // Below the NACK responder (4 000): holds its resends to a share of the receiver's REMB.
     registry = registry.with(Slot::from(3_750), ResendLimiter::new(counters.clone()));
     if let Some(c) = counters {
@@ -138,7 +152,7 @@ fn engines(counters: Option<Arc<TransportCounters>>) -> Result<(MediaEngine, Reg
 /// Builds a client-side `webrtc` peer connection (`tessera bot`) with the SFU's codecs and
 /// interceptors, on the configured addresses.
 pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
-    let (me, registry) = engines(None)?;
+    let (me, registry) = engines(None, Role::Both)?;
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_include_loopback_candidate(true);
@@ -169,10 +183,19 @@ fn ice_credential(n: usize) -> String {
     (0..n).map(|_| CHARS[(crate::room::random_u32() % CHARS.len() as u32) as usize] as char).collect()
 }
 
+/// What a connection carries, for the interceptors it needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Role {
+    /// Media both ways (a publisher's connection, a client).
+    Both,
+    /// Media to the peer only, RTCP both ways (a subscriber's connection).
+    SendOnly,
+}
+
 /// Builds the SFU's side of a peer connection, an `rtc` core for the shared transport (see
 /// `transport/`), and returns it with its local ICE username fragment.
-pub(crate) fn build_core(counters: Arc<TransportCounters>) -> Result<(RTCPeerConnection, String)> {
-    let (me, registry) = engines(Some(counters))?;
+pub(crate) fn build_core(counters: Arc<TransportCounters>, role: Role) -> Result<(RTCPeerConnection, String)> {
+    let (me, registry) = engines(Some(counters), role)?;
     let ufrag = ice_credential(16);
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)

@@ -29,7 +29,7 @@ use crate::delay::ForwardDelay;
 use crate::handoff::{
     HandoffDispatcher, HandoffEvent, KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource,
 };
-use crate::peer::{AUDIO_LEVEL_URI, advertise_public_ips, build_core, extmap_id, simulcast_rids};
+use crate::peer::{AUDIO_LEVEL_URI, Role, advertise_public_ips, build_core, extmap_id, simulcast_rids};
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
 use crate::stats::{DelayHistogram, TransportCounters};
 use crate::transport::{Connection, ConnectionHandler, TrackOpen, Transport};
@@ -504,7 +504,11 @@ impl Participant {
         }
         let sfu = self.room.upgrade().and_then(|r| r.sfu.upgrade()).ok_or_else(|| Error::Conflict("room is gone".into()))?;
         let transport = (Sfu { inner: Arc::clone(&sfu) }).transport()?;
-        let (core, ufrag) = build_core(Arc::clone(&sfu.counters))?;
+        let role = match target {
+            Target::Publish => Role::Both,
+            Target::Subscribe => Role::SendOnly,
+        };
+        let (core, ufrag) = build_core(Arc::clone(&sfu.counters), role)?;
         let handler = Box::new(PeerHandler { participant: Arc::downgrade(self), target });
         let conn = Connection::open(transport, core, &ufrag, handler)?;
         *pc = Some(Arc::clone(&conn));

@@ -349,7 +349,7 @@ mod tests {
             let tcp = t.tcp_addrs()[0];
             let mut offers = Vec::new();
             for _ in 0..2 {
-                let (core, ufrag) = crate::peer::build_core(Arc::new(TransportCounters::default())).unwrap();
+                let (core, ufrag) = crate::peer::build_core(Arc::new(TransportCounters::default()), crate::peer::Role::Both).unwrap();
                 let c = Connection::open(Arc::clone(&t), core, &ufrag, Box::new(Quiet)).unwrap();
                 c.add_track(audio_track()).unwrap();
                 let sdp = c.offer().unwrap();
@@ -370,7 +370,7 @@ mod tests {
     #[tokio::test]
     async fn checks_are_routed_by_ufrag_then_by_path() {
         let t = Transport::bind(&IceConfig { tcp: false, ..Default::default() }, None).unwrap();
-        let (core, ufrag) = crate::peer::build_core(Arc::new(TransportCounters::default())).unwrap();
+        let (core, ufrag) = crate::peer::build_core(Arc::new(TransportCounters::default()), crate::peer::Role::Both).unwrap();
         let c = Connection::open(Arc::clone(&t), core, &ufrag, Box::new(Quiet)).unwrap();
         let local = t.udp_addrs()[0];
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();
