@@ -27,6 +27,8 @@ use crate::error::{Error, Result};
 
 /// The longest a timer task sleeps without looking at its core again.
 const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
+/// The shortest: a timeout that is still due right after being handled waits this long.
+const MIN_TIMER_SLEEP: Duration = Duration::from_millis(1);
 
 /// A remote track's first packet (or a simulcast layer's) arrived.
 #[derive(Debug, Clone)]
@@ -84,6 +86,8 @@ impl Drop for Connection {
     fn drop(&mut self) {
         self.closed.store(true, Ordering::Release);
         self.timer.notify_one();
+        // A connection dropped without `close` (its owner gone) leaves no routes behind.
+        self.transport.unregister(self);
     }
 }
 
@@ -204,7 +208,10 @@ impl Connection {
                 tracing::debug!("timeout handling: {e}");
             }
             let p = self.flush(&mut core, true);
-            *lock(&self.deadline) = p.deadline.unwrap_or(now + MAX_TIMER_SLEEP).min(now + MAX_TIMER_SLEEP);
+            // A deadline still due after handling waits a millisecond, not a spin (no protocol
+            // timer is finer).
+            *lock(&self.deadline) =
+                p.deadline.unwrap_or(now + MAX_TIMER_SLEEP).clamp(now + MIN_TIMER_SLEEP, now + MAX_TIMER_SLEEP);
             p
         };
         self.dispatch(Produced { deadline: None, ..produced });
