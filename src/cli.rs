@@ -109,6 +109,28 @@ pub struct ServeArgs {
     /// seconds (1 to 604800) [default: 3600].
     #[arg(long, env = "TESSERA_DOWNLOAD_URL_TTL_S", value_name = "SECONDS")]
     pub download_url_ttl_s: Option<u64>,
+
+    /// TURN servers for clients whose networks block UDP or sit behind symmetric NAT,
+    /// comma-separated `turn:HOST[:PORT][?transport=udp|tcp]` / `turns:…` URLs (e.g. a coturn
+    /// with `use-auth-secret`). Needs --turn-secret.
+    #[arg(long, env = "TESSERA_TURN_URLS", value_name = "URLS", value_delimiter = ',')]
+    pub turn_urls: Option<Vec<String>>,
+
+    /// The TURN server's shared secret (TURN REST API, coturn's `static-auth-secret`): clients
+    /// get time-limited credentials derived from it with their join answer.
+    #[arg(long, env = "TESSERA_TURN_SECRET", value_name = "SECRET", hide_env_values = true)]
+    pub turn_secret: Option<crate::turn::Secret>,
+
+    /// How long the TURN credentials given to a participant stay valid, in seconds (60 to
+    /// 604800) [default: 86400].
+    #[arg(long, env = "TESSERA_TURN_TTL_S", value_name = "SECONDS")]
+    pub turn_ttl_s: Option<u64>,
+
+    /// On SIGTERM or SIGINT, how long to finish running recordings and streams (last
+    /// fragment written and uploaded, objects completed) before exiting anyway, in seconds
+    /// [default: 30]. A second signal exits at once.
+    #[arg(long, env = "TESSERA_SHUTDOWN_GRACE_S", value_name = "SECONDS")]
+    pub shutdown_grace_s: Option<u64>,
 }
 
 /// `tessera bot` settings.
@@ -188,6 +210,11 @@ pub struct BotArgs {
     /// subscribers).
     #[arg(long, requires = "subscribe")]
     pub no_publish: bool,
+
+    /// Connect only through TURN relays (ICE transport policy `relay`), with the servers and
+    /// credentials of the join answer; fails when the server offers no TURN server.
+    #[arg(long)]
+    pub relay_only: bool,
 
     /// Leave after this long (`90`, `90s`, `5m`, `1h`); without it, run until stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]

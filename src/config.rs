@@ -9,6 +9,7 @@ use serde::Deserialize;
 
 use crate::api_key::ApiKey;
 use crate::cli::{LogFormat, ServeArgs};
+use crate::turn::{Secret, TurnConfig};
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
@@ -31,7 +32,15 @@ pub struct ServeConfig {
     pub webhook_url: Option<String>,
     /// Validity of presigned download URLs.
     pub download_url_ttl: std::time::Duration,
+    /// How long a graceful stop may take to finish recordings and streams.
+    pub shutdown_grace: std::time::Duration,
+    /// TURN servers and the secret their credentials come from (checked by
+    /// [`ServeConfig::resolve`]; [`ServeConfig::merge`] leaves it `None`). Debug is redacted.
+    pub turn: Option<TurnConfig>,
 }
+
+/// `shutdown_grace_s` when none is given.
+pub const DEFAULT_SHUTDOWN_GRACE_S: u64 = 30;
 
 /// Where recordings go.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -58,6 +67,10 @@ pub struct FileConfig {
     pub rtc_tcp_port: Option<u16>,
     pub webhook_url: Option<String>,
     pub download_url_ttl_s: Option<u64>,
+    pub shutdown_grace_s: Option<u64>,
+    pub turn_urls: Option<Vec<String>>,
+    pub turn_secret: Option<Secret>,
+    pub turn_ttl_s: Option<u64>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -93,6 +106,46 @@ impl FileConfig {
     }
 }
 
+/// The TURN settings, flags/environment over the file: URLs (each checked) and the shared
+/// secret come together or not at all. Empty values mean "not set".
+pub fn turn_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TurnConfig>, ConfigError> {
+    let listed = |urls: &Option<Vec<String>>| -> Option<Vec<String>> {
+        let urls: Vec<String> = urls.iter().flatten().map(|u| u.trim().to_owned()).filter(|u| !u.is_empty()).collect();
+        (!urls.is_empty()).then_some(urls)
+    };
+    let urls = listed(&args.turn_urls).or_else(|| listed(&file.turn_urls));
+    let secret = [&args.turn_secret, &file.turn_secret].into_iter().flatten().find(|s| !s.is_blank()).cloned();
+    let ttl = args.turn_ttl_s.or(file.turn_ttl_s).map(std::time::Duration::from_secs);
+    let (min, max) = (crate::turn::MIN_TTL, crate::turn::MAX_TTL);
+    if ttl.is_some_and(|t| t < min || t > max) {
+        return Err(ConfigError::Invalid {
+            setting: "turn_ttl_s",
+            reason: format!("must be between {} and {} seconds (7 days)", min.as_secs(), max.as_secs()),
+        });
+    }
+    let urls = match urls {
+        Some(urls) => Some(
+            urls.iter()
+                .map(|u| crate::turn::check_url(u))
+                .collect::<Result<Vec<_>, _>>()
+                .map_err(|reason| ConfigError::Invalid { setting: "turn_urls", reason })?,
+        ),
+        None => None,
+    };
+    match (urls, secret) {
+        (Some(urls), Some(secret)) => Ok(Some(TurnConfig::new(urls, secret, ttl.unwrap_or(crate::turn::DEFAULT_TTL)))),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Invalid {
+            setting: "turn_urls",
+            reason: "TURN servers need their shared secret too: set turn_secret (--turn-secret, TESSERA_TURN_SECRET)".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Invalid {
+            setting: "turn_secret",
+            reason: "a TURN secret without servers: set turn_urls (--turn-urls, TESSERA_TURN_URLS) too".into(),
+        }),
+    }
+}
+
 impl ServeConfig {
     /// Reads the config file named by `--config`/`TESSERA_CONFIG`, if any, and merges.
     pub fn resolve(args: ServeArgs) -> Result<Self, ConfigError> {
@@ -108,7 +161,8 @@ impl ServeConfig {
                 reason: format!("must be between 1 and {max} seconds (7 days)"),
             });
         }
-        Ok(Self::merge(args, file))
+        let turn = turn_config(&args, &file)?;
+        Ok(Self { turn, ..Self::merge(args, file) })
     }
 
     /// Flags/environment first, then the file, then the defaults.
@@ -145,6 +199,10 @@ impl ServeConfig {
                 .or(file.download_url_ttl_s)
                 .map(std::time::Duration::from_secs)
                 .unwrap_or(crate::recording::DEFAULT_DOWNLOAD_URL_TTL),
+            shutdown_grace: std::time::Duration::from_secs(
+                args.shutdown_grace_s.or(file.shutdown_grace_s).unwrap_or(DEFAULT_SHUTDOWN_GRACE_S),
+            ),
+            turn: None,
         }
     }
 }
@@ -152,6 +210,16 @@ impl ServeConfig {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn shutdown_grace_from_flag_or_file_else_30_s() {
+        let c = ServeConfig::merge(ServeArgs::default(), FileConfig::default());
+        assert_eq!(c.shutdown_grace.as_secs(), 30);
+        let file = FileConfig::parse("shutdown_grace_s = 5\n").unwrap();
+        assert_eq!(ServeConfig::merge(ServeArgs::default(), file).shutdown_grace.as_secs(), 5);
+        let args = ServeArgs { shutdown_grace_s: Some(0), ..ServeArgs::default() };
+        assert_eq!(ServeConfig::merge(args, FileConfig::default()).shutdown_grace.as_secs(), 0);
+    }
 
     #[test]
     fn defaults_apply_when_nothing_is_given() {
@@ -231,6 +299,60 @@ mod tests {
             let err = ServeConfig::resolve(args).unwrap_err();
             assert!(err.to_string().starts_with("download_url_ttl_s: "), "{err}");
         }
+    }
+
+    #[test]
+    fn turn_urls_and_secret_from_flags_or_file() {
+        use clap::Parser;
+        let none = turn_config(&ServeArgs::default(), &FileConfig::default()).unwrap();
+        assert!(none.is_none());
+        let file = FileConfig::parse(
+            "turn_urls = [\"turn:turn.example.com:3478?transport=udp\", \"turns:turn.example.com:5349?transport=tcp\"]\nturn_secret = \"file-secret\"\nturn_ttl_s = 600\n",
+        )
+        .unwrap();
+        let turn = turn_config(&ServeArgs::default(), &file).unwrap().expect("TURN from the file");
+        assert_eq!(turn.urls, ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349?transport=tcp"]);
+        assert_eq!(turn.ttl.as_secs(), 600);
+        let (user, pass) = turn.credentials("ada", std::time::SystemTime::now());
+        assert_eq!(pass, crate::turn::password("file-secret", &user));
+        // Flags (or the environment) win; an empty secret falls through to the file's.
+        let cli = crate::cli::Cli::try_parse_from(["tessera", "serve", "--turn-urls", "turn:127.0.0.1:3478, turn:127.0.0.1:3479?transport=tcp", "--turn-secret", ""]).unwrap();
+        let crate::cli::Command::Serve(args) = cli.command else { panic!("not serve") };
+        let turn = turn_config(&args, &file).unwrap().unwrap();
+        assert_eq!(turn.urls, ["turn:127.0.0.1:3478", "turn:127.0.0.1:3479?transport=tcp"]);
+        assert_eq!(turn.ttl.as_secs(), 600);
+        let (user, pass) = turn.credentials("ada", std::time::SystemTime::now());
+        assert_eq!(pass, crate::turn::password("file-secret", &user));
+        // The secret never shows in Debug, here or in the arguments.
+        let shown = format!("{turn:?} {file:?} {args:?}");
+        assert!(!shown.contains("file-secret"), "{shown}");
+        // Without TURN, the default TTL is a day.
+        let args = ServeArgs { turn_urls: Some(vec!["turn:h".into()]), turn_secret: Some(Secret::new("s")), ..ServeArgs::default() };
+        assert_eq!(turn_config(&args, &FileConfig::default()).unwrap().unwrap().ttl.as_secs(), 86_400);
+    }
+
+    #[test]
+    fn bad_turn_settings_are_config_errors_naming_the_setting() {
+        let err = |args: ServeArgs, file: &str| turn_config(&args, &FileConfig::parse(file).unwrap()).unwrap_err().to_string();
+        let secret = || Some(Secret::new("s"));
+        let e = err(ServeArgs { turn_urls: Some(vec!["http://turn.example.com".into()]), turn_secret: secret(), ..ServeArgs::default() }, "");
+        assert!(e.starts_with("turn_urls: `http://turn.example.com` is not a TURN URL"), "{e}");
+        let e = err(ServeArgs { turn_secret: secret(), ..ServeArgs::default() }, "turn_urls = [\"turn:h:99999\"]");
+        assert!(e.starts_with("turn_urls: `turn:h:99999` is not a TURN URL"), "{e}");
+        let e = err(ServeArgs::default(), "turn_urls = [\"turn:h\"]");
+        assert!(e.starts_with("turn_urls: ") && e.contains("turn_secret"), "{e}");
+        let e = err(ServeArgs { turn_secret: secret(), ..ServeArgs::default() }, "");
+        assert!(e.starts_with("turn_secret: ") && e.contains("turn_urls"), "{e}");
+        let e = err(ServeArgs { turn_urls: Some(vec![" ".into()]), ..ServeArgs::default() }, "turn_secret = \"s\"");
+        assert!(e.starts_with("turn_secret: "), "{e}");
+        for ttl in [59, 604_801] {
+            let e = err(ServeArgs { turn_ttl_s: Some(ttl), ..ServeArgs::default() }, "");
+            assert!(e.starts_with("turn_ttl_s: "), "{e}");
+        }
+        assert!(FileConfig::parse("turn_urls = \"turn:h\"").is_err(), "turn_urls is a list");
+        // resolve() checks them too.
+        let args = ServeArgs { turn_urls: Some(vec!["turn:h".into()]), ..ServeArgs::default() };
+        assert!(ServeConfig::resolve(args).unwrap_err().to_string().starts_with("turn_urls: "));
     }
 
     #[test]

@@ -9,11 +9,16 @@ pub mod cli;
 pub mod commands;
 pub mod config;
 pub mod http_client;
+pub mod ids;
 pub mod logging;
+#[cfg(test)]
+mod proptests;
 pub mod media;
 pub mod recording;
 pub mod recordings;
+pub mod room_events;
 pub mod tokens;
+pub mod turn;
 pub mod webhooks;
 pub mod server;
 pub mod streams;

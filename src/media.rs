@@ -8,10 +8,11 @@ use std::sync::{Arc, Mutex, MutexGuard};
 
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{
-    Codec, ProgramConfig, ProgramEvent, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams,
+    Codec, ProgramConfig, ProgramEvent, ProgramId, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams,
 };
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 
+use crate::room_events::RoomLifecycle;
 use crate::webhooks::Webhooks;
 
 /// A published track and, when the room has a program, its input there.
@@ -46,15 +47,30 @@ struct RoomMedia {
     keyframe_routes: KeyframeRoutes,
 }
 
-/// Told about every event of every room's program: `(room, event)`.
-pub type ProgramListener = Arc<dyn Fn(&str, &ProgramEvent) + Send + Sync>;
+/// Where a program event comes from. Output and track ids count from 1 in every program, so a
+/// report is only known by the program that sent it, not by its room or output alone.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProgramOrigin {
+    pub room: String,
+    pub program: ProgramId,
+}
+
+/// Told about every event of every room's program.
+pub type ProgramListener = Arc<dyn Fn(&ProgramOrigin, &ProgramEvent) + Send + Sync>;
 
 /// Rooms' published tracks and running programs.
+///
+/// Lock order: `rooms`, then `inputs`; `rooms`, then a program's own locks (inside its
+/// methods), then a room's `keyframe_routes` (a program asks for a keyframe from inside
+/// `add_track`). Program events reach the listeners with the program's locks released, so a
+/// listener may call into the hub.
 #[derive(Default, Clone)]
 pub struct ProgramHub {
     rooms: Arc<Mutex<HashMap<String, RoomMedia>>>,
     listeners: Arc<Mutex<Vec<ProgramListener>>>,
     webhooks: Webhooks,
+    /// Room webhooks: told when programs start and stop.
+    lifecycle: Arc<RoomLifecycle>,
     /// SFU track id → (room, program input) for the per-packet path.
     inputs: Arc<Mutex<Inputs>>,
 }
@@ -74,8 +90,9 @@ impl ProgramHub {
 
     /// A hub that reports rooms, participants and destinations to `webhooks`.
     pub fn with_webhooks(webhooks: Webhooks) -> Self {
-        let hub = ProgramHub { webhooks: webhooks.clone(), ..Self::default() };
-        hub.listen(Arc::new(move |room, event| {
+        let lifecycle = Arc::new(RoomLifecycle::new(webhooks.clone()));
+        let hub = ProgramHub { webhooks: webhooks.clone(), lifecycle, ..Self::default() };
+        hub.listen(Arc::new(move |origin, event| {
             if let ProgramEvent::DestinationChanged { destination, status, error } = event {
                 let name = match status {
                     tessera_compositor::DestinationStatus::Live => "destination.live",
@@ -83,7 +100,7 @@ impl ProgramHub {
                     tessera_compositor::DestinationStatus::Failed => "destination.failed",
                     tessera_compositor::DestinationStatus::Connecting => return,
                 };
-                webhooks.send(name, room, serde_json::json!({ "destination": destination.0, "error": error }));
+                webhooks.send(name, &origin.room, serde_json::json!({ "destination": destination.0, "error": error }));
             }
         }));
         hub
@@ -91,6 +108,11 @@ impl ProgramHub {
 
     pub fn webhooks(&self) -> &Webhooks {
         &self.webhooks
+    }
+
+    /// What the SFU tells of joins and leaves, for the room and participant webhooks.
+    pub fn room_observer(&self) -> Arc<dyn tessera_sfu::RoomObserver> {
+        self.lifecycle.clone()
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomMedia>> {
@@ -103,17 +125,27 @@ impl ProgramHub {
 
     /// Starts a room's program; the tracks already published join it at once.
     pub fn start_program(&self, room: &str, config: ProgramConfig, layout: Layout) -> Result<Arc<RoomPipeline>, HubError> {
-        let mut rooms = self.lock();
+        self.start_program_locked(&mut self.lock(), room, config, layout)
+    }
+
+    fn start_program_locked(
+        &self,
+        rooms: &mut HashMap<String, RoomMedia>,
+        room: &str,
+        config: ProgramConfig,
+        layout: Layout,
+    ) -> Result<Arc<RoomPipeline>, HubError> {
         let media = rooms.entry(room.to_string()).or_default();
         if media.program.is_some() {
             return Err(HubError::ProgramExists(room.to_string()));
         }
         let program = Arc::new(RoomPipeline::new(config, layout)?);
-        let (listeners, room_name) = (self.listeners.clone(), room.to_string());
+        let listeners = self.listeners.clone();
+        let origin = ProgramOrigin { room: room.to_string(), program: program.id() };
         program.set_event_handler(Arc::new(move |event| {
             let all: Vec<ProgramListener> = listeners.lock().unwrap_or_else(|e| e.into_inner()).clone();
             for listener in all {
-                listener(&room_name, &event);
+                listener(&origin, &event);
             }
         }));
         let routes = media.keyframe_routes.clone();
@@ -148,6 +180,7 @@ impl ProgramHub {
         }
         program.set_active_speakers(&media.speaker_ranking());
         media.program = Some(program.clone());
+        self.lifecycle.program(room, true);
         Ok(program)
     }
 
@@ -173,6 +206,32 @@ impl ProgramHub {
         self.listeners.lock().unwrap_or_else(|e| e.into_inner()).push(listener);
     }
 
+    /// Calls `attach` with the room's running program, or with one started from `config` and
+    /// `layout` when the room has none (`true` then), under the hub's lock. A program chosen
+    /// here cannot be found idle and stopped before `attach` has given it what keeps it
+    /// running (an output, a destination); a program started for a call that then fails is
+    /// stopped again.
+    pub fn with_program<T, E: From<HubError>>(
+        &self,
+        room: &str,
+        config: ProgramConfig,
+        layout: Layout,
+        attach: impl FnOnce(&Arc<RoomPipeline>, bool) -> Result<T, E>,
+    ) -> Result<T, E> {
+        let mut rooms = self.lock();
+        let running = rooms.get(room).and_then(|m| m.program.clone());
+        let (program, started) = match running {
+            Some(p) => (p, false),
+            None => (self.start_program_locked(&mut rooms, room, config, layout)?, true),
+        };
+        let result = attach(&program, started);
+        if result.is_err() && started && program.is_idle() {
+            drop(rooms);
+            self.stop_program_if(room, |p| Arc::ptr_eq(p, &program) && p.is_idle());
+        }
+        result
+    }
+
     /// Stops the room's program if nothing depends on it any more (off the caller's thread:
     /// this may be called from the program's own bus thread).
     pub fn stop_if_idle(&self, room: &str) {
@@ -180,10 +239,8 @@ impl ProgramHub {
             let hub = self.clone();
             let room = room.to_string();
             std::thread::spawn(move || {
-                // Checked again: an output may have been attached meanwhile.
-                if hub.program(&room).is_some_and(|p| p.is_idle()) {
-                    hub.stop_program(&room);
-                }
+                // Checked again, under the lock `with_program` attaches under.
+                hub.stop_program_if(&room, |p| p.is_idle());
             });
         }
     }
@@ -200,17 +257,31 @@ impl ProgramHub {
 
     /// Stops a room's program (its outputs are finished first).
     pub fn stop_program(&self, room: &str) -> Option<Arc<RoomPipeline>> {
+        self.stop_program_if(room, |_| true)
+    }
+
+    /// Stops the room's program if `should` says so, deciding under the hub's lock.
+    fn stop_program_if(&self, room: &str, should: impl FnOnce(&Arc<RoomPipeline>) -> bool) -> Option<Arc<RoomPipeline>> {
         let program = {
             let mut rooms = self.lock();
             let media = rooms.get_mut(room)?;
+            if !media.program.as_ref().is_some_and(should) {
+                return None;
+            }
             for t in media.tracks.values_mut() {
                 t.input = None;
                 t.keyframes.media().close();
             }
             media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).clear();
-            media.program.take()?
+            let program = media.program.take()?;
+            // Nothing of the room is left to remember once its program and tracks are gone.
+            if media.tracks.is_empty() && media.pinned.is_empty() {
+                rooms.remove(room);
+            }
+            program
         };
         self.inputs().retain(|_, (p, _)| !Arc::ptr_eq(p, &program));
+        self.lifecycle.program(room, false);
         if let Err(e) = program.stop() {
             tracing::warn!(room, error = %e, "program did not stop cleanly");
         }
@@ -287,26 +358,10 @@ fn add_input(
     Ok(input)
 }
 
-/// Webhook data about a participant.
-fn participant_event(track: &TrackInfo) -> serde_json::Value {
-    serde_json::json!({
-        "participant_id": track.participant_id,
-        "identity": track.participant_identity,
-        "name": track.participant_name,
-    })
-}
-
 impl MediaHandoff for ProgramHub {
     fn track_published(&self, track: &TrackInfo, keyframes: KeyframeRequester) {
         let mut rooms = self.lock();
-        let room_is_new = rooms.get(&track.room).is_none_or(|m| m.tracks.is_empty());
         let media = rooms.entry(track.room.clone()).or_default();
-        if room_is_new {
-            self.webhooks.send("room.started", &track.room, serde_json::json!({}));
-        }
-        if !media.tracks.values().any(|t| t.info.participant_id == track.participant_id) {
-            self.webhooks.send("participant.joined", &track.room, participant_event(track));
-        }
         let program_id = media.program_id_for(track);
         let mut input = None;
         // Without a program (or a place in it) the SFU need not hand over, or even serialize,
@@ -337,12 +392,6 @@ impl MediaHandoff for ProgramHub {
         let Some(media) = rooms.get_mut(&track.room) else { return };
         let removed = media.tracks.remove(&track.track_id);
         let still_there = media.tracks.values().any(|t| t.info.participant_id == track.participant_id);
-        if removed.is_some() && !still_there {
-            self.webhooks.send("participant.left", &track.room, participant_event(track));
-            if media.tracks.is_empty() {
-                self.webhooks.send("room.ended", &track.room, serde_json::json!({}));
-            }
-        }
         if let (Some(program), Some(Track { input: Some(input), program_id, .. })) = (&media.program, removed) {
             media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&input);
             let _ = program.remove_track(input);

@@ -14,7 +14,7 @@ use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
 use crate::json_store::{JsonStore, Stored};
 use tessera_plugins::journal::Destination;
 use tessera_plugins::{Outcome, RecoveryOutcome};
-use crate::media::ProgramHub;
+use crate::media::{HubError, ProgramHub, ProgramOrigin};
 use crate::recording::{RecordingLocation, RecordingStore};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
@@ -70,11 +70,26 @@ pub struct Recording {
 
 struct Entry {
     rec: Recording,
-    /// The program and output while this process records it.
-    live: Option<(Arc<RoomPipeline>, OutputId)>,
+    /// The program and output while this process records it; released once the recording
+    /// has ended, so a finished recording keeps no program alive.
+    live: Option<Live>,
     /// An earlier process died while recording it: `stopping` until start-up recovery has
     /// finished its file or object.
     interrupted: bool,
+}
+
+/// Where a running recording is: an output of one program.
+#[derive(Clone)]
+struct Live {
+    program: Arc<RoomPipeline>,
+    output: OutputId,
+}
+
+impl Live {
+    /// Whether a program's report is about this recording.
+    fn is(&self, origin: &ProgramOrigin, output: OutputId) -> bool {
+        self.program.id() == origin.program && self.output == output
+    }
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -89,6 +104,12 @@ pub enum RecordingsError {
     Ended(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<HubError> for RecordingsError {
+    fn from(e: HubError) -> Self {
+        RecordingsError::Internal(e.to_string())
+    }
 }
 
 /// All recordings of this process.
@@ -107,7 +128,7 @@ impl Recordings {
         let entries = load(&state);
         let recordings = Recordings { entries: Arc::new(Mutex::new(entries)), store, state, hub: hub.clone() };
         let this = recordings.clone();
-        hub.listen(Arc::new(move |_room, event| this.on_event(event)));
+        hub.listen(Arc::new(move |origin, event| this.on_event(origin, event)));
         recordings
     }
 
@@ -117,27 +138,14 @@ impl Recordings {
 
     /// Starts recording `room` (blocking: may build the room's program).
     pub fn start(&self, room: &str, layout: Layout, layout_name: String, config: ProgramConfig) -> Result<Recording, RecordingsError> {
-        let program = match self.hub.program(room) {
-            Some(p) => {
-                let have = p.config();
-                if (have.width, have.height, have.fps, have.video_bitrate_kbps)
-                    != (config.width, config.height, config.fps, config.video_bitrate_kbps)
-                {
-                    return Err(RecordingsError::Conflict {
-                        room: room.into(),
-                        have: describe(have),
-                        want: describe(&config),
-                    });
-                }
-                p.set_layout(layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
-                p
-            }
-            None => self.hub.start_program(room, config, layout).map_err(|e| RecordingsError::Internal(e.to_string()))?,
-        };
+        // A running program shows the new layout before the recording's first frame.
+        if let Some(p) = self.hub.program(room) {
+            same_size(room, p.config(), &config)?;
+            p.set_layout(layout.clone()).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+        }
         let id = new_id();
         let location = self.store.location(room, &id).map_err(|e| RecordingsError::Invalid(e.to_string()))?;
         let spec = self.store.output(&location).map_err(|e| RecordingsError::Internal(e.to_string()))?;
-        let output = program.attach_output(spec).map_err(|e| RecordingsError::Internal(e.to_string()))?;
         let rec = Recording {
             id: id.clone(),
             room: room.into(),
@@ -151,15 +159,24 @@ impl Recordings {
             error: None,
             download_url: None,
         };
+        self.hub.with_program(room, config.clone(), layout, |program, started| {
+            if !started {
+                same_size(room, program.config(), &config)?;
+            }
+            let output = program.attach_output(spec).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+            // Known before the program can report on the output.
+            let live = Live { program: program.clone(), output };
+            self.lock().insert(id.clone(), Entry { rec: rec.clone(), live: Some(live), interrupted: false });
+            Ok::<(), RecordingsError>(())
+        })?;
         tracing::info!(recording = %id, room, "recording started");
         self.save(&rec);
         self.hub.webhooks().send("recording.started", room, serde_json::to_value(&rec).unwrap_or_default());
-        self.lock().insert(id, Entry { rec: rec.clone(), live: Some((program, output)), interrupted: false });
         Ok(rec)
     }
 
-    /// Program events: the sink's report ends a recording.
-    fn on_event(&self, event: &ProgramEvent) {
+    /// Program events: the sink's report ends a recording; so does its program failing.
+    fn on_event(&self, origin: &ProgramOrigin, event: &ProgramEvent) {
         let (output, state, bytes, reason) = match event {
             ProgramEvent::OutputMessage { output, message } => (
                 *output,
@@ -168,12 +185,20 @@ impl Recordings {
                 message.get::<String>("reason").ok(),
             ),
             ProgramEvent::OutputFailed { output, error } => (*output, "failed".into(), None, Some(error.clone())),
+            ProgramEvent::ProgramFailed { error } => {
+                self.fail_program(origin, error);
+                return;
+            }
             _ => return,
         };
         let mut entries = self.lock();
-        let Some(entry) = entries.values_mut().find(|e| e.live.as_ref().is_some_and(|(_, o)| *o == output)) else {
+        let Some(entry) = entries
+            .values_mut()
+            .find(|e| e.rec.room == origin.room && e.live.as_ref().is_some_and(|l| l.is(origin, output)))
+        else {
             return;
         };
+        let final_figures = refresh(entry);
         let rec = &mut entry.rec;
         match state.as_str() {
             "complete" | "empty" => {
@@ -187,6 +212,11 @@ impl Recordings {
             // `pending`: the upload goes on in the background; recovery finishes it.
             _ => return,
         }
+        if matches!(final_figures.status, RecordingStatus::Starting | RecordingStatus::Recording) {
+            // Ended without a stop request (a failed sink): keep the figures it reached.
+            rec.duration_s = final_figures.duration_s;
+        }
+        entry.live = None;
         rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
         tracing::info!(recording = %rec.id, status = ?rec.status, bytes = rec.bytes, "recording ended");
         let room = rec.room.clone();
@@ -222,7 +252,7 @@ impl Recordings {
             let entries = self.lock();
             let e = entries.get(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
             match (&e.live, e.rec.status) {
-                (Some((p, _)), RecordingStatus::Starting | RecordingStatus::Recording) => p.clone(),
+                (Some(live), RecordingStatus::Starting | RecordingStatus::Recording) => live.program.clone(),
                 _ => return Err(RecordingsError::Ended(id.into())),
             }
         };
@@ -233,10 +263,35 @@ impl Recordings {
         Ok(refresh(e))
     }
 
+    /// The room's program failed as a whole: its running recordings end `failed` (what their
+    /// sinks stored so far is finished by the program's teardown or the next start's recovery).
+    fn fail_program(&self, origin: &ProgramOrigin, error: &str) {
+        let failed: Vec<Recording> = {
+            let mut entries = self.lock();
+            entries
+                .values_mut()
+                .filter(|e| e.rec.room == origin.room && e.live.as_ref().is_some_and(|l| l.program.id() == origin.program))
+                .map(|e| {
+                    e.rec = refresh(e);
+                    e.live = None;
+                    e.rec.status = RecordingStatus::Failed;
+                    e.rec.error = Some(format!("the room's program failed: {error}"));
+                    e.rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
+                    e.rec.clone()
+                })
+                .collect()
+        };
+        for rec in failed {
+            tracing::warn!(recording = %rec.id, room = %rec.room, "recording failed with its program");
+            self.save(&rec);
+            self.hub.webhooks().send("recording.failed", &rec.room, serde_json::to_value(&rec).unwrap_or_default());
+        }
+    }
+
     /// Stops a recording (blocking until its output has finished; the upload may go on, and
     /// the status turns `completed` when the sink reports).
     pub fn stop(&self, id: &str) -> Result<Recording, RecordingsError> {
-        let (program, output, stopping) = {
+        let (live, stopping) = {
             let mut entries = self.lock();
             let e = entries.get_mut(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
             let live = match (&e.live, e.rec.status) {
@@ -245,13 +300,14 @@ impl Recordings {
             };
             e.rec = refresh(e);
             e.rec.status = RecordingStatus::Stopping;
-            (live.0, live.1, e.rec.clone())
+            (live, e.rec.clone())
         };
         self.save(&stopping);
-        if let Err(err) = program.detach_output(output) {
+        if let Err(err) = live.program.detach_output(live.output) {
             let failed = {
                 let mut entries = self.lock();
                 entries.get_mut(id).map(|e| {
+                    e.live = None;
                     e.rec.status = RecordingStatus::Failed;
                     e.rec.error = Some(err.to_string());
                     e.rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
@@ -266,7 +322,50 @@ impl Recordings {
     }
 }
 
+/// What a graceful stop made of the running recordings.
+#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
+pub struct FinishedRecordings {
+    pub completed: usize,
+    pub failed: usize,
+    /// Still being stored at the deadline: the next start's recovery finishes them.
+    pub unfinished: usize,
+}
+
 impl Recordings {
+    /// Stops every running recording (all at once) and waits until their sinks have stored
+    /// everything (files closed, objects completed) or `deadline`: a graceful stop.
+    pub fn finish_all(&self, deadline: std::time::Instant) -> FinishedRecordings {
+        let running: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|e| e.live.is_some() && matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording))
+            .map(|e| e.rec.id.clone())
+            .collect();
+        let ending: Vec<String> = self.lock().values().filter(|e| e.live.is_some()).map(|e| e.rec.id.clone()).collect();
+        std::thread::scope(|scope| {
+            for id in &running {
+                scope.spawn(move || {
+                    if let Err(err) = self.stop(id) {
+                        tracing::warn!(recording = %id, %err, "recording could not be stopped");
+                    }
+                });
+            }
+        });
+        // A recording's sink reports once its storage has all of it; `live` is dropped then.
+        loop {
+            let entries = self.lock();
+            let ended = ending.iter().filter_map(|id| entries.get(id)).filter(|e| e.live.is_none());
+            let (completed, failed) =
+                ended.fold((0, 0), |(c, f), e| if e.rec.status == RecordingStatus::Completed { (c + 1, f) } else { (c, f + 1) });
+            let unfinished = ending.len() - completed - failed;
+            if unfinished == 0 || std::time::Instant::now() >= deadline {
+                return FinishedRecordings { completed, failed, unfinished };
+            }
+            drop(entries);
+            std::thread::sleep(std::time::Duration::from_millis(50));
+        }
+    }
+
     /// Finishes what an earlier process left behind (blocking: S3 calls), then settles the
     /// interrupted recordings: `completed` up to the crash, `failed` if nothing could be kept,
     /// or still `stopping` when the store is unreachable (retried at the next start).
@@ -351,7 +450,7 @@ fn same_place(destination: Option<&Destination>, location: &RecordingLocation) -
 /// The resource with live figures while the output runs.
 fn refresh(e: &Entry) -> Recording {
     let mut rec = e.rec.clone();
-    if let Some(stats) = e.live.as_ref().and_then(|(p, o)| p.output_stats(*o)) {
+    if let Some(stats) = e.live.as_ref().and_then(|l| l.program.output_stats(l.output)) {
         rec.duration_s = (stats.duration.as_secs_f64() * 1000.0).round() / 1000.0;
         if rec.status == RecordingStatus::Starting && stats.started_at.is_some() {
             rec.status = RecordingStatus::Recording;
@@ -360,14 +459,20 @@ fn refresh(e: &Entry) -> Recording {
     rec
 }
 
+/// A room's program has one size: a recording of another size would be a second rendition.
+fn same_size(room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<(), RecordingsError> {
+    if (have.width, have.height, have.fps, have.video_bitrate_kbps) != (want.width, want.height, want.fps, want.video_bitrate_kbps) {
+        return Err(RecordingsError::Conflict { room: room.into(), have: describe(have), want: describe(want) });
+    }
+    Ok(())
+}
+
 fn describe(c: &ProgramConfig) -> String {
     format!("{}x{}@{} {} kbit/s", c.width, c.height, c.fps, c.video_bitrate_kbps)
 }
 
 fn new_id() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    format!("rec_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    crate::ids::resource_id("rec")
 }
 
 /// `2026-11-22T01:02:03Z` (UTC, whole seconds).

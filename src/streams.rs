@@ -14,10 +14,10 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tessera_compositor::destination::{DestinationId, DestinationInfo, DestinationSpec, IngestPreset, RtmpUrl};
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{CompositorError, ProgramConfig, RoomPipeline};
+use tessera_compositor::{CompositorError, ProgramConfig, ProgramEvent, RoomPipeline};
 
 use crate::json_store::{JsonStore, Stored};
-use crate::media::ProgramHub;
+use crate::media::{HubError, ProgramHub, ProgramOrigin};
 use crate::recordings::rfc3339;
 
 /// How often an active stream's figures are saved, so a killed process leaves them this
@@ -49,7 +49,8 @@ pub struct Stream {
 
 struct Entry {
     stream: Stream,
-    /// What this process streams; `None` for streams an earlier process ran.
+    /// What this process streams; `None` for streams an earlier process ran, and once a
+    /// stream has stopped (so a stopped stream keeps no program alive).
     live: Option<Live>,
 }
 
@@ -73,6 +74,12 @@ pub enum StreamsError {
     NotFound(String),
     #[error("{0}")]
     Internal(String),
+}
+
+impl From<HubError> for StreamsError {
+    fn from(e: HubError) -> Self {
+        StreamsError::Internal(e.to_string())
+    }
 }
 
 /// All streams of this process.
@@ -137,7 +144,33 @@ impl Streams {
         if let Err(err) = spawned {
             tracing::warn!(%err, "cannot start saving streams' figures; they are saved at each change only");
         }
-        Streams { entries, state, hub }
+        let streams = Streams { entries, state, hub: hub.clone() };
+        let this = streams.clone();
+        hub.listen(Arc::new(move |origin, event| {
+            if let ProgramEvent::ProgramFailed { error } = event {
+                this.end_with_program(origin, error);
+            }
+        }));
+        streams
+    }
+
+    /// The room's program failed as a whole: its active streams stop, saying why.
+    fn end_with_program(&self, origin: &ProgramOrigin, error: &str) {
+        let mut entries = self.lock();
+        for e in entries.values_mut() {
+            let Some(live) = &e.live else { continue };
+            if e.stream.room != origin.room || live.program.id() != origin.program {
+                continue;
+            }
+            e.stream.destinations = refresh(e).destinations;
+            e.stream.status = StreamStatus::Stopped;
+            e.stream.ended_at = Some(rfc3339(SystemTime::now()));
+            e.stream.error = Some(format!("the room's program failed: {error}"));
+            e.live = None;
+            tracing::warn!(stream = %e.stream.id, room = %e.stream.room, "stream stopped with its program");
+            self.state.save(&e.stream.id, &e.stream);
+            self.hub.webhooks().send("stream.stopped", &e.stream.room, serde_json::to_value(&e.stream).unwrap_or_default());
+        }
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
@@ -158,29 +191,26 @@ impl Streams {
         if urls.is_empty() {
             return Err(invalid("/destinations", "at least one rtmp:// or rtmps:// URL"));
         }
-        let program = match self.hub.program(room) {
-            Some(p) => {
-                p.set_layout(layout).map_err(|e| StreamsError::Internal(e.to_string()))?;
-                p
-            }
-            None => {
-                preset.apply(&mut config);
-                self.hub.start_program(room, config, layout).map_err(|e| StreamsError::Internal(e.to_string()))?
-            }
-        };
-        let mut ids = Vec::new();
-        for url in urls {
-            match program.add_destination(DestinationSpec::new(url).with_preset(preset.clone())) {
-                Ok(id) => ids.push(id),
-                Err(e) => {
-                    for id in ids {
-                        let _ = program.remove_destination(id);
+        if let Some(p) = self.hub.program(room) {
+            p.set_layout(layout.clone()).map_err(|e| StreamsError::Internal(e.to_string()))?;
+        }
+        // A new program takes what the preset requires.
+        preset.apply(&mut config);
+        let (program, ids) = self.hub.with_program(room, config, layout, |program, _| {
+            let mut ids = Vec::new();
+            for url in urls {
+                match program.add_destination(DestinationSpec::new(url).with_preset(preset.clone())) {
+                    Ok(id) => ids.push(id),
+                    Err(e) => {
+                        for id in ids {
+                            let _ = program.remove_destination(id);
+                        }
+                        return Err(destination_error(e));
                     }
-                    self.hub.stop_if_idle(room);
-                    return Err(destination_error(e));
                 }
             }
-        }
+            Ok((program.clone(), ids))
+        })?;
         let id = new_id();
         let stream = Stream {
             id: id.clone(),
@@ -258,6 +288,26 @@ impl Streams {
         Ok(shown)
     }
 
+    /// Stops every active stream (a graceful stop); returns how many there were.
+    pub fn stop_all(&self) -> usize {
+        let active: Vec<String> = self
+            .lock()
+            .values()
+            .filter(|e| e.live.is_some() && e.stream.status == StreamStatus::Active)
+            .map(|e| e.stream.id.clone())
+            .collect();
+        std::thread::scope(|scope| {
+            for id in &active {
+                scope.spawn(move || {
+                    if let Err(err) = self.stop(id) {
+                        tracing::warn!(stream = %id, %err, "stream could not be stopped");
+                    }
+                });
+            }
+        });
+        active.len()
+    }
+
     /// Stops every destination of the stream (blocking, a few seconds at most per stuck one).
     pub fn stop(&self, id: &str) -> Result<Stream, StreamsError> {
         let (program, ids, room) = {
@@ -282,6 +332,7 @@ impl Streams {
         let mut entries = self.lock();
         let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
         e.stream.destinations = finals;
+        e.live = None;
         self.state.save(id, &e.stream);
         self.hub.webhooks().send("stream.stopped", &room, serde_json::to_value(&e.stream).unwrap_or_default());
         Ok(e.stream.clone())
@@ -330,9 +381,7 @@ fn destination_error(e: CompositorError) -> StreamsError {
 }
 
 fn new_id() -> String {
-    let mut b = [0u8; 8];
-    let _ = getrandom::fill(&mut b);
-    format!("str_{}", b.iter().map(|x| format!("{x:02x}")).collect::<String>())
+    crate::ids::resource_id("str")
 }
 
 #[cfg(test)]

@@ -27,6 +27,15 @@ pub struct Claims {
     pub subscribe: bool,
     /// Expiry, Unix seconds.
     pub exp: u64,
+    /// The token's own id (16 random bytes, hex), for logs and revocation; empty in tokens
+    /// minted before it existed.
+    #[serde(default, skip_serializing_if = "String::is_empty")]
+    pub jti: String,
+}
+
+/// A new token id from the OS's random source.
+pub fn new_token_id() -> String {
+    crate::ids::random_hex(16)
 }
 
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -130,7 +139,23 @@ mod tests {
     use super::*;
 
     fn claims(exp: u64) -> Claims {
-        Claims { room: "standup".into(), identity: "alice".into(), name: "Alice".into(), publish: true, subscribe: true, exp }
+        Claims {
+            room: "standup".into(),
+            identity: "alice".into(),
+            name: "Alice".into(),
+            publish: true,
+            subscribe: true,
+            exp,
+            jti: "0123456789abcdef0123456789abcdef".into(),
+        }
+    }
+
+    #[test]
+    fn token_ids_are_random_hex() {
+        let (a, b) = (new_token_id(), new_token_id());
+        assert_eq!(a.len(), 32);
+        assert!(a.bytes().all(|c| c.is_ascii_hexdigit()));
+        assert_ne!(a, b);
     }
 
     #[test]

@@ -3,7 +3,9 @@
 //! key), and retried with backoff until the receiver answers 2xx. Deliveries run on their own
 //! task, in order; a slow or dead receiver never holds up the server.
 
-use std::time::{Duration, SystemTime};
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant, SystemTime};
 
 use bytes::Bytes;
 use http_body_util::Full;
@@ -20,10 +22,16 @@ const FIRST_RETRY: Duration = Duration::from_millis(500);
 const MAX_RETRY: Duration = Duration::from_secs(30);
 const TIMEOUT: Duration = Duration::from_secs(10);
 
+/// Events waiting for delivery at most; beyond that new events are dropped (and logged), so
+/// a receiver that is down for long costs bounded memory.
+pub const QUEUE: usize = 10_000;
+
 /// Sends events to the configured URL; cheap to clone. Without a URL, events are dropped.
 #[derive(Clone, Default)]
 pub struct Webhooks {
-    tx: Option<mpsc::UnboundedSender<Value>>,
+    tx: Option<mpsc::Sender<Value>>,
+    /// Events queued or being delivered.
+    pending: Arc<AtomicUsize>,
 }
 
 impl std::fmt::Debug for Webhooks {
@@ -46,20 +54,39 @@ impl Webhooks {
             return Err("TESSERA_WEBHOOK_URL: an http:// or https:// URL is needed".into());
         }
         let client = crate::http_client::https_client()?;
-        let (tx, mut rx) = mpsc::unbounded_channel::<Value>();
+        let (tx, mut rx) = mpsc::channel::<Value>(QUEUE);
+        let pending = Arc::new(AtomicUsize::new(0));
+        let delivered = pending.clone();
         tokio::spawn(async move {
             while let Some(event) = rx.recv().await {
                 deliver(&client, &uri, &key, event).await;
+                delivered.fetch_sub(1, Ordering::Relaxed);
             }
         });
-        Ok(Webhooks { tx: Some(tx) })
+        Ok(Webhooks { tx: Some(tx), pending })
     }
 
-    /// Queues `event` (e.g. `recording.completed`) about `room` with its `data`.
+    /// Queues `event` (e.g. `recording.completed`) about `room` with its `data`; never blocks.
     pub fn send(&self, event: &str, room: &str, data: Value) {
         if let Some(tx) = &self.tx {
             let body = json!({ "event": event, "room": room, "at": rfc3339(SystemTime::now()), "data": data });
-            let _ = tx.send(body);
+            self.pending.fetch_add(1, Ordering::Relaxed);
+            if tx.try_send(body).is_err() {
+                self.pending.fetch_sub(1, Ordering::Relaxed);
+                tracing::error!(event, room, queued = QUEUE, "webhook dropped: the receiver is too far behind");
+            }
+        }
+    }
+
+    /// Waits until every queued event has been delivered (or given up on), or `deadline`.
+    /// Returns how many are left.
+    pub async fn drained(&self, deadline: Instant) -> usize {
+        loop {
+            let left = self.pending.load(Ordering::Relaxed);
+            if left == 0 || Instant::now() >= deadline {
+                return left;
+            }
+            tokio::time::sleep(Duration::from_millis(20)).await;
         }
     }
 }

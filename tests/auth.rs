@@ -125,6 +125,7 @@ fn only_valid_tokens_for_the_room_join_a_call_and_only_the_api_key_opens_the_api
         publish: true,
         subscribe: true,
         exp: unix_now() + 3600,
+        jti: String::new(),
     };
     let foreign = TokenSigner::from_key([42; 32]).mint(&claims);
     let mut parts: Vec<String> = other_room.split('.').map(str::to_string).collect();

@@ -213,6 +213,9 @@ fn a_completed_s3_recording_has_a_presigned_download_url() {
     let done = wait_ended(&server, &id);
     assert_eq!(done["status"], "completed", "{done}");
     let url = done["download_url"].as_str().unwrap_or_else(|| panic!("no download_url: {done}")).to_string();
+    // Nothing is left open in the bucket: the program stopping right after the recording
+    // once started its sink again, and with it a second, empty upload.
+    assert!(weed.uploads("calls").is_empty(), "{:?}", weed.uploads("calls"));
     // Path-style on the configured endpoint, valid for the configured time.
     let rest = url.strip_prefix(&format!("{endpoint}/calls/{key}?")).unwrap_or_else(|| panic!("{url}"));
     assert!(rest.contains("X-Amz-Expires=120"), "{url}");
@@ -318,4 +321,55 @@ fn bad_requests_while_recording_leave_the_recording_whole() {
     assert!((p.duration - wall).abs() < 1.0, "{} s recorded of {wall:.2} s", p.duration);
     assert!(p.max_gap < 0.05, "a gap of {} s", p.max_gap);
     assert!((p.video_frames as f64 - p.duration * 30.0).abs() <= 3.0, "{} frames in {} s", p.video_frames, p.duration);
+}
+
+/// SIGTERM mid-recording into S3 (SeaweedFS): the server stops taking requests, ends the
+/// recording properly and only then exits. Before the process is gone the object is complete
+/// (no multipart upload left open), it plays up to within 1 s of the signal, and the
+/// recording is `completed` without needing the next start's recovery.
+#[test]
+fn sigterm_completes_a_recording_into_s3_before_exiting() {
+    let weed = s3::Weed::start();
+    weed.create_bucket("calls");
+    let endpoint = weed.endpoint();
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start_with(|cmd, _| {
+        cmd.args(["--api-key", TEST_KEY, "--shutdown-grace-s", "20", "--data-dir"])
+            .arg(data.path())
+            .env("TESSERA_S3_BUCKET", "calls")
+            .env("AWS_ENDPOINT_URL", &endpoint)
+            .env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY)
+            .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY)
+            .env("AWS_REGION", "us-east-1");
+    });
+    let created = http::post_json(server.port, "/v1/rooms/term/recordings", Some(TEST_KEY), br#"{"video":{"width":640,"height":360}}"#);
+    assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr());
+    let started = Instant::now();
+    let id = created.json()["id"].as_str().unwrap().to_string();
+    let key = created.json()["location"]["key"].as_str().unwrap().to_string();
+    std::thread::sleep(Duration::from_secs(5));
+    let ran = started.elapsed().as_secs_f64();
+    let (status, log) = server.stop_with_log("TERM");
+    let stopped_in = started.elapsed().as_secs_f64() - ran;
+    assert_eq!(status.code(), Some(0), "{status}\n{log}");
+    assert!(log.contains("recordings: 1 completed, 0 failed, 0 unfinished"), "{log}");
+
+    // The object was completed before the exit: whole, and no upload left open.
+    assert!(weed.uploads("calls").is_empty(), "an unfinished multipart upload: {:?}\n{log}", weed.uploads("calls"));
+    let (body, _) = weed.get("calls", &key);
+    let file = data.path().join("downloaded.mp4");
+    std::fs::write(&file, &body).unwrap();
+    let p = s3::probe(&file);
+    eprintln!("ran {ran:.2} s, exited {stopped_in:.2} s after SIGTERM; the object holds {p:?}");
+    assert_eq!(p.video_codec, "h264");
+    assert_eq!(p.audio_codec.as_deref(), Some("aac"));
+    // The program starts about 0.3 s after the request; the recording ends at the signal.
+    assert!(p.duration > ran - 1.0 && p.duration <= ran + 0.2, "{} s recorded of {ran:.2} s", p.duration);
+    assert!(p.max_gap < 0.05, "a gap of {} s", p.max_gap);
+    // Its metadata says so, with the object's size: nothing is left for a recovery.
+    let state: Value = serde_json::from_slice(&std::fs::read(data.path().join(format!("state/recordings/{id}.json"))).unwrap()).unwrap();
+    assert_eq!(state["status"], "completed", "{state}");
+    assert!(state["error"].is_null(), "{state}");
+    assert_eq!(state["bytes"].as_u64(), Some(body.len() as u64), "{state}");
+    assert!(!data.path().join("spool").read_dir().is_ok_and(|mut d| d.next().is_some()), "spool left behind");
 }

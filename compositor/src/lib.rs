@@ -20,7 +20,7 @@ pub use config::ProgramConfig;
 pub use destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset, RtmpUrl};
 pub use error::{CompositorError, Result};
 pub use program::{
-    OutputId, OutputSpec, OutputStats, Preview, ProgramEvent, ProgramStats, RoomPipeline, TrackStats,
+    OutputId, OutputSpec, OutputStats, Preview, ProgramEvent, ProgramId, ProgramStats, RoomPipeline, TrackStats,
 };
 pub use rtp::SenderReport;
 pub use track::{Codec, TrackId, TrackKind, TrackParams};

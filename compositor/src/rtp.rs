@@ -116,6 +116,9 @@ pub fn nanos_to_ntp(nanos: u128) -> u64 {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

@@ -1,7 +1,10 @@
 //! SFU configuration: where ICE listens and how media is handled.
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::time::Duration;
+
+use crate::signal::IceServer;
 
 /// ICE transport settings. All peer connections share one UDP socket (and one ICE-TCP
 /// listener) per address in `ips`.
@@ -41,6 +44,25 @@ pub struct SfuConfig {
     pub keyframe_request_interval: Duration,
     /// Participants per room (WebSocket and WHIP together).
     pub max_participants: usize,
+    /// STUN/TURN servers handed to clients (in `joined` and as WHIP `Link` headers); none by
+    /// default. The SFU itself needs no TURN client: a relayed client's checks reach its host
+    /// candidates from the TURN server's relay address.
+    pub ice_servers: Option<Arc<dyn IceServerProvider>>,
+}
+
+/// The STUN/TURN servers a participant is given, with credentials minted for it (e.g. the TURN
+/// REST API's time-limited ones). `Debug` must not show secrets.
+pub trait IceServerProvider: Send + Sync + std::fmt::Debug + 'static {
+    /// The servers for a participant: `identity` is its token's identity, else its participant
+    /// id. Called once per join; never logged.
+    fn ice_servers(&self, identity: &str) -> Vec<IceServer>;
+}
+
+/// A fixed list (e.g. STUN servers, or TURN with long-term credentials).
+impl IceServerProvider for Vec<IceServer> {
+    fn ice_servers(&self, _identity: &str) -> Vec<IceServer> {
+        self.clone()
+    }
 }
 
 impl Default for SfuConfig {
@@ -49,6 +71,7 @@ impl Default for SfuConfig {
             ice: IceConfig::default(),
             keyframe_request_interval: Duration::from_millis(500),
             max_participants: 50,
+            ice_servers: None,
         }
     }
 }

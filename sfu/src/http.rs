@@ -15,7 +15,7 @@ use tokio::sync::mpsc;
 
 use crate::error::Error;
 use crate::room::{Participant, Sfu};
-use crate::signal::{ClientMessage, ServerMessage};
+use crate::signal::{ClientMessage, IceServer, ServerMessage};
 
 /// Decides whether a token may join a room. Implemented for `Fn(&str, &str) -> bool`
 /// (room, token). Tokens are never logged.
@@ -117,6 +117,41 @@ async fn client_js() -> Response {
     ([(header::CONTENT_TYPE, "text/javascript; charset=utf-8")], CLIENT_JS).into_response()
 }
 
+/// The STUN/TURN servers (with credentials) for a participant: for its token's identity, else
+/// its participant id. Empty when none are configured.
+fn ice_servers_for(sfu: &Sfu, participant: &Participant) -> Vec<IceServer> {
+    match &sfu.config().ice_servers {
+        Some(provider) => provider.ice_servers(participant.identity().unwrap_or(&participant.id)),
+        None => Vec::new(),
+    }
+}
+
+/// RFC 9725 (WHIP) section 4.6: one `Link: <URL>; rel="ice-server"` per URL, with the username
+/// and credential (`credential-type="password"`) when there are some. Values that cannot be
+/// header values (or quoted strings) are left out.
+fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
+    let quotable = |v: &str| v.chars().all(|c| (c == ' ' || c.is_ascii_graphic()) && c != '"' && c != '\\');
+    let mut links = Vec::new();
+    for server in servers {
+        let auth = match (&server.username, &server.credential) {
+            (Some(u), Some(c)) if quotable(u) && quotable(c) => {
+                format!("; username=\"{u}\"; credential=\"{c}\"; credential-type=\"password\"")
+            }
+            (None, None) => String::new(),
+            _ => continue,
+        };
+        for url in &server.urls {
+            if url.contains(['<', '>']) {
+                continue;
+            }
+            if let Ok(v) = HeaderValue::from_str(&format!("<{url}>; rel=\"ice-server\"{auth}")) {
+                links.push(v);
+            }
+        }
+    }
+    links
+}
+
 fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
@@ -145,13 +180,10 @@ async fn whip_post(State(st): State<AppState>, Path(room): Path<String>, headers
         return json_error(StatusCode::BAD_REQUEST, "bad_request", "SDP is not UTF-8", None);
     };
     let room_ref = st.sfu.room(&room);
-    let participant = match room_ref.join("whip".into(), None) {
+    let participant = match room_ref.join_as("whip".into(), st.tokens.identity(&room, token), None) {
         Ok(p) => p,
         Err(e) => return error_response(&e),
     };
-    if let Some(identity) = st.tokens.identity(&room, token) {
-        participant.set_identity(identity);
-    }
     participant.set_grants(st.tokens.grants(&room, token));
     match participant.publish_offer(sdp, Vec::new()).await {
         Ok(answer) => {
@@ -161,6 +193,9 @@ async fn whip_post(State(st): State<AppState>, Path(room): Path<String>, headers
             h.insert(header::CONTENT_TYPE, HeaderValue::from_static("application/sdp"));
             if let Ok(v) = HeaderValue::from_str(&location) {
                 h.insert(header::LOCATION, v);
+            }
+            for link in ice_server_links(&ice_servers_for(&st.sfu, &participant)) {
+                h.append(header::LINK, link);
             }
             r
         }
@@ -241,16 +276,13 @@ async fn run_ws(st: AppState, mut socket: WebSocket) {
     }
     let name: String = name.unwrap_or_else(|| "guest".into()).chars().take(64).collect();
     let (tx, mut rx) = mpsc::unbounded_channel::<ServerMessage>();
-    let participant = match st.sfu.room(&room).join(name, Some(tx.clone())) {
+    let participant = match st.sfu.room(&room).join_as(name, st.tokens.identity(&room, &token), Some(tx.clone())) {
         Ok(p) => p,
         Err(e) => {
             send_json(&mut socket, &err_msg(e.code(), &e.to_string(), true)).await;
             return;
         }
     };
-    if let Some(identity) = st.tokens.identity(&room, &token) {
-        participant.set_identity(identity);
-    }
     participant.set_grants(st.tokens.grants(&room, &token));
     // Existing tracks: subscribe right away.
     {
@@ -265,7 +297,11 @@ async fn run_ws(st: AppState, mut socket: WebSocket) {
     loop {
         tokio::select! {
             out = rx.recv() => {
-                let Some(msg) = out else { break };
+                let Some(mut msg) = out else { break };
+                // The room announces the join; the ICE servers depend on the token, known here.
+                if let ServerMessage::Joined { ice_servers, .. } = &mut msg {
+                    *ice_servers = ice_servers_for(&st.sfu, &participant);
+                }
                 let fatal = matches!(msg, ServerMessage::Error { fatal: true, .. });
                 if !send_json(&mut socket, &msg).await || fatal {
                     break;
@@ -337,3 +373,28 @@ async fn handle(p: &Arc<Participant>, m: ClientMessage) -> crate::Result<()> {
     }
 }
 
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn whip_link_headers_name_each_ice_server_url() {
+        let turn = IceServer {
+            urls: vec!["turn:turn.example.net:3478?transport=udp".into(), "turns:turn.example.net:5349?transport=tcp".into()],
+            username: Some("1700000000:ada".into()),
+            credential: Some("a+b/c=".into()),
+        };
+        let stun = IceServer { urls: vec!["stun:stun.example.net".into()], username: None, credential: None };
+        let bad = IceServer { urls: vec!["turn:x".into()], username: Some("u\"".into()), credential: Some("c".into()) };
+        let links: Vec<String> = ice_server_links(&[turn, stun, bad]).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        assert_eq!(
+            links,
+            [
+                r#"<turn:turn.example.net:3478?transport=udp>; rel="ice-server"; username="1700000000:ada"; credential="a+b/c="; credential-type="password""#,
+                r#"<turns:turn.example.net:5349?transport=tcp>; rel="ice-server"; username="1700000000:ada"; credential="a+b/c="; credential-type="password""#,
+                r#"<stun:stun.example.net>; rel="ice-server""#,
+            ]
+        );
+    }
+}

@@ -17,7 +17,7 @@ use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodec
 use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
-    Registry, SettingEngineBuilder, register_default_interceptors,
+    RTCIceServer, RTCIceTransportPolicy, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::config::SfuConfig;
@@ -152,6 +152,28 @@ fn engines(counters: Option<Arc<TransportCounters>>, role: Role) -> Result<(Medi
 /// Builds a client-side `webrtc` peer connection (`tessera bot`) with the SFU's codecs and
 /// interceptors, on the configured addresses.
 pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
+    build_client_peer(cfg, &[], false, handler).await
+}
+
+/// [`build_peer`] with the STUN/TURN servers a client was given (`joined`'s `ice_servers`) and,
+/// with `relay_only`, the ICE transport policy `relay`: only TURN relay candidates are gathered
+/// and used, as a browser behind a UDP-blocking firewall or symmetric NAT would.
+pub async fn build_client_peer(
+    cfg: &SfuConfig,
+    ice_servers: &[crate::signal::IceServer],
+    relay_only: bool,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>> {
+    let servers = ice_servers
+        .iter()
+        .map(|s| RTCIceServer {
+            urls: s.urls.clone(),
+            username: s.username.clone().unwrap_or_default(),
+            credential: s.credential.clone().unwrap_or_default(),
+        })
+        .collect();
+    let policy = if relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
+    let configuration = RTCConfigurationBuilder::new().with_ice_servers(servers).with_ice_transport_policy(policy).build();
     let (me, registry) = engines(None, Role::Both)?;
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -164,7 +186,7 @@ pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHan
         Vec::new()
     };
     let pc = PeerConnectionBuilder::new()
-        .with_configuration(RTCConfigurationBuilder::new().build())
+        .with_configuration(configuration)
         .with_media_engine(me)
         .with_setting_engine(se.build())
         .with_interceptor_registry(registry)
@@ -177,10 +199,10 @@ pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHan
     Ok(Arc::new(pc))
 }
 
-/// A random ICE credential of `n` characters (RFC 8839: ice-char, at least 4 / 22).
+/// A random ICE credential of `n` characters (RFC 8839 ice-chars; 6 random bits each, so the
+/// 32-character password carries 192 bits, over RFC 8445's 128).
 fn ice_credential(n: usize) -> String {
-    const CHARS: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
-    (0..n).map(|_| CHARS[(crate::room::random_u32() % CHARS.len() as u32) as usize] as char).collect()
+    crate::random::ice_chars(n)
 }
 
 /// What a connection carries, for the interceptors it needs.
@@ -288,6 +310,9 @@ pub(crate) fn simulcast_rids(sdp: &str, track_id: &str) -> Vec<String> {
     }
     Vec::new()
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {

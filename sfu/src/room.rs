@@ -31,24 +31,19 @@ use crate::handoff::{
 };
 use crate::peer::{AUDIO_LEVEL_URI, Role, advertise_public_ips, build_core, extmap_id, simulcast_rids};
 use crate::signal::{Candidate, ParticipantInfo, ServerMessage, Target, TrackDecl, TrackPublished};
+use crate::events::{ParticipantEvent, RoomObserver};
 use crate::stats::{DelayHistogram, TransportCounters};
 use crate::transport::{Connection, ConnectionHandler, TrackOpen, Transport};
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
     m.lock().unwrap_or_else(|e| e.into_inner())
 }
 
-/// A pseudo-random u32 (SSRCs, ids): SplitMix64 over a counter seeded from the clock.
+/// A random u32 (SSRCs) from the OS's random source.
 pub(crate) fn random_u32() -> u32 {
-    static STATE: AtomicU64 = AtomicU64::new(0);
-    let seed = std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map(|d| d.as_nanos() as u64)
-        .unwrap_or(0);
-    let mut z = STATE.fetch_add(0x9e37_79b9_7f4a_7c15, Ordering::Relaxed) ^ seed;
-    z = (z ^ (z >> 30)).wrapping_mul(0xbf58_476d_1ce4_e5b9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94d0_49bb_1331_11eb);
-    (z ^ (z >> 31)) as u32
+    let mut b = [0u8; 4];
+    crate::random::fill(&mut b);
+    u32::from_ne_bytes(b)
 }
 
 /// The local addresses of the sockets all calls share.
@@ -68,12 +63,13 @@ pub(crate) struct SfuInner {
     pub(crate) config: SfuConfig,
     rooms: Mutex<HashMap<String, Arc<Room>>>,
     handoff: Option<Arc<HandoffDispatcher>>,
-    next_id: AtomicU64,
     counters: Arc<TransportCounters>,
     forward_delay: Arc<DelayHistogram>,
     delay_probe: Arc<ForwardDelay>,
     /// The sockets of all peer connections, bound on first use.
     transport: Mutex<Option<Arc<Transport>>>,
+    /// Told of every join and leave.
+    observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
 }
 
 impl Drop for SfuInner {
@@ -92,13 +88,19 @@ impl Sfu {
         let delay_probe = ForwardDelay::new(Arc::clone(&forward_delay));
         Self { inner: Arc::new(SfuInner { config, rooms: Mutex::new(HashMap::new()),
                 handoff,
-                next_id: AtomicU64::new(1),
                 counters: Arc::new(TransportCounters::default()),
                 forward_delay,
                 delay_probe,
                 transport: Mutex::new(None),
+                observer: std::sync::OnceLock::new(),
             }),
         }
+    }
+
+    /// Tells `observer` of every participant that joins or leaves from now on (set once;
+    /// later calls are ignored).
+    pub fn set_room_observer(&self, observer: Arc<dyn RoomObserver>) {
+        let _ = self.inner.observer.set(observer);
     }
 
     /// The configuration.
@@ -165,8 +167,10 @@ impl Sfu {
         lock(&self.inner.transport).as_ref().map_or(0, |t| t.send_drops())
     }
 
+    /// A new participant or track id: random, so ids from several nodes of a cluster never
+    /// collide and none can be guessed from another.
     pub(crate) fn next_id(&self, prefix: &str) -> String {
-        format!("{prefix}{}", self.inner.next_id.fetch_add(1, Ordering::Relaxed))
+        format!("{prefix}{}", crate::random::token(12))
     }
 
     fn remove_room_if_empty(&self, name: &str) {
@@ -371,12 +375,22 @@ impl Room {
         name: String,
         outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Result<Arc<Participant>> {
+        self.join_as(name, None, outbox)
+    }
+
+    /// Adds a participant known to the application by `identity` (its token's).
+    pub fn join_as(
+        self: &Arc<Self>,
+        name: String,
+        identity: Option<String>,
+        outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
+    ) -> Result<Arc<Participant>> {
         let sfu = self.sfu().ok_or_else(|| Error::Internal("sfu is gone".into()))?;
         let subscribes = outbox.is_some();
         let p = Arc::new(Participant {
             id: sfu.next_id("PA_"),
             name,
-            identity: std::sync::OnceLock::new(),
+            identity: identity.map(std::sync::OnceLock::from).unwrap_or_default(),
             may_publish: AtomicBool::new(true),
             may_subscribe: AtomicBool::new(true),
             room: Arc::downgrade(self),
@@ -412,9 +426,14 @@ impl Room {
             room: self.name.clone(),
             participants: others,
             active_speaker: self.active_speaker(),
+            // Per-participant credentials: the signalling fills them in (it knows the token).
+            ice_servers: Vec::new(),
         });
         self.broadcast(&ServerMessage::ParticipantJoined { participant: p.info() }, Some(&p.id));
         tracing::info!(room = %self.name, participant = %p.id, "joined");
+        if let Some(o) = sfu.inner.observer.get() {
+            o.participant_joined(&p.event(&self.name));
+        }
         Ok(p)
     }
 
@@ -438,6 +457,15 @@ impl Room {
 }
 
 impl Participant {
+    fn event(&self, room: &str) -> ParticipantEvent {
+        ParticipantEvent {
+            room: room.to_owned(),
+            participant_id: self.id.clone(),
+            identity: self.identity().map(str::to_owned),
+            name: self.name.clone(),
+        }
+    }
+
     fn info(&self) -> ParticipantInfo {
         ParticipantInfo {
             id: self.id.clone(),
@@ -1026,6 +1054,9 @@ impl Participant {
         }
         tracing::info!(room = %room.name, participant = %self.id, "left");
         if let Some(sfu) = room.sfu() {
+            if let Some(o) = sfu.inner.observer.get() {
+                o.participant_left(&self.event(&room.name));
+            }
             sfu.remove_room_if_empty(&room.name);
         }
     }

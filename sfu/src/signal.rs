@@ -17,6 +17,30 @@ pub struct Candidate {
     pub sdp_mline_index: Option<u16>,
 }
 
+/// A STUN or TURN server for the client's `RTCPeerConnection`, as the browser's `RTCIceServer`
+/// (`{urls, username?, credential?}`). Its `Debug` hides the credential.
+#[derive(Clone, Serialize, Deserialize, PartialEq, Eq)]
+pub struct IceServer {
+    /// `turn:`/`turns:` (or `stun:`) URLs.
+    pub urls: Vec<String>,
+    /// TURN username (TURN REST API: `EXPIRY:IDENTITY`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub username: Option<String>,
+    /// TURN password.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub credential: Option<String>,
+}
+
+impl std::fmt::Debug for IceServer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("IceServer")
+            .field("urls", &self.urls)
+            .field("username", &self.username)
+            .field("credential", &self.credential.as_ref().map(|_| "<redacted>"))
+            .finish()
+    }
+}
+
 /// Which of the participant's two peer connections a message is about.
 #[derive(Debug, Clone, Copy, Serialize, Deserialize, PartialEq, Eq, Hash)]
 #[serde(rename_all = "lowercase")]
@@ -149,6 +173,10 @@ pub enum ServerMessage {
         participants: Vec<ParticipantInfo>,
         /// Current active speaker.
         active_speaker: Option<String>,
+        /// STUN/TURN servers for the client's peer connections, with credentials for this
+        /// participant (absent when the server has none configured).
+        #[serde(default, skip_serializing_if = "Vec::is_empty")]
+        ice_servers: Vec<IceServer>,
     },
     /// Answer to `publish_offer`.
     PublishAnswer {
@@ -236,5 +264,34 @@ mod tests {
         assert!(serde_json::from_str::<ClientMessage>(r#"{"type":"join","room":1}"#).is_err());
         let s = serde_json::to_string(&ServerMessage::ActiveSpeaker { participant_id: None }).unwrap();
         assert_eq!(s, r#"{"type":"active_speaker","participant_id":null}"#);
+    }
+
+    #[test]
+    fn joined_carries_ice_servers_only_when_there_are_some() {
+        let joined = |ice_servers| ServerMessage::Joined {
+            participant_id: "PA_1".into(),
+            room: "r".into(),
+            participants: vec![],
+            active_speaker: None,
+            ice_servers,
+        };
+        let s = serde_json::to_string(&joined(vec![])).unwrap();
+        assert!(!s.contains("ice_servers"), "{s}");
+        let server = IceServer {
+            urls: vec!["turn:127.0.0.1:3478?transport=udp".into()],
+            username: Some("1700000000:ada".into()),
+            credential: Some("c2VjcmV0".into()),
+        };
+        let s = serde_json::to_string(&joined(vec![server.clone()])).unwrap();
+        assert!(
+            s.contains(r#""ice_servers":[{"urls":["turn:127.0.0.1:3478?transport=udp"],"username":"1700000000:ada","credential":"c2VjcmV0"}]"#),
+            "{s}"
+        );
+        assert_eq!(serde_json::from_str::<ServerMessage>(&s).unwrap(), joined(vec![server.clone()]));
+        // Older servers' `joined` has no ice_servers; the credential never shows in Debug.
+        let old = r#"{"type":"joined","participant_id":"PA_1","room":"r","participants":[],"active_speaker":null}"#;
+        assert_eq!(serde_json::from_str::<ServerMessage>(old).unwrap(), joined(vec![]));
+        let debug = format!("{:?}", joined(vec![server]));
+        assert!(!debug.contains("c2VjcmV0") && debug.contains("<redacted>"), "{debug}");
     }
 }

@@ -7,7 +7,10 @@
 // setCodecPreferences), transport=tcp (drop every UDP candidate, ours and the server's: ICE
 // can only use the server's passive TCP candidates, as behind a firewall that blocks UDP),
 // video=0 (microphone only), audio=raw (no echo cancellation, noise suppression or gain
-// control: the audio levels the server sees are the input's).
+// control: the audio levels the server sees are the input's), relay=1 (iceTransportPolicy
+// "relay": connect only through the TURN servers the server gives with `joined`, as behind a
+// firewall that blocks UDP or a symmetric NAT).
+// The peer connections use the STUN/TURN servers (with credentials) of the `joined` message.
 // window.tesseraClient is for tests and embedding apps: send(message), shareTrack(track,
 // stream) publishes any video track as a screen share, pub/sub are the peer connections.
 (() => {
@@ -24,6 +27,8 @@
   window.tesseraStats = stats;
 
   const noCandidates = q.get('trickle') === '0';
+  const relayOnly = q.get('relay') === '1';
+  let iceServers = []; // from `joined`: TURN URLs with this participant's credentials
   const tcpOnly = q.get('transport') === 'tcp';
   const isUdpCandidate = (l) => l.startsWith('a=candidate:') && (l.split(' ')[2] || '').toLowerCase() === 'udp';
   const dropUdp = (sdp) => tcpOnly ? sdp.split('\r\n').filter((l) => !isUdpCandidate(l)).join('\r\n') : sdp;
@@ -65,7 +70,7 @@
   }
 
   function peer(target) {
-    const pc = new RTCPeerConnection({ iceServers: [] });
+    const pc = new RTCPeerConnection({ iceServers, iceTransportPolicy: relayOnly ? 'relay' : 'all' });
     pc.onicecandidate = (e) => {
       if (!e.candidate || noCandidates || (tcpOnly && e.candidate.protocol === 'udp')) return;
       send({ type: 'candidate', target, candidate: e.candidate.toJSON() });
@@ -127,6 +132,8 @@
     switch (m.type) {
       case 'joined':
         me = m.participant_id; stats.joined = true; stats.participant_id = me;
+        iceServers = Array.isArray(m.ice_servers) ? m.ice_servers : [];
+        if (relayOnly && !iceServers.length) stats.errors.push('relay=1: the server offers no TURN server');
         status('in room ' + m.room + ' as ' + me);
         for (const p of m.participants) { names.set(p.id, p.name); for (const t of p.tracks) tracksById.set(t.track_id, t); }
         if (q.get('maxBitrate')) send({ type: 'set_max_bitrate', bps: Number(q.get('maxBitrate')) });
@@ -201,7 +208,7 @@
   }
 
   // The selected candidate pair's estimates (availableOutgoingBitrate needs congestion feedback)
-  // and its candidates' protocols (udp or tcp).
+  // and its candidates' protocols (udp or tcp) and types (host, srflx, prflx, relay).
   function transportStats(report) {
     let pair = null;
     report.forEach((s) => {
@@ -211,7 +218,8 @@
     const local = report.get(pair.localCandidateId) || {};
     const remote = report.get(pair.remoteCandidateId) || {};
     return { availableOutgoingBitrate: pair.availableOutgoingBitrate || 0, availableIncomingBitrate: pair.availableIncomingBitrate || 0, currentRoundTripTime: pair.currentRoundTripTime || 0,
-      localProtocol: local.protocol || null, remoteProtocol: remote.protocol || null, remoteTcpType: remote.tcpType || null, bytesReceived: pair.bytesReceived || 0 };
+      localProtocol: local.protocol || null, remoteProtocol: remote.protocol || null, remoteTcpType: remote.tcpType || null, bytesReceived: pair.bytesReceived || 0,
+      localCandidateType: local.candidateType || null, remoteCandidateType: remote.candidateType || null, relayProtocol: local.relayProtocol || null };
   }
 
   // Per received track, by server track id: what arrived and what decoded, in which codec.

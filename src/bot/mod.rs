@@ -124,7 +124,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
             _ = deadline => {}
         }
     };
-    let session = signalling::Session::new(server, token, args.room.clone(), args.name.clone(), opts);
+    let session = signalling::Session::new(server, token, args.room.clone(), args.name.clone(), opts, args.relay_only);
     let report = session.run(media, stop).await?;
     announce("left", serde_json::to_value(&report).unwrap_or_default());
     Ok(report)

@@ -40,6 +40,13 @@ impl PeerConnectionEventHandler for PeerEvents {
     }
 }
 
+/// The STUN/TURN servers the server gave with `joined`, and whether to use relays only.
+#[derive(Debug, Clone, Default)]
+pub struct ClientIce {
+    pub servers: Vec<tessera_sfu::IceServer>,
+    pub relay_only: bool,
+}
+
 /// One peer connection with its events.
 pub struct ClientPeer {
     pub pc: Arc<dyn PeerConnection>,
@@ -49,8 +56,9 @@ pub struct ClientPeer {
 }
 
 impl ClientPeer {
-    /// A peer connection with host candidates on the local address that routes to the server.
-    pub async fn new(host: &str, port: u16) -> Result<Self, BotError> {
+    /// A peer connection with host candidates on the local address that routes to the server,
+    /// and relay candidates from the join answer's TURN servers (only those with `relay_only`).
+    pub async fn new(host: &str, port: u16, ice: &ClientIce) -> Result<Self, BotError> {
         let mut config = tessera_sfu::SfuConfig::default();
         config.ice.ips = vec![local_ip_towards(host, port)];
         // A client offers no passive ICE-TCP listeners.
@@ -59,7 +67,9 @@ impl ClientPeer {
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (tracks_tx, tracks) = mpsc::unbounded_channel();
         let events = Arc::new(PeerEvents { gathered: gathered_tx, state: state_tx, tracks: tracks_tx });
-        let pc = tessera_sfu::build_peer(&config, events).await.map_err(|e| BotError::WebRtc(e.to_string()))?;
+        let pc = tessera_sfu::build_client_peer(&config, &ice.servers, ice.relay_only, events)
+            .await
+            .map_err(|e| BotError::WebRtc(e.to_string()))?;
         Ok(ClientPeer { pc, gathered, state, tracks })
     }
 

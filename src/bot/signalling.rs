@@ -24,7 +24,7 @@ use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
 
 use crate::bot::media::{MediaOptions, PacketRx, SyntheticMedia};
 use crate::bot::pacer::{self, Pacer};
-use crate::bot::peer::{ClientPeer, LocalTrack};
+use crate::bot::peer::{ClientIce, ClientPeer, LocalTrack};
 use crate::bot::{BotError, BotReport, ServerUrl, announce};
 use crate::cli::BotArgs;
 
@@ -101,16 +101,19 @@ pub struct Session {
     name: String,
     opts: MediaOptions,
     counters: Arc<Counters>,
+    /// ICE servers from `joined`; `relay_only` from `--relay-only`.
+    ice: ClientIce,
 }
 
 impl Session {
-    pub fn new(server: ServerUrl, token: String, room: String, name: String, opts: MediaOptions) -> Self {
-        Session { server, token, room, name, opts, counters: Arc::default() }
+    pub fn new(server: ServerUrl, token: String, room: String, name: String, opts: MediaOptions, relay_only: bool) -> Self {
+        let ice = ClientIce { servers: Vec::new(), relay_only };
+        Session { server, token, room, name, opts, counters: Arc::default(), ice }
     }
 
     /// Joins, publishes `media` (if any) and stays until `stop`; then leaves.
     pub async fn run(
-        self,
+        mut self,
         media: Option<(SyntheticMedia, Option<PacketRx>, PacketRx)>,
         stop: impl Future<Output = ()>,
     ) -> Result<BotReport, BotError> {
@@ -118,8 +121,16 @@ impl Session {
         send(&mut ws, &ClientMessage::Join { room: self.room.clone(), token: self.token.clone(), name: Some(self.name.clone()) }).await?;
         let participant_id = loop {
             match next_message(&mut ws).await? {
-                ServerMessage::Joined { participant_id, participants, .. } => {
-                    announce("joined", json!({ "room": self.room, "participant_id": participant_id, "others": participants.len() }));
+                ServerMessage::Joined { participant_id, participants, ice_servers, .. } => {
+                    let turn = ice_servers.iter().flat_map(|s| &s.urls).filter(|u| u.starts_with("turn")).count();
+                    if self.ice.relay_only && turn == 0 {
+                        return Err(BotError::Config("--relay-only: the server offers no TURN server".into()));
+                    }
+                    self.ice.servers = ice_servers;
+                    announce(
+                        "joined",
+                        json!({ "room": self.room, "participant_id": participant_id, "others": participants.len(), "turn_urls": turn, "relay_only": self.ice.relay_only }),
+                    );
                     break participant_id;
                 }
                 ServerMessage::Error { code, message, .. } => return Err(BotError::Refused { code, message }),
@@ -131,7 +142,7 @@ impl Session {
             return self.receive_only(ws, participant_id, stop).await;
         };
         let media = Arc::new(media);
-        let mut publish = ClientPeer::new(&self.server.host, self.server.port).await?;
+        let mut publish = ClientPeer::new(&self.server.host, self.server.port, &self.ice).await?;
         let stream_id = format!("bot-{participant_id}");
         let video = match video_rx {
             Some(_) => Some(LocalTrack::add(&publish.pc, &stream_id, Some(self.opts.codec)).await?),
@@ -225,7 +236,7 @@ impl Session {
     async fn answer_subscribe(&self, ws: &mut Ws, subscribe: &mut Option<ClientPeer>, sdp: String) -> Result<(), BotError> {
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| BotError::Signalling(format!("bad offer: {e}")))?;
         if subscribe.is_none() {
-            *subscribe = Some(ClientPeer::new(&self.server.host, self.server.port).await?);
+            *subscribe = Some(ClientPeer::new(&self.server.host, self.server.port, &self.ice).await?);
         }
         if let Some(sub) = subscribe.as_mut() {
             sub.pc.set_remote_description(offer).await?;

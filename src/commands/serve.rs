@@ -39,7 +39,11 @@ pub fn run(args: ServeArgs) -> ExitCode {
             return ExitCode::FAILURE;
         }
     };
-    match runtime.block_on(serve(config)) {
+    let outcome = runtime.block_on(serve(config));
+    // Blocking work still running (a recovery that waits on an unreachable store) must not
+    // hold the exit: what it left is finished at the next start.
+    runtime.shutdown_timeout(std::time::Duration::from_secs(1));
+    match outcome {
         Ok(()) => {
             tracing::info!("stopped");
             ExitCode::SUCCESS
@@ -97,7 +101,7 @@ async fn serve(mut config: ServeConfig) -> Result<(), String> {
     let addr = listener
         .local_addr()
         .map_err(|err| format!("cannot read the listening address: {err}"))?;
-    let shutdown = server::shutdown::signal()
+    let signals = server::shutdown::Signals::install()
         .map_err(|err| format!("cannot install the SIGINT/SIGTERM handlers: {err}"))?;
     tracing::info!(%addr, "listening on http://{addr}");
 
@@ -111,18 +115,72 @@ async fn serve(mut config: ServeConfig) -> Result<(), String> {
     };
     let hub = ProgramHub::with_webhooks(webhooks);
     let sfu = tessera_sfu::Sfu::new(sfu_config(&config), Some(Arc::new(hub.clone())));
+    sfu.set_room_observer(hub.room_observer());
     let ice = sfu.bind_transport().map_err(|err| format!("cannot open the WebRTC ports: {err}"))?;
     tracing::info!(ips = ?config.rtc_ips, udp = ?ice.udp, tcp = ?ice.tcp, "WebRTC: advertising these addresses");
+    if let Some(turn) = &config.turn {
+        // The URLs only: the secret and the credentials made from it are never logged.
+        tracing::info!(urls = ?turn.urls, ttl_s = turn.ttl.as_secs(), "TURN: clients get time-limited credentials");
+    }
     let media = Media::new(sfu, hub, recordings);
     // Recordings a crashed process left behind are completed in the background: the server
     // is usable at once (they show as `stopping` meanwhile), and a store that is down only
     // delays them to the next start.
     let recovering = media.recordings.clone();
     tokio::task::spawn_blocking(move || recovering.recover());
-    let state = AppState::new(api_key, config.data_dir).with_media(media);
-    server::serve(listener, state, shutdown)
-        .await
-        .map_err(|err| format!("server error: {err}"))
+    let state = AppState::new(api_key, config.data_dir).with_media(media.clone());
+    run_until_stopped(listener, state, media, signals, config.shutdown_grace).await
+}
+
+/// Serves until SIGTERM or SIGINT, then stops gracefully: no new requests, every running
+/// recording and stream ended properly (the last fragment written and uploaded, the object
+/// completed) within `grace`, then back to the caller to exit. A second signal cuts the
+/// finishing short; what it leaves is for the next start's recovery.
+async fn run_until_stopped(
+    listener: TcpListener,
+    state: AppState,
+    media: Media,
+    mut signals: server::shutdown::Signals,
+    grace: std::time::Duration,
+) -> Result<(), String> {
+    let (closing, closed) = tokio::sync::oneshot::channel::<()>();
+    let mut http = tokio::spawn(server::serve(listener, state, async move {
+        let _ = closed.await;
+    }));
+    let signal = tokio::select! {
+        name = signals.next() => name,
+        served = &mut http => {
+            return match served {
+                Ok(Ok(())) => Ok(()),
+                Ok(Err(err)) => Err(format!("server error: {err}")),
+                Err(err) => Err(format!("server task failed: {err}")),
+            };
+        }
+    };
+    tracing::info!(grace_s = grace.as_secs_f64(), "{signal} received: finishing recordings and streams, then exiting");
+    let _ = closing.send(());
+    let deadline = std::time::Instant::now() + grace;
+    let webhooks = media.hub.webhooks().clone();
+    let mut finishing = tokio::task::spawn_blocking(move || media.finish(deadline));
+    tokio::select! {
+        finished = tokio::time::timeout(grace, &mut finishing) => match finished {
+            Ok(Ok(summary)) => tracing::info!(%summary, "finished"),
+            Ok(Err(err)) => tracing::error!(%err, "finishing recordings and streams failed"),
+            Err(_) => tracing::warn!(grace_s = grace.as_secs_f64(), "grace period over; the next start recovers what is unfinished"),
+        },
+        name = signals.next() => {
+            tracing::warn!("{name} received again: exiting now; the next start recovers what is unfinished");
+            return Ok(());
+        }
+    }
+    // The events of what just ended reach the application too, within the same grace.
+    let undelivered = webhooks.drained(deadline).await;
+    if undelivered > 0 {
+        tracing::warn!(undelivered, "webhooks not delivered before the grace period ended");
+    }
+    // In-flight requests get a moment; long-lived connections (WebSockets) are not waited for.
+    let _ = tokio::time::timeout(std::time::Duration::from_secs(1), http).await;
+    Ok(())
 }
 
 /// ICE on the configured addresses: the ones this host has are bound; the others are
@@ -139,7 +197,9 @@ fn sfu_config(config: &ServeConfig) -> tessera_sfu::SfuConfig {
     ice.public_ips = public.iter().map(|ip| ip.to_string()).collect();
     ice.udp_port_range = config.rtc_udp_port.map(|p| (p, p));
     ice.tcp_port_range = config.rtc_tcp_port.map(|p| (p, p));
-    tessera_sfu::SfuConfig { ice, ..Default::default() }
+    // TURN: clients get time-limited credentials with their join answer (see turn.rs).
+    let ice_servers = config.turn.clone().map(|t| Arc::new(t) as Arc<dyn tessera_sfu::IceServerProvider>);
+    tessera_sfu::SfuConfig { ice, ice_servers, ..Default::default() }
 }
 
 /// Generates a key and shows it once on stdout (not in the logs, which may be shipped elsewhere).

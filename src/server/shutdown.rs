@@ -1,18 +1,36 @@
-//! Resolves on SIGINT or SIGTERM, to start a graceful shutdown.
+//! SIGINT and SIGTERM: the first starts a graceful stop, a second one cuts it short.
 
-use std::future::Future;
-use tokio::signal::unix::{SignalKind, signal as unix_signal};
+use tokio::signal::unix::{Signal, SignalKind, signal as unix_signal};
 
-/// Installs the SIGINT and SIGTERM handlers now, and returns a future that resolves on either.
-/// Installing before the server says it is listening matters: a signal that arrives in
-/// between would otherwise kill the process with its default action instead of stopping it.
-pub fn signal() -> std::io::Result<impl Future<Output = ()> + Send + 'static> {
-    let mut interrupt = unix_signal(SignalKind::interrupt())?;
-    let mut terminate = unix_signal(SignalKind::terminate())?;
-    Ok(async move {
+/// The process's SIGINT and SIGTERM handlers.
+pub struct Signals {
+    interrupt: Signal,
+    terminate: Signal,
+}
+
+impl Signals {
+    /// Installs the handlers now. Installing before the server says it is listening matters:
+    /// a signal that arrives in between would otherwise kill the process with its default
+    /// action instead of stopping it.
+    pub fn install() -> std::io::Result<Self> {
+        Ok(Signals { interrupt: unix_signal(SignalKind::interrupt())?, terminate: unix_signal(SignalKind::terminate())? })
+    }
+
+    /// Resolves at the next SIGINT or SIGTERM, and names it.
+    pub async fn next(&mut self) -> &'static str {
         tokio::select! {
-            _ = interrupt.recv() => tracing::info!("SIGINT received, shutting down"),
-            _ = terminate.recv() => tracing::info!("SIGTERM received, shutting down"),
+            _ = self.interrupt.recv() => "SIGINT",
+            _ = self.terminate.recv() => "SIGTERM",
         }
+    }
+}
+
+/// Installs the handlers now (see [`Signals::install`]) and returns a future that resolves at
+/// the first SIGINT or SIGTERM, for processes with nothing to finish (`tessera bot`).
+pub fn signal() -> std::io::Result<impl std::future::Future<Output = ()> + Send + 'static> {
+    let mut signals = Signals::install()?;
+    Ok(async move {
+        let name = signals.next().await;
+        tracing::info!("{name} received, shutting down");
     })
 }

@@ -32,6 +32,36 @@ impl Media {
     }
 }
 
+/// What a graceful stop finished.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct Finished {
+    pub streams: usize,
+    pub recordings: crate::recordings::FinishedRecordings,
+}
+
+impl std::fmt::Display for Finished {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let r = &self.recordings;
+        write!(
+            f,
+            "{} stream(s) stopped; recordings: {} completed, {} failed, {} unfinished",
+            self.streams, r.completed, r.failed, r.unfinished
+        )
+    }
+}
+
+impl Media {
+    /// Ends every running stream and recording and waits, until `deadline` at the latest,
+    /// for the recordings to be stored whole: the work of a graceful stop.
+    pub fn finish(&self, deadline: std::time::Instant) -> Finished {
+        std::thread::scope(|scope| {
+            let streams = scope.spawn(|| self.streams.stop_all());
+            let recordings = self.recordings.finish_all(deadline);
+            Finished { streams: streams.join().unwrap_or(0), recordings }
+        })
+    }
+}
+
 impl std::fmt::Debug for Media {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("Media").field("rooms", &self.sfu.rooms()).finish()
@@ -53,9 +83,7 @@ impl AppState {
     pub fn new(api_key: ApiKey, data_dir: PathBuf) -> Self {
         let tokens = TokenSigner::load_or_create(&data_dir).unwrap_or_else(|err| {
             tracing::warn!(%err, "cannot keep the token signing key in the data directory; using a temporary one");
-            let mut key = [0u8; 32];
-            let _ = getrandom::fill(&mut key);
-            TokenSigner::from_key(key)
+            TokenSigner::from_key(crate::ids::random_bytes())
         });
         Self { inner: Arc::new(Inner { api_key, data_dir, tokens, media: None }) }
     }

@@ -4,4 +4,5 @@
 pub mod bot;
 pub mod http;
 pub mod server;
+pub mod turn;
 pub mod webhooks;

@@ -97,6 +97,12 @@ impl Server {
         std::fs::read_to_string(self.dir.path().join("stderr.log")).unwrap_or_default()
     }
 
+    /// The server's process id.
+    #[allow(dead_code)]
+    pub fn pid(&self) -> u32 {
+        self.child.id()
+    }
+
     pub fn data_dir(&self) -> PathBuf {
         self.dir.path().join("data")
     }
@@ -109,6 +115,19 @@ impl Server {
             .read_line(&mut line)
             .expect("read stdout");
         line
+    }
+
+    /// Sends `signal` (e.g. "TERM") and waits up to 10 s for the process to exit; returns its
+    /// exit status and everything it logged.
+    #[allow(dead_code)]
+    pub fn stop_with_log(self, signal: &str) -> (ExitStatus, String) {
+        let log = self.dir.path().join("stderr.log");
+        let dir = tempfile::tempdir().expect("temp dir");
+        let kept = dir.path().join("stderr.log");
+        // The server's own directory goes with it: the log is read from a hard link.
+        std::fs::hard_link(&log, &kept).expect("link stderr.log");
+        let status = self.stop_with(signal);
+        (status, std::fs::read_to_string(kept).unwrap_or_default())
     }
 
     /// Sends `signal` (e.g. "TERM") and waits up to 10 s for the process to exit.

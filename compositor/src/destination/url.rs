@@ -44,19 +44,46 @@ impl RtmpUrl {
         if authority.contains('@') {
             return Err(err("credentials in the URL's host part are not supported"));
         }
-        let (host, port) = match authority.rsplit_once(':') {
-            Some((h, p)) if !h.ends_with(']') || authority.starts_with('[') => {
+        // `[v6]` or `[v6]:port` (the address's colons are not a port's), else `host[:port]`.
+        let (host, port) = match authority.strip_prefix('[') {
+            Some(bracketed) => {
+                let (addr, after) = bracketed
+                    .split_once(']')
+                    .ok_or_else(|| err("the URL's IPv6 address has no closing ']'"))?;
+                if addr.is_empty() {
+                    return Err(err("the URL has no host"));
+                }
+                let port = match after {
+                    "" => None,
+                    _ => Some(after.strip_prefix(':').ok_or_else(|| {
+                        err(format!("unexpected {after:?} after the IPv6 address"))
+                    })?),
+                };
+                (&authority[..addr.len() + 2], port)
+            }
+            None => match authority.rsplit_once(':') {
+                Some((h, _)) if h.contains(':') => {
+                    return Err(err("an IPv6 address must be in brackets: rtmp://[::1]/app/key"));
+                }
+                Some((h, p)) => (h, Some(p)),
+                None => (authority, None),
+            },
+        };
+        let port = match port {
+            None if tls => 443,
+            None => 1935,
+            Some(p) => {
                 let port: u16 = p.parse().map_err(|_| err(format!("invalid port {p:?}")))?;
                 if port == 0 {
                     return Err(err("port 0 is not valid"));
                 }
-                (h.to_string(), port)
+                port
             }
-            _ => (authority.to_string(), if tls { 443 } else { 1935 }),
         };
         if host.is_empty() {
             return Err(err("the URL has no host"));
         }
+        let host = host.to_string();
         let path = path.split('?').next().unwrap_or("");
         let segments: Vec<&str> = path.split('/').filter(|p| !p.is_empty()).collect();
         if segments.len() < 2 {
@@ -83,18 +110,29 @@ impl RtmpUrl {
     /// that come back from the network stack.
     pub fn scrub(&self, text: &str) -> String {
         let mut out = text.replace(&self.full, &self.redacted());
-        if let Some(key) = self.key() {
-            out = out.replace(key, "****");
+        for secret in self.secrets() {
+            out = out.replace(secret, "****");
         }
         out
     }
 
-    /// The secret part: everything after the application.
-    fn key(&self) -> Option<&str> {
-        let after_scheme = self.full.split_once("://")?.1;
-        let path = after_scheme.split_once('/')?.1;
-        let key = path.strip_prefix(self.app.as_str())?.trim_start_matches('/');
-        (!key.is_empty()).then_some(key)
+    /// The secret parts: everything from the stream key on (first, so it goes as one), the key
+    /// (the last path segment) and the query. Found by the segments `parse` read, not by the
+    /// app as a prefix: `rtmp://host//app/key` has the app `app` after an empty segment.
+    fn secrets(&self) -> Vec<&str> {
+        let Some((_, after_scheme)) = self.full.split_once("://") else {
+            return Vec::new();
+        };
+        let Some((_, path)) = after_scheme.split_once('/') else {
+            return Vec::new();
+        };
+        let (segments, query) = path.split_once('?').unwrap_or((path, ""));
+        let key_end = segments.trim_end_matches('/').len();
+        let key_start = segments[..key_end].rfind('/').map_or(0, |i| i + 1);
+        [&path[key_start..], &segments[key_start..key_end], query]
+            .into_iter()
+            .filter(|s| !s.is_empty())
+            .collect()
     }
 
     /// `rtmp://host/app/****`: safe for logs and API responses.
@@ -117,6 +155,9 @@ impl fmt::Debug for RtmpUrl {
         write!(f, "RtmpUrl({})", self.redacted())
     }
 }
+
+#[cfg(test)]
+mod proptests;
 
 #[cfg(test)]
 mod tests {
@@ -144,6 +185,19 @@ mod tests {
         assert_eq!(scrubbed, "could not publish **** to rtmp://host/app/****");
         let q = RtmpUrl::parse("rtmp://host/app/KEY?token=TOKEN").unwrap();
         assert!(!q.scrub("stream KEY?token=TOKEN refused").contains("TOKEN"));
+    }
+
+    #[test]
+    fn ipv6_hosts_and_empty_segments() {
+        // Found by the property tests: a bracketed IPv6 host without a port was refused
+        // ("invalid port \"1]\""), and after an empty segment `scrub` left the key alone.
+        let v6 = RtmpUrl::parse("rtmp://[::1]/live/KEY").unwrap();
+        assert_eq!((v6.host(), v6.port()), ("[::1]", 1935));
+        assert_eq!(RtmpUrl::parse("rtmps://[2001:db8::7]:8443/live/KEY").unwrap().port(), 8443);
+        assert!(RtmpUrl::parse("rtmp://::1/live/KEY").unwrap_err().reason.contains("brackets"));
+        assert!(RtmpUrl::parse("rtmp://[::1]x/live/KEY").is_err());
+        let u = RtmpUrl::parse("rtmp://host//live/SECRET?token=TOKEN").unwrap();
+        assert_eq!(u.scrub("stream SECRET refused (token=TOKEN)"), "stream **** refused (****)");
     }
 
     #[test]

@@ -65,8 +65,22 @@ pub struct ProgramStats {
     pub outputs: usize,
 }
 
+/// Which program of this process: unique for the process's life, never reused (output and
+/// track ids count from 1 in every program, so a report is only known by both).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct ProgramId(pub u64);
+
+impl std::fmt::Display for ProgramId {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        write!(f, "program-{}", self.0)
+    }
+}
+
+static NEXT_PROGRAM: AtomicU64 = AtomicU64::new(1);
+
 /// A room's program pipeline.
 pub struct RoomPipeline {
+    id: ProgramId,
     inner: Arc<Inner>,
 }
 
@@ -146,7 +160,12 @@ impl RoomPipeline {
             let _ = inner.stop();
             return Err(e);
         }
-        Ok(RoomPipeline { inner })
+        Ok(RoomPipeline { id: ProgramId(NEXT_PROGRAM.fetch_add(1, Ordering::Relaxed)), inner })
+    }
+
+    /// This program's process-unique id.
+    pub fn id(&self) -> ProgramId {
+        self.id
     }
 
     pub fn config(&self) -> &ProgramConfig {
@@ -398,6 +417,10 @@ impl Drop for RoomPipeline {
 }
 
 fn remove_bin(pipeline: &gst::Pipeline, bin: &gst::Bin) {
+    // Locked first: a state change of the pipeline running meanwhile (the program stopping
+    // goes PLAYING -> PAUSED -> ...) would otherwise take the bin from NULL back up to PAUSED
+    // and start its sink again (a recording sink would open a second upload).
+    bin.set_locked_state(true);
     let _ = bin.set_state(gst::State::Null);
     let _ = pipeline.remove(bin);
 }

@@ -13,6 +13,7 @@
 
 mod batch;
 mod connection;
+pub(crate) mod framing;
 mod stun;
 mod tcp;
 
@@ -32,12 +33,10 @@ use tokio::task::JoinHandle;
 pub(crate) use connection::{Connection, ConnectionHandler, TrackOpen};
 
 use crate::config::IceConfig;
+pub(crate) use crate::room::lock;
 use crate::delay::ForwardDelay;
 use crate::error::{Error, Result};
 
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Largest datagram read (the receive MTU the cores are configured with is smaller).
 const RECV_BUF: usize = 2048;
@@ -61,17 +60,14 @@ struct Routes {
     tcp_out: HashMap<(SocketAddr, SocketAddr), mpsc::Sender<Vec<u8>>>,
 }
 
-/// Datagrams the transport could not send (a full socket buffer or TCP queue).
-#[derive(Debug, Default)]
-pub(crate) struct SendDrops(AtomicU64);
-
 /// The sockets all of one SFU's peer connections share.
 pub(crate) struct Transport {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp: Vec<SocketAddr>,
     routes: Mutex<Routes>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
-    dropped: SendDrops,
+    /// Datagrams that could not be sent (a full socket buffer or TCP queue).
+    dropped: AtomicU64,
     /// Times each forwarded copy as it leaves the socket (see `delay.rs`).
     delay: Option<Arc<ForwardDelay>>,
 }
@@ -127,7 +123,7 @@ impl Transport {
             tcp,
             routes: Mutex::new(Routes::default()),
             tasks: Mutex::new(Vec::new()),
-            dropped: SendDrops::default(),
+            dropped: AtomicU64::new(0),
             delay,
         });
         let mut tasks = Vec::new();
@@ -154,7 +150,7 @@ impl Transport {
 
     /// Datagrams that could not be sent so far.
     pub(crate) fn send_drops(&self) -> u64 {
-        self.dropped.0.load(Ordering::Relaxed)
+        self.dropped.load(Ordering::Relaxed)
     }
 
     fn register(&self, ufrag: &str, conn: &Arc<Connection>) {
@@ -210,7 +206,8 @@ impl Transport {
         let sent = match t.transport_protocol {
             TransportProtocol::TCP => {
                 let out = lock(&self.routes).tcp_out.get(&(t.local_addr, t.peer_addr)).cloned();
-                out.is_some_and(|o| o.try_send(rtc::shared::tcp_framing::frame_packet(&msg.message)).is_ok())
+                let framed = framing::frame(&msg.message);
+                out.zip(framed).is_some_and(|(o, f)| o.try_send(f).is_ok())
             }
             _ => {
                 let socket = self.udp.iter().position(|(a, _)| *a == t.local_addr).unwrap_or(0);
@@ -231,7 +228,7 @@ impl Transport {
             }
         };
         if !sent {
-            self.dropped.0.fetch_add(1, Ordering::Relaxed);
+            self.dropped.fetch_add(1, Ordering::Relaxed);
         }
     }
 
@@ -247,7 +244,7 @@ impl Transport {
                 None => run.len(),
             };
             if dropped > 0 {
-                self.dropped.0.fetch_add(dropped as u64, Ordering::Relaxed);
+                self.dropped.fetch_add(dropped as u64, Ordering::Relaxed);
             }
         }
         let now = Instant::now();

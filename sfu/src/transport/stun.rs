@@ -34,6 +34,9 @@ pub(crate) fn local_ufrag(b: &[u8]) -> Option<&str> {
 }
 
 #[cfg(test)]
+mod proptests;
+
+#[cfg(test)]
 mod tests {
     use super::*;
 

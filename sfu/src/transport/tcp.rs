@@ -5,20 +5,29 @@ use std::net::SocketAddr;
 use std::sync::Weak;
 use std::time::Instant;
 
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
 use rtc::shared::TransportProtocol;
-use rtc::shared::tcp_framing::TcpFrameDecoder;
 use tokio::io::{AsyncReadExt, AsyncWriteExt};
 use tokio::net::{TcpListener, TcpStream};
 use tokio::sync::mpsc;
 
+use super::framing::FrameReader;
 use super::{Transport, lock};
 
 /// Frames waiting for a slow TCP peer before further ones are dropped.
 const WRITE_QUEUE: usize = 1024;
-/// The longest frame a peer may announce (a frame's length is 16 bits; more is garbage).
-const MAX_BUFFERED: usize = 256 * 1024;
+/// A stream that no connection has claimed by then (its connectivity checks named no ufrag of
+/// ours) is closed: half-open or idle streams from strangers cost a task and a file
+/// descriptor each, and nothing else would ever end them.
+const UNCLAIMED_FOR: Duration = Duration::from_secs(10);
+/// Streams served at once, at most; more are closed as soon as they are accepted.
+const MAX_STREAMS: usize = 4096;
 
 pub(super) async fn accept_loop(transport: Weak<Transport>, listener: TcpListener) {
+    let open = Arc::new(AtomicUsize::new(0));
     loop {
         let (stream, peer) = match listener.accept().await {
             Ok(s) => s,
@@ -31,8 +40,17 @@ pub(super) async fn accept_loop(transport: Weak<Transport>, listener: TcpListene
         if transport.strong_count() == 0 {
             return;
         }
+        if open.load(Ordering::Relaxed) >= MAX_STREAMS {
+            tracing::warn!(%peer, limit = MAX_STREAMS, "too many ICE-TCP streams; closing the new one");
+            continue;
+        }
         let _ = stream.set_nodelay(true);
-        tokio::spawn(serve(transport.clone(), stream, peer));
+        open.fetch_add(1, Ordering::Relaxed);
+        let (transport, open) = (transport.clone(), open.clone());
+        tokio::spawn(async move {
+            serve(transport, stream, peer).await;
+            open.fetch_sub(1, Ordering::Relaxed);
+        });
     }
 }
 
@@ -52,22 +70,29 @@ async fn serve(transport: Weak<Transport>, stream: TcpStream, peer: SocketAddr) 
             }
         }
     });
-    let mut decoder = TcpFrameDecoder::new();
+    let mut frames = FrameReader::default();
     let mut buf = vec![0u8; 16 * 1024];
+    let unclaimed_until = tokio::time::Instant::now() + UNCLAIMED_FOR;
+    let mut claimed = false;
     loop {
-        let n = match rd.read(&mut buf).await {
+        let read = if claimed {
+            rd.read(&mut buf).await
+        } else {
+            match tokio::time::timeout_at(unclaimed_until, rd.read(&mut buf)).await {
+                Ok(read) => read,
+                Err(_) => {
+                    tracing::debug!(%peer, "ICE-TCP stream claimed by no connection in time; closing it");
+                    break;
+                }
+            }
+        };
+        let n = match read {
             Ok(0) | Err(_) => break,
             Ok(n) => n,
         };
-        decoder.extend_from_slice(&buf[..n]);
-        if decoder.buffered_len() > MAX_BUFFERED {
-            tracing::info!(%peer, "ICE-TCP peer sent an oversized frame; closing the stream");
-            break;
-        }
         let Some(t) = transport.upgrade() else { break };
-        while let Some(frame) = decoder.next_packet() {
-            t.deliver(local, peer, TransportProtocol::TCP, &frame, Instant::now());
-        }
+        frames.push(&buf[..n], |frame| t.deliver(local, peer, TransportProtocol::TCP, frame, Instant::now()));
+        claimed = claimed || lock(&t.routes).by_path.contains_key(&(local, peer, true));
     }
     writer.abort();
     if let Some(t) = transport.upgrade() {

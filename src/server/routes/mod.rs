@@ -5,6 +5,8 @@ mod health;
 mod layouts;
 mod metrics;
 mod params;
+#[cfg(test)]
+mod proptests;
 mod recordings;
 mod room_status;
 mod rooms;

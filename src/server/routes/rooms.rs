@@ -11,7 +11,7 @@ use crate::server::error::ApiError;
 use crate::server::routes::params::{room_param, valid_name};
 use crate::server::extract::ApiJson;
 use crate::server::state::AppState;
-use crate::tokens::{Claims, unix_now};
+use crate::tokens::{Claims, new_token_id, unix_now};
 
 const DEFAULT_TTL_S: u64 = 6 * 3600;
 const MAX_TTL_S: u64 = 7 * 24 * 3600;
@@ -60,6 +60,7 @@ pub async fn create_token(
         publish: req.publish,
         subscribe: req.subscribe,
         exp: unix_now() + ttl,
+        jti: new_token_id(),
     };
     let token = state.tokens().mint(&claims);
     Ok((

@@ -3,5 +3,6 @@
 mod builtins;
 mod engine;
 mod fixtures;
+mod hostile;
 mod parse;
 mod properties;
