@@ -197,6 +197,11 @@ pub struct BotArgs {
     #[arg(long)]
     pub silent: bool,
 
+    /// For measuring A/V offset in recordings: the picture turns white and the tone sounds
+    /// for the first 100 ms of every second, with silence in between (`scripts/soak`).
+    #[arg(long, conflicts_with = "silent")]
+    pub sync_marks: bool,
+
     /// Publish no video.
     #[arg(long)]
     pub no_video: bool,

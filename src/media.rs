@@ -240,7 +240,11 @@ impl ProgramHub {
             let room = room.to_string();
             std::thread::spawn(move || {
                 // Checked again, under the lock `with_program` attaches under.
-                hub.stop_program_if(&room, |p| p.is_idle());
+                let stopped = hub.stop_program_if(&room, |p| p.is_idle());
+                if stopped.is_some() {
+                    drop(stopped);
+                    release_freed_memory();
+                }
             });
         }
     }
@@ -312,6 +316,17 @@ impl RoomMedia {
             .find(|t| &t.info.participant_id == speaker)
             .map(|t| vec![t.program_id.clone()])
             .unwrap_or_default()
+    }
+}
+
+/// Hands memory freed by a stopped program back to the OS. glibc keeps freed memory in its
+/// per-thread arenas (a program's many streaming threads make many of them), so without this
+/// the process's RSS stays at its busiest however many programs have ended.
+fn release_freed_memory() {
+    #[cfg(all(target_os = "linux", target_env = "gnu"))]
+    // SAFETY: malloc_trim only walks the allocator's own free lists; it takes no pointer.
+    unsafe {
+        libc::malloc_trim(0);
     }
 }
 

@@ -245,8 +245,10 @@ fn in_mark(t: u64) -> bool {
     t % 1_000_000_000 < SYNC_MARK.as_nanos() as u64
 }
 
-/// Paints the marks into the raw picture and audio before they are encoded.
-fn install_sync_marks(pipeline: &gst::Pipeline) {
+/// Paints the marks into the raw picture and audio before they are encoded: the I420 buffers
+/// leaving the element named `vraw` and the S16LE stereo 48 kHz ones leaving `araw` (`tessera
+/// bot --sync-marks` names its own the same way).
+pub fn install_sync_marks(pipeline: &gst::Pipeline) {
     if let Some(pad) = pipeline.by_name("vraw").and_then(|e| e.static_pad("src")) {
         pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
             if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()

@@ -31,6 +31,9 @@ pub struct MediaOptions {
     /// Pace video at this multiple of `bitrate_kbps` (see `pacer.rs`); `None` sends each
     /// frame's packets at once.
     pub pace_factor: Option<f64>,
+    /// For A/V offset measurements: a white picture and the tone for the first 100 ms of every
+    /// second, silence otherwise (the compositor tests' synthetic participants do the same).
+    pub sync_marks: bool,
 }
 
 /// RTP packets as GStreamer's payloaders made them (header and payload).
@@ -63,9 +66,12 @@ impl MediaOptions {
             ),
         };
         format!(
-            "{source} ! video/x-raw,format=I420,width={},height={},framerate={}/1 ! {encode} \
-             ! appsink name=video sync=false max-buffers={QUEUE} drop=true",
-            self.width, self.height, self.fps
+            "{source} ! capsfilter name=vraw caps=video/x-raw,format=I420,width={},height={},framerate={}/1 ! {encode} \
+             ! appsink name=video sync={} max-buffers={QUEUE} drop=true",
+            self.width,
+            self.height,
+            self.fps,
+            self.sync_marks
         )
     }
 
@@ -74,10 +80,14 @@ impl MediaOptions {
             Some(freq) => format!("wave=sine freq={freq} volume=0.3"),
             None => "wave=silence".to_owned(),
         };
+        // With sync marks both appsinks release packets on the pipeline clock (capture time
+        // plus the pipeline's one latency), so the sender reports webrtc derives from the time
+        // packets are written map both tracks alike.
         format!(
-            "audiotestsrc is-live=true samplesperbuffer=960 {wave} ! audio/x-raw,rate=48000,channels=2 \
+            "audiotestsrc is-live=true samplesperbuffer=960 {wave} ! capsfilter name=araw caps=audio/x-raw,format=S16LE,rate=48000,channels=2 \
              ! opusenc bitrate=64000 frame-size=20 ! rtpopuspay mtu={MTU} \
-             ! appsink name=audio sync=false max-buffers={QUEUE} drop=true"
+             ! appsink name=audio sync={} max-buffers={QUEUE} drop=true",
+            self.sync_marks
         )
     }
 }
@@ -119,6 +129,9 @@ impl SyntheticMedia {
             );
             Ok((sink, rx))
         };
+        if opts.sync_marks {
+            tessera_compositor::synthetic::install_sync_marks(&pipeline);
+        }
         let (_, audio_rx) = sink("audio")?;
         let (video_sink, video_rx) = if opts.video {
             let (s, rx) = sink("video")?;
@@ -174,6 +187,7 @@ mod tests {
             video: true,
             tone: Some(440.0),
             pace_factor: None,
+            sync_marks: false,
         }
     }
 

@@ -110,6 +110,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
         video: !args.no_video,
         tone: if args.silent { None } else { Some(args.tone.unwrap_or(440.0)) },
         pace_factor: args.pace_factor,
+        sync_marks: args.sync_marks,
     };
     let media = if args.no_publish { None } else { Some(SyntheticMedia::start(&opts)?) };
     let deadline = async {

@@ -155,9 +155,29 @@ pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst
             .link(&mux_pad)?;
         let target =
             q.static_pad("sink").ok_or_else(|| CompositorError::Gst("queue without sink".into()))?;
-        bin.add_pad(&gst::GhostPad::builder_with_target(&target)?.name(kind).build())?;
+        bin.add_pad(&contained_sink_pad(kind, &target)?)?;
     }
     Ok((bin, sink))
+}
+
+/// An output's ghost sink pad, which keeps the output's failures to itself. A tee hands the
+/// first error of any of its branches back up to the shared encoder, and a queue whose
+/// downstream failed returns that error for every later buffer: a sink that fails (an RTMP
+/// ingest that went away, a full disk) would stop the whole program in the moment between its
+/// error and its output being unlinked. The error itself still reaches the bus, where the
+/// output is reported and torn down.
+fn contained_sink_pad(kind: &str, target: &gst::Pad) -> Result<gst::GhostPad> {
+    fn contain(flow: std::result::Result<gst::FlowSuccess, gst::FlowError>) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
+        match flow {
+            Err(gst::FlowError::Error | gst::FlowError::NotNegotiated | gst::FlowError::NotSupported) => Ok(gst::FlowSuccess::Ok),
+            other => other,
+        }
+    }
+    Ok(gst::GhostPad::builder_with_target(target)?
+        .name(kind)
+        .chain_function(|pad, parent, buffer| contain(gst::ProxyPad::chain_default(pad, parent, buffer)))
+        .chain_list_function(|pad, parent, list| contain(gst::ProxyPad::chain_list_default(pad, parent, list)))
+        .build())
 }
 
 /// Whether an output's timestamps start at zero or stay on the program's clock.
