@@ -13,6 +13,10 @@ use crate::turn::{Secret, TurnConfig};
 
 pub const DEFAULT_HTTP_ADDR: &str = "127.0.0.1:8080";
 pub const DEFAULT_DATA_DIR: &str = "./tessera-data";
+/// How long a presigned `download_url` stays valid unless configured.
+pub const DEFAULT_DOWNLOAD_URL_TTL: std::time::Duration = std::time::Duration::from_secs(3600);
+/// The longest validity SigV4 presigning allows (7 days).
+pub const MAX_DOWNLOAD_URL_TTL: std::time::Duration = std::time::Duration::from_secs(7 * 24 * 3600);
 
 /// The settings the server runs with.
 #[derive(Debug, Clone)]
@@ -154,7 +158,7 @@ impl ServeConfig {
             None => FileConfig::default(),
         };
         let ttl = args.download_url_ttl_s.or(file.download_url_ttl_s);
-        let max = crate::recording::MAX_DOWNLOAD_URL_TTL.as_secs();
+        let max = MAX_DOWNLOAD_URL_TTL.as_secs();
         if ttl.is_some_and(|t| t == 0 || t > max) {
             return Err(ConfigError::Invalid {
                 setting: "download_url_ttl_s",
@@ -198,7 +202,7 @@ impl ServeConfig {
                 .download_url_ttl_s
                 .or(file.download_url_ttl_s)
                 .map(std::time::Duration::from_secs)
-                .unwrap_or(crate::recording::DEFAULT_DOWNLOAD_URL_TTL),
+                .unwrap_or(DEFAULT_DOWNLOAD_URL_TTL),
             shutdown_grace: std::time::Duration::from_secs(
                 args.shutdown_grace_s.or(file.shutdown_grace_s).unwrap_or(DEFAULT_SHUTDOWN_GRACE_S),
             ),

@@ -14,7 +14,6 @@ pub mod logging;
 #[cfg(test)]
 mod proptests;
 pub mod media;
-pub mod recording;
 pub mod recordings;
 pub mod room_events;
 pub mod tokens;
@@ -22,4 +21,5 @@ pub mod turn;
 pub mod webhooks;
 pub mod server;
 pub mod streams;
+pub mod time;
 pub mod json_store;

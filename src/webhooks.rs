@@ -13,7 +13,7 @@ use hyper_util::client::legacy::Client;
 use serde_json::{Value, json};
 use tokio::sync::mpsc;
 
-use crate::recordings::rfc3339;
+use crate::time::rfc3339;
 use crate::tokens::hmac_sha256;
 
 /// Attempts per event before it is dropped (and logged): about 2 minutes of retrying.

@@ -15,7 +15,8 @@ use common::http::{self, Body};
 use common::server::{Server, TEST_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
-use tessera::tokens::{Claims, TokenSigner, unix_now};
+use tessera::time::unix_now;
+use tessera::tokens::{Claims, TokenSigner};
 use tokio_tungstenite::tungstenite::Message;
 
 const ROOM: &str = "auth";

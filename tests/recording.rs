@@ -15,7 +15,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera::config::StorageConfig;
-use tessera::recording::{RecordingLocation, RecordingStore};
+use tessera::recordings::store::{RecordingLocation, RecordingStore};
 use tessera_compositor::{ProgramConfig, ProgramEvent};
 
 /// Points the AWS SDK at the test server. Each test runs in its own process (nextest), and

@@ -11,7 +11,7 @@ use crate::config::ServeConfig;
 use crate::logging;
 use crate::media::ProgramHub;
 use crate::webhooks::Webhooks;
-use crate::recording::RecordingStore;
+use crate::recordings::store::RecordingStore;
 use crate::server::Media;
 use std::sync::Arc;
 use crate::server::{self, AppState};

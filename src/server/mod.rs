@@ -41,15 +41,15 @@ struct RoomTokens(crate::tokens::TokenSigner);
 
 impl tessera_sfu::TokenValidator for RoomTokens {
     fn validate(&self, room: &str, token: &str) -> bool {
-        self.0.verify(token, room, crate::tokens::unix_now()).is_ok()
+        self.0.verify(token, room, crate::time::unix_now()).is_ok()
     }
 
     fn identity(&self, room: &str, token: &str) -> Option<String> {
-        self.0.verify(token, room, crate::tokens::unix_now()).ok().map(|c| c.identity)
+        self.0.verify(token, room, crate::time::unix_now()).ok().map(|c| c.identity)
     }
 
     fn grants(&self, room: &str, token: &str) -> tessera_sfu::Grants {
-        match self.0.verify(token, room, crate::tokens::unix_now()) {
+        match self.0.verify(token, room, crate::time::unix_now()) {
             Ok(c) => tessera_sfu::Grants { publish: c.publish, subscribe: c.subscribe },
             Err(_) => tessera_sfu::Grants { publish: false, subscribe: false },
         }

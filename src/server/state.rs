@@ -5,7 +5,7 @@ use std::sync::Arc;
 
 use crate::api_key::ApiKey;
 use crate::media::ProgramHub;
-use crate::recording::RecordingStore;
+use crate::recordings::store::RecordingStore;
 use crate::recordings::Recordings;
 use crate::streams::Streams;
 use crate::tokens::TokenSigner;

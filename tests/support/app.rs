@@ -22,7 +22,7 @@ impl App {
         let dir = tempfile::tempdir().unwrap();
         let rt = tokio::runtime::Builder::new_multi_thread().worker_threads(2).enable_all().build().unwrap();
         let storage = tessera::config::StorageConfig { s3_bucket: None, s3_prefix: String::new() };
-        let store = tessera::recording::RecordingStore::new(dir.path(), storage).unwrap();
+        let store = tessera::recordings::store::RecordingStore::new(dir.path(), storage).unwrap();
         let hub = ProgramHub::new();
         let sfu = Sfu::new(SfuConfig::default(), Some(Arc::new(hub.clone())));
         let state = AppState::new(ApiKey::new(key.to_string()).unwrap(), dir.path().to_owned())

@@ -11,7 +11,8 @@ use crate::server::error::ApiError;
 use crate::server::routes::params::{room_param, valid_name};
 use crate::server::extract::ApiJson;
 use crate::server::state::AppState;
-use crate::tokens::{Claims, new_token_id, unix_now};
+use crate::time::unix_now;
+use crate::tokens::{Claims, new_token_id};
 
 const DEFAULT_TTL_S: u64 = 6 * 3600;
 const MAX_TTL_S: u64 = 7 * 24 * 3600;

@@ -14,11 +14,16 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tessera_compositor::destination::{DestinationId, DestinationInfo, DestinationSpec, IngestPreset, RtmpUrl};
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{CompositorError, ProgramConfig, ProgramEvent, RoomPipeline};
+use tessera_compositor::{ProgramConfig, ProgramEvent, RoomPipeline};
+
+mod request;
+
+pub use request::{parse_preset, parse_urls};
+use request::{destination_error, invalid};
 
 use crate::json_store::{JsonStore, Stored};
 use crate::media::{HubError, ProgramHub, ProgramOrigin};
-use crate::recordings::rfc3339;
+use crate::time::rfc3339;
 
 /// How often an active stream's figures are saved, so a killed process leaves them this
 /// fresh.
@@ -90,38 +95,6 @@ pub struct Streams {
     /// older snapshot never overwrites a newer state.
     state: JsonStore,
     hub: ProgramHub,
-}
-
-fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StreamsError {
-    StreamsError::Invalid { field: field.into(), reason: reason.into() }
-}
-
-/// Parses the destination URLs of a request (field `base/N` on error).
-pub fn parse_urls(urls: &[String], base: &str) -> Result<Vec<RtmpUrl>, StreamsError> {
-    urls.iter()
-        .enumerate()
-        .map(|(i, u)| RtmpUrl::parse(u).map_err(|e| invalid(format!("{base}/{i}"), e.reason)))
-        .collect()
-}
-
-/// `youtube`, `ivs` (standard channel), `ivs-basic`, `ivs-standard`, `ivs-advanced-sd`,
-/// `ivs-advanced-hd` or `custom`.
-pub fn parse_preset(name: Option<&str>) -> Result<IngestPreset, StreamsError> {
-    use tessera_compositor::destination::IvsChannelType as C;
-    Ok(match name.unwrap_or("custom") {
-        "youtube" => IngestPreset::Youtube,
-        "ivs" | "ivs-standard" => IngestPreset::Ivs { channel: C::Standard },
-        "ivs-basic" => IngestPreset::Ivs { channel: C::Basic },
-        "ivs-advanced-sd" => IngestPreset::Ivs { channel: C::AdvancedSd },
-        "ivs-advanced-hd" => IngestPreset::Ivs { channel: C::AdvancedHd },
-        "custom" => IngestPreset::default(),
-        other => {
-            return Err(invalid(
-                "/preset",
-                format!("unknown preset `{other}`: youtube, ivs, ivs-basic, ivs-standard, ivs-advanced-sd, ivs-advanced-hd or custom"),
-            ));
-        }
-    })
 }
 
 impl Streams {
@@ -370,43 +343,6 @@ fn preset_name(p: &IngestPreset) -> String {
     p.name()
 }
 
-fn destination_error(e: CompositorError) -> StreamsError {
-    match e {
-        CompositorError::InvalidDestination { field, reason } => match field.strip_prefix("program.") {
-            Some(setting) => StreamsError::Setting { setting: setting.to_string(), reason },
-            None => invalid("/destinations", reason),
-        },
-        other => StreamsError::Internal(other.to_string()),
-    }
-}
-
 fn new_id() -> String {
     crate::ids::resource_id("str")
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn presets_by_name() {
-        assert_eq!(parse_preset(Some("youtube")).unwrap(), IngestPreset::Youtube);
-        assert_eq!(parse_preset(None).unwrap(), IngestPreset::default());
-        assert_eq!(parse_preset(Some("ivs")).unwrap().name(), "ivs-standard");
-        assert_eq!(parse_preset(Some("ivs-basic")).unwrap().name(), "ivs-basic");
-        let e = parse_preset(Some("twitch")).unwrap_err();
-        assert!(matches!(e, StreamsError::Invalid { ref field, .. } if field == "/preset"), "{e}");
-    }
-
-    #[test]
-    fn only_rtmp_urls_and_the_bad_one_is_named() {
-        let urls = vec!["rtmp://h/app/k".to_string(), "file:///etc/passwd".to_string()];
-        match parse_urls(&urls, "/destinations") {
-            Err(StreamsError::Invalid { field, reason }) => {
-                assert_eq!(field, "/destinations/1");
-                assert!(reason.contains("rtmp://"), "{reason}");
-            }
-            other => panic!("{other:?}"),
-        }
-    }
 }

@@ -14,7 +14,7 @@ use serde::{Deserialize, Serialize};
 use tessera_compositor::OutputSpec;
 use tessera_plugins::{RecoveryOptions, RecoveryOutcome, RecoveryReport};
 
-use crate::config::StorageConfig;
+use crate::config::{DEFAULT_DOWNLOAD_URL_TTL, MAX_DOWNLOAD_URL_TTL, StorageConfig};
 
 /// Fragment length: a crash costs at most one fragment plus the pipeline's latency (~0.1 s),
 /// so half a second keeps a killed recording within 1 s of the kill.
@@ -40,11 +40,6 @@ pub enum RecordingError {
     #[error("invalid recording name {0:?}: use letters, digits, '-', '_' and '.'")]
     Name(String),
 }
-
-/// How long a presigned `download_url` stays valid unless configured.
-pub const DEFAULT_DOWNLOAD_URL_TTL: Duration = Duration::from_secs(3600);
-/// The longest validity SigV4 presigning allows (7 days).
-pub const MAX_DOWNLOAD_URL_TTL: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// Makes recording outputs and recovers interrupted recordings.
 #[derive(Debug, Clone)]

@@ -3,70 +3,25 @@
 //! written, `recording`, `stopping` once asked to stop, then `completed` or `failed` when
 //! the sink reports on its storage.
 
+mod finish;
+mod model;
+mod recovery;
+pub mod store;
+
+pub use finish::FinishedRecordings;
+pub use model::{Recording, RecordingStatus};
+
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex, MutexGuard};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-use serde::{Deserialize, Serialize};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
 
-use crate::json_store::{JsonStore, Stored};
-use tessera_plugins::journal::Destination;
-use tessera_plugins::{Outcome, RecoveryOutcome};
+use crate::json_store::JsonStore;
 use crate::media::{HubError, ProgramHub, ProgramOrigin};
-use crate::recording::{RecordingLocation, RecordingStore};
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
-#[serde(rename_all = "lowercase")]
-pub enum RecordingStatus {
-    Starting,
-    Recording,
-    Stopping,
-    Completed,
-    Failed,
-}
-
-impl RecordingStatus {
-    pub const ALL: [RecordingStatus; 5] = [
-        RecordingStatus::Starting,
-        RecordingStatus::Recording,
-        RecordingStatus::Stopping,
-        RecordingStatus::Completed,
-        RecordingStatus::Failed,
-    ];
-
-    /// The name the API uses.
-    pub fn name(self) -> &'static str {
-        match self {
-            RecordingStatus::Starting => "starting",
-            RecordingStatus::Recording => "recording",
-            RecordingStatus::Stopping => "stopping",
-            RecordingStatus::Completed => "completed",
-            RecordingStatus::Failed => "failed",
-        }
-    }
-}
-
-/// A recording as the API shows it (and as it is kept on disk).
-#[derive(Debug, Clone, Serialize, Deserialize)]
-pub struct Recording {
-    pub id: String,
-    pub room: String,
-    pub status: RecordingStatus,
-    /// Built-in layout name, or `custom`.
-    pub layout: String,
-    pub started_at: Option<String>,
-    pub ended_at: Option<String>,
-    pub duration_s: f64,
-    pub bytes: u64,
-    pub location: RecordingLocation,
-    pub error: Option<String>,
-    /// A presigned GET URL of a completed S3 recording: made afresh for each answer, never
-    /// kept on disk nor sent in webhooks.
-    #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
-    pub download_url: Option<String>,
-}
+use crate::time::rfc3339;
+use store::RecordingStore;
 
 struct Entry {
     rec: Recording,
@@ -125,7 +80,7 @@ pub struct Recordings {
 impl Recordings {
     pub fn new(store: RecordingStore, hub: ProgramHub) -> Self {
         let state = JsonStore::open(store.state_dir().to_path_buf(), "recording");
-        let entries = load(&state);
+        let entries = recovery::load(&state);
         let recordings = Recordings { entries: Arc::new(Mutex::new(entries)), store, state, hub: hub.clone() };
         let this = recordings.clone();
         hub.listen(Arc::new(move |origin, event| this.on_event(origin, event)));
@@ -288,6 +243,11 @@ impl Recordings {
         }
     }
 
+    /// Keeps the recording's metadata across restarts (best effort: a full disk is logged).
+    fn save(&self, rec: &Recording) {
+        self.state.save(&rec.id, rec);
+    }
+
     /// Stops a recording (blocking until its output has finished; the upload may go on, and
     /// the status turns `completed` when the sink reports).
     pub fn stop(&self, id: &str) -> Result<Recording, RecordingsError> {
@@ -322,131 +282,6 @@ impl Recordings {
     }
 }
 
-/// What a graceful stop made of the running recordings.
-#[derive(Debug, Default, Clone, Copy, PartialEq, Eq)]
-pub struct FinishedRecordings {
-    pub completed: usize,
-    pub failed: usize,
-    /// Still being stored at the deadline: the next start's recovery finishes them.
-    pub unfinished: usize,
-}
-
-impl Recordings {
-    /// Stops every running recording (all at once) and waits until their sinks have stored
-    /// everything (files closed, objects completed) or `deadline`: a graceful stop.
-    pub fn finish_all(&self, deadline: std::time::Instant) -> FinishedRecordings {
-        let running: Vec<String> = self
-            .lock()
-            .values()
-            .filter(|e| e.live.is_some() && matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording))
-            .map(|e| e.rec.id.clone())
-            .collect();
-        let ending: Vec<String> = self.lock().values().filter(|e| e.live.is_some()).map(|e| e.rec.id.clone()).collect();
-        std::thread::scope(|scope| {
-            for id in &running {
-                scope.spawn(move || {
-                    if let Err(err) = self.stop(id) {
-                        tracing::warn!(recording = %id, %err, "recording could not be stopped");
-                    }
-                });
-            }
-        });
-        // A recording's sink reports once its storage has all of it; `live` is dropped then.
-        loop {
-            let entries = self.lock();
-            let ended = ending.iter().filter_map(|id| entries.get(id)).filter(|e| e.live.is_none());
-            let (completed, failed) =
-                ended.fold((0, 0), |(c, f), e| if e.rec.status == RecordingStatus::Completed { (c + 1, f) } else { (c, f + 1) });
-            let unfinished = ending.len() - completed - failed;
-            if unfinished == 0 || std::time::Instant::now() >= deadline {
-                return FinishedRecordings { completed, failed, unfinished };
-            }
-            drop(entries);
-            std::thread::sleep(std::time::Duration::from_millis(50));
-        }
-    }
-
-    /// Finishes what an earlier process left behind (blocking: S3 calls), then settles the
-    /// interrupted recordings: `completed` up to the crash, `failed` if nothing could be kept,
-    /// or still `stopping` when the store is unreachable (retried at the next start).
-    pub fn recover(&self) {
-        let reports = self.store.recover();
-        let settled: Vec<Recording> = {
-            let mut entries = self.lock();
-            entries
-                .values_mut()
-                .filter(|e| e.interrupted)
-                .map(|e| {
-                    let report = reports.iter().find(|r| same_place(r.destination.as_ref(), &e.rec.location));
-                    let rec = &mut e.rec;
-                    match report.map(|r| &r.outcome) {
-                        // No journal left: the file or object was already whole.
-                        None => {
-                            rec.status = RecordingStatus::Completed;
-                            rec.error = Some(format!("{INTERRUPTED}; it was completed up to that moment"));
-                        }
-                        Some(RecoveryOutcome::Done(Outcome::Complete { bytes, .. })) => {
-                            rec.status = RecordingStatus::Completed;
-                            rec.bytes = *bytes;
-                            rec.error = Some(format!("{INTERRUPTED}; it was completed up to that moment"));
-                        }
-                        Some(RecoveryOutcome::Done(Outcome::Empty)) => {
-                            rec.status = RecordingStatus::Failed;
-                            rec.error = Some(format!("{INTERRUPTED} before anything playable was recorded"));
-                        }
-                        Some(RecoveryOutcome::Done(Outcome::Failed { reason })) => {
-                            rec.status = RecordingStatus::Failed;
-                            rec.error = Some(format!("{INTERRUPTED}, and finishing it failed: {reason}"));
-                        }
-                        Some(RecoveryOutcome::Failed { reason }) => {
-                            rec.error = Some(format!("{INTERRUPTED}; finishing it is retried at the next start: {reason}"));
-                            return rec.clone();
-                        }
-                        Some(RecoveryOutcome::InUse) => return rec.clone(),
-                    }
-                    e.interrupted = false;
-                    rec.clone()
-                })
-                .collect()
-        };
-        for rec in &settled {
-            self.save(rec);
-        }
-    }
-
-    /// Keeps the recording's metadata across restarts (best effort: a full disk is logged).
-    fn save(&self, rec: &Recording) {
-        self.state.save(&rec.id, rec);
-    }
-}
-
-/// Recordings an earlier process kept. One that was still running then ended with that
-/// process: start-up recovery finishes its file or object up to that moment.
-fn load(state: &JsonStore) -> BTreeMap<String, Entry> {
-    let mut entries = BTreeMap::new();
-    for Stored { value: mut rec, .. } in state.load_all::<Recording>() {
-        let interrupted =
-            matches!(rec.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping);
-        if interrupted {
-            rec.status = RecordingStatus::Stopping;
-            rec.error = Some(format!("{INTERRUPTED}; finishing it up to that moment"));
-            rec.ended_at.get_or_insert_with(|| rfc3339(SystemTime::now()));
-        }
-        entries.insert(rec.id.clone(), Entry { rec, live: None, interrupted });
-    }
-    entries
-}
-
-const INTERRUPTED: &str = "the server stopped during this recording";
-
-fn same_place(destination: Option<&Destination>, location: &RecordingLocation) -> bool {
-    match (destination, location) {
-        (Some(Destination::S3 { bucket, key, .. }), RecordingLocation::S3 { bucket: b, key: k }) => bucket == b && key == k,
-        (Some(Destination::Local { location }), RecordingLocation::Local { path }) => location == path,
-        _ => false,
-    }
-}
-
 /// The resource with live figures while the output runs.
 fn refresh(e: &Entry) -> Recording {
     let mut rec = e.rec.clone();
@@ -475,35 +310,9 @@ fn new_id() -> String {
     crate::ids::resource_id("rec")
 }
 
-/// `2026-11-22T01:02:03Z` (UTC, whole seconds).
-pub fn rfc3339(t: SystemTime) -> String {
-    let secs = t.duration_since(SystemTime::UNIX_EPOCH).unwrap_or(Duration::ZERO).as_secs() as i64;
-    let (days, rem) = (secs.div_euclid(86_400), secs.rem_euclid(86_400));
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let d = doy - (153 * mp + 2) / 5 + 1;
-    let m = if mp < 10 { mp + 3 } else { mp - 9 };
-    let y = yoe + era * 400 + i64::from(m <= 2);
-    format!("{y:04}-{m:02}-{d:02}T{:02}:{:02}:{:02}Z", rem / 3600, rem % 3600 / 60, rem % 60)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
-
-    #[test]
-    fn timestamps_are_rfc3339_utc() {
-        assert_eq!(rfc3339(SystemTime::UNIX_EPOCH), "1970-01-01T00:00:00Z");
-        let t = SystemTime::UNIX_EPOCH + Duration::from_secs(1_795_309_004);
-        assert_eq!(rfc3339(t), "2026-11-22T00:56:44Z");
-        let leap = SystemTime::UNIX_EPOCH + Duration::from_secs(951_782_400); // 2000-02-29
-        assert_eq!(rfc3339(leap), "2000-02-29T00:00:00Z");
-    }
 
     #[test]
     fn ids_are_distinct() {
