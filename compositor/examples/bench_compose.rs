@@ -10,7 +10,7 @@
 //! The figure is the whole process's CPU time (utime + stime from /proc/self/stat, reader
 //! included) over a steady-state window after a warm-up, divided by the program time produced in
 //! that window. `--reader-only` runs the same replay into a no-op consumer, so its share can be
-//! subtracted. Used by `scripts/bench-compositor`; see `bench/README.md`.
+//! subtracted. Used by `scripts/bench-compositor`; see `bench/compositor.md`.
 //!
 //!     cargo run --release -p tessera-compositor --example bench_compose -- \
 //!         [--seconds 20] [--warmup 3] [--out FILE.mp4] [--layout grid|FILE.json] \

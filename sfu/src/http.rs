@@ -14,7 +14,8 @@ use axum::routing::{get, post};
 use tokio::sync::mpsc;
 
 use crate::error::Error;
-use crate::room::{Participant, Sfu};
+use crate::participant::Participant;
+use crate::sfu::Sfu;
 use crate::signal::{ClientMessage, IceServer, ServerMessage};
 
 /// Decides whether a token may join a room. Implemented for `Fn(&str, &str) -> bool`

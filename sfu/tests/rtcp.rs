@@ -132,7 +132,7 @@ async fn publisher_loss_is_nacked_by_the_sfu_and_repaired() {
     // machine a few frames still arrive after Chromium's freeze threshold.
     assert!(freezes1 - freezes0 <= 4.0, "video froze: {detail}");
     // Repairs work: without them every dropped packet would stay lost. Most come back; on a
-    // loaded 2-core machine up to about a fifth of them have stayed lost (see the README).
+    // loaded 2-core machine up to about a fifth of them have stayed lost (see docs/sfu.md).
     let dropped_total = relay.counts.get()[3] as f64;
     assert!(lost <= dropped_total * 0.5, "loss was not repaired ({lost} of {dropped_total} dropped stayed lost): {detail}");
     // Each lost packet is asked for about once: the SFU's NACK generator sees the repairs

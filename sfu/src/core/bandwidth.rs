@@ -204,9 +204,33 @@ pub fn combine(cap_bps: u64, estimate_bps: Option<u64>) -> u64 {
     }
 }
 
+/// Kept for a subscriber's audio before its video tracks share the rest.
+pub const AUDIO_RESERVE_BPS: u64 = 64_000;
+
+/// What each of `videos` video tracks a subscriber receives may use of its `bps` (0: no
+/// limit): equal shares of what the audio leaves, never 0 (which would lift the limit).
+pub fn video_share(bps: u64, videos: usize) -> u64 {
+    if bps == 0 || videos == 0 {
+        return bps;
+    }
+    (bps.saturating_sub(AUDIO_RESERVE_BPS) / videos as u64).max(1)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn video_tracks_share_what_the_audio_leaves() {
+        assert_eq!(video_share(0, 3), 0, "no limit stays no limit");
+        assert_eq!(video_share(1_064_000, 1), 1_000_000);
+        assert_eq!(video_share(1_064_000, 2), 500_000);
+        // A limit below the audio's leaves each video a token bit per second: the lowest
+        // layer. (Until 2026-12-07 two videos under 64 kbit/s got 0 each: no limit at all.)
+        assert_eq!(video_share(64_000, 2), 1);
+        assert_eq!(video_share(10_000, 1), 1);
+        assert_eq!(video_share(500_000, 0), 500_000);
+    }
 
     /// A subscriber sent to at `sent_bps`, reporting `remb` every 200 ms from `from` to `to`
     /// (ms since `t0`, `to` excluded).

@@ -4,6 +4,7 @@
 pub mod bandwidth;
 pub mod keyframe;
 pub mod limiter;
+pub mod negotiation;
 pub mod resend;
 pub mod rewrite;
 pub mod simulcast;
@@ -12,6 +13,7 @@ pub mod speaker;
 pub use bandwidth::BandwidthEstimator;
 pub use keyframe::is_keyframe;
 pub use limiter::KeyframeRequestLimiter;
+pub use negotiation::{OnChange, SubscribeNegotiation};
 pub use resend::ResendBudget;
 pub use rewrite::StreamRewriter;
 pub use simulcast::{LayerInfo, LayerSelector, SelectorAction};

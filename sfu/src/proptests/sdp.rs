@@ -16,7 +16,7 @@ use crate::error::Error;
 use crate::peer::{
     AUDIO_LEVEL_URI, Role, advertise_public_ips, build_core, extmap_id, simulcast_rids,
 };
-use crate::room::validate_sdp;
+use crate::participant::validate_sdp;
 use crate::stats::TransportCounters;
 
 /// A Chromium publish offer: Opus with audio levels, VP8 simulcast with RTX.

@@ -1,7 +1,7 @@
 //! The SFU's own I/O around `rtc`'s sans-IO peer connections.
 //!
 //! `webrtc` 0.21 gives every peer connection its own event loop, and a forwarded packet costs
-//! one turn of each subscriber's loop (see the README's SFU benchmark). Here all connections
+//! one turn of each subscriber's loop (see bench/sfu.md). Here all connections
 //! share one UDP socket per configured address (and one ICE-TCP listener): a datagram is
 //! routed to its connection by its path, or, for the first connectivity check on a path, by
 //! the username fragment it names; the connection's core handles it, and what it produces is
@@ -33,7 +33,7 @@ use tokio::task::JoinHandle;
 pub(crate) use connection::{Connection, ConnectionHandler, TrackOpen};
 
 use crate::config::IceConfig;
-pub(crate) use crate::room::lock;
+pub(crate) use crate::sync::lock;
 use crate::delay::ForwardDelay;
 use crate::error::{Error, Result};
 

@@ -1,0 +1,155 @@
+//! The SFU: its rooms by name, the shared transport all their connections use, the hand-off
+//! to the media consumer and the observer of joins and leaves.
+
+use std::collections::HashMap;
+use std::sync::{Arc, Mutex};
+
+
+use crate::config::SfuConfig;
+use crate::core::ActiveSpeakerDetector;
+use crate::error::Result;
+use crate::delay::ForwardDelay;
+use crate::handoff::{
+    HandoffDispatcher, MediaHandoff,
+};
+use crate::events::RoomObserver;
+use crate::stats::{DelayHistogram, TransportCounters};
+use crate::transport::Transport;
+use crate::room::Room;
+use crate::sync::lock;
+
+
+/// The local addresses of the sockets all calls share.
+#[derive(Debug, Clone)]
+pub struct IceAddrs {
+    pub udp: Vec<std::net::SocketAddr>,
+    pub tcp: Vec<std::net::SocketAddr>,
+}
+
+/// The SFU: all rooms of this process.
+#[derive(Clone)]
+pub struct Sfu {
+    pub(crate) inner: Arc<SfuInner>,
+}
+
+pub(crate) struct SfuInner {
+    pub(crate) config: SfuConfig,
+    pub(crate) rooms: Mutex<HashMap<String, Arc<Room>>>,
+    pub(crate) handoff: Option<Arc<HandoffDispatcher>>,
+    pub(crate) counters: Arc<TransportCounters>,
+    pub(crate) forward_delay: Arc<DelayHistogram>,
+    pub(crate) delay_probe: Arc<ForwardDelay>,
+    /// The sockets of all peer connections, bound on first use.
+    pub(crate) transport: Mutex<Option<Arc<Transport>>>,
+    /// Told of every join and leave.
+    pub(crate) observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
+}
+
+impl Drop for SfuInner {
+    fn drop(&mut self) {
+        if let Some(h) = &self.handoff {
+            h.close();
+        }
+    }
+}
+
+impl Sfu {
+    /// An SFU with this configuration; `handoff` receives every published track's media.
+    pub fn new(config: SfuConfig, handoff: Option<Arc<dyn MediaHandoff>>) -> Self {
+        let handoff = handoff.map(|h| HandoffDispatcher::start(h, 2048));
+        let forward_delay = Arc::new(DelayHistogram::default());
+        let delay_probe = ForwardDelay::new(Arc::clone(&forward_delay));
+        Self { inner: Arc::new(SfuInner { config, rooms: Mutex::new(HashMap::new()),
+                handoff,
+                counters: Arc::new(TransportCounters::default()),
+                forward_delay,
+                delay_probe,
+                transport: Mutex::new(None),
+                observer: std::sync::OnceLock::new(),
+            }),
+        }
+    }
+
+    /// Tells `observer` of every participant that joins or leaves from now on (set once;
+    /// later calls are ignored).
+    pub fn set_room_observer(&self, observer: Arc<dyn RoomObserver>) {
+        let _ = self.inner.observer.set(observer);
+    }
+
+    /// The configuration.
+    pub fn config(&self) -> &SfuConfig {
+        &self.inner.config
+    }
+
+    /// The room with this name, created on first use.
+    pub fn room(&self, name: &str) -> Arc<Room> {
+        let mut rooms = lock(&self.inner.rooms);
+        Arc::clone(rooms.entry(name.to_owned()).or_insert_with(|| {
+            Arc::new(Room {
+                name: name.to_owned(),
+                sfu: Arc::downgrade(&self.inner),
+                participants: Mutex::new(HashMap::new()),
+                speaker: Mutex::new(ActiveSpeakerDetector::default()),
+            })
+        }))
+    }
+
+    /// Existing room, if any.
+    pub fn get_room(&self, name: &str) -> Option<Arc<Room>> {
+        lock(&self.inner.rooms).get(name).cloned()
+    }
+
+    /// Names of the rooms with participants.
+    pub fn rooms(&self) -> Vec<String> {
+        lock(&self.inner.rooms).keys().cloned().collect()
+    }
+
+    /// What all peer connections' RTCP machinery did: NACKs, retransmissions, keyframe
+    /// requests, reports, congestion feedback.
+    pub fn transport_counters(&self) -> &TransportCounters {
+        &self.inner.counters
+    }
+
+    /// Forwarding delay per forwarded copy: arrival → handed to the subscriber's transport.
+    pub fn forward_delay(&self) -> &DelayHistogram {
+        &self.inner.forward_delay
+    }
+
+    /// RTP packets the hand-off dropped because its consumer was behind.
+    pub fn handoff_dropped(&self) -> u64 {
+        self.inner.handoff.as_ref().map_or(0, |h| h.dropped())
+    }
+
+    /// Binds the sockets all calls share (otherwise bound by the first connection); returns
+    /// their addresses.
+    pub fn bind_transport(&self) -> Result<IceAddrs> {
+        let t = self.transport()?;
+        Ok(IceAddrs { udp: t.udp_addrs(), tcp: t.tcp_addrs().to_vec() })
+    }
+
+    pub(crate) fn transport(&self) -> Result<Arc<Transport>> {
+        let mut t = lock(&self.inner.transport);
+        Ok(match t.as_ref() {
+            Some(t) => Arc::clone(t),
+            None => Arc::clone(t.insert(Transport::bind(&self.inner.config.ice, Some(Arc::clone(&self.inner.delay_probe)))?)),
+        })
+    }
+
+    /// Datagrams the transport could not send (full socket buffers or ICE-TCP queues).
+    pub fn send_drops(&self) -> u64 {
+        lock(&self.inner.transport).as_ref().map_or(0, |t| t.send_drops())
+    }
+
+    /// A new participant or track id: random, so ids from several nodes of a cluster never
+    /// collide and none can be guessed from another.
+    pub(crate) fn next_id(&self, prefix: &str) -> String {
+        format!("{prefix}{}", crate::random::token(12))
+    }
+
+    pub(crate) fn remove_room_if_empty(&self, name: &str) {
+        let mut rooms = lock(&self.inner.rooms);
+        if rooms.get(name).is_some_and(|r| lock(&r.participants).is_empty()) {
+            rooms.remove(name);
+        }
+    }
+}
