@@ -8,6 +8,7 @@ pub mod bot;
 pub mod cli;
 pub mod commands;
 pub mod config;
+pub mod error;
 pub mod http_client;
 pub mod ids;
 pub mod logging;

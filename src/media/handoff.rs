@@ -5,7 +5,8 @@
 use tessera_compositor::{Codec, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams};
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 
-use super::{HubError, KeyframeRoutes, ProgramHub, Track};
+use super::{KeyframeRoutes, ProgramHub, Track};
+use crate::error::Result;
 
 /// What the compositor needs to know about an SFU track; `participant` is its id in the
 /// program.
@@ -39,7 +40,7 @@ pub(super) fn add_input(
     participant: &str,
     keyframes: &KeyframeRequester,
     routes: &KeyframeRoutes,
-) -> Result<TrackId, HubError> {
+) -> Result<TrackId> {
     let params = track_params(info, participant).ok_or_else(|| {
         tessera_compositor::CompositorError::InvalidTrack(format!("{} cannot be composited", info.mime_type))
     })?;

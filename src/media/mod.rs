@@ -16,6 +16,7 @@ mod handoff;
 use handoff::add_input;
 pub use handoff::track_params;
 
+use crate::error::{Error, Result};
 use crate::room_events::RoomLifecycle;
 use crate::webhooks::Webhooks;
 
@@ -79,14 +80,6 @@ pub struct ProgramHub {
     inputs: Arc<Mutex<Inputs>>,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum HubError {
-    #[error("room {0} already has a program")]
-    ProgramExists(String),
-    #[error("{0}")]
-    Compositor(#[from] tessera_compositor::CompositorError),
-}
-
 impl ProgramHub {
     pub fn new() -> Self {
         Self::default()
@@ -128,7 +121,7 @@ impl ProgramHub {
     }
 
     /// Starts a room's program; the tracks already published join it at once.
-    pub fn start_program(&self, room: &str, config: ProgramConfig, layout: Layout) -> Result<Arc<RoomPipeline>, HubError> {
+    pub fn start_program(&self, room: &str, config: ProgramConfig, layout: Layout) -> Result<Arc<RoomPipeline>> {
         self.start_program_locked(&mut self.lock(), room, config, layout)
     }
 
@@ -138,10 +131,10 @@ impl ProgramHub {
         room: &str,
         config: ProgramConfig,
         layout: Layout,
-    ) -> Result<Arc<RoomPipeline>, HubError> {
+    ) -> Result<Arc<RoomPipeline>> {
         let media = rooms.entry(room.to_string()).or_default();
         if media.program.is_some() {
-            return Err(HubError::ProgramExists(room.to_string()));
+            return Err(Error::Conflict(format!("room {room} already has a program")));
         }
         let program = Arc::new(RoomPipeline::new(config, layout)?);
         let listeners = self.listeners.clone();
@@ -215,13 +208,13 @@ impl ProgramHub {
     /// here cannot be found idle and stopped before `attach` has given it what keeps it
     /// running (an output, a destination); a program started for a call that then fails is
     /// stopped again.
-    pub fn with_program<T, E: From<HubError>>(
+    pub fn with_program<T>(
         &self,
         room: &str,
         config: ProgramConfig,
         layout: Layout,
-        attach: impl FnOnce(&Arc<RoomPipeline>, bool) -> Result<T, E>,
-    ) -> Result<T, E> {
+        attach: impl FnOnce(&Arc<RoomPipeline>, bool) -> Result<T>,
+    ) -> Result<T> {
         let mut rooms = self.lock();
         let running = rooms.get(room).and_then(|m| m.program.clone());
         let (program, started) = match running {

@@ -19,7 +19,8 @@ use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
 
 use crate::json_store::JsonStore;
-use crate::media::{HubError, ProgramHub, ProgramOrigin};
+use crate::error::{Error, Result};
+use crate::media::{ProgramHub, ProgramOrigin};
 use crate::time::rfc3339;
 use store::RecordingStore;
 
@@ -44,26 +45,6 @@ impl Live {
     /// Whether a program's report is about this recording.
     fn is(&self, origin: &ProgramOrigin, output: OutputId) -> bool {
         self.program.id() == origin.program && self.output == output
-    }
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum RecordingsError {
-    #[error("{0}")]
-    Invalid(String),
-    #[error("room {room} already runs a program at {have}; this recording asks for {want}")]
-    Conflict { room: String, have: String, want: String },
-    #[error("no recording {0}")]
-    NotFound(String),
-    #[error("recording {0} has already ended")]
-    Ended(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<HubError> for RecordingsError {
-    fn from(e: HubError) -> Self {
-        RecordingsError::Internal(e.to_string())
     }
 }
 
@@ -92,15 +73,15 @@ impl Recordings {
     }
 
     /// Starts recording `room` (blocking: may build the room's program).
-    pub fn start(&self, room: &str, layout: Layout, layout_name: String, config: ProgramConfig) -> Result<Recording, RecordingsError> {
+    pub fn start(&self, room: &str, layout: Layout, layout_name: String, config: ProgramConfig) -> Result<Recording> {
         // A running program shows the new layout before the recording's first frame.
         if let Some(p) = self.hub.program(room) {
             same_size(room, p.config(), &config)?;
-            p.set_layout(layout.clone()).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+            p.set_layout(layout.clone())?;
         }
         let id = new_id();
-        let location = self.store.location(room, &id).map_err(|e| RecordingsError::Invalid(e.to_string()))?;
-        let spec = self.store.output(&location).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+        let location = self.store.location(room, &id)?;
+        let spec = self.store.output(&location)?;
         let rec = Recording {
             id: id.clone(),
             room: room.into(),
@@ -118,11 +99,11 @@ impl Recordings {
             if !started {
                 same_size(room, program.config(), &config)?;
             }
-            let output = program.attach_output(spec).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+            let output = program.attach_output(spec)?;
             // Known before the program can report on the output.
             let live = Live { program: program.clone(), output };
             self.lock().insert(id.clone(), Entry { rec: rec.clone(), live: Some(live), interrupted: false });
-            Ok::<(), RecordingsError>(())
+            Ok::<(), Error>(())
         })?;
         tracing::info!(recording = %id, room, "recording started");
         self.save(&rec);
@@ -202,18 +183,18 @@ impl Recordings {
     }
 
     /// Swaps the room's layout; returns once the program shows it (blocking).
-    pub fn set_layout(&self, id: &str, layout: Layout, name: String) -> Result<Recording, RecordingsError> {
+    pub fn set_layout(&self, id: &str, layout: Layout, name: String) -> Result<Recording> {
         let program = {
             let entries = self.lock();
-            let e = entries.get(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
+            let e = entries.get(id).ok_or_else(|| not_found(id))?;
             match (&e.live, e.rec.status) {
                 (Some(live), RecordingStatus::Starting | RecordingStatus::Recording) => live.program.clone(),
-                _ => return Err(RecordingsError::Ended(id.into())),
+                _ => return Err(ended(id)),
             }
         };
-        program.set_layout(layout).map_err(|e| RecordingsError::Internal(e.to_string()))?;
+        program.set_layout(layout)?;
         let mut entries = self.lock();
-        let e = entries.get_mut(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
+        let e = entries.get_mut(id).ok_or_else(|| not_found(id))?;
         e.rec.layout = name;
         Ok(refresh(e))
     }
@@ -250,13 +231,13 @@ impl Recordings {
 
     /// Stops a recording (blocking until its output has finished; the upload may go on, and
     /// the status turns `completed` when the sink reports).
-    pub fn stop(&self, id: &str) -> Result<Recording, RecordingsError> {
+    pub fn stop(&self, id: &str) -> Result<Recording> {
         let (live, stopping) = {
             let mut entries = self.lock();
-            let e = entries.get_mut(id).ok_or_else(|| RecordingsError::NotFound(id.into()))?;
+            let e = entries.get_mut(id).ok_or_else(|| not_found(id))?;
             let live = match (&e.live, e.rec.status) {
                 (Some(live), RecordingStatus::Starting | RecordingStatus::Recording) => live.clone(),
-                _ => return Err(RecordingsError::Ended(id.into())),
+                _ => return Err(ended(id)),
             };
             e.rec = refresh(e);
             e.rec.status = RecordingStatus::Stopping;
@@ -278,7 +259,7 @@ impl Recordings {
                 self.save(&rec);
             }
         }
-        self.get(id).ok_or_else(|| RecordingsError::NotFound(id.into()))
+        self.get(id).ok_or_else(|| not_found(id))
     }
 }
 
@@ -295,11 +276,20 @@ fn refresh(e: &Entry) -> Recording {
 }
 
 /// A room's program has one size: a recording of another size would be a second rendition.
-fn same_size(room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<(), RecordingsError> {
+fn same_size(room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<()> {
     if (have.width, have.height, have.fps, have.video_bitrate_kbps) != (want.width, want.height, want.fps, want.video_bitrate_kbps) {
-        return Err(RecordingsError::Conflict { room: room.into(), have: describe(have), want: describe(want) });
+        let (have, want) = (describe(have), describe(want));
+        return Err(Error::Conflict(format!("room {room} already runs a program at {have}; this recording asks for {want}")));
     }
     Ok(())
+}
+
+fn not_found(id: &str) -> Error {
+    Error::NotFound(format!("no recording {id}"))
+}
+
+fn ended(id: &str) -> Error {
+    Error::Conflict(format!("recording {id} has already ended"))
 }
 
 fn describe(c: &ProgramConfig) -> String {

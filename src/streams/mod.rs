@@ -22,7 +22,8 @@ pub use request::{parse_preset, parse_urls};
 use request::{destination_error, invalid};
 
 use crate::json_store::{JsonStore, Stored};
-use crate::media::{HubError, ProgramHub, ProgramOrigin};
+use crate::error::{Error, Result};
+use crate::media::{ProgramHub, ProgramOrigin};
 use crate::time::rfc3339;
 
 /// How often an active stream's figures are saved, so a killed process leaves them this
@@ -63,28 +64,6 @@ struct Live {
     preset: IngestPreset,
     program: Arc<RoomPipeline>,
     destinations: Vec<DestinationId>,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum StreamsError {
-    /// A request field at fault (JSON Pointer) and why.
-    #[error("{field}: {reason}")]
-    Invalid { field: String, reason: String },
-    /// A program setting (`width`, `video_bitrate_kbps`, …) the destination cannot take.
-    #[error("{setting}: {reason}")]
-    Setting { setting: String, reason: String },
-    #[error("{0}")]
-    Conflict(String),
-    #[error("no stream {0}")]
-    NotFound(String),
-    #[error("{0}")]
-    Internal(String),
-}
-
-impl From<HubError> for StreamsError {
-    fn from(e: HubError) -> Self {
-        StreamsError::Internal(e.to_string())
-    }
 }
 
 /// All streams of this process.
@@ -160,12 +139,12 @@ impl Streams {
         layout: Layout,
         layout_name: String,
         mut config: ProgramConfig,
-    ) -> Result<Stream, StreamsError> {
+    ) -> Result<Stream> {
         if urls.is_empty() {
             return Err(invalid("/destinations", "at least one rtmp:// or rtmps:// URL"));
         }
         if let Some(p) = self.hub.program(room) {
-            p.set_layout(layout.clone()).map_err(|e| StreamsError::Internal(e.to_string()))?;
+            p.set_layout(layout.clone())?;
         }
         // A new program takes what the preset requires.
         preset.apply(&mut config);
@@ -221,13 +200,13 @@ impl Streams {
         layout: Option<(Layout, String)>,
         add: Vec<RtmpUrl>,
         remove: Vec<u64>,
-    ) -> Result<Stream, StreamsError> {
+    ) -> Result<Stream> {
         let (program, preset, current) = {
             let entries = self.lock();
-            let e = entries.get(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+            let e = entries.get(id).ok_or_else(|| Error::NotFound(format!("no stream {id}")))?;
             match (&e.live, e.stream.status) {
                 (Some(live), StreamStatus::Active) => (live.program.clone(), live.preset.clone(), live.destinations.clone()),
-                _ => return Err(StreamsError::Conflict(format!("stream {id} has stopped"))),
+                _ => return Err(Error::Conflict(format!("stream {id} has stopped"))),
             }
         };
         for (i, d) in remove.iter().enumerate() {
@@ -236,7 +215,7 @@ impl Streams {
             }
         }
         if let Some((layout, _)) = &layout {
-            program.set_layout(layout.clone()).map_err(|e| StreamsError::Internal(e.to_string()))?;
+            program.set_layout(layout.clone())?;
         }
         let mut added = Vec::new();
         for url in add {
@@ -246,7 +225,7 @@ impl Streams {
             let _ = program.remove_destination(DestinationId(*d));
         }
         let mut entries = self.lock();
-        let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+        let e = entries.get_mut(id).ok_or_else(|| Error::NotFound(format!("no stream {id}")))?;
         if let Some(live) = &mut e.live {
             live.destinations.retain(|d| !remove.contains(&d.0));
             live.destinations.extend(added);
@@ -282,17 +261,17 @@ impl Streams {
     }
 
     /// Stops every destination of the stream (blocking, a few seconds at most per stuck one).
-    pub fn stop(&self, id: &str) -> Result<Stream, StreamsError> {
+    pub fn stop(&self, id: &str) -> Result<Stream> {
         let (program, ids, room) = {
             let mut entries = self.lock();
-            let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+            let e = entries.get_mut(id).ok_or_else(|| Error::NotFound(format!("no stream {id}")))?;
             if e.stream.status != StreamStatus::Active || e.live.is_none() {
-                return Err(StreamsError::Conflict(format!("stream {id} has already stopped")));
+                return Err(Error::Conflict(format!("stream {id} has already stopped")));
             }
             e.stream.destinations = refresh(e).destinations;
             e.stream.status = StreamStatus::Stopped;
             e.stream.ended_at = Some(rfc3339(SystemTime::now()));
-            let Some(live) = e.live.as_mut() else { return Err(StreamsError::NotFound(id.into())) };
+            let Some(live) = e.live.as_mut() else { return Err(Error::NotFound(format!("no stream {id}"))) };
             (live.program.clone(), std::mem::take(&mut live.destinations), e.stream.room.clone())
         };
         let mut finals = Vec::new();
@@ -303,7 +282,7 @@ impl Streams {
         }
         self.hub.stop_if_idle(&room);
         let mut entries = self.lock();
-        let e = entries.get_mut(id).ok_or_else(|| StreamsError::NotFound(id.into()))?;
+        let e = entries.get_mut(id).ok_or_else(|| Error::NotFound(format!("no stream {id}")))?;
         e.stream.destinations = finals;
         e.live = None;
         self.state.save(id, &e.stream);

@@ -4,14 +4,12 @@
 use tessera_compositor::CompositorError;
 use tessera_compositor::destination::{IngestPreset, RtmpUrl};
 
-use super::StreamsError;
+use crate::error::{Error, Result};
 
-pub(super) fn invalid(field: impl Into<String>, reason: impl Into<String>) -> StreamsError {
-    StreamsError::Invalid { field: field.into(), reason: reason.into() }
-}
+pub(super) use crate::error::invalid;
 
 /// Parses the destination URLs of a request (field `base/N` on error).
-pub fn parse_urls(urls: &[String], base: &str) -> Result<Vec<RtmpUrl>, StreamsError> {
+pub fn parse_urls(urls: &[String], base: &str) -> Result<Vec<RtmpUrl>> {
     urls.iter()
         .enumerate()
         .map(|(i, u)| RtmpUrl::parse(u).map_err(|e| invalid(format!("{base}/{i}"), e.reason)))
@@ -20,7 +18,7 @@ pub fn parse_urls(urls: &[String], base: &str) -> Result<Vec<RtmpUrl>, StreamsEr
 
 /// `youtube`, `ivs` (standard channel), `ivs-basic`, `ivs-standard`, `ivs-advanced-sd`,
 /// `ivs-advanced-hd` or `custom`.
-pub fn parse_preset(name: Option<&str>) -> Result<IngestPreset, StreamsError> {
+pub fn parse_preset(name: Option<&str>) -> Result<IngestPreset> {
     use tessera_compositor::destination::IvsChannelType as C;
     Ok(match name.unwrap_or("custom") {
         "youtube" => IngestPreset::Youtube,
@@ -38,13 +36,13 @@ pub fn parse_preset(name: Option<&str>) -> Result<IngestPreset, StreamsError> {
     })
 }
 
-pub(super) fn destination_error(e: CompositorError) -> StreamsError {
+pub(super) fn destination_error(e: CompositorError) -> Error {
     match e {
         CompositorError::InvalidDestination { field, reason } => match field.strip_prefix("program.") {
-            Some(setting) => StreamsError::Setting { setting: setting.to_string(), reason },
+            Some(setting) => Error::Setting { setting: setting.to_string(), reason },
             None => invalid("/destinations", reason),
         },
-        other => StreamsError::Internal(other.to_string()),
+        other => Error::Program(other),
     }
 }
 
@@ -59,14 +57,14 @@ mod tests {
         assert_eq!(parse_preset(Some("ivs")).unwrap().name(), "ivs-standard");
         assert_eq!(parse_preset(Some("ivs-basic")).unwrap().name(), "ivs-basic");
         let e = parse_preset(Some("twitch")).unwrap_err();
-        assert!(matches!(e, StreamsError::Invalid { ref field, .. } if field == "/preset"), "{e}");
+        assert!(matches!(e, Error::Invalid { ref field, .. } if field == "/preset"), "{e}");
     }
 
     #[test]
     fn only_rtmp_urls_and_the_bad_one_is_named() {
         let urls = vec!["rtmp://h/app/k".to_string(), "file:///etc/passwd".to_string()];
         match parse_urls(&urls, "/destinations") {
-            Err(StreamsError::Invalid { field, reason }) => {
+            Err(Error::Invalid { field, reason }) => {
                 assert_eq!(field, "/destinations/1");
                 assert!(reason.contains("rtmp://"), "{reason}");
             }

@@ -54,3 +54,37 @@ pub fn setting_pointer(setting: &str) -> String {
         other => format!("/video/{other}"),
     }
 }
+
+/// How the HTTP API answers the binary's errors: each kind its status and code, the message
+/// with its causes.
+pub fn api_error(e: crate::error::Error) -> ApiError {
+    use crate::error::Error;
+    use crate::recordings::store::RecordingError;
+    use axum::http::StatusCode;
+    match e {
+        Error::Invalid { field, reason } => ApiError::invalid_field(field, reason),
+        Error::Setting { setting, reason } => ApiError::invalid_field(setting_pointer(&setting), reason),
+        Error::BadRequest(m) => ApiError::bad_request(m),
+        Error::Storage(RecordingError::Name(_)) => ApiError::bad_request(e.to_string()),
+        Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
+        Error::NotFound(m) => ApiError::not_found(m),
+        Error::Program(_) | Error::Storage(_) => {
+            tracing::error!(error = %error_chain(&e), "request failed");
+            ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error_chain(&e))
+        }
+    }
+}
+
+/// An error and its causes, outermost first.
+fn error_chain(e: &dyn std::error::Error) -> String {
+    let mut text = e.to_string();
+    let mut source = e.source();
+    while let Some(cause) = source {
+        let cause_text = cause.to_string();
+        if !text.contains(&cause_text) {
+            text = format!("{text}: {cause_text}");
+        }
+        source = cause.source();
+    }
+    text
+}

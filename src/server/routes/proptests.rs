@@ -19,7 +19,8 @@ use super::streams::{PatchStream, StartStream};
 use crate::proptests::config;
 use crate::server::error::ApiError;
 use crate::server::extract::ApiJson;
-use crate::streams::{StreamsError, parse_urls};
+use crate::error::Error as StreamsError;
+use crate::streams::parse_urls;
 
 /// Runs the extractor on a request with `body` and `content_type`.
 fn extract<T: DeserializeOwned>(body: &[u8], content_type: Option<&str>) -> Result<T, ApiError> {

@@ -9,10 +9,10 @@ use serde_json::{Value, json};
 use tessera_compositor::layout::{self, Layout};
 use tessera_compositor::{CompositorError, ProgramConfig};
 
-use crate::recordings::{Recording, RecordingsError};
+use crate::recordings::Recording;
 use crate::server::error::ApiError;
 use crate::server::extract::ApiJson;
-use crate::server::routes::params::{blocking, media, path_param, room_param, setting_pointer};
+use crate::server::routes::params::{api_error, blocking, media, path_param, room_param, setting_pointer};
 use crate::server::state::AppState;
 
 #[derive(Debug, Default, Deserialize)]
@@ -96,16 +96,6 @@ pub fn program_config(video: &VideoSettings, audio: &AudioSettings) -> Result<Pr
     Ok(c)
 }
 
-fn recordings_error(e: RecordingsError) -> ApiError {
-    match e {
-        RecordingsError::Invalid(m) => ApiError::bad_request(m),
-        RecordingsError::Conflict { .. } => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-        RecordingsError::NotFound(_) => ApiError::not_found(e.to_string()),
-        RecordingsError::Ended(_) => ApiError::new(StatusCode::CONFLICT, "conflict", e.to_string()),
-        RecordingsError::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
-    }
-}
-
 /// `POST /v1/rooms/{room}/recordings` → 201 with the recording.
 pub async fn start(
     State(state): State<AppState>,
@@ -116,7 +106,7 @@ pub async fn start(
     let (layout, name) = parse_layout(req.layout.as_ref())?;
     let config = program_config(&req.video, &req.audio)?;
     let recs = media(&state)?.recordings;
-    let rec = blocking(move || recs.start(&room, layout, name, config), recordings_error).await?;
+    let rec = blocking(move || recs.start(&room, layout, name, config), api_error).await?;
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
@@ -151,12 +141,12 @@ pub async fn patch(
     let id = path_param(id)?;
     let (layout, name) = parse_layout(Some(&req.layout))?;
     let recs = media(&state)?.recordings;
-    Ok(Json(blocking(move || recs.set_layout(&id, layout, name), recordings_error).await?))
+    Ok(Json(blocking(move || recs.set_layout(&id, layout, name), api_error).await?))
 }
 
 /// `POST /v1/recordings/{id}/stop`.
 pub async fn stop(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
     let id = path_param(id)?;
     let recs = media(&state)?.recordings;
-    Ok(Json(blocking(move || recs.stop(&id), recordings_error).await?))
+    Ok(Json(blocking(move || recs.stop(&id), api_error).await?))
 }

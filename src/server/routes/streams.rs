@@ -10,9 +10,9 @@ use serde_json::{Value, json};
 use crate::server::error::ApiError;
 use crate::server::extract::ApiJson;
 use crate::server::routes::recordings::{AudioSettings, VideoSettings, parse_layout, program_config};
-use crate::server::routes::params::{blocking, media, path_param, room_param, setting_pointer};
+use crate::server::routes::params::{api_error, blocking, media, path_param, room_param};
 use crate::server::state::AppState;
-use crate::streams::{Stream, StreamsError, parse_preset, parse_urls};
+use crate::streams::{Stream, parse_preset, parse_urls};
 
 #[derive(Debug, Deserialize)]
 #[serde(deny_unknown_fields)]
@@ -41,16 +41,6 @@ pub struct ListQuery {
     room: Option<String>,
 }
 
-fn streams_error(e: StreamsError) -> ApiError {
-    match e {
-        StreamsError::Invalid { field, reason } => ApiError::invalid_field(field, reason),
-        StreamsError::Setting { setting, reason } => ApiError::invalid_field(setting_pointer(&setting), reason),
-        StreamsError::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
-        StreamsError::NotFound(_) => ApiError::not_found(e.to_string()),
-        StreamsError::Internal(m) => ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", m),
-    }
-}
-
 /// `POST /v1/rooms/{room}/streams` → 201 with the stream and its destinations.
 pub async fn start(
     State(state): State<AppState>,
@@ -58,12 +48,12 @@ pub async fn start(
     ApiJson(req): ApiJson<StartStream>,
 ) -> Result<(StatusCode, Json<Stream>), ApiError> {
     let room = room_param(room)?;
-    let urls = parse_urls(&req.destinations, "/destinations").map_err(streams_error)?;
-    let preset = parse_preset(req.preset.as_deref()).map_err(streams_error)?;
+    let urls = parse_urls(&req.destinations, "/destinations").map_err(api_error)?;
+    let preset = parse_preset(req.preset.as_deref()).map_err(api_error)?;
     let (layout, name) = parse_layout(req.layout.as_ref())?;
     let config = program_config(&req.video, &req.audio)?;
     let s = media(&state)?.streams;
-    let stream = blocking(move || s.start(&room, urls, preset, layout, name, config), streams_error).await?;
+    let stream = blocking(move || s.start(&room, urls, preset, layout, name, config), api_error).await?;
     Ok((StatusCode::CREATED, Json(stream)))
 }
 
@@ -90,15 +80,15 @@ pub async fn patch(
         Some(v) => Some(parse_layout(Some(v))?),
         None => None,
     };
-    let add = parse_urls(&req.add_destinations, "/add_destinations").map_err(streams_error)?;
+    let add = parse_urls(&req.add_destinations, "/add_destinations").map_err(api_error)?;
     let s = media(&state)?.streams;
     let remove = req.remove_destinations;
-    Ok(Json(blocking(move || s.update(&id, layout, add, remove), streams_error).await?))
+    Ok(Json(blocking(move || s.update(&id, layout, add, remove), api_error).await?))
 }
 
 /// `POST /v1/streams/{id}/stop`.
 pub async fn stop(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Stream>, ApiError> {
     let id = path_param(id)?;
     let s = media(&state)?.streams;
-    Ok(Json(blocking(move || s.stop(&id), streams_error).await?))
+    Ok(Json(blocking(move || s.stop(&id), api_error).await?))
 }
