@@ -164,3 +164,27 @@ fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
     }
     drop(bots);
 }
+
+/// A recording stopped and another started at once, over and over (what an application that
+/// rolls its recordings does): each start is accepted, whether it lands on the program the
+/// last one used or on a new one while the old one is stopping, and each recording completes.
+#[test]
+fn recordings_restarted_at_once_are_each_accepted_and_completed() {
+    let server = Server::start();
+    let port = server.port;
+    let body = r#"{"layout":"grid","video":{"width":320,"height":180,"fps":15,"bitrate_kbps":300}}"#;
+    let mut ids = Vec::new();
+    for round in 0..8 {
+        let rec = http::post_json(port, "/v1/rooms/rolling/recordings", Some(TEST_KEY), body.as_bytes());
+        assert_eq!(rec.status, 201, "round {round}: {}\n{}", String::from_utf8_lossy(&rec.body), server.stderr());
+        let id = rec.json()["id"].as_str().expect("id").to_owned();
+        std::thread::sleep(Duration::from_millis(700 + 150 * (round % 3)));
+        let stop = http::post_json(port, &format!("/v1/recordings/{id}/stop"), Some(TEST_KEY), b"");
+        assert_eq!(stop.status, 200, "round {round}: {}", String::from_utf8_lossy(&stop.body));
+        ids.push(id);
+    }
+    for id in &ids {
+        let done = wait_ended(&server, id);
+        assert_eq!(done["status"], "completed", "{done}");
+    }
+}

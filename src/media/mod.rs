@@ -229,6 +229,18 @@ impl ProgramHub {
         result
     }
 
+    /// Shows `layout` on the room's running program, if any, before an output is attached to
+    /// it (returns once it is on screen). A program that stops meanwhile (its last output
+    /// ended a moment ago) is no error: [`Self::with_program`] then starts a new one, with
+    /// `layout` from the start.
+    pub fn show_layout(&self, room: &str, layout: &Layout) -> Result<()> {
+        let Some(program) = self.program(room) else { return Ok(()) };
+        match program.set_layout(layout.clone()) {
+            Err(tessera_compositor::CompositorError::NotRunning) => Ok(()),
+            other => Ok(other?),
+        }
+    }
+
     /// Stops the room's program if nothing depends on it any more (off the caller's thread:
     /// this may be called from the program's own bus thread).
     pub fn stop_if_idle(&self, room: &str) {

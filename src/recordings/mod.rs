@@ -77,8 +77,8 @@ impl Recordings {
         // A running program shows the new layout before the recording's first frame.
         if let Some(p) = self.hub.program(room) {
             same_size(room, p.config(), &config)?;
-            p.set_layout(layout.clone())?;
         }
+        self.hub.show_layout(room, &layout)?;
         let id = new_id();
         let location = self.store.location(room, &id)?;
         let spec = self.store.output(&location)?;

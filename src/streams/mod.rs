@@ -143,9 +143,7 @@ impl Streams {
         if urls.is_empty() {
             return Err(invalid("/destinations", "at least one rtmp:// or rtmps:// URL"));
         }
-        if let Some(p) = self.hub.program(room) {
-            p.set_layout(layout.clone())?;
-        }
+        self.hub.show_layout(room, &layout)?;
         // A new program takes what the preset requires.
         preset.apply(&mut config);
         let (program, ids) = self.hub.with_program(room, config, layout, |program, _| {
