@@ -8,7 +8,6 @@
 mod common;
 #[path = "../compositor/tests/common/mod.rs"]
 mod room;
-#[allow(dead_code)]
 #[path = "../plugins/tests/common/mod.rs"]
 mod s3;
 

@@ -341,7 +341,7 @@ async fn pump(
         packet.header.ssrc = ssrc;
         packet.header.payload_type = payload_type;
         let sent = match &level {
-            Some(ext) => track.write_rtp_with_extensions(packet, &[HeaderExtension::AudioLevel(ext.clone())]).await,
+            Some(ext) => track.write_rtp_with_extensions(packet, &[HeaderExtension::AudioLevel(*ext)]).await,
             None => track.write_rtp(packet).await,
         };
         match sent {

@@ -60,11 +60,11 @@ pub async fn patch(
     let media = media(&state)?;
     let ApiJson(RoomPatch { pinned }) = body;
     if pinned.len() > MAX_PINNED {
-        return Err(ApiError::invalid_field("/pinned", &format!("at most {MAX_PINNED} identities")));
+        return Err(ApiError::invalid_field("/pinned", format!("at most {MAX_PINNED} identities")));
     }
     for (i, id) in pinned.iter().enumerate() {
         if !valid_name(id, 128) {
-            return Err(ApiError::invalid_field(&format!("/pinned/{i}"), "identities use letters, digits, '-' and '_' (1 to 128)"));
+            return Err(ApiError::invalid_field(format!("/pinned/{i}"), "identities use letters, digits, '-' and '_' (1 to 128)"));
         }
     }
     if !active(&describe(&media, &room)) {
