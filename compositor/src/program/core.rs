@@ -6,7 +6,7 @@
 //! live source, the audio mixer because it is forced live (silence when nobody is heard).
 
 use super::background::{BackgroundColor, background_source};
-use super::elements::{add_chain, capsfilter, make, ms, set_if_exists, set_str_if_exists};
+use super::elements::{add_chain, capsfilter, live_src_pad, make, ms, set_if_exists, set_str_if_exists};
 use crate::config::ProgramConfig;
 use crate::error::{CompositorError, Result};
 use crate::layout::Rgba;
@@ -21,6 +21,8 @@ pub(crate) struct Core {
     pub raw_tee: gst::Element,
     pub video_tee: gst::Element,
     pub audio_tee: gst::Element,
+    /// The audio mixer's first input: one block of silence at 0 (see `prime_audio`).
+    audio_primer: gst::Pad,
 }
 
 pub(crate) fn raw_video_caps(c: &ProgramConfig) -> gst::Caps {
@@ -78,6 +80,15 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     // costs more than it saves.
     set_if_exists(&compositor, "max-threads", 1u32);
     configure_mixer(&compositor, c);
+    // No frame before the background's first one. While the program goes to PLAYING, the
+    // compositor can hold the clock before its base time is set (GStreamer hands the clock to
+    // every element first): its first deadline is then long past, and it composes a frame at
+    // 0 from nothing. With the default `zero`, the background frame arriving next resets its
+    // position to 0 (`min(0, position)`), so the next frame repeats PTS 0 with twice the
+    // duration: the encoder gets 0, 0, 0.067, ... and a recording starting there misses its
+    // second frame ("timestamp gap: 0.0000 -> 0.0667"). `first` waits for a first buffer
+    // before it ever times out, and starts on that buffer: the background's, on its frame grid.
+    compositor.set_property_from_str("start-time-selection", "first");
     let encoder = make("x264enc", Some("video-encoder"))?;
     encoder.set_property_from_str("speed-preset", &c.x264_preset);
     encoder.set_property("threads", c.encoder_threads());
@@ -129,6 +140,15 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
         .build()
         .map_err(|_| CompositorError::MissingElement("audiomixer"))?;
     configure_mixer(&audiomixer, c);
+    // The mixer's first input buffer is ours: a block of silence at 0 (`prime_audio`). With
+    // the default `zero`, the first buffer a participant sends resets the mixer's position to
+    // 0 (`min(0, position)`). When that audio comes after the mixer's first deadline (420 ms
+    // in: whenever the first speaker joins a program already running), the mixer has been
+    // sending silence since 0 and its next block goes out at PTS 0 with the whole elapsed time
+    // as its duration: the program's audio goes back in time once, into the AAC encoder and
+    // every output. `first` also keeps the mixer from timing out before that buffer, so its
+    // timeline starts at 0.
+    audiomixer.set_property_from_str("start-time-selection", "first");
     // 20 ms blocks, as WebRTC's Opus frames: one input buffer per pad per output, half the
     // wake-ups of the default 10 ms.
     set_if_exists(&audiomixer, "output-buffer-duration", ms(AUDIO_BLOCK_MS));
@@ -154,5 +174,42 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
             audio_tee.clone(),
         ],
     )?;
-    Ok(Core { compositor, audiomixer, background, encoder, raw_tee, video_tee, audio_tee })
+    let audio_primer = live_src_pad("audio-primer", "audio-primer", &raw_audio_caps(c))?;
+    let primer_sink = audiomixer
+        .request_pad_simple("sink_%u")
+        .ok_or(CompositorError::Gst("audiomixer refused a sink pad".into()))?;
+    audio_primer.link(&primer_sink)?;
+    // Released once mixed (the mixer's first output): a pad that never has data again would
+    // make the mixer wait for its deadline even when every participant's audio is there, i.e.
+    // add 220 ms to the program's audio.
+    if let Some(src) = audiomixer.static_pad("src") {
+        let mixer = audiomixer.downgrade();
+        src.add_probe(gst::PadProbeType::BUFFER, move |_, _| {
+            if let Some(mixer) = mixer.upgrade() {
+                let pad = primer_sink.clone();
+                // Not from the mixer's own streaming thread.
+                mixer.call_async(move |m| m.release_request_pad(&pad));
+            }
+            gst::PadProbeReturn::Remove
+        });
+    }
+    Ok(Core { compositor, audiomixer, background, encoder, raw_tee, video_tee, audio_tee, audio_primer })
+}
+
+impl Core {
+    /// Starts the audio mixer's timeline at 0: pushes one block of silence at running time 0
+    /// into a mixer pad of its own (released once mixed). Call once the program plays.
+    pub fn prime_audio(&self, c: &ProgramConfig) -> Result<()> {
+        let samples = (c.audio_sample_rate * AUDIO_BLOCK_MS / 1000) as usize;
+        // F32LE stereo: 8 bytes a frame; zero bytes are silence.
+        let mut buffer = gst::Buffer::from_mut_slice(vec![0u8; samples * 8]);
+        if let Some(b) = buffer.get_mut() {
+            b.set_pts(gst::ClockTime::ZERO);
+            b.set_duration(gst::ClockTime::from_nseconds(ms(AUDIO_BLOCK_MS)));
+        }
+        self.audio_primer
+            .push(buffer)
+            .map(|_| ())
+            .map_err(|e| CompositorError::Gst(format!("starting the audio mixer: {e:?}")))
+    }
 }

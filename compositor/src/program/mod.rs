@@ -156,7 +156,7 @@ impl RoomPipeline {
         let bus = bus::spawn(&inner)?;
         *lock(&inner.bus_thread) = Some(bus);
         inner.pipeline.set_state(gst::State::Playing)?;
-        if let Err(e) = inner.core.background.start() {
+        if let Err(e) = inner.core.background.start().and_then(|_| inner.core.prime_audio(&inner.config)) {
             let _ = inner.stop();
             return Err(e);
         }
