@@ -1,5 +1,5 @@
 //! CPU benchmark of a room program: N pre-encoded inputs (WebM, VP8 + Opus) composited by a
-//! `RoomPipeline` into the default program (1280x720@30, x264 veryfast 3 Mbit/s, AAC) and
+//! `Program` into the default program (1280x720@30, x264 veryfast 3 Mbit/s, AAC) and
 //! recorded to a fragmented MP4.
 //!
 //! Before the program starts, a *reader* pipeline (filesrc ! matroskademux ! rtpvp8pay/rtpopuspay
@@ -31,7 +31,7 @@ use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::rtp::{nanos_to_ntp, parse_rtp_header};
 use tessera_compositor::{
-    Codec, OutputSpec, ProgramConfig, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams,
+    Codec, OutputSpec, ProgramConfig, Program, SenderReport, TrackId, TrackKind, TrackParams,
 };
 
 const VIDEO_PT: u8 = 96;
@@ -135,10 +135,10 @@ const EXPERIMENTS: [(&str, &str); 2] = [
 ];
 
 /// `pin-*`: the caps around the compositor (background and program) with a fixed colorimetry, as
-/// `raw_video_caps()` in compositor/src/program/core.rs would set them. Without it the compositor
+/// `raw_video_caps()` in compositor/src/program/backbone.rs would set them. Without it the compositor
 /// picks the program's colorimetry from its inputs, and changes it when they join.
 fn pin_colorimetry(
-    program: &RoomPipeline,
+    program: &Program,
     colorimetry: &str,
     chroma_site: &str,
 ) -> Result<(), String> {
@@ -232,7 +232,7 @@ struct Sample {
     position: Option<Duration>,
 }
 
-fn sample(program: Option<&RoomPipeline>) -> Sample {
+fn sample(program: Option<&Program>) -> Sample {
     Sample {
         at: Instant::now(),
         cpu: process_cpu(),
@@ -400,7 +400,7 @@ fn sender_report(
 }
 
 /// Adds each input's camera and audio track; returns the track ids indexed like `ssrc()`.
-fn add_tracks(program: &RoomPipeline, inputs: usize) -> Result<Vec<TrackId>, String> {
+fn add_tracks(program: &Program, inputs: usize) -> Result<Vec<TrackId>, String> {
     let mut ids = Vec::new();
     for i in 0..inputs {
         for video in [true, false] {
@@ -430,7 +430,7 @@ fn add_tracks(program: &RoomPipeline, inputs: usize) -> Result<Vec<TrackId>, Str
 /// The consumer that hands every packet to the program (or, for `--reader-only`, drops it
 /// after the same header parsing).
 fn make_consumer(
-    program: Option<Arc<RoomPipeline>>,
+    program: Option<Arc<Program>>,
     ids: Vec<TrackId>,
     errors: Arc<AtomicU64>,
 ) -> Consumer {
@@ -474,7 +474,7 @@ fn run(args: Args) -> Result<(), String> {
     } else {
         let layout = load_layout(&args.layout)?;
         let program = Arc::new(
-            RoomPipeline::new(bench_config(), layout)
+            Program::new(bench_config(), layout)
                 .map_err(|e| format!("program: {e}"))?,
         );
         for e in &args.experiments {

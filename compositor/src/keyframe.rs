@@ -1,17 +1,18 @@
-//! Rate limiting of keyframe requests: decoders ask on every corrupt frame, but one PLI per
-//! interval is all a sender needs (and all a well-behaved SFU forwards).
+//! Rate limiting of the program's keyframe requests: its decoders ask on every corrupt frame,
+//! but one PLI per interval is all a sender needs. (The SFU has its own per-layer limiter,
+//! `KeyframeRequestLimiter` in `sfu/src/core/limiter.rs`; the two crates share no code.)
 
 use std::time::Duration;
 
 #[derive(Debug, Clone)]
-pub struct KeyframeRequestLimiter {
+pub struct KeyframeRequestThrottle {
     min_interval: Duration,
     last: Option<Duration>,
 }
 
-impl KeyframeRequestLimiter {
+impl KeyframeRequestThrottle {
     pub fn new(min_interval: Duration) -> Self {
-        KeyframeRequestLimiter { min_interval, last: None }
+        KeyframeRequestThrottle { min_interval, last: None }
     }
 
     /// `now` is any monotonic time; returns whether a request should go out now.
@@ -32,7 +33,7 @@ mod tests {
 
     #[test]
     fn at_most_one_request_per_interval() {
-        let mut l = KeyframeRequestLimiter::new(Duration::from_millis(500));
+        let mut l = KeyframeRequestThrottle::new(Duration::from_millis(500));
         assert!(l.should_request(Duration::from_millis(0)));
         assert!(!l.should_request(Duration::from_millis(100)));
         assert!(!l.should_request(Duration::from_millis(499)));

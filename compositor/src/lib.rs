@@ -1,6 +1,6 @@
 //! Tessera's room compositor: a room's live RTP in, one produced H.264/AAC program out.
 //!
-//! [`RoomPipeline`] takes input tracks at runtime (VP8, H.264, Opus over RTP), decodes them,
+//! [`Program`] takes input tracks at runtime (VP8, H.264, Opus over RTP), decodes them,
 //! composes the video by a JSON [`layout::Layout`], mixes the audio, encodes once and feeds
 //! any number of outputs that attach and detach while it runs. No WebRTC here: the SFU hands us
 //! RTP through the binary.
@@ -20,7 +20,7 @@ pub use config::ProgramConfig;
 pub use destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset, RtmpUrl};
 pub use error::{CompositorError, Result};
 pub use program::{
-    OutputId, OutputSpec, OutputStats, Preview, ProgramEvent, ProgramId, ProgramStats, RoomPipeline, TrackStats,
+    OutputId, OutputSpec, OutputStats, Preview, ProgramEvent, ProgramId, ProgramStats, Program, TrackStats,
 };
 pub use rtp::SenderReport;
 pub use track::{Codec, TrackId, TrackKind, TrackParams};

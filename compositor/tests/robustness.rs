@@ -81,7 +81,7 @@ fn impossible_tracks_are_refused_with_a_reason() {
 
 #[test]
 fn invalid_program_settings_are_refused_naming_the_field() {
-    let err = tessera_compositor::RoomPipeline::new(
+    let err = tessera_compositor::Program::new(
         ProgramConfig { fps: 0, ..Default::default() },
         tessera_compositor::layout::Layout::builtin("grid").unwrap(),
     )

@@ -33,7 +33,7 @@ const H264: &[(&str, u8, u8)] = &[
 ];
 
 /// Opus, VP8 and the H.264 profiles, each video codec followed by its RTX codec.
-fn codec_list() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
+pub(crate) fn codec_list() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
     let feedback: Vec<RTCPFeedback> = [("goog-remb", ""), ("ccm", "fir"), ("nack", ""), ("nack", "pli")]
         .iter()
         .map(|(typ, parameter)| RTCPFeedback { typ: (*typ).to_owned(), parameter: (*parameter).to_owned() })

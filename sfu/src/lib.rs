@@ -12,6 +12,8 @@ pub mod error;
 pub mod events;
 pub mod forward;
 pub mod handoff;
+#[cfg(any(test, feature = "test-harness"))]
+pub mod harness;
 pub mod http;
 mod peer;
 #[cfg(test)]

@@ -119,9 +119,19 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
 /// audio levels) and interceptors (NACK, RTCP reports, TWCC feedback, ours) of every peer
 /// connection: the SFU's, and `tessera bot`'s client side. With `counters`, the RTCP traffic
 /// (NACKs, retransmissions, reports, feedback) is counted.
-fn engines(counters: Option<Arc<TransportCounters>>, role: Role) -> Result<(MediaEngine, Registry)> {
+pub(crate) fn engines(counters: Option<Arc<TransportCounters>>, role: Role) -> Result<(MediaEngine, Registry)> {
     let mut me = MediaEngine::default();
     crate::codecs::register_codecs(&mut me)?;
+    engines_with_codecs(me, counters, role)
+}
+
+/// [`engines`] on a media engine whose codecs are registered already (a test client's, with
+/// payload types of its own).
+pub(crate) fn engines_with_codecs(
+    mut me: MediaEngine,
+    counters: Option<Arc<TransportCounters>>,
+    role: Role,
+) -> Result<(MediaEngine, Registry)> {
     me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
     // The defaults register the feedback (NACK, PLI, transport-cc) every role negotiates.
     let defaults = register_default_interceptors(Registry::new(), &mut me)?;

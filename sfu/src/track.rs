@@ -96,12 +96,13 @@ pub(crate) fn spawn_keyframe_requests(track: Weak<PublishedTrack>, mut rx: mpsc:
         let mut limiters: HashMap<usize, KeyframeRequestLimiter> = HashMap::new();
         while let Some(layer) = rx.recv().await {
             let Some(t) = track.upgrade() else { return };
-            let now = Instant::now();
+            let receiver = lock(&t.receivers).iter().find_map(|(c, id)| c.upgrade().map(|c| (c, *id)));
+            // The connection's clock: the wall clock, or a test network's.
+            let now = receiver.as_ref().map_or_else(Instant::now, |(c, _)| c.now());
             if !limiters.entry(layer).or_insert_with(|| KeyframeRequestLimiter::new(interval)).allow(now) {
                 continue;
             }
             let Some(ssrc) = t.forwarder.layer_ssrc(layer) else { continue };
-            let receiver = lock(&t.receivers).iter().find_map(|(c, id)| c.upgrade().map(|c| (c, *id)));
             if let Some((conn, id)) = receiver {
                 conn.write_receiver_rtcp(id, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]);
             }

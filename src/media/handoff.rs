@@ -2,7 +2,7 @@
 //! speaker reach the room's program through [`ProgramHub`]'s [`MediaHandoff`]. The SFU calls
 //! these on its hand-off thread, so nothing here can slow forwarding.
 
-use tessera_compositor::{Codec, RoomPipeline, SenderReport, TrackId, TrackKind, TrackParams};
+use tessera_compositor::{Codec, Program, SenderReport, TrackId, TrackKind, TrackParams};
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 
 use super::{KeyframeRoutes, ProgramHub, Track};
@@ -35,7 +35,7 @@ pub fn track_params(info: &TrackInfo, participant: &str) -> Option<TrackParams> 
 
 /// Adds a track to a program and asks its publisher for a keyframe to start decoding.
 pub(super) fn add_input(
-    program: &RoomPipeline,
+    program: &Program,
     info: &TrackInfo,
     participant: &str,
     keyframes: &KeyframeRequester,

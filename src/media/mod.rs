@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{ProgramConfig, ProgramEvent, ProgramId, RoomPipeline, TrackId};
+use tessera_compositor::{ProgramConfig, ProgramEvent, ProgramId, Program, TrackId};
 use tessera_sfu::{KeyframeRequester, TrackInfo};
 
 mod handoff;
@@ -35,7 +35,7 @@ struct Track {
 
 type KeyframeRoutes = Arc<Mutex<HashMap<TrackId, KeyframeRequester>>>;
 /// SFU track id → the program and input its packets go to.
-type Inputs = HashMap<String, (Arc<RoomPipeline>, TrackId)>;
+type Inputs = HashMap<String, (Arc<Program>, TrackId)>;
 
 #[derive(Default)]
 struct RoomMedia {
@@ -46,7 +46,7 @@ struct RoomMedia {
     active_speaker: Option<String>,
     /// Identities pinned by the application (layouts' `pinned` selector).
     pinned: Vec<String>,
-    program: Option<Arc<RoomPipeline>>,
+    program: Option<Arc<Program>>,
     /// The program's inputs → their publishers. A lock of its own: the program may ask for a
     /// keyframe from inside `add_track`, while the rooms lock is held.
     keyframe_routes: KeyframeRoutes,
@@ -121,7 +121,7 @@ impl ProgramHub {
     }
 
     /// Starts a room's program; the tracks already published join it at once.
-    pub fn start_program(&self, room: &str, config: ProgramConfig, layout: Layout) -> Result<Arc<RoomPipeline>> {
+    pub fn start_program(&self, room: &str, config: ProgramConfig, layout: Layout) -> Result<Arc<Program>> {
         self.start_program_locked(&mut self.lock(), room, config, layout)
     }
 
@@ -131,12 +131,12 @@ impl ProgramHub {
         room: &str,
         config: ProgramConfig,
         layout: Layout,
-    ) -> Result<Arc<RoomPipeline>> {
+    ) -> Result<Arc<Program>> {
         let media = rooms.entry(room.to_string()).or_default();
         if media.program.is_some() {
             return Err(Error::Conflict(format!("room {room} already has a program")));
         }
-        let program = Arc::new(RoomPipeline::new(config, layout)?);
+        let program = Arc::new(Program::new(config, layout)?);
         let listeners = self.listeners.clone();
         let origin = ProgramOrigin { room: room.to_string(), program: program.id() };
         program.set_event_handler(Arc::new(move |event| {
@@ -183,7 +183,7 @@ impl ProgramHub {
 
     /// Pins participants of a room by identity (layouts' `pinned` selector), now and in any
     /// program the room starts later; returns the running program, if any, to wait on.
-    pub fn set_pinned(&self, room: &str, identities: Vec<String>) -> Option<Arc<RoomPipeline>> {
+    pub fn set_pinned(&self, room: &str, identities: Vec<String>) -> Option<Arc<Program>> {
         let mut rooms = self.lock();
         let media = rooms.entry(room.to_string()).or_default();
         media.pinned = identities;
@@ -213,7 +213,7 @@ impl ProgramHub {
         room: &str,
         config: ProgramConfig,
         layout: Layout,
-        attach: impl FnOnce(&Arc<RoomPipeline>, bool) -> Result<T>,
+        attach: impl FnOnce(&Arc<Program>, bool) -> Result<T>,
     ) -> Result<T> {
         let mut rooms = self.lock();
         let running = rooms.get(room).and_then(|m| m.program.clone());
@@ -264,17 +264,17 @@ impl ProgramHub {
     }
 
     /// The room's running program, if any.
-    pub fn program(&self, room: &str) -> Option<Arc<RoomPipeline>> {
+    pub fn program(&self, room: &str) -> Option<Arc<Program>> {
         self.lock().get(room).and_then(|m| m.program.clone())
     }
 
     /// Stops a room's program (its outputs are finished first).
-    pub fn stop_program(&self, room: &str) -> Option<Arc<RoomPipeline>> {
+    pub fn stop_program(&self, room: &str) -> Option<Arc<Program>> {
         self.stop_program_if(room, |_| true)
     }
 
     /// Stops the room's program if `should` says so, deciding under the hub's lock.
-    fn stop_program_if(&self, room: &str, should: impl FnOnce(&Arc<RoomPipeline>) -> bool) -> Option<Arc<RoomPipeline>> {
+    fn stop_program_if(&self, room: &str, should: impl FnOnce(&Arc<Program>) -> bool) -> Option<Arc<Program>> {
         let program = {
             let mut rooms = self.lock();
             let media = rooms.get_mut(room)?;

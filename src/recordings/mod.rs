@@ -16,7 +16,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, RoomPipeline};
+use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, Program};
 
 use crate::json_store::JsonStore;
 use crate::error::{Error, Result};
@@ -37,7 +37,7 @@ struct Entry {
 /// Where a running recording is: an output of one program.
 #[derive(Clone)]
 struct Live {
-    program: Arc<RoomPipeline>,
+    program: Arc<Program>,
     output: OutputId,
 }
 

@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tessera_compositor::destination::{DestinationId, DestinationInfo, DestinationSpec, IngestPreset, RtmpUrl};
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{ProgramConfig, ProgramEvent, RoomPipeline};
+use tessera_compositor::{ProgramConfig, ProgramEvent, Program};
 
 mod request;
 
@@ -62,7 +62,7 @@ struct Entry {
 
 struct Live {
     preset: IngestPreset,
-    program: Arc<RoomPipeline>,
+    program: Arc<Program>,
     destinations: Vec<DestinationId>,
 }
 

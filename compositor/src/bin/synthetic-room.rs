@@ -7,7 +7,7 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::synthetic::{SyntheticPacket, SyntheticParticipant, SyntheticSpec};
-use tessera_compositor::{Codec, OutputSpec, ProgramConfig, RoomPipeline};
+use tessera_compositor::{Codec, OutputSpec, ProgramConfig, Program};
 
 const COLORS: [(u32, f64, &str); 4] = [
     (0xff0000, 440.0, "red"),
@@ -31,7 +31,7 @@ fn run() -> Result<(), Box<dyn std::error::Error>> {
     let seconds: f64 = args.get(1).map(|s| s.parse()).transpose()?.unwrap_or(0.0);
     let count: usize = args.get(2).map(|s| s.parse()).transpose()?.unwrap_or(2).clamp(1, 4);
     let layout = Layout::builtin("grid").ok_or("no grid layout")?;
-    let program = Arc::new(RoomPipeline::new(ProgramConfig::default(), layout)?);
+    let program = Arc::new(Program::new(ProgramConfig::default(), layout)?);
     // Without a log subscriber here, failures inside the program would go unseen.
     program.set_event_handler(Arc::new(|event| eprintln!("synthetic-room: {event:?}")));
     let output = program.attach_output(OutputSpec::mp4_file(out))?;

@@ -7,7 +7,7 @@ use super::rtp_entry::RtpEntry;
 use super::tile_crop::TileCrop;
 use crate::config::ProgramConfig;
 use crate::error::{CompositorError, Result};
-use crate::keyframe::KeyframeRequestLimiter;
+use crate::keyframe::KeyframeRequestThrottle;
 use crate::rtp::{SenderReport, parse_rtp_header};
 use crate::sync::SyncObservation;
 use crate::track::{Codec, TrackId, TrackKind, TrackParams};
@@ -30,7 +30,7 @@ pub(crate) struct TrackInput {
     /// times are `clock - base` without querying the pipeline for every packet.
     clock: gst::Clock,
     base_time: gst::ClockTime,
-    pub limiter: Mutex<KeyframeRequestLimiter>,
+    pub limiter: Mutex<KeyframeRequestThrottle>,
     pub packets: AtomicU64,
     pub rejected: AtomicU64,
 }
@@ -129,7 +129,7 @@ impl TrackInput {
             rtcp,
             clock,
             base_time,
-            limiter: Mutex::new(KeyframeRequestLimiter::new(Duration::from_millis(500))),
+            limiter: Mutex::new(KeyframeRequestThrottle::new(Duration::from_millis(500))),
             packets: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
         })
@@ -226,8 +226,8 @@ pub(crate) fn placeholder_bin(index: u64, name: &str, config: &ProgramConfig) ->
         .field("width", 480i32)
         .field("height", 270i32)
         .field("framerate", gst::Fraction::new(config.fps as i32, 1))
-        .field("colorimetry", super::core::PROGRAM_COLORIMETRY)
-        .field("chroma-site", super::core::PROGRAM_CHROMA_SITE)
+        .field("colorimetry", super::backbone::PROGRAM_COLORIMETRY)
+        .field("chroma-site", super::backbone::PROGRAM_CHROMA_SITE)
         .build();
     let text = make("textoverlay", None)?;
     text.set_property("text", name);

@@ -1,10 +1,10 @@
-//! `RoomPipeline`: a room's live program. Tracks come and go at runtime, RTP is pushed from any
+//! `Program`: a room's live program. Tracks come and go at runtime, RTP is pushed from any
 //! thread without blocking, the layout can be swapped between two frames, and outputs attach and
 //! detach while the program runs.
 
 mod background;
 mod bus;
-mod core;
+mod backbone;
 mod elements;
 mod input;
 mod live;
@@ -79,7 +79,7 @@ impl std::fmt::Display for ProgramId {
 static NEXT_PROGRAM: AtomicU64 = AtomicU64::new(1);
 
 /// A room's program pipeline.
-pub struct RoomPipeline {
+pub struct Program {
     id: ProgramId,
     inner: Arc<Inner>,
 }
@@ -87,7 +87,7 @@ pub struct RoomPipeline {
 pub(crate) struct Inner {
     pipeline: gst::Pipeline,
     config: ProgramConfig,
-    core: core::Core,
+    backbone: backbone::Backbone,
     scene: Mutex<Scene>,
     scene_applied: Condvar,
     /// Serialises changes of the pipeline's topology (tracks, placeholders, outputs).
@@ -118,20 +118,20 @@ pub fn init() -> Result<()> {
     gst::init().map_err(|e| CompositorError::Gst(e.to_string()))
 }
 
-impl RoomPipeline {
+impl Program {
     /// Builds and starts a program with `layout`; it runs (a background and silence) until stopped.
-    pub fn new(config: ProgramConfig, layout: Layout) -> Result<RoomPipeline> {
+    pub fn new(config: ProgramConfig, layout: Layout) -> Result<Program> {
         init()?;
         config.validate()?;
         let pipeline = gst::Pipeline::builder().name("room-program").build();
-        let core = core::build(&pipeline, &config, layout.background())?;
+        let backbone = backbone::build(&pipeline, &config, layout.background())?;
         let canvas = Canvas { width: config.width, height: config.height };
         let mut scene = Scene::new(layout, canvas);
-        scene.set_background(core.background.clone());
+        scene.set_background(backbone.background.clone());
         let inner = Arc::new(Inner {
             pipeline,
             config,
-            core,
+            backbone,
             scene: Mutex::new(scene),
             scene_applied: Condvar::new(),
             topology: Mutex::new(()),
@@ -156,11 +156,11 @@ impl RoomPipeline {
         let bus = bus::spawn(&inner)?;
         *lock(&inner.bus_thread) = Some(bus);
         inner.pipeline.set_state(gst::State::Playing)?;
-        if let Err(e) = inner.core.background.start().and_then(|_| inner.core.prime_audio(&inner.config)) {
+        if let Err(e) = inner.backbone.background.start().and_then(|_| inner.backbone.prime_audio(&inner.config)) {
             let _ = inner.stop();
             return Err(e);
         }
-        Ok(RoomPipeline { id: ProgramId(NEXT_PROGRAM.fetch_add(1, Ordering::Relaxed)), inner })
+        Ok(Program { id: ProgramId(NEXT_PROGRAM.fetch_add(1, Ordering::Relaxed)), inner })
     }
 
     /// This program's process-unique id.
@@ -228,7 +228,7 @@ impl RoomPipeline {
         Inner::connect_track(inner, &track);
         inner.pipeline.add(&track.bin)?;
         let src = track.src_pad().ok_or(CompositorError::Gst("track bin has no src".into()))?;
-        let mixer = if track.is_video() { &inner.core.compositor } else { &inner.core.audiomixer };
+        let mixer = if track.is_video() { &inner.backbone.compositor } else { &inner.backbone.audiomixer };
         let mixer_pad = mixer
             .request_pad_simple("sink_%u")
             .ok_or(CompositorError::Gst("mixer refused a sink pad".into()))?;
@@ -364,7 +364,7 @@ impl RoomPipeline {
     /// side, renewed [`PREVIEW_FPS`] times a second). The first call attaches the preview
     /// branch and waits up to `timeout` for its first still; the branch is detached again
     /// when nobody asked for 30 s. The preview never keeps a program running (see
-    /// [`RoomPipeline::is_idle`]) and never slows its outputs.
+    /// [`Program::is_idle`]) and never slows its outputs.
     pub fn preview(&self, timeout: Duration) -> Result<Preview> {
         Inner::preview(&self.inner)?.wait(timeout)
     }
@@ -410,7 +410,7 @@ impl RoomPipeline {
     }
 }
 
-impl Drop for RoomPipeline {
+impl Drop for Program {
     fn drop(&mut self) {
         let _ = self.inner.stop();
     }
@@ -473,7 +473,7 @@ impl Inner {
     /// Layout changes land in the aggregator thread, between two frames.
     fn connect_compositor(inner: &Arc<Inner>) {
         let weak: Weak<Inner> = Arc::downgrade(inner);
-        inner.core.compositor.connect("samples-selected", false, move |_| {
+        inner.backbone.compositor.connect("samples-selected", false, move |_| {
             let inner = weak.upgrade()?;
             // Never block this thread on the scene: if the lock is busy, the change lands on
             // the next frame.
@@ -489,7 +489,7 @@ impl Inner {
             None
         });
         let weak: Weak<Inner> = Arc::downgrade(inner);
-        if let Some(pad) = inner.core.compositor.static_pad("src") {
+        if let Some(pad) = inner.backbone.compositor.static_pad("src") {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
                 if let (Some(inner), Some(gst::PadProbeData::Buffer(b))) =
                     (weak.upgrade(), info.data.as_ref())
@@ -607,7 +607,7 @@ impl Inner {
             let peer = mixer_pad.or_else(|| src.peer());
             if let Some(peer) = peer {
                 let _ = src.unlink(&peer);
-                let mixer = if video { &self.core.compositor } else { &self.core.audiomixer };
+                let mixer = if video { &self.backbone.compositor } else { &self.backbone.audiomixer };
                 mixer.release_request_pad(&peer);
             }
         }
@@ -638,7 +638,7 @@ impl Inner {
             let bin = input::placeholder_bin(n, &name, &self.config)?;
             self.pipeline.add(&bin)?;
             let pad = self
-                .core
+                .backbone
                 .compositor
                 .request_pad_simple("sink_%u")
                 .ok_or(CompositorError::Gst("compositor refused a sink pad".into()))?;
@@ -667,7 +667,7 @@ impl Inner {
         self.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         let mut tee_pads = Vec::new();
-        for (tee, kind) in [(&self.core.video_tee, "video"), (&self.core.audio_tee, "audio")] {
+        for (tee, kind) in [(&self.backbone.video_tee, "video"), (&self.backbone.audio_tee, "audio")] {
             let tee_pad = tee
                 .request_pad_simple("src_%u")
                 .ok_or(CompositorError::Gst("tee refused a pad".into()))?;
@@ -678,7 +678,7 @@ impl Inner {
         let audio_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no audio pad".into()))?;
         let video_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no video pad".into()))?;
         // Start the new output promptly: ask the encoder for a keyframe with SPS/PPS.
-        if let Some(pad) = self.core.encoder.static_pad("src") {
+        if let Some(pad) = self.backbone.encoder.static_pad("src") {
             let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
             pad.send_event(ev);
         }
@@ -717,7 +717,7 @@ impl Inner {
         inner.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         let linked = inner
-            .core
+            .backbone
             .raw_tee
             .request_pad_simple("src_%u")
             .ok_or(CompositorError::Gst("tee refused a pad".into()))
@@ -726,7 +726,7 @@ impl Inner {
                 match tee_pad.link(&sink) {
                     Ok(_) => Ok(tee_pad),
                     Err(e) => {
-                        inner.core.raw_tee.release_request_pad(&tee_pad);
+                        inner.backbone.raw_tee.release_request_pad(&tee_pad);
                         Err(e.into())
                     }
                 }
@@ -753,7 +753,7 @@ impl Inner {
         if let Some(sink) = branch.bin.static_pad("sink") {
             let _ = branch.tee_pad.unlink(&sink);
         }
-        self.core.raw_tee.release_request_pad(&branch.tee_pad);
+        self.backbone.raw_tee.release_request_pad(&branch.tee_pad);
         self.remove_bin(&branch.bin);
         tracing::info!("preview detached (idle)");
     }
@@ -816,8 +816,8 @@ impl Inner {
     /// writes its last bytes.
     fn unhook_output(&self, out: &Output, finish: bool) {
         for (tee, tee_pad, kind) in [
-            (&self.core.video_tee, &out.video_tee_pad, "video"),
-            (&self.core.audio_tee, &out.audio_tee_pad, "audio"),
+            (&self.backbone.video_tee, &out.video_tee_pad, "video"),
+            (&self.backbone.audio_tee, &out.audio_tee_pad, "audio"),
         ] {
             if let Some(sink_pad) = out.bin.static_pad(kind) {
                 let _ = tee_pad.unlink(&sink_pad);
@@ -846,7 +846,7 @@ impl Inner {
             }
         }
         let _ = self.pipeline.set_state(gst::State::Null);
-        self.core.background.close();
+        self.backbone.background.close();
         self.scene_applied.notify_all();
         if let Some(t) = lock(&self.bus_thread).take()
             && t.thread().id() != std::thread::current().id()

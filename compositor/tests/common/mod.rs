@@ -1,4 +1,4 @@
-//! Test harness: synthetic participants pushing real RTP into a RoomPipeline, and decoding of
+//! Test harness: synthetic participants pushing real RTP into a Program, and decoding of
 //! what the program recorded (pixels, audio tones, stream metadata via ffprobe).
 #![allow(dead_code)]
 
@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_compositor::layout::Layout;
 use tessera_compositor::synthetic::{SyntheticPacket, SyntheticParticipant, SyntheticSpec};
-use tessera_compositor::{ProgramConfig, RoomPipeline, TrackId, TrackKind};
+use tessera_compositor::{ProgramConfig, Program, TrackId, TrackKind};
 
 pub const RED: u32 = 0xff0000;
 pub const GREEN: u32 = 0x00ff00;
@@ -26,7 +26,7 @@ pub struct Sender {
 }
 
 pub struct Room {
-    pub program: Arc<RoomPipeline>,
+    pub program: Arc<Program>,
     senders: Arc<Mutex<HashMap<TrackId, Arc<SyntheticParticipant>>>>,
     pub keyframe_requests: Arc<Mutex<Vec<TrackId>>>,
     /// Failures the program reported (a healthy run has none).
@@ -37,7 +37,7 @@ impl Room {
     pub fn new(config: ProgramConfig, layout: &str) -> Room {
         log_gstreamer_errors();
         let layout = Layout::builtin(layout).expect("built-in layout");
-        let program = Arc::new(RoomPipeline::new(config, layout).expect("program starts"));
+        let program = Arc::new(Program::new(config, layout).expect("program starts"));
         let senders: Arc<Mutex<HashMap<TrackId, Arc<SyntheticParticipant>>>> = Default::default();
         let keyframe_requests: Arc<Mutex<Vec<TrackId>>> = Default::default();
         let (s, k) = (senders.clone(), keyframe_requests.clone());

@@ -118,6 +118,12 @@ impl Connection {
             paths: AtomicUsize::new(0),
         });
         transport.register(ufrag, &conn);
+        // On the test network its clock is passed in: the harness drives the timeouts.
+        #[cfg(any(test, feature = "test-harness"))]
+        if let Some(wire) = &transport.wire {
+            wire.adopt(&conn);
+            return Ok(conn);
+        }
         tokio::spawn(run_timer(Arc::downgrade(&conn), Arc::clone(&conn.timer)));
         Ok(conn)
     }
@@ -201,7 +207,16 @@ impl Connection {
         }
     }
 
-    fn handle_timeout(self: &Arc<Self>, now: Instant) {
+    /// When the core next wants [`Self::handle_timeout`] (the test network's timer).
+    #[cfg(any(test, feature = "test-harness"))]
+    pub(super) fn next_timeout(&self) -> Option<Instant> {
+        if self.closed.load(Ordering::Acquire) {
+            return None;
+        }
+        lock(&self.core).poll_timeout()
+    }
+
+    pub(super) fn handle_timeout(self: &Arc<Self>, now: Instant) {
         let produced = {
             let mut core = lock(&self.core);
             if let Err(e) = core.handle_timeout(now) {
@@ -217,13 +232,18 @@ impl Connection {
         self.dispatch(Produced { deadline: None, ..produced });
     }
 
+    /// The time its core is driven with (see `Transport::now`).
+    pub(crate) fn now(&self) -> Instant {
+        self.transport.now()
+    }
+
     /// Applies a remote offer and returns our answer.
     pub(crate) fn answer(self: &Arc<Self>, offer: String) -> Result<String> {
         let offer = RTCSessionDescription::offer(offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
         self.drive(|core| {
-            core.set_remote_description(Instant::now(), offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
+            core.set_remote_description(self.transport.now(), offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
             let answer = core.create_answer(None).map_err(webrtc_error)?;
-            core.set_local_description(Instant::now(), answer).map_err(webrtc_error)?;
+            core.set_local_description(self.transport.now(), answer).map_err(webrtc_error)?;
             core.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
         })
     }
@@ -232,7 +252,7 @@ impl Connection {
     pub(crate) fn offer(self: &Arc<Self>) -> Result<String> {
         self.drive(|core| {
             let offer = core.create_offer(None).map_err(webrtc_error)?;
-            core.set_local_description(Instant::now(), offer).map_err(webrtc_error)?;
+            core.set_local_description(self.transport.now(), offer).map_err(webrtc_error)?;
             core.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
         })
     }
@@ -240,7 +260,7 @@ impl Connection {
     /// Applies the remote answer to our offer.
     pub(crate) fn accept_answer(self: &Arc<Self>, answer: String) -> Result<()> {
         let answer = RTCSessionDescription::answer(answer).map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
-        self.drive(|core| core.set_remote_description(Instant::now(), answer))
+        self.drive(|core| core.set_remote_description(self.transport.now(), answer))
             .map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))
     }
 
@@ -269,7 +289,7 @@ impl Connection {
     /// Sends RTCP about a remote track (a keyframe request).
     pub(crate) fn write_receiver_rtcp(self: &Arc<Self>, receiver: RTCRtpReceiverId, pkts: Vec<Box<dyn rtcp::Packet>>) {
         let r = self.drive(|core| match core.rtp_receiver(receiver) {
-            Some(mut r) => r.write_rtcp(Instant::now(), pkts),
+            Some(mut r) => r.write_rtcp(self.transport.now(), pkts),
             None => Ok(()),
         });
         if let Err(e) = r {
@@ -285,7 +305,7 @@ impl Connection {
         }
         let mut core = lock(&self.core);
         let written = match core.rtp_sender(sender) {
-            Some(mut s) => s.write_rtp(Instant::now(), pkt).is_ok(),
+            Some(mut s) => s.write_rtp(self.transport.now(), pkt).is_ok(),
             None => false,
         };
         // Only datagrams: a write produces no events, and moves no timer earlier.

@@ -10,10 +10,18 @@
 //! (written into each subscriber's core and sent) before the receive loop reads the next
 //! datagram, with no task switch in between. Each connection has a timer task for its
 //! core's timeouts (ICE checks and consent, DTLS retransmits, RTCP reports).
+//!
+//! In tests (`crate::harness`), a `memory::Wire` stands in for the sockets and the timer
+//! tasks: the transport then binds nothing, keeps what it sends for the test, and its
+//! connections' cores run on the wire's clock. The production build has none of it (the wire
+//! and each branch on it are compiled only for the crate's tests and the `test-harness`
+//! feature).
 
 mod batch;
 mod connection;
 pub(crate) mod framing;
+#[cfg(any(test, feature = "test-harness"))]
+pub(crate) mod memory;
 mod stun;
 mod tcp;
 
@@ -70,6 +78,10 @@ pub(crate) struct Transport {
     dropped: AtomicU64,
     /// Times each forwarded copy as it leaves the socket (see `delay.rs`).
     delay: Option<Arc<ForwardDelay>>,
+    /// In tests, the in-memory network that stands in for the sockets (see `memory.rs`).
+    /// Compiled out of the production build.
+    #[cfg(any(test, feature = "test-harness"))]
+    wire: Option<Arc<memory::Wire>>,
 }
 
 impl Drop for Transport {
@@ -125,6 +137,8 @@ impl Transport {
             tasks: Mutex::new(Vec::new()),
             dropped: AtomicU64::new(0),
             delay,
+            #[cfg(any(test, feature = "test-harness"))]
+            wire: None,
         });
         let mut tasks = Vec::new();
         for (addr, sock) in &t.udp {
@@ -140,7 +154,21 @@ impl Transport {
 
     /// The local UDP addresses (host candidates).
     pub(crate) fn udp_addrs(&self) -> Vec<SocketAddr> {
+        #[cfg(any(test, feature = "test-harness"))]
+        if let Some(w) = &self.wire {
+            return vec![w.addr()];
+        }
         self.udp.iter().map(|(a, _)| *a).collect()
+    }
+
+    /// The time the cores are driven with: the wall clock, or the test network's own clock.
+    #[inline]
+    pub(crate) fn now(&self) -> Instant {
+        #[cfg(any(test, feature = "test-harness"))]
+        if let Some(w) = &self.wire {
+            return w.now();
+        }
+        Instant::now()
     }
 
     /// The local ICE-TCP listener addresses (passive host candidates).
@@ -184,7 +212,7 @@ impl Transport {
 
     /// Hands a datagram read at `now` to its connection; a datagram no connection claims is
     /// dropped.
-    fn deliver(&self, local: SocketAddr, peer: SocketAddr, protocol: TransportProtocol, data: &[u8], now: Instant) {
+    pub(crate) fn deliver(&self, local: SocketAddr, peer: SocketAddr, protocol: TransportProtocol, data: &[u8], now: Instant) {
         let tcp = protocol == TransportProtocol::TCP;
         let Some(conn) = self.route((local, peer, tcp), data) else {
             tracing::trace!(%local, %peer, len = data.len(), "datagram for no connection");
@@ -202,6 +230,12 @@ impl Transport {
 
     /// Sends one datagram a connection's core produced; never waits.
     pub(crate) fn send(&self, msg: TaggedBytesMut) {
+        #[cfg(any(test, feature = "test-harness"))]
+        if let Some(w) = &self.wire {
+            self.departed(&msg.message, w.now());
+            w.carry(msg);
+            return;
+        }
         let t = msg.transport;
         let sent = match t.transport_protocol {
             TransportProtocol::TCP => {

@@ -12,7 +12,7 @@ use crate::error::{CompositorError, Result};
 use crate::layout::Rgba;
 use gst::prelude::*;
 
-pub(crate) struct Core {
+pub(crate) struct Backbone {
     pub compositor: gst::Element,
     pub audiomixer: gst::Element,
     pub background: BackgroundColor,
@@ -68,7 +68,7 @@ fn configure_mixer(mixer: &gst::Element, c: &ProgramConfig) {
     set_if_exists(mixer, "ignore-inactive-pads", false);
 }
 
-pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Result<Core> {
+pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Result<Backbone> {
     let bin = pipeline.upcast_ref::<gst::Bin>();
 
     // Video: background frame -> freeze -> compositor -> raw tee (the preview) -> x264 -> tee
@@ -193,10 +193,10 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
             gst::PadProbeReturn::Remove
         });
     }
-    Ok(Core { compositor, audiomixer, background, encoder, raw_tee, video_tee, audio_tee, audio_primer })
+    Ok(Backbone { compositor, audiomixer, background, encoder, raw_tee, video_tee, audio_tee, audio_primer })
 }
 
-impl Core {
+impl Backbone {
     /// Starts the audio mixer's timeline at 0: pushes one block of silence at running time 0
     /// into a mixer pad of its own (released once mixed). Call once the program plays.
     pub fn prime_audio(&self, c: &ProgramConfig) -> Result<()> {
