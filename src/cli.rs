@@ -61,12 +61,7 @@ pub struct ServeArgs {
 
     /// Bearer token required on /v1 (except /v1/health). If none is configured, a random
     /// development key is generated and printed once at startup.
-    #[arg(
-        long,
-        env = "TESSERA_API_KEY",
-        value_name = "KEY",
-        hide_env_values = true
-    )]
+    #[arg(long, env = "TESSERA_API_KEY", value_name = "KEY", hide_env_values = true)]
     pub api_key: Option<String>,
 
     /// Log format on stderr [default: text].
@@ -153,7 +148,13 @@ pub struct BotArgs {
     pub identity: Option<String>,
 
     /// API key, to mint a participant token through `POST /v1/rooms/{room}/tokens`.
-    #[arg(long, env = "TESSERA_API_KEY", value_name = "KEY", hide_env_values = true, required_unless_present = "token")]
+    #[arg(
+        long,
+        env = "TESSERA_API_KEY",
+        value_name = "KEY",
+        hide_env_values = true,
+        required_unless_present = "token"
+    )]
     pub api_key: Option<String>,
 
     /// A participant token to join with, instead of minting one with the API key.
@@ -312,10 +313,16 @@ mod tests {
     #[test]
     fn bot_needs_a_key_or_a_token() {
         assert!(Cli::try_parse_from(["tessera", "bot", "--room", "r"]).is_err());
-        let cli = Cli::try_parse_from(["tessera", "bot", "--room", "r", "--token", "t", "--color", "#0000ff", "--codec", "h264"]).unwrap();
+        let cli = Cli::try_parse_from([
+            "tessera", "bot", "--room", "r", "--token", "t", "--color", "#0000ff", "--codec", "h264",
+        ])
+        .unwrap();
         let Command::Bot(args) = cli.command else { panic!("not bot") };
         assert_eq!(args.color, Some(0x0000ff));
         assert_eq!(args.codec, BotCodec::H264);
-        assert!(Cli::try_parse_from(["tessera", "bot", "--room", "r", "--token", "t", "--tone", "440", "--silent"]).is_err());
+        assert!(
+            Cli::try_parse_from(["tessera", "bot", "--room", "r", "--token", "t", "--tone", "440", "--silent"])
+                .is_err()
+        );
     }
 }

@@ -80,29 +80,18 @@ pub struct FileConfig {
 #[derive(Debug, thiserror::Error)]
 pub enum ConfigError {
     #[error("cannot read config file {path}: {source}")]
-    Read {
-        path: PathBuf,
-        source: std::io::Error,
-    },
+    Read { path: PathBuf, source: std::io::Error },
     #[error("invalid config file {path}: {source}")]
-    Parse {
-        path: PathBuf,
-        source: toml::de::Error,
-    },
+    Parse { path: PathBuf, source: toml::de::Error },
     #[error("{setting}: {reason}")]
     Invalid { setting: &'static str, reason: String },
 }
 
 impl FileConfig {
     pub fn load(path: &Path) -> Result<Self, ConfigError> {
-        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
-            path: path.to_owned(),
-            source,
-        })?;
-        Self::parse(&text).map_err(|source| ConfigError::Parse {
-            path: path.to_owned(),
-            source,
-        })
+        let text =
+            std::fs::read_to_string(path).map_err(|source| ConfigError::Read { path: path.to_owned(), source })?;
+        Self::parse(&text).map_err(|source| ConfigError::Parse { path: path.to_owned(), source })
     }
 
     pub fn parse(text: &str) -> Result<Self, toml::de::Error> {
@@ -141,7 +130,8 @@ pub fn turn_config(args: &ServeArgs, file: &FileConfig) -> Result<Option<TurnCon
         (None, None) => Ok(None),
         (Some(_), None) => Err(ConfigError::Invalid {
             setting: "turn_urls",
-            reason: "TURN servers need their shared secret too: set turn_secret (--turn-secret, TESSERA_TURN_SECRET)".into(),
+            reason: "TURN servers need their shared secret too: set turn_secret (--turn-secret, TESSERA_TURN_SECRET)"
+                .into(),
         }),
         (None, Some(_)) => Err(ConfigError::Invalid {
             setting: "turn_secret",
@@ -174,15 +164,9 @@ impl ServeConfig {
         let default_addr: SocketAddr = ([127, 0, 0, 1], 8080).into();
         Self {
             http_addr: args.http_addr.or(file.http_addr).unwrap_or(default_addr),
-            data_dir: args
-                .data_dir
-                .or(file.data_dir)
-                .unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
+            data_dir: args.data_dir.or(file.data_dir).unwrap_or_else(|| PathBuf::from(DEFAULT_DATA_DIR)),
             // An empty value at one level does not hide a real key at a lower one.
-            api_key: args
-                .api_key
-                .and_then(ApiKey::new)
-                .or_else(|| file.api_key.and_then(ApiKey::new)),
+            api_key: args.api_key.and_then(ApiKey::new).or_else(|| file.api_key.and_then(ApiKey::new)),
             log_format: args.log_format.or(file.log_format).unwrap_or_default(),
             storage: StorageConfig {
                 s3_bucket: args.s3_bucket.or(file.s3_bucket).filter(|b| !b.trim().is_empty()),
@@ -264,20 +248,9 @@ mod tests {
 
     #[test]
     fn empty_key_falls_through_to_the_file() {
-        let file = FileConfig {
-            api_key: Some("from-file".into()),
-            ..FileConfig::default()
-        };
-        let args = ServeArgs {
-            api_key: Some(String::new()),
-            ..ServeArgs::default()
-        };
-        assert!(
-            ServeConfig::merge(args, file)
-                .api_key
-                .unwrap()
-                .matches("from-file")
-        );
+        let file = FileConfig { api_key: Some("from-file".into()), ..FileConfig::default() };
+        let args = ServeArgs { api_key: Some(String::new()), ..ServeArgs::default() };
+        assert!(ServeConfig::merge(args, file).api_key.unwrap().matches("from-file"));
     }
 
     #[test]
@@ -315,12 +288,23 @@ mod tests {
         )
         .unwrap();
         let turn = turn_config(&ServeArgs::default(), &file).unwrap().expect("TURN from the file");
-        assert_eq!(turn.urls, ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349?transport=tcp"]);
+        assert_eq!(
+            turn.urls,
+            ["turn:turn.example.com:3478?transport=udp", "turns:turn.example.com:5349?transport=tcp"]
+        );
         assert_eq!(turn.ttl.as_secs(), 600);
         let (user, pass) = turn.credentials("ada", std::time::SystemTime::now());
         assert_eq!(pass, crate::turn::password("file-secret", &user));
         // Flags (or the environment) win; an empty secret falls through to the file's.
-        let cli = crate::cli::Cli::try_parse_from(["tessera", "serve", "--turn-urls", "turn:127.0.0.1:3478, turn:127.0.0.1:3479?transport=tcp", "--turn-secret", ""]).unwrap();
+        let cli = crate::cli::Cli::try_parse_from([
+            "tessera",
+            "serve",
+            "--turn-urls",
+            "turn:127.0.0.1:3478, turn:127.0.0.1:3479?transport=tcp",
+            "--turn-secret",
+            "",
+        ])
+        .unwrap();
         let crate::cli::Command::Serve(args) = cli.command else { panic!("not serve") };
         let turn = turn_config(&args, &file).unwrap().unwrap();
         assert_eq!(turn.urls, ["turn:127.0.0.1:3478", "turn:127.0.0.1:3479?transport=tcp"]);
@@ -331,15 +315,28 @@ mod tests {
         let shown = format!("{turn:?} {file:?} {args:?}");
         assert!(!shown.contains("file-secret"), "{shown}");
         // Without TURN, the default TTL is a day.
-        let args = ServeArgs { turn_urls: Some(vec!["turn:h".into()]), turn_secret: Some(Secret::new("s")), ..ServeArgs::default() };
+        let args = ServeArgs {
+            turn_urls: Some(vec!["turn:h".into()]),
+            turn_secret: Some(Secret::new("s")),
+            ..ServeArgs::default()
+        };
         assert_eq!(turn_config(&args, &FileConfig::default()).unwrap().unwrap().ttl.as_secs(), 86_400);
     }
 
     #[test]
     fn bad_turn_settings_are_config_errors_naming_the_setting() {
-        let err = |args: ServeArgs, file: &str| turn_config(&args, &FileConfig::parse(file).unwrap()).unwrap_err().to_string();
+        let err = |args: ServeArgs, file: &str| {
+            turn_config(&args, &FileConfig::parse(file).unwrap()).unwrap_err().to_string()
+        };
         let secret = || Some(Secret::new("s"));
-        let e = err(ServeArgs { turn_urls: Some(vec!["http://turn.example.com".into()]), turn_secret: secret(), ..ServeArgs::default() }, "");
+        let e = err(
+            ServeArgs {
+                turn_urls: Some(vec!["http://turn.example.com".into()]),
+                turn_secret: secret(),
+                ..ServeArgs::default()
+            },
+            "",
+        );
         assert!(e.starts_with("turn_urls: `http://turn.example.com` is not a TURN URL"), "{e}");
         let e = err(ServeArgs { turn_secret: secret(), ..ServeArgs::default() }, "turn_urls = [\"turn:h:99999\"]");
         assert!(e.starts_with("turn_urls: `turn:h:99999` is not a TURN URL"), "{e}");

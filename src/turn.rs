@@ -88,11 +88,7 @@ impl TurnConfig {
 
     /// Credentials for `identity` valid until `now + ttl`.
     pub fn credentials(&self, identity: &str, now: SystemTime) -> (String, String) {
-        let expiry = now
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or_default()
-            .saturating_add(self.ttl)
-            .as_secs();
+        let expiry = now.duration_since(UNIX_EPOCH).unwrap_or_default().saturating_add(self.ttl).as_secs();
         let username = username(expiry, identity);
         let password = password(self.secret.expose(), &username);
         (username, password)
@@ -102,11 +98,7 @@ impl TurnConfig {
 impl IceServerProvider for TurnConfig {
     fn ice_servers(&self, identity: &str) -> Vec<IceServer> {
         let (username, credential) = self.credentials(identity, SystemTime::now());
-        vec![IceServer {
-            urls: self.urls.clone(),
-            username: Some(username),
-            credential: Some(credential),
-        }]
+        vec![IceServer { urls: self.urls.clone(), username: Some(username), credential: Some(credential) }]
     }
 }
 
@@ -117,8 +109,7 @@ pub fn username(expiry_unix: u64, identity: &str) -> String {
 
 /// TURN REST API password: `base64(HMAC-SHA1(secret, username))`.
 pub fn password(secret: &str, username: &str) -> String {
-    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(secret.as_bytes())
-        .expect("HMAC takes any key length");
+    let mut mac = <Hmac<Sha1> as KeyInit>::new_from_slice(secret.as_bytes()).expect("HMAC takes any key length");
     mac.update(username.as_bytes());
     B64.encode(mac.finalize().into_bytes())
 }
@@ -127,11 +118,8 @@ pub fn password(secret: &str, username: &str) -> String {
 /// a name, an IPv4 address or a bracketed IPv6 address. Returns it trimmed.
 pub fn check_url(url: &str) -> Result<String, String> {
     let url = url.trim();
-    let bad = |why: &str| {
-        format!(
-            "`{url}` is not a TURN URL ({why}); use turn:HOST[:PORT][?transport=udp|tcp] or turns:…"
-        )
-    };
+    let bad =
+        |why: &str| format!("`{url}` is not a TURN URL ({why}); use turn:HOST[:PORT][?transport=udp|tcp] or turns:…");
     let lower = url.to_ascii_lowercase();
     let rest = if lower.starts_with("turn:") {
         &url[5..]
@@ -160,10 +148,7 @@ pub fn check_url(url: &str) -> Result<String, String> {
         }
         match after {
             "" => (addr, None),
-            p => (
-                addr,
-                Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?),
-            ),
+            p => (addr, Some(p.strip_prefix(':').ok_or_else(|| bad("junk after ]"))?)),
         }
     } else {
         match hostport.split_once(':') {
@@ -172,10 +157,7 @@ pub fn check_url(url: &str) -> Result<String, String> {
         }
     };
     let host_ok = !host.is_empty()
-        && (host.contains(':')
-            || host
-                .chars()
-                .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
+        && (host.contains(':') || host.chars().all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '_')));
     if !host_ok {
         return Err(bad("no valid host"));
     }
@@ -196,24 +178,14 @@ mod tests {
     /// and Python's `base64.b64encode(hmac.new(b'north-wind', b'1700000000:ada', 'sha1').digest())`.
     #[test]
     fn passwords_match_an_independent_hmac_sha1() {
-        assert_eq!(
-            password("north-wind", "1700000000:ada"),
-            "dd/sKaHwl4f+46zpQbUx/z6kxF0="
-        );
+        assert_eq!(password("north-wind", "1700000000:ada"), "dd/sKaHwl4f+46zpQbUx/z6kxF0=");
         // RFC 2202 test case 2, base64 of effcdf6ae5eb2fa2d27416d5f184df9c259a7c79.
-        assert_eq!(
-            password("Jefe", "what do ya want for nothing?"),
-            "7/zfauXrL6LSdBbV8YTfnCWafHk="
-        );
+        assert_eq!(password("Jefe", "what do ya want for nothing?"), "7/zfauXrL6LSdBbV8YTfnCWafHk=");
     }
 
     #[test]
     fn credentials_expire_after_the_ttl_and_name_the_identity() {
-        let turn = TurnConfig::new(
-            vec!["turn:127.0.0.1:3478".into()],
-            Secret::new("north-wind"),
-            DEFAULT_TTL,
-        );
+        let turn = TurnConfig::new(vec!["turn:127.0.0.1:3478".into()], Secret::new("north-wind"), DEFAULT_TTL);
         let now = UNIX_EPOCH + Duration::from_secs(1_700_000_000 - 86_400);
         let (user, pass) = turn.credentials("ada", now);
         assert_eq!(user, "1700000000:ada");
@@ -224,31 +196,16 @@ mod tests {
         let user = servers[0].username.clone().unwrap();
         let (expiry, identity) = user.split_once(':').unwrap();
         let expiry: u64 = expiry.parse().unwrap();
-        let soon = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap()
-            .as_secs()
-            + 86_400;
+        let soon = SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_secs() + 86_400;
         assert!(expiry.abs_diff(soon) <= 2, "{expiry} vs {soon}");
         assert_eq!(identity, "PA_7");
-        assert_eq!(
-            servers[0].credential.as_deref(),
-            Some(password("north-wind", &user).as_str())
-        );
+        assert_eq!(servers[0].credential.as_deref(), Some(password("north-wind", &user).as_str()));
     }
 
     #[test]
     fn secrets_stay_out_of_debug() {
-        let turn = TurnConfig::new(
-            vec!["turn:h".into()],
-            Secret::new("north-wind"),
-            DEFAULT_TTL,
-        );
-        let shown = format!(
-            "{turn:?} {:?} {:?}",
-            Secret::new("north-wind"),
-            turn.ice_servers("ada")
-        );
+        let turn = TurnConfig::new(vec!["turn:h".into()], Secret::new("north-wind"), DEFAULT_TTL);
+        let shown = format!("{turn:?} {:?} {:?}", Secret::new("north-wind"), turn.ice_servers("ada"));
         assert!(!shown.contains("north-wind"), "{shown}");
         let (_, pass) = turn.credentials("ada", SystemTime::now());
         assert!(!format!("{:?}", turn.ice_servers("ada")).contains(&pass));

@@ -140,7 +140,12 @@ fn closed_by_server(s: &mut TcpStream, limit: Duration) -> bool {
 }
 
 fn token(port: u16, room: &str, identity: &str) -> String {
-    let r = http::post_json(port, &format!("/v1/rooms/{room}/tokens"), Some(TEST_KEY), format!(r#"{{"identity":"{identity}"}}"#).as_bytes());
+    let r = http::post_json(
+        port,
+        &format!("/v1/rooms/{room}/tokens"),
+        Some(TEST_KEY),
+        format!(r#"{{"identity":"{identity}"}}"#).as_bytes(),
+    );
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     r.json()["token"].as_str().unwrap().to_owned()
 }
@@ -165,11 +170,17 @@ fn abuse_of_every_port_leaves_the_call_and_the_recording_whole() {
         cmd.args(["--rtc-udp-port", &udp_port.to_string(), "--rtc-tcp-port", &tcp_port.to_string()]);
     });
     let (port, pid) = (server.port, server.pid());
-    let mut red = Bot::start(port, "abuse", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
+    let mut red =
+        Bot::start(port, "abuse", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
     red.wait_for("published", Duration::from_secs(30));
     let mut viewer = Bot::start(port, "abuse", "viewer", &["--subscribe", "--no-publish"]);
     viewer.wait_for("joined", Duration::from_secs(30));
-    let rec = http::post_json(port, "/v1/rooms/abuse/recordings", Some(TEST_KEY), br#"{"layout":"grid","video":{"width":640,"height":360,"fps":15,"bitrate_kbps":800}}"#);
+    let rec = http::post_json(
+        port,
+        "/v1/rooms/abuse/recordings",
+        Some(TEST_KEY),
+        br#"{"layout":"grid","video":{"width":640,"height":360,"fps":15,"bitrate_kbps":800}}"#,
+    );
     assert_eq!(rec.status, 201, "{}", String::from_utf8_lossy(&rec.body));
     let rec_id = rec.json()["id"].as_str().unwrap().to_owned();
     let recording_since = Instant::now();
@@ -192,7 +203,8 @@ fn abuse_of_every_port_leaves_the_call_and_the_recording_whole() {
 
     // 2. Malformed WebSocket frames, before a join and after one; each breaks the protocol
     //    and must end that connection only.
-    let join = format!(r#"{{"type":"join","room":"abuse","token":"{}","name":"mallory"}}"#, token(port, "abuse", "mallory"));
+    let join =
+        format!(r#"{{"type":"join","room":"abuse","token":"{}","name":"mallory"}}"#, token(port, "abuse", "mallory"));
     let bad_frames: Vec<(&str, Vec<u8>)> = vec![
         ("an unmasked frame", ws_frame(0x81, b"{\"type\":\"leave\"}", None, false)),
         ("a reserved opcode", ws_frame(0x83, b"x", None, true)),
@@ -209,7 +221,10 @@ fn abuse_of_every_port_leaves_the_call_and_the_recording_whole() {
                 s.write_all(&ws_frame(0x81, join.as_bytes(), None, true)).unwrap();
             }
             let _ = s.write_all(frame);
-            assert!(closed_by_server(&mut s, Duration::from_secs(12)), "{what} (joined: {joined}) left the connection open");
+            assert!(
+                closed_by_server(&mut s, Duration::from_secs(12)),
+                "{what} (joined: {joined}) left the connection open"
+            );
         }
     }
     // Garbage JSON after a join gets an error message; the connection is the client's to end.
@@ -247,7 +262,10 @@ fn abuse_of_every_port_leaves_the_call_and_the_recording_whole() {
         .unwrap();
     let chunk = vec![b' '; 64 * 1024];
     for _ in 0..20 {
-        if chunked.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err() || chunked.write_all(&chunk).is_err() || chunked.write_all(b"\r\n").is_err() {
+        if chunked.write_all(format!("{:x}\r\n", chunk.len()).as_bytes()).is_err()
+            || chunked.write_all(&chunk).is_err()
+            || chunked.write_all(b"\r\n").is_err()
+        {
             break;
         }
     }
@@ -258,7 +276,11 @@ fn abuse_of_every_port_leaves_the_call_and_the_recording_whole() {
     let started = Instant::now();
     let health = http::get(port, "/v1/health", None);
     assert_eq!(health.status, 200);
-    assert!(started.elapsed() < Duration::from_secs(1), "the API answered in {:?} beside slow bodies", started.elapsed());
+    assert!(
+        started.elapsed() < Duration::from_secs(1),
+        "the API answered in {:?} beside slow bodies",
+        started.elapsed()
+    );
 
     // The half-open ICE-TCP streams are closed by the server itself: nobody claimed them.
     for (i, s) in half_open.iter_mut().enumerate() {

@@ -29,7 +29,11 @@ fn mint(port: u16, room: &str, body: &str) -> String {
 
 fn assert_unauthorized(resp: &http::Response, what: &str) {
     assert_eq!(resp.status, 401, "{what}: {}", String::from_utf8_lossy(&resp.body));
-    assert!(resp.header("content-type").is_some_and(|c| c.starts_with("application/json")), "{what}: {:?}", resp.headers);
+    assert!(
+        resp.header("content-type").is_some_and(|c| c.starts_with("application/json")),
+        "{what}: {:?}",
+        resp.headers
+    );
     let v = resp.json();
     assert_eq!(v["error"]["code"], "unauthorized", "{what}: {v}");
     assert!(v["error"]["message"].as_str().is_some_and(|m| !m.is_empty()), "{what}: {v}");
@@ -39,7 +43,8 @@ type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<t
 
 /// Joins `room` over the WebSocket with `token`; returns the first message and the socket.
 async fn ws_join(port: u16, room: &str, token: &str) -> (Value, Ws) {
-    let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/v1/rtc")).await.expect("WebSocket connects");
+    let (mut ws, _) =
+        tokio_tungstenite::connect_async(format!("ws://127.0.0.1:{port}/v1/rtc")).await.expect("WebSocket connects");
     let join = json!({"type": "join", "room": room, "token": token, "name": "Eve"}).to_string();
     ws.send(Message::Text(join.into())).await.expect("send join");
     loop {
@@ -170,7 +175,11 @@ fn only_valid_tokens_for_the_room_join_a_call_and_only_the_api_key_opens_the_api
         let offer = json!({"type": "publish_offer", "sdp": "v=0\r\n", "tracks": []}).to_string();
         ws.send(Message::Text(offer.into())).await.unwrap();
         let refusal = next_error(&mut ws).await;
-        assert_eq!((refusal["code"].as_str(), refusal["fatal"].as_bool()), (Some("forbidden"), Some(false)), "{refusal}");
+        assert_eq!(
+            (refusal["code"].as_str(), refusal["fatal"].as_bool()),
+            (Some("forbidden"), Some(false)),
+            "{refusal}"
+        );
         ws.send(Message::Text(json!({"type": "ping"}).to_string().into())).await.unwrap();
         assert!(next_of(&mut ws, "pong").await, "the viewer stays in the call");
         let sender = mint(port, ROOM, r#"{"identity":"sender","subscribe":false}"#);
@@ -188,7 +197,8 @@ fn only_valid_tokens_for_the_room_join_a_call_and_only_the_api_key_opens_the_api
     for (what, token) in refused.iter().filter(|(_, t)| !t.is_empty()) {
         assert_unauthorized(&whip_post(port, ROOM, Some(token)), &format!("WHIP, {what}"));
     }
-    let delete = http::send(port, "DELETE", &format!("/whip/{ROOM}/PA_1"), &http::auth(Some(&other_room)), Body::None).unwrap();
+    let delete =
+        http::send(port, "DELETE", &format!("/whip/{ROOM}/PA_1"), &http::auth(Some(&other_room)), Body::None).unwrap();
     assert_unauthorized(&delete, "WHIP DELETE, token for another room");
     // The valid token gets past authorisation (to the offer, which is not real SDP).
     let accepted = whip_post(port, ROOM, Some(&good));

@@ -4,10 +4,7 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
 fn tessera(args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_tessera"))
-        .args(args)
-        .output()
-        .expect("run tessera")
+    Command::new(env!("CARGO_BIN_EXE_tessera")).args(args).output().expect("run tessera")
 }
 
 fn stdout(output: &Output) -> String {
@@ -28,10 +25,7 @@ fn builtin_files() -> Vec<PathBuf> {
 #[test]
 fn validate_accepts_every_builtin_file() {
     let files = builtin_files();
-    assert!(
-        files.len() >= 6,
-        "expected the built-in layouts, found {files:?}"
-    );
+    assert!(files.len() >= 6, "expected the built-in layouts, found {files:?}");
     let mut args = vec!["layouts", "validate"];
     args.extend(files.iter().map(|f| f.to_str().expect("UTF-8 path")));
     let output = tessera(&args);
@@ -39,10 +33,7 @@ fn validate_accepts_every_builtin_file() {
     assert_eq!(output.status.code(), Some(0), "{out}");
     for file in &files {
         let stem = file.file_stem().and_then(|s| s.to_str()).expect("stem");
-        assert!(
-            out.contains(&format!("{}: ok (layout {stem})", file.display())),
-            "{out}"
-        );
+        assert!(out.contains(&format!("{}: ok (layout {stem})", file.display())), "{out}");
     }
 }
 
@@ -62,24 +53,12 @@ fn validate_reports_pointer_and_reason_and_exits_1() {
     )
     .expect("write typo.json");
 
-    let output = tessera(&[
-        "layouts",
-        "validate",
-        bad.to_str().expect("path"),
-        typo.to_str().expect("path"),
-    ]);
+    let output = tessera(&["layouts", "validate", bad.to_str().expect("path"), typo.to_str().expect("path")]);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
     let bad_line = format!("{}: /regions/0/width: ", bad.display());
-    assert!(
-        out.lines()
-            .any(|l| l.starts_with(&bad_line) && l.contains("exceeds")),
-        "{out}"
-    );
-    let typo_line = format!(
-        "{}: /regions/0/widht: unknown field `widht`",
-        typo.display()
-    );
+    assert!(out.lines().any(|l| l.starts_with(&bad_line) && l.contains("exceeds")), "{out}");
+    let typo_line = format!("{}: /regions/0/widht: unknown field `widht`", typo.display());
     assert!(out.lines().any(|l| l.starts_with(&typo_line)), "{out}");
 }
 
@@ -91,10 +70,7 @@ fn validate_shows_root_for_document_level_errors() {
     let output = tessera(&["layouts", "validate", file.to_str().expect("path")]);
     let out = stdout(&output);
     assert_eq!(output.status.code(), Some(1), "{out}");
-    assert!(
-        out.starts_with(&format!("{}: (root): ", file.display())),
-        "{out}"
-    );
+    assert!(out.starts_with(&format!("{}: (root): ", file.display())), "{out}");
 }
 
 #[test]
@@ -102,24 +78,12 @@ fn validate_exits_2_when_a_file_cannot_be_read() {
     let dir = tempfile::tempdir().expect("temp dir");
     let missing = dir.path().join("missing.json");
     let good = builtin_files().remove(0);
-    let output = tessera(&[
-        "layouts",
-        "validate",
-        missing.to_str().expect("path"),
-        good.to_str().expect("path"),
-    ]);
+    let output = tessera(&["layouts", "validate", missing.to_str().expect("path"), good.to_str().expect("path")]);
     assert_eq!(output.status.code(), Some(2));
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        err.contains(&format!("{}: cannot read file", missing.display())),
-        "{err}"
-    );
+    assert!(err.contains(&format!("{}: cannot read file", missing.display())), "{err}");
     // The other files are still checked.
-    assert!(
-        stdout(&output).contains(": ok (layout "),
-        "{}",
-        stdout(&output)
-    );
+    assert!(stdout(&output).contains(": ok (layout "), "{}", stdout(&output));
 }
 
 #[test]
@@ -127,14 +91,7 @@ fn list_prints_builtin_names() {
     let output = tessera(&["layouts", "list"]);
     assert!(output.status.success());
     let names: Vec<String> = stdout(&output).lines().map(str::to_owned).collect();
-    for name in [
-        "grid",
-        "active-speaker",
-        "sidebar",
-        "pip",
-        "single",
-        "portrait-grid",
-    ] {
+    for name in ["grid", "active-speaker", "sidebar", "pip", "single", "portrait-grid"] {
         assert!(names.iter().any(|n| n == name), "{names:?}");
     }
 }
@@ -155,10 +112,7 @@ fn show_unknown_name_fails_with_the_known_names() {
     let output = tessera(&["layouts", "show", "no-such-layout"]);
     assert_eq!(output.status.code(), Some(1));
     let err = String::from_utf8_lossy(&output.stderr);
-    assert!(
-        err.contains("no-such-layout") && err.contains("grid"),
-        "{err}"
-    );
+    assert!(err.contains("no-such-layout") && err.contains("grid"), "{err}");
 }
 
 #[test]

@@ -4,13 +4,13 @@
 //! recording's layout, the live preview refreshes, a live stream to an RTMP server (nginx-rtmp)
 //! starts and stops from its buttons, and the recording stops.
 
-#[path = "../sfu/tests/common/mod.rs"]
-mod browser;
-mod common;
 #[path = "support/app.rs"]
 mod app;
+#[path = "../sfu/tests/common/mod.rs"]
+mod browser;
 #[path = "support/cdp.rs"]
 mod cdp;
+mod common;
 #[allow(dead_code)]
 #[path = "../compositor/tests/common/servers.rs"]
 mod servers;
@@ -64,7 +64,10 @@ fn the_control_page_records_swaps_the_layout_and_previews_the_room() {
     assert!(alice.as_str().unwrap().starts_with("Alice (alice)"), "{alice}");
 
     // No program yet: the preview says how to get one.
-    page.wait_for("/recording or a stream/.test(document.getElementById('preview-status').textContent)", Duration::from_secs(5));
+    page.wait_for(
+        "/recording or a stream/.test(document.getElementById('preview-status').textContent)",
+        Duration::from_secs(5),
+    );
     assert!(recordings(port).is_empty());
 
     // Start recording with the button.
@@ -89,7 +92,8 @@ fn the_control_page_records_swaps_the_layout_and_previews_the_room() {
     let mut sequences = Vec::new();
     let started = Instant::now();
     while started.elapsed() < Duration::from_secs(4) {
-        let v = page.eval("[document.getElementById('preview').dataset.sequence, document.getElementById('preview').src]");
+        let v =
+            page.eval("[document.getElementById('preview').dataset.sequence, document.getElementById('preview').src]");
         sequences.push((v[0].as_str().unwrap_or("").to_string(), v[1].as_str().unwrap_or("").to_string()));
         std::thread::sleep(Duration::from_millis(250));
     }
@@ -140,7 +144,10 @@ fn the_control_page_records_swaps_the_layout_and_previews_the_room() {
         std::thread::sleep(Duration::from_millis(200));
     }
     page.wait_for("document.getElementById('record-status').textContent === 'Not recording.'", Duration::from_secs(10));
-    page.wait_for("/recording or a stream/.test(document.getElementById('preview-status').textContent)", Duration::from_secs(20));
+    page.wait_for(
+        "/recording or a stream/.test(document.getElementById('preview-status').textContent)",
+        Duration::from_secs(20),
+    );
     assert_eq!(page.eval("document.getElementById('message').textContent"), "", "no error shown");
 
     // The key never went into a URL the page requested.

@@ -98,10 +98,16 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
 
     // Two participants join over WebRTC: red first, then blue, who talks.
     let size = format!("{W}x{H}");
-    let mut red = Bot::start(port, "standup", "red", &["--identity", "red", "--color", "#ff0000", "--size", &size, "--silent"]);
+    let mut red =
+        Bot::start(port, "standup", "red", &["--identity", "red", "--color", "#ff0000", "--size", &size, "--silent"]);
     let red_id = red.participant_id();
     red.wait_for("published", Duration::from_secs(20));
-    let mut blue = Bot::start(port, "standup", "blue", &["--identity", "blue", "--color", "#0000ff", "--size", &size, "--codec", "h264", "--tone", "660"]);
+    let mut blue = Bot::start(
+        port,
+        "standup",
+        "blue",
+        &["--identity", "blue", "--color", "#0000ff", "--size", &size, "--codec", "h264", "--tone", "660"],
+    );
     let blue_id = blue.participant_id();
     blue.wait_for("published", Duration::from_secs(20));
     // The room shows both, and the SFU's active speaker (RFC 6464 levels) is blue.
@@ -138,16 +144,19 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     // Flow 3: swap the layout mid-call. The answer comes once the program has switched.
     let mut headers = http::auth(Some(TEST_KEY));
     headers.push(("Content-Type".into(), "application/json".into()));
-    let swap = http::send(port, "PATCH", &format!("/v1/recordings/{rec_id}"), &headers, Body::Sized(br#"{"layout":"pip"}"#))
-        .expect("PATCH");
+    let swap =
+        http::send(port, "PATCH", &format!("/v1/recordings/{rec_id}"), &headers, Body::Sized(br#"{"layout":"pip"}"#))
+            .expect("PATCH");
     assert_eq!(swap.status, 200, "{}", String::from_utf8_lossy(&swap.body));
     let swapped_at = get(port, &format!("/v1/recordings/{rec_id}"))["duration_s"].as_f64().expect("duration_s");
     std::thread::sleep(Duration::from_millis(3500));
     // Pin red by its token identity: pip's main picture takes the pinned participant first.
-    let pin = http::send(port, "PATCH", "/v1/rooms/standup", &headers, Body::Sized(br#"{"pinned":["red"]}"#)).expect("PATCH");
+    let pin =
+        http::send(port, "PATCH", "/v1/rooms/standup", &headers, Body::Sized(br#"{"pinned":["red"]}"#)).expect("PATCH");
     assert_eq!(pin.status, 200, "{}", String::from_utf8_lossy(&pin.body));
     assert_eq!(pin.json()["pinned"], serde_json::json!(["red"]));
-    let bad_pin = http::send(port, "PATCH", "/v1/rooms/standup", &headers, Body::Sized(br#"{"pinned":["no body"]}"#)).expect("PATCH");
+    let bad_pin = http::send(port, "PATCH", "/v1/rooms/standup", &headers, Body::Sized(br#"{"pinned":["no body"]}"#))
+        .expect("PATCH");
     assert_eq!((bad_pin.status, bad_pin.json()["error"]["field"].as_str()), (422, Some("/pinned/0")));
     let pinned_at = get(port, &format!("/v1/recordings/{rec_id}"))["duration_s"].as_f64().expect("duration_s");
     std::thread::sleep(Duration::from_millis(3000));
@@ -155,7 +164,10 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     // Prometheus sees the program at its frame rate, with no frame missing.
     let metrics = String::from_utf8_lossy(&http::get(port, "/metrics", None).body).to_string();
     let sample = |name: &str| -> f64 {
-        metrics.lines().find_map(|l| l.strip_prefix(name)?.trim().parse().ok()).unwrap_or_else(|| panic!("{name} in {metrics}"))
+        metrics
+            .lines()
+            .find_map(|l| l.strip_prefix(name)?.trim().parse().ok())
+            .unwrap_or_else(|| panic!("{name} in {metrics}"))
     };
     assert!((sample("tessera_program_fps{room=\"standup\"}") - 30.0).abs() < 1.5, "{metrics}");
     assert!(sample("tessera_program_dropped_frames{room=\"standup\"}") <= 3.0, "{metrics}");
@@ -243,7 +255,15 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     assert_color(&frames, swapped_at + 0.5, pinned_at - 0.7, pip_red, canvas, RED, "red inset (recording)");
     assert_color(&frames, swapped_at + 0.5, pinned_at - 0.7, corner, canvas, BLUE, "blue main (recording)");
     assert_color(&frames, swapped_at + 0.5, pinned_at - 0.7, pip_blue, canvas, BLUE, "blue main centre (recording)");
-    assert_color(&frames, pinned_at + 0.5, end - 0.2, pinned_blue, canvas, BLUE, "blue inset once red is pinned (recording)");
+    assert_color(
+        &frames,
+        pinned_at + 0.5,
+        end - 0.2,
+        pinned_blue,
+        canvas,
+        BLUE,
+        "blue inset once red is pinned (recording)",
+    );
     assert_color(&frames, pinned_at + 0.5, end - 0.2, corner, canvas, RED, "pinned red main (recording)");
     // Blue's tone is in the mix.
     let audio = decode_audio(&file);

@@ -2,10 +2,10 @@
 //! embedded default): start, swap the layout, stop, and the file plays. Bad requests get the
 //! documented errors while the recording goes on.
 
-mod common;
 #[allow(dead_code)]
 #[path = "../compositor/tests/common/analysis.rs"]
 mod analysis;
+mod common;
 #[path = "../plugins/tests/common/mod.rs"]
 mod s3;
 
@@ -105,7 +105,10 @@ fn record_a_room_swap_its_layout_and_stop() {
     assert_eq!(std::fs::metadata(&path).unwrap().len(), done["bytes"].as_u64().unwrap());
     let list = http::get(port, "/v1/recordings?room=demo", Some(TEST_KEY)).json();
     assert_eq!(list["recordings"].as_array().map(Vec::len), Some(1));
-    assert_eq!(http::get(port, "/v1/recordings?room=other", Some(TEST_KEY)).json()["recordings"], serde_json::json!([]));
+    assert_eq!(
+        http::get(port, "/v1/recordings?room=other", Some(TEST_KEY)).json()["recordings"],
+        serde_json::json!([])
+    );
 }
 
 /// The server killed (SIGKILL) mid-recording and started again on the same data directory:
@@ -118,7 +121,12 @@ fn a_recording_survives_a_server_kill() {
         cmd.args(["--api-key", TEST_KEY, "--data-dir"]).arg(data.path());
     };
     let first = Server::start_with(with_data);
-    let created = http::post_json(first.port, "/v1/rooms/crash/recordings", Some(TEST_KEY), br#"{"video":{"width":640,"height":360}}"#);
+    let created = http::post_json(
+        first.port,
+        "/v1/rooms/crash/recordings",
+        Some(TEST_KEY),
+        br#"{"video":{"width":640,"height":360}}"#,
+    );
     assert_eq!(created.status, 201, "{}", String::from_utf8_lossy(&created.body));
     let id = created.json()["id"].as_str().unwrap().to_string();
     let path = std::path::PathBuf::from(created.json()["location"]["path"].as_str().unwrap());
@@ -142,7 +150,11 @@ fn a_recording_survives_a_server_kill() {
     assert_eq!(info.video.map(|v| v.codec), Some("h264".into()));
     // Up to the last whole fragment before the kill (the program starts ~0.3 s after the
     // request, fragments are 0.5 s).
-    assert!(info.duration > recorded - 1.6 && info.duration <= recorded + 0.1, "{} s of {recorded:.1} s", info.duration);
+    assert!(
+        info.duration > recorded - 1.6 && info.duration <= recorded + 0.1,
+        "{} s of {recorded:.1} s",
+        info.duration
+    );
 }
 
 #[test]
@@ -153,7 +165,12 @@ fn webhooks_report_a_recording_signed_and_retried() {
             .arg(dir.join("data"))
             .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/hooks"));
     });
-    let created = http::post_json(server.port, "/v1/rooms/hooked/recordings", Some(TEST_KEY), br#"{"video":{"width":320,"height":180}}"#);
+    let created = http::post_json(
+        server.port,
+        "/v1/rooms/hooked/recordings",
+        Some(TEST_KEY),
+        br#"{"video":{"width":320,"height":180}}"#,
+    );
     assert_eq!(created.status, 201);
     let id = created.json()["id"].as_str().unwrap().to_string();
     std::thread::sleep(Duration::from_secs(2));
@@ -201,7 +218,8 @@ fn a_completed_s3_recording_has_a_presigned_download_url() {
             .env("AWS_REGION", "us-east-1");
     });
     let port = server.port;
-    let created = http::post_json(port, "/v1/rooms/dl/recordings", Some(TEST_KEY), br#"{"video":{"width":320,"height":180}}"#);
+    let created =
+        http::post_json(port, "/v1/rooms/dl/recordings", Some(TEST_KEY), br#"{"video":{"width":320,"height":180}}"#);
     assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr());
     let id = created.json()["id"].as_str().unwrap().to_string();
     let key = created.json()["location"]["key"].as_str().unwrap().to_string();
@@ -258,7 +276,12 @@ fn a_completed_s3_recording_has_a_presigned_download_url() {
 fn bad_requests_while_recording_leave_the_recording_whole() {
     let server = Server::start();
     let port = server.port;
-    let created = http::post_json(port, "/v1/rooms/robust/recordings", Some(TEST_KEY), br#"{"layout":"grid","video":{"width":640,"height":360}}"#);
+    let created = http::post_json(
+        port,
+        "/v1/rooms/robust/recordings",
+        Some(TEST_KEY),
+        br#"{"layout":"grid","video":{"width":640,"height":360}}"#,
+    );
     assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr());
     let started = Instant::now();
     let id = created.json()["id"].as_str().unwrap().to_string();
@@ -275,10 +298,17 @@ fn bad_requests_while_recording_leave_the_recording_whole() {
     };
 
     // Layouts: invalid inline (the JSON path of the fault), unknown name, not a layout.
-    let bad_layout = br#"{"layout":{"name":"bad","regions":[{"select":["rest"],"x":1.5,"y":0,"width":0.5,"height":0.5}]}}"#;
-    assert_eq!(full(&patch_json(port, &rec_path, bad_layout)), (422, "invalid_layout".into(), "/layout/regions/0/x".into()));
+    let bad_layout =
+        br#"{"layout":{"name":"bad","regions":[{"select":["rest"],"x":1.5,"y":0,"width":0.5,"height":0.5}]}}"#;
+    assert_eq!(
+        full(&patch_json(port, &rec_path, bad_layout)),
+        (422, "invalid_layout".into(), "/layout/regions/0/x".into())
+    );
     still_recording("an invalid layout");
-    assert_eq!(full(&patch_json(port, &rec_path, br#"{"layout":"no-such-layout"}"#)), (422, "unknown_layout".into(), "/layout".into()));
+    assert_eq!(
+        full(&patch_json(port, &rec_path, br#"{"layout":"no-such-layout"}"#)),
+        (422, "unknown_layout".into(), "/layout".into())
+    );
     assert_eq!(full(&patch_json(port, &rec_path, br#"{"layout":[1,2]}"#)).0, 422);
     // Malformed JSON, a body over 1 MiB, the wrong media type.
     assert_eq!(full(&patch_json(port, &rec_path, br#"{"layout":"#)).1, "malformed_json");
@@ -288,7 +318,10 @@ fn bad_requests_while_recording_leave_the_recording_whole() {
     big.extend(br#""}"#);
     assert_eq!(full(&patch_json(port, &rec_path, &big)), (413, "payload_too_large".into(), String::new()));
     assert_eq!(full(&http::post_json(port, "/v1/rooms/robust/recordings", Some(TEST_KEY), &big)).0, 413);
-    let text = vec![("Authorization".to_string(), format!("Bearer {TEST_KEY}")), ("Content-Type".to_string(), "text/plain".to_string())];
+    let text = vec![
+        ("Authorization".to_string(), format!("Bearer {TEST_KEY}")),
+        ("Content-Type".to_string(), "text/plain".to_string()),
+    ];
     let wrong_type = http::send(port, "PATCH", &rec_path, &text, Body::Sized(br#"{"layout":"pip"}"#)).unwrap();
     assert_eq!(full(&wrong_type).1, "unsupported_media_type");
     still_recording("malformed and oversized bodies");
@@ -296,13 +329,20 @@ fn bad_requests_while_recording_leave_the_recording_whole() {
     // Streams of the same room: `file://` refused where it is given; a stream to an ingest
     // that refuses connections keeps reconnecting beside the recording.
     let file = br#"{"destinations":["rtmp://127.0.0.1:1/live/k","file:///etc/passwd"],"layout":"grid"}"#;
-    assert_eq!(full(&http::post_json(port, "/v1/rooms/robust/streams", Some(TEST_KEY), file)), (422, "invalid_field".into(), "/destinations/1".into()));
-    let refused = format!(r#"{{"destinations":["rtmp://127.0.0.1:{}/live/key"],"layout":"grid"}}"#, common::server::free_port());
+    assert_eq!(
+        full(&http::post_json(port, "/v1/rooms/robust/streams", Some(TEST_KEY), file)),
+        (422, "invalid_field".into(), "/destinations/1".into())
+    );
+    let refused =
+        format!(r#"{{"destinations":["rtmp://127.0.0.1:{}/live/key"],"layout":"grid"}}"#, common::server::free_port());
     let stream = http::post_json(port, "/v1/rooms/robust/streams", Some(TEST_KEY), refused.as_bytes());
     assert_eq!(stream.status, 201, "{}", String::from_utf8_lossy(&stream.body));
     let stream_path = format!("/v1/streams/{}", stream.json()["id"].as_str().unwrap());
     let add_file = br#"{"add_destinations":["file:///etc/passwd"]}"#;
-    assert_eq!(full(&patch_json(port, &stream_path, add_file)), (422, "invalid_field".into(), "/add_destinations/0".into()));
+    assert_eq!(
+        full(&patch_json(port, &stream_path, add_file)),
+        (422, "invalid_field".into(), "/add_destinations/0".into())
+    );
     std::thread::sleep(Duration::from_secs(2));
     let s = http::get(port, &stream_path, Some(TEST_KEY)).json();
     assert!(matches!(s["destinations"][0]["status"].as_str(), Some("connecting" | "reconnecting" | "failed")), "{s}");
@@ -342,7 +382,12 @@ fn sigterm_completes_a_recording_into_s3_before_exiting() {
             .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY)
             .env("AWS_REGION", "us-east-1");
     });
-    let created = http::post_json(server.port, "/v1/rooms/term/recordings", Some(TEST_KEY), br#"{"video":{"width":640,"height":360}}"#);
+    let created = http::post_json(
+        server.port,
+        "/v1/rooms/term/recordings",
+        Some(TEST_KEY),
+        br#"{"video":{"width":640,"height":360}}"#,
+    );
     assert_eq!(created.status, 201, "{}\n{}", String::from_utf8_lossy(&created.body), server.stderr());
     let started = Instant::now();
     let id = created.json()["id"].as_str().unwrap().to_string();
@@ -368,7 +413,9 @@ fn sigterm_completes_a_recording_into_s3_before_exiting() {
     assert!((p.duration - ran).abs() < 1.0, "{} s recorded, signalled after {ran:.2} s", p.duration);
     assert!(p.max_gap < 0.05, "a gap of {} s", p.max_gap);
     // Its metadata says so, with the object's size: nothing is left for a recovery.
-    let state: Value = serde_json::from_slice(&std::fs::read(data.path().join(format!("state/recordings/{id}.json"))).unwrap()).unwrap();
+    let state: Value =
+        serde_json::from_slice(&std::fs::read(data.path().join(format!("state/recordings/{id}.json"))).unwrap())
+            .unwrap();
     assert_eq!(state["status"], "completed", "{state}");
     assert!(state["error"].is_null(), "{state}");
     assert_eq!(state["bytes"].as_u64(), Some(body.len() as u64), "{state}");

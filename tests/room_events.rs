@@ -24,7 +24,11 @@ fn events(seen: &common::webhooks::Deliveries) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn wait_for(seen: &common::webhooks::Deliveries, what: &str, check: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
+fn wait_for(
+    seen: &common::webhooks::Deliveries,
+    what: &str,
+    check: impl Fn(&[(String, Value)]) -> bool,
+) -> Vec<(String, Value)> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let got = events(seen);
@@ -60,9 +64,15 @@ fn a_subscriber_is_reported_and_a_recording_keeps_the_room_going() {
     assert_eq!(joined["identity"], "viewer", "{joined}");
 
     // A second participant, and a recording of the room.
-    let mut red = Bot::start(port, "events", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
+    let mut red =
+        Bot::start(port, "events", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
     red.wait_for("published", Duration::from_secs(30));
-    let rec = http::post_json(port, "/v1/rooms/events/recordings", Some(TEST_KEY), br#"{"video":{"width":320,"height":180,"fps":15}}"#);
+    let rec = http::post_json(
+        port,
+        "/v1/rooms/events/recordings",
+        Some(TEST_KEY),
+        br#"{"video":{"width":320,"height":180,"fps":15}}"#,
+    );
     assert_eq!(rec.status, 201, "{}", String::from_utf8_lossy(&rec.body));
     let rec_id = rec.json()["id"].as_str().unwrap().to_owned();
 
@@ -77,10 +87,21 @@ fn a_subscriber_is_reported_and_a_recording_keeps_the_room_going() {
     let stop = http::post_json(port, &format!("/v1/recordings/{rec_id}/stop"), Some(TEST_KEY), b"");
     assert_eq!(stop.status, 200, "{}", String::from_utf8_lossy(&stop.body));
     let got = wait_for(&seen, "the room's end", |e| count(e, "room.ended") == 1);
-    let order: Vec<&str> = got.iter().map(|(e, _)| e.as_str()).filter(|e| e.starts_with("room.") || e.starts_with("participant.")).collect();
+    let order: Vec<&str> = got
+        .iter()
+        .map(|(e, _)| e.as_str())
+        .filter(|e| e.starts_with("room.") || e.starts_with("participant."))
+        .collect();
     assert_eq!(
         order,
-        ["room.started", "participant.joined", "participant.joined", "participant.left", "participant.left", "room.ended"],
+        [
+            "room.started",
+            "participant.joined",
+            "participant.joined",
+            "participant.left",
+            "participant.left",
+            "room.ended"
+        ],
         "{got:?}"
     );
     assert_eq!(count(&got, "room.started"), 1);

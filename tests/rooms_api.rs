@@ -2,12 +2,12 @@
 //! in-process app: participants with their token identity, running recordings, the program's
 //! preview as a JPEG, and the documented errors.
 
-mod common;
 #[allow(dead_code)]
 #[path = "../compositor/tests/common/analysis.rs"]
 mod analysis;
 #[path = "support/app.rs"]
 mod app;
+mod common;
 
 use std::time::{Duration, Instant};
 
@@ -41,7 +41,10 @@ fn rooms_show_participants_recordings_and_a_preview() {
     bob.set_identity("bob".into());
     let lobby = http::get(port, "/v1/rooms/lobby", Some(KEY)).json();
     let p = &lobby["participants"][0];
-    assert_eq!((p["identity"].as_str(), p["name"].as_str(), p["speaking"].as_bool()), (Some("bob"), Some("Bob"), Some(false)));
+    assert_eq!(
+        (p["identity"].as_str(), p["name"].as_str(), p["speaking"].as_bool()),
+        (Some("bob"), Some("Bob"), Some(false))
+    );
     assert_eq!(p["tracks"], serde_json::json!([]));
     assert!(lobby["program"].is_null() && lobby["recordings"] == serde_json::json!([]));
     // No program runs: the preview says so.

@@ -79,7 +79,8 @@ fn assert_only_own_colour(frames: &[Frame], own: u32, others: &[u32], what: &str
 fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
     let server = Server::start();
     let port = server.port;
-    let rooms: [(&str, u32, &str); 3] = [("alpha", RED, "#ff0000"), ("bravo", GREEN, "#00ff00"), ("charlie", BLUE, "#0000ff")];
+    let rooms: [(&str, u32, &str); 3] =
+        [("alpha", RED, "#ff0000"), ("bravo", GREEN, "#00ff00"), ("charlie", BLUE, "#0000ff")];
     let mut bots = Vec::new();
     for (room, _, hex) in rooms {
         let mut bot = Bot::start(port, room, room, &["--color", hex, "--size", "320x180", "--fps", "15", "--silent"]);
@@ -137,9 +138,23 @@ fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
         // frame for every 1/15 s of its duration.
         let p = s3::probe(&path);
         let duration = done["duration_s"].as_f64().expect("duration_s");
-        assert!(p.duration > r.ran - 1.5 && p.duration < r.ran + 0.5, "{what}: {} s in the file, ran {:.2} s", p.duration, r.ran);
-        assert!((duration - p.duration).abs() < 0.5, "{what}: the resource says {duration} s, the file {} s", p.duration);
-        assert!((p.video_frames as f64 - p.duration * 15.0).abs() <= 3.0, "{what}: {} frames in {} s", p.video_frames, p.duration);
+        assert!(
+            p.duration > r.ran - 1.5 && p.duration < r.ran + 0.5,
+            "{what}: {} s in the file, ran {:.2} s",
+            p.duration,
+            r.ran
+        );
+        assert!(
+            (duration - p.duration).abs() < 0.5,
+            "{what}: the resource says {duration} s, the file {} s",
+            p.duration
+        );
+        assert!(
+            (p.video_frames as f64 - p.duration * 15.0).abs() <= 3.0,
+            "{what}: {} frames in {} s",
+            p.video_frames,
+            p.duration
+        );
         assert!(p.max_gap < 0.1, "{what}: a gap of {} s", p.max_gap);
         let frames = decode_frames(&path, 160, 90);
         let others: Vec<u32> = all_colours.iter().copied().filter(|c| *c != r.colour).collect();
@@ -154,7 +169,8 @@ fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
     let deadline = Instant::now() + Duration::from_secs(20);
     loop {
         let rooms = get(port, "/v1/rooms");
-        let running: Vec<&Value> = rooms["rooms"].as_array().unwrap().iter().filter(|r| !r["program"].is_null()).collect();
+        let running: Vec<&Value> =
+            rooms["rooms"].as_array().unwrap().iter().filter(|r| !r["program"].is_null()).collect();
         if running.is_empty() {
             break;
         }

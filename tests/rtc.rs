@@ -2,13 +2,13 @@
 //! client with a token minted by the REST API, the SFU hands its tracks to the compositor in
 //! process, and the recorded program shows its camera (a solid red test video) in its tile.
 
+#[path = "support/app.rs"]
+mod app;
 #[path = "../sfu/tests/common/mod.rs"]
 mod browser;
 mod common;
 #[path = "../compositor/tests/common/mod.rs"]
 mod room;
-#[path = "support/app.rs"]
-mod app;
 
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -55,9 +55,8 @@ fn a_browser_in_a_call_appears_in_the_room_program() {
     assert_eq!(other.status, 201);
 
     // The room's program runs and records while Alice joins from a browser.
-    let program = hub
-        .start_program("demo", ProgramConfig::default(), Layout::builtin("grid").unwrap())
-        .expect("program starts");
+    let program =
+        hub.start_program("demo", ProgramConfig::default(), Layout::builtin("grid").unwrap()).expect("program starts");
     let path = dir.path().join("program.mp4");
     let rec = program.attach_output(OutputSpec::mp4_file(&path)).unwrap();
     let url = format!("http://127.0.0.1:{port}/rooms/demo?token={token}&name=Alice");

@@ -11,26 +11,16 @@ const KEY: Option<&str> = Some(TEST_KEY);
 
 /// `{"error": {"code": CODE, "message": non-empty, ...}}`; returns the error object.
 fn assert_error(response: &http::Response, status: u16, code: &str) -> Value {
-    assert_eq!(
-        response.status,
-        status,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    assert_eq!(response.status, status, "{}", String::from_utf8_lossy(&response.body));
     assert!(
-        response
-            .header("content-type")
-            .is_some_and(|v| v.starts_with("application/json")),
+        response.header("content-type").is_some_and(|v| v.starts_with("application/json")),
         "{:?}",
         response.headers
     );
     let body = response.json();
     let error = body["error"].clone();
     assert_eq!(error["code"], code, "{body}");
-    assert!(
-        error["message"].as_str().is_some_and(|m| !m.is_empty()),
-        "{body}"
-    );
+    assert!(error["message"].as_str().is_some_and(|m| !m.is_empty()), "{body}");
     error
 }
 
@@ -53,28 +43,16 @@ fn v1_rejects_missing_and_wrong_keys() {
     assert_error(&missing, 401, "unauthorized");
     assert_eq!(missing.header("www-authenticate"), Some("Bearer"));
 
-    assert_error(
-        &http::get(port, "/v1/layouts", Some("wrong-key")),
-        401,
-        "unauthorized",
-    );
+    assert_error(&http::get(port, "/v1/layouts", Some("wrong-key")), 401, "unauthorized");
     let prefix = &TEST_KEY[..TEST_KEY.len() - 1];
-    assert_error(
-        &http::get(port, "/v1/layouts", Some(prefix)),
-        401,
-        "unauthorized",
-    );
+    assert_error(&http::get(port, "/v1/layouts", Some(prefix)), 401, "unauthorized");
 
     let basic = vec![("Authorization".to_owned(), format!("Basic {TEST_KEY}"))];
     let response = http::send(port, "GET", "/v1/layouts", &basic, Body::None).expect("GET");
     assert_error(&response, 401, "unauthorized");
 
     // Unknown paths under /v1 do not reveal themselves without a key.
-    assert_error(
-        &http::get(port, "/v1/no-such-thing", None),
-        401,
-        "unauthorized",
-    );
+    assert_error(&http::get(port, "/v1/no-such-thing", None), 401, "unauthorized");
     assert_error(&http::get(port, "/v1/no-such-thing", KEY), 404, "not_found");
 
     // Rejections are logged (path, status) but the key never is.
@@ -88,10 +66,7 @@ fn layouts_list_and_show() {
     assert_eq!(list.status, 200);
     let names: Vec<String> =
         serde_json::from_value(list.json()["layouts"].clone()).expect("layouts is a list of names");
-    assert!(
-        names.iter().any(|n| n == "grid") && names.len() >= 6,
-        "{names:?}"
-    );
+    assert!(names.iter().any(|n| n == "grid") && names.len() >= 6, "{names:?}");
 
     for name in &names {
         let show = http::get(server.port, &format!("/v1/layouts/{name}"), KEY);
@@ -101,30 +76,15 @@ fn layouts_list_and_show() {
 
     let unknown = http::get(server.port, "/v1/layouts/no-such-layout", KEY);
     let error = assert_error(&unknown, 404, "not_found");
-    assert!(
-        error["message"]
-            .as_str()
-            .unwrap_or("")
-            .contains("no-such-layout")
-    );
+    assert!(error["message"].as_str().unwrap_or("").contains("no-such-layout"));
 }
 
 #[test]
 fn validate_accepts_a_good_layout() {
     let server = Server::start();
     let document = include_str!("../layouts/grid.json");
-    let response = http::post_json(
-        server.port,
-        "/v1/layouts/validate",
-        KEY,
-        document.as_bytes(),
-    );
-    assert_eq!(
-        response.status,
-        200,
-        "{}",
-        String::from_utf8_lossy(&response.body)
-    );
+    let response = http::post_json(server.port, "/v1/layouts/validate", KEY, document.as_bytes());
+    assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
     let body = response.json();
     assert_eq!(body["valid"], true);
     assert_eq!(body["layout"]["name"], "grid");
@@ -137,10 +97,7 @@ fn validate_rejects_a_bad_layout_with_the_field() {
     let response = http::post_json(server.port, "/v1/layouts/validate", KEY, document);
     let error = assert_error(&response, 422, "invalid_layout");
     assert_eq!(error["field"], "/regions/0/x", "{error}");
-    assert!(
-        error["details"].as_array().is_some_and(|d| !d.is_empty()),
-        "{error}"
-    );
+    assert!(error["details"].as_array().is_some_and(|d| !d.is_empty()), "{error}");
 }
 
 #[test]
@@ -155,14 +112,7 @@ fn non_json_content_type_is_a_json_415() {
     let server = Server::start();
     let mut headers = http::auth(KEY);
     headers.push(("Content-Type".into(), "text/plain".into()));
-    let response = http::send(
-        server.port,
-        "POST",
-        "/v1/layouts/validate",
-        &headers,
-        Body::Sized(b"{}"),
-    )
-    .expect("POST");
+    let response = http::send(server.port, "POST", "/v1/layouts/validate", &headers, Body::Sized(b"{}")).expect("POST");
     assert_error(&response, 415, "unsupported_media_type");
 }
 
@@ -177,8 +127,7 @@ fn oversize_bodies_are_a_json_413() {
     big.push(b'"');
 
     for body in [Body::Sized(&big), Body::Chunked(&big)] {
-        let response =
-            http::send(server.port, "POST", "/v1/layouts/validate", &headers, body).expect("POST");
+        let response = http::send(server.port, "POST", "/v1/layouts/validate", &headers, body).expect("POST");
         assert_error(&response, 413, "payload_too_large");
     }
 
@@ -194,25 +143,14 @@ fn oversize_bodies_are_a_json_413() {
 fn unknown_routes_and_methods_use_the_error_shape() {
     let server = Server::start();
     assert_error(&http::get(server.port, "/", None), 404, "not_found");
-    let response = http::send(
-        server.port,
-        "DELETE",
-        "/v1/layouts",
-        &http::auth(KEY),
-        Body::None,
-    )
-    .expect("DELETE");
+    let response = http::send(server.port, "DELETE", "/v1/layouts", &http::auth(KEY), Body::None).expect("DELETE");
     assert_error(&response, 405, "method_not_allowed");
 }
 
 #[test]
 fn sigterm_stops_the_server_with_exit_0() {
     let server = Server::start();
-    assert!(
-        server.stderr().contains("listening on http://127.0.0.1:"),
-        "{}",
-        server.stderr()
-    );
+    assert!(server.stderr().contains("listening on http://127.0.0.1:"), "{}", server.stderr());
     let status = server.stop_with("TERM");
     assert_eq!(status.code(), Some(0), "{status}");
 }
@@ -238,24 +176,10 @@ fn without_a_key_a_development_key_is_generated_and_printed_once() {
     assert_eq!(key.len(), 64, "{key}");
     assert!(key.chars().all(|c| c.is_ascii_hexdigit()), "{key}");
 
-    assert_eq!(
-        http::get(server.port, "/v1/layouts", Some(&key)).status,
-        200
-    );
-    assert_error(
-        &http::get(server.port, "/v1/layouts", Some(TEST_KEY)),
-        401,
-        "unauthorized",
-    );
-    assert!(
-        server.stderr().contains("development key"),
-        "{}",
-        server.stderr()
-    );
-    assert!(
-        !server.stderr().contains(&key),
-        "the key leaked into the logs"
-    );
+    assert_eq!(http::get(server.port, "/v1/layouts", Some(&key)).status, 200);
+    assert_error(&http::get(server.port, "/v1/layouts", Some(TEST_KEY)), 401, "unauthorized");
+    assert!(server.stderr().contains("development key"), "{}", server.stderr());
+    assert!(!server.stderr().contains(&key), "the key leaked into the logs");
 }
 
 #[test]
@@ -269,14 +193,8 @@ fn environment_configures_the_server_and_json_logs() {
         .env("TESSERA_LOG_FORMAT", "json");
     let server = Server::launch(cmd, port, dir);
 
-    assert!(
-        server.dir.path().join("nested/data").is_dir(),
-        "data dir not created"
-    );
-    assert_eq!(
-        http::get(port, "/v1/layouts", Some("env-key-0123456789")).status,
-        200
-    );
+    assert!(server.dir.path().join("nested/data").is_dir(), "data dir not created");
+    assert_eq!(http::get(port, "/v1/layouts", Some("env-key-0123456789")).status, 200);
     let stderr = server.stderr();
     for line in stderr.lines() {
         let entry: Value = serde_json::from_str(line).unwrap_or_else(|e| panic!("{e}: {line}"));
@@ -305,16 +223,9 @@ fn flags_override_env_and_env_overrides_the_config_file() {
     let mut cmd = server::command(dir.path());
     cmd.arg("--config").arg(&config);
     let from_file = Server::launch(cmd, file_port, dir);
-    assert_eq!(
-        http::get(file_port, "/v1/layouts", Some("file-key-0123456789")).status,
-        200
-    );
+    assert_eq!(http::get(file_port, "/v1/layouts", Some("file-key-0123456789")).status, 200);
     assert!(file_data.is_dir());
-    assert!(
-        from_file.stderr().starts_with('{'),
-        "{}",
-        from_file.stderr()
-    );
+    assert!(from_file.stderr().starts_with('{'), "{}", from_file.stderr());
     assert_eq!(from_file.stop_with("TERM").code(), Some(0));
 
     // Env beats the file (key, log format); flags beat env (address) and the file.
@@ -326,15 +237,8 @@ fn flags_override_env_and_env_overrides_the_config_file() {
             .env("TESSERA_HTTP_ADDR", format!("127.0.0.1:{file_port}"));
     });
     assert_ne!(server.port, file_port);
-    assert_eq!(
-        http::get(server.port, "/v1/layouts", Some("env-key-0123456789")).status,
-        200
-    );
-    assert_error(
-        &http::get(server.port, "/v1/layouts", Some("file-key-0123456789")),
-        401,
-        "unauthorized",
-    );
+    assert_eq!(http::get(server.port, "/v1/layouts", Some("env-key-0123456789")).status, 200);
+    assert_error(&http::get(server.port, "/v1/layouts", Some("file-key-0123456789")), 401, "unauthorized");
     assert!(!server.stderr().starts_with('{'), "{}", server.stderr());
 
     // A flag beats env for the key too.
@@ -345,15 +249,8 @@ fn flags_override_env_and_env_overrides_the_config_file() {
             .args(["--api-key", "flag-key-0123456789"])
             .env("TESSERA_API_KEY", "env-key-0123456789");
     });
-    assert_eq!(
-        http::get(server.port, "/v1/layouts", Some("flag-key-0123456789")).status,
-        200
-    );
-    assert_error(
-        &http::get(server.port, "/v1/layouts", Some("env-key-0123456789")),
-        401,
-        "unauthorized",
-    );
+    assert_eq!(http::get(server.port, "/v1/layouts", Some("flag-key-0123456789")).status, 200);
+    assert_error(&http::get(server.port, "/v1/layouts", Some("env-key-0123456789")), 401, "unauthorized");
 }
 
 #[test]
@@ -366,8 +263,5 @@ fn an_invalid_config_file_is_a_clear_error() {
     let status = cmd.status().expect("run");
     assert_eq!(status.code(), Some(2));
     let stderr = std::fs::read_to_string(dir.path().join("stderr.log")).expect("stderr");
-    assert!(
-        stderr.contains("invalid config file") && stderr.contains("htp_addr"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("invalid config file") && stderr.contains("htp_addr"), "{stderr}");
 }

@@ -6,17 +6,17 @@
 //! share button through `getDisplayMedia`), and VP9 passing through to a browser while the
 //! program carries on without it.
 
-#[path = "../sfu/tests/common/mod.rs"]
-mod browser;
-mod common;
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
 #[path = "support/app.rs"]
 mod app;
+#[path = "../sfu/tests/common/mod.rs"]
+mod browser;
 #[path = "support/cdp.rs"]
 mod cdp;
+mod common;
 #[path = "support/observer.rs"]
 mod observer;
+#[path = "../compositor/tests/common/mod.rs"]
+mod room;
 
 use std::collections::HashSet;
 use std::path::{Path, PathBuf};
@@ -108,7 +108,10 @@ fn frames_of(stats: &Value, track: &str) -> f64 {
 /// A participant's published track ids, by source.
 fn tracks_of(sfu: &tessera_sfu::Sfu, room: &str, participant: &str) -> Vec<(String, String)> {
     let p = browser::participants(sfu, room).into_iter().find(|p| p.id == participant).expect("participant");
-    p.tracks().iter().map(|t| (serde_json::to_value(t.source).unwrap().as_str().unwrap().to_owned(), t.id.clone())).collect()
+    p.tracks()
+        .iter()
+        .map(|t| (serde_json::to_value(t.source).unwrap().as_str().unwrap().to_owned(), t.id.clone()))
+        .collect()
 }
 
 #[test]
@@ -129,7 +132,10 @@ fn events_reach_the_others_mute_from_the_page_and_the_speaker() {
     let published = |m: &Value, source: &str| m["type"] == "track_published" && m["track"]["source"] == source;
     let audio = obs.wait("audio track_published", Duration::from_secs(30), |m| published(m, "audio"));
     let camera = obs.wait("camera track_published", Duration::from_secs(30), |m| published(m, "camera"));
-    assert_eq!((audio["track"]["participant_id"].as_str(), audio["track"]["mime_type"].as_str()), (Some(alice_id.as_str()), Some("audio/opus")));
+    assert_eq!(
+        (audio["track"]["participant_id"].as_str(), audio["track"]["mime_type"].as_str()),
+        (Some(alice_id.as_str()), Some("audio/opus"))
+    );
     assert_eq!(camera["track"]["mime_type"].as_str().map(str::to_ascii_lowercase).as_deref(), Some("video/vp8"));
     let audio_id = audio["track"]["track_id"].as_str().unwrap().to_owned();
     let camera_id = camera["track"]["track_id"].as_str().unwrap().to_owned();
@@ -139,7 +145,13 @@ fn events_reach_the_others_mute_from_the_page_and_the_speaker() {
     assert_eq!(speaker["participant_id"].as_str(), Some(alice_id.as_str()));
     let listed = |port| {
         let room = get(port, "/v1/rooms/ev");
-        room["participants"].as_array().unwrap().iter().find(|p| p["name"] == "alice").cloned().expect("alice is listed")
+        room["participants"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .find(|p| p["name"] == "alice")
+            .cloned()
+            .expect("alice is listed")
     };
     assert_eq!(listed(port)["speaking"], true);
 
@@ -155,9 +167,15 @@ fn events_reach_the_others_mute_from_the_page_and_the_speaker() {
     assert_eq!(m["participant_id"].as_str(), Some(alice_id.as_str()));
     page.click("#mute-video");
     obs.wait("mute of the camera", Duration::from_secs(10), |m| muted(m, &camera_id, true));
-    let track_muted = |p: &Value, id: &str| p["tracks"].as_array().unwrap().iter().find(|t| t["id"] == id).map(|t| t["muted"].clone());
+    let track_muted = |p: &Value, id: &str| {
+        p["tracks"].as_array().unwrap().iter().find(|t| t["id"] == id).map(|t| t["muted"].clone())
+    };
     let p = listed(port);
-    assert_eq!((track_muted(&p, &audio_id), track_muted(&p, &camera_id)), (Some(json!(true)), Some(json!(true))), "{p}");
+    assert_eq!(
+        (track_muted(&p, &audio_id), track_muted(&p, &camera_id)),
+        (Some(json!(true)), Some(json!(true))),
+        "{p}"
+    );
     assert_eq!(page.eval("document.getElementById('mute-audio').textContent"), "Unmute mic");
     // Unmuting the microphone is told too; a late joiner sees the camera muted in `joined`.
     page.click("#mute-audio");
@@ -165,18 +183,30 @@ fn events_reach_the_others_mute_from_the_page_and_the_speaker() {
     assert_eq!(track_muted(&listed(port), &audio_id), Some(json!(false)));
     let late = Observer::join(port, "ev", &token(port, "ev", "late"), "late");
     let joined_late = &late.seen[0].1;
-    let alice_seen = joined_late["participants"].as_array().unwrap().iter().find(|p| p["id"] == alice_id.as_str()).cloned().unwrap();
-    let cam = alice_seen["tracks"].as_array().unwrap().iter().find(|t| t["track_id"] == camera_id.as_str()).cloned().unwrap();
-    assert_eq!((cam["muted"].as_bool(), joined_late["active_speaker"].as_str()), (Some(true), Some(alice_id.as_str())), "{joined_late}");
+    let alice_seen =
+        joined_late["participants"].as_array().unwrap().iter().find(|p| p["id"] == alice_id.as_str()).cloned().unwrap();
+    let cam =
+        alice_seen["tracks"].as_array().unwrap().iter().find(|t| t["track_id"] == camera_id.as_str()).cloned().unwrap();
+    assert_eq!(
+        (cam["muted"].as_bool(), joined_late["active_speaker"].as_str()),
+        (Some(true), Some(alice_id.as_str())),
+        "{joined_late}"
+    );
 
     // She closes her browser: her tracks are unpublished, she leaves, nobody speaks.
     drop(page);
     drop(alice);
     for id in [&audio_id, &camera_id] {
-        obs.wait("track_unpublished", Duration::from_secs(30), |m| m["type"] == "track_unpublished" && m["track_id"] == id.as_str());
+        obs.wait("track_unpublished", Duration::from_secs(30), |m| {
+            m["type"] == "track_unpublished" && m["track_id"] == id.as_str()
+        });
     }
-    obs.wait("participant_left", Duration::from_secs(30), |m| m["type"] == "participant_left" && m["participant_id"] == alice_id.as_str());
-    obs.wait("active_speaker null", Duration::from_secs(10), |m| m["type"] == "active_speaker" && m["participant_id"].is_null());
+    obs.wait("participant_left", Duration::from_secs(30), |m| {
+        m["type"] == "participant_left" && m["participant_id"] == alice_id.as_str()
+    });
+    obs.wait("active_speaker null", Duration::from_secs(10), |m| {
+        m["type"] == "active_speaker" && m["participant_id"].is_null()
+    });
     eprintln!("events seen by the observer: {}", obs.seen.len());
 }
 
@@ -198,7 +228,9 @@ fn the_active_speaker_does_not_flicker_between_two_people_talking_in_turns() {
         .map(|m| m["participant"]["id"].as_str().unwrap().to_owned())
         .collect();
     obs.wait_count("track_published", 2, Duration::from_secs(30));
-    obs.wait("a first active speaker", Duration::from_secs(20), |m| m["type"] == "active_speaker" && !m["participant_id"].is_null());
+    obs.wait("a first active speaker", Duration::from_secs(20), |m| {
+        m["type"] == "active_speaker" && !m["participant_id"].is_null()
+    });
     let window = Duration::from_secs(10);
     let start = Instant::now();
     obs.listen(window);
@@ -209,7 +241,11 @@ fn the_active_speaker_does_not_flicker_between_two_people_talking_in_turns() {
         .map(|(t, m)| (t, m["participant_id"].as_str().unwrap_or("null").to_owned()))
         .collect();
     let turns = (window.as_secs_f64() / 0.4) as usize;
-    eprintln!("{} active speaker changes in {window:?} of {turns} turns: {:?}", changes.len(), changes.iter().map(|c| (c.0 - start, &c.1)).collect::<Vec<_>>());
+    eprintln!(
+        "{} active speaker changes in {window:?} of {turns} turns: {:?}",
+        changes.len(),
+        changes.iter().map(|c| (c.0 - start, &c.1)).collect::<Vec<_>>()
+    );
     assert!(changes.iter().all(|(_, id)| ids.contains(id)), "{changes:?}");
     for w in changes.windows(2) {
         let gap = w[1].0 - w[0].0;
@@ -239,7 +275,9 @@ fn selective_subscription_receives_only_the_chosen_participant() {
 
     let viewer = open(port, "sel", "viewer", "&publish=0", &[]);
     let decodes = |track: &str| frames_of(&page_stats(&sfu, "sel", "viewer"), track);
-    wait("the viewer decoding both bots", Duration::from_secs(30), || decodes(&red_video) > 20.0 && decodes(&blue_video) > 20.0);
+    wait("the viewer decoding both bots", Duration::from_secs(30), || {
+        decodes(&red_video) > 20.0 && decodes(&blue_video) > 20.0
+    });
 
     // Only red, please.
     let mut page = devtools(&viewer, "sel");
@@ -254,7 +292,9 @@ fn selective_subscription_receives_only_the_chosen_participant() {
         sdp.split("\r\nm=")
             .skip(1)
             .filter(|m| m.contains("a=sendonly") || m.contains("a=sendrecv"))
-            .filter_map(|m| m.lines().find_map(|l| l.strip_prefix("a=msid:")).map(|l| l.split(' ').next().unwrap().to_owned()))
+            .filter_map(|m| {
+                m.lines().find_map(|l| l.strip_prefix("a=msid:")).map(|l| l.split(' ').next().unwrap().to_owned())
+            })
             .collect()
     };
     wait("a subscribe offer with red's tracks only", Duration::from_secs(10), || sending(&mut page) == red_tracks);
@@ -270,7 +310,8 @@ fn selective_subscription_receives_only_the_chosen_participant() {
     page.eval("tesseraClient.send({type: 'subscribe', participants: null})");
     wait("blue's video again", Duration::from_secs(15), || decodes(&blue_video) >= blue1 + 30.0);
     assert_eq!(me.down_tracks().len(), 4);
-    let both: HashSet<String> = red_tracks.iter().cloned().chain(tracks_of(&sfu, "sel", &blue_id).into_iter().map(|t| t.1)).collect();
+    let both: HashSet<String> =
+        red_tracks.iter().cloned().chain(tracks_of(&sfu, "sel", &blue_id).into_iter().map(|t| t.1)).collect();
     wait("an offer with everyone's tracks", Duration::from_secs(10), || sending(&mut page) == both);
     // A filter naming nobody in the room receives nothing, without an error.
     page.eval("tesseraClient.send({type: 'subscribe', participants: ['PA_nobody']})");
@@ -284,13 +325,15 @@ fn a_screen_share_reaches_the_others_and_the_program() {
     let app = app::App::start(KEY);
     let (port, sfu) = (app.port, app.sfu.clone());
     let _guard = app.rt.enter();
-    let program = app.hub.start_program("share", ProgramConfig::default(), Layout::builtin("active-speaker").unwrap()).unwrap();
+    let program =
+        app.hub.start_program("share", ProgramConfig::default(), Layout::builtin("active-speaker").unwrap()).unwrap();
     let path = dir.path().join("program.mp4");
     let rec = program.attach_output(OutputSpec::mp4_file(&path)).unwrap();
 
     let mut obs = Observer::join(port, "share", &token(port, "share", "observer"), "observer");
     // A second participant (so the layout has a main picture and a strip) who receives.
-    let mut viewer = Bot::start(port, "share", "viewer", &["--color", "#0000ff", "--size", "320x180", "--silent", "--subscribe"]);
+    let mut viewer =
+        Bot::start(port, "share", "viewer", &["--color", "#0000ff", "--size", "320x180", "--silent", "--subscribe"]);
     let viewer_id = viewer.participant_id();
     let alice = open(port, "share", "alice", "", &[&red_camera(dir.path())]);
     let mut page = devtools(&alice, "share");
@@ -323,7 +366,11 @@ fn a_screen_share_reaches_the_others_and_the_program() {
     std::thread::sleep(Duration::from_secs(3));
     let tiles = program.tiles();
     let alice_p = program.participants().into_iter().find(|p| p.name == "alice").expect("alice in the program");
-    let screen = tiles.iter().find(|t| t.participant == alice_p.id && t.source == TileSource::Screen).expect("a screen tile").rect;
+    let screen = tiles
+        .iter()
+        .find(|t| t.participant == alice_p.id && t.source == TileSource::Screen)
+        .expect("a screen tile")
+        .rect;
     let stats = program.detach_output(rec).unwrap();
     assert!(stats.video_frames > 0);
     let frames = decode_frames(&path, 160, 90);
@@ -380,8 +427,13 @@ fn a_camera_only_in_vp9_is_refused_and_the_call_goes_on() {
     assert!(!listed.contains("video/vp9") && listed.contains("video/vp8"), "{listed}");
 
     // The viewer decodes red's camera and receives pub's audio.
-    let red_video = published(&sfu, "codecs", "red").into_iter().find(|(_, m)| m.eq_ignore_ascii_case("video/VP8")).expect("red's camera").0;
-    let pub_audio = pub_tracks.iter().find(|(_, m)| m.eq_ignore_ascii_case("audio/opus")).expect("pub's audio").0.clone();
+    let red_video = published(&sfu, "codecs", "red")
+        .into_iter()
+        .find(|(_, m)| m.eq_ignore_ascii_case("video/VP8"))
+        .expect("red's camera")
+        .0;
+    let pub_audio =
+        pub_tracks.iter().find(|(_, m)| m.eq_ignore_ascii_case("audio/opus")).expect("pub's audio").0.clone();
     wait("the viewer to decode red and hear pub", Duration::from_secs(40), || {
         let s = page_stats(&sfu, "codecs", "viewer");
         frames_of(&s, &red_video) > 30.0 && s["tracks"][&pub_audio]["packetsReceived"].as_f64().unwrap_or(0.0) > 50.0
@@ -423,11 +475,13 @@ fn the_share_button_captures_the_screen_into_the_program() {
     let app = app::App::start(KEY);
     let port = app.port;
     let _guard = app.rt.enter();
-    let program = app.hub.start_program("gdm", ProgramConfig::default(), Layout::builtin("active-speaker").unwrap()).unwrap();
+    let program =
+        app.hub.start_program("gdm", ProgramConfig::default(), Layout::builtin("active-speaker").unwrap()).unwrap();
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("program.mp4");
     let rec = program.attach_output(OutputSpec::mp4_file(&path)).unwrap();
-    let _viewer = Bot::start(port, "gdm", "viewer", &["--color", "#0000ff", "--size", "320x180", "--silent", "--subscribe"]);
+    let _viewer =
+        Bot::start(port, "gdm", "viewer", &["--color", "#0000ff", "--size", "320x180", "--silent", "--subscribe"]);
     let alice = open(port, "gdm", "alice", "", &[&red_camera(dir.path())]);
     let mut page = devtools(&alice, "gdm");
     page.wait_for("!!tesseraClient.pub && !document.getElementById('share').disabled", Duration::from_secs(30));
@@ -444,7 +498,11 @@ fn the_share_button_captures_the_screen_into_the_program() {
     std::thread::sleep(Duration::from_secs(3));
     let tiles = program.tiles();
     let alice_p = program.participants().into_iter().find(|p| p.name == "alice").expect("alice in the program");
-    let screen = tiles.iter().find(|t| t.participant == alice_p.id && t.source == TileSource::Screen).expect("a screen tile").rect;
+    let screen = tiles
+        .iter()
+        .find(|t| t.participant == alice_p.id && t.source == TileSource::Screen)
+        .expect("a screen tile")
+        .rect;
     program.detach_output(rec).unwrap();
     let frames = decode_frames(&path, 160, 90);
     let end = frames.last().unwrap().pts;

@@ -2,10 +2,10 @@
 //! server (nginx with its RTMP module): start, add and remove destinations while live, stop.
 //! Stream keys never come back; bad URLs and presets get the documented errors.
 
-mod common;
 #[allow(dead_code)]
 #[path = "../compositor/tests/common/analysis.rs"]
 mod analysis;
+mod common;
 #[allow(dead_code)]
 #[path = "../compositor/tests/common/servers.rs"]
 mod servers;
@@ -64,14 +64,21 @@ fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
     let post = |b: &str| field_error(&http::post_json(port, "/v1/rooms/live/streams", Some(TEST_KEY), b.as_bytes()));
     assert_eq!(post(r#"{"destinations":["file:///etc/passwd"]}"#), (422, "/destinations/0".into()));
     assert_eq!(post(r#"{"destinations":["http://x/app/key"]}"#), (422, "/destinations/0".into()));
-    assert_eq!(post(&format!(r#"{{"destinations":["{}"],"preset":"twitch"}}"#, nginx.url("x"))), (422, "/preset".into()));
+    assert_eq!(
+        post(&format!(r#"{{"destinations":["{}"],"preset":"twitch"}}"#, nginx.url("x"))),
+        (422, "/preset".into())
+    );
     // The running 720p program is too big for IVS BASIC: refused before anything connects.
     let basic = format!(r#"{{"destinations":["{}"],"preset":"ivs-basic"}}"#, nginx.url("basic-SECRET3"));
     assert_eq!(post(&basic), (422, "/video/width".into()));
     assert!(nginx.recordings("basic-SECRET3").is_empty());
 
     // Add a second destination while live, then remove the first.
-    let added = patch_json(port, &format!("/v1/streams/{id}"), &format!(r#"{{"add_destinations":["{}"]}}"#, nginx.url("second-SECRET2")));
+    let added = patch_json(
+        port,
+        &format!("/v1/streams/{id}"),
+        &format!(r#"{{"add_destinations":["{}"]}}"#, nginx.url("second-SECRET2")),
+    );
     assert_eq!(added.status, 200, "{}", String::from_utf8_lossy(&added.body));
     bodies.push(String::from_utf8_lossy(&added.body).to_string());
     let both = wait_all_live(port, &id, 2);
@@ -95,7 +102,10 @@ fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
     let removed = patch_json(port, &format!("/v1/streams/{id}"), &format!(r#"{{"remove_destinations":[{first_id}]}}"#));
     assert_eq!(removed.status, 200);
     assert_eq!(removed.json()["destinations"].as_array().map(Vec::len), Some(1));
-    assert_eq!(field_error(&patch_json(port, &format!("/v1/streams/{id}"), r#"{"remove_destinations":[999999]}"#)).0, 422);
+    assert_eq!(
+        field_error(&patch_json(port, &format!("/v1/streams/{id}"), r#"{"remove_destinations":[999999]}"#)).0,
+        422
+    );
     std::thread::sleep(Duration::from_secs(2));
 
     let stopped = http::post_json(port, &format!("/v1/streams/{id}/stop"), Some(TEST_KEY), b"");
@@ -155,7 +165,12 @@ fn streams_survive_a_server_kill() {
     let killed = killed.json();
     assert_eq!(killed["status"], "stopped", "{killed}");
     assert!(killed["error"].as_str().is_some_and(|e| e.contains("server stopped")), "{killed}");
-    assert!(killed["ended_at"].as_str().is_some_and(|t| t.ends_with('Z') && t >= before_kill["started_at"].as_str().unwrap()), "{killed}");
+    assert!(
+        killed["ended_at"]
+            .as_str()
+            .is_some_and(|t| t.ends_with('Z') && t >= before_kill["started_at"].as_str().unwrap()),
+        "{killed}"
+    );
     assert_eq!((&killed["room"], &killed["started_at"]), (&before_kill["room"], &before_kill["started_at"]));
     let dest = &killed["destinations"][0];
     assert_eq!(dest["url"], format!("rtmp://127.0.0.1:{}/live/****", nginx.port), "{killed}");

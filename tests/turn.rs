@@ -7,11 +7,11 @@
 
 #[path = "../sfu/tests/common/mod.rs"]
 mod browser;
+#[path = "support/cdp.rs"]
+mod cdp;
 mod common;
 #[path = "../compositor/tests/common/mod.rs"]
 mod room;
-#[path = "support/cdp.rs"]
-mod cdp;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
@@ -175,14 +175,18 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
     let chrome = browser::Browser::open(&url, &[&red_camera(dir.path())]);
     let devtools = chrome.devtools_port(Duration::from_secs(20)).expect("Chromium's DevTools port");
     let mut page = cdp::Page::attach(devtools, &format!("/rooms/{ROOM}"), Duration::from_secs(20));
-    page.wait_for("typeof tesseraClient === 'object' && !!tesseraClient.pub && !!tesseraClient.sub", Duration::from_secs(40));
+    page.wait_for(
+        "typeof tesseraClient === 'object' && !!tesseraClient.pub && !!tesseraClient.sub",
+        Duration::from_secs(40),
+    );
 
     // Its peer connections were made with the TURN server and this participant's credentials.
     let config = page.eval("(() => { const c = tesseraClient.pub.getConfiguration(); return { policy: c.iceTransportPolicy, servers: c.iceServers }; })()");
     assert_eq!(config["policy"], "relay", "{config}");
     let servers = config["servers"].as_array().expect("iceServers");
     assert_eq!(servers.len(), 1, "{config}");
-    let urls: Vec<&str> = servers[0]["urls"].as_array().map(|u| u.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
+    let urls: Vec<&str> =
+        servers[0]["urls"].as_array().map(|u| u.iter().filter_map(Value::as_str).collect()).unwrap_or_default();
     assert_eq!(urls, [turn.url().as_str()], "{config}");
     let page_user = servers[0]["username"].as_str().expect("a TURN username").to_owned();
     let page_pass = servers[0]["credential"].as_str().expect("a TURN credential").to_owned();
@@ -222,7 +226,9 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
     }
 
     // It decodes the bot's video, received through the relay.
-    wait("Chromium to decode the bot's video", Duration::from_secs(40), || page.eval(FRAMES_DECODED_JS).as_f64().unwrap_or(0.0) > 60.0);
+    wait("Chromium to decode the bot's video", Duration::from_secs(40), || {
+        page.eval(FRAMES_DECODED_JS).as_f64().unwrap_or(0.0) > 60.0
+    });
 
     // Its camera reaches the server (through the relay) and the recorded program.
     wait("Chromium's camera published", Duration::from_secs(30), || {
@@ -251,7 +257,12 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
     }
 
     // A second bot receives only through the relay too (webrtc-rs's TURN client).
-    let mut green = Bot::start(port, ROOM, "green", &["--color", "#00ff00", "--size", "320x180", "--silent", "--subscribe", "--relay-only"]);
+    let mut green = Bot::start(
+        port,
+        ROOM,
+        "green",
+        &["--color", "#00ff00", "--size", "320x180", "--silent", "--subscribe", "--relay-only"],
+    );
     let joined = green.wait_for("joined", Duration::from_secs(20));
     assert_eq!((joined["turn_urls"].as_u64(), joined["relay_only"].as_bool()), (Some(1), Some(true)), "{joined}");
     green.wait_for("published", Duration::from_secs(30));
@@ -270,13 +281,17 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
         ("Authorization".to_owned(), format!("Bearer {whip_token}")),
         ("Content-Type".to_owned(), "application/sdp".to_owned()),
     ];
-    let r = http::send(port, "POST", &format!("/whip/{ROOM}"), &headers, http::Body::Sized(offer.as_bytes())).expect("WHIP POST");
+    let r = http::send(port, "POST", &format!("/whip/{ROOM}"), &headers, http::Body::Sized(offer.as_bytes()))
+        .expect("WHIP POST");
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    let links: Vec<&str> = r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("link")).map(|(_, v)| v.as_str()).collect();
+    let links: Vec<&str> =
+        r.headers.iter().filter(|(n, _)| n.eq_ignore_ascii_case("link")).map(|(_, v)| v.as_str()).collect();
     assert_eq!(links.len(), 1, "{links:?}");
     let link = links[0];
     let param = |name: &str| -> String {
-        link.split(';').find_map(|p| p.trim().strip_prefix(&format!("{name}=\""))?.strip_suffix('"').map(str::to_owned)).unwrap_or_default()
+        link.split(';')
+            .find_map(|p| p.trim().strip_prefix(&format!("{name}=\""))?.strip_suffix('"').map(str::to_owned))
+            .unwrap_or_default()
     };
     assert!(link.starts_with(&format!("<{}>", turn.url())), "{link}");
     assert_eq!((param("rel"), param("credential-type")), ("ice-server".to_owned(), "password".to_owned()), "{link}");
@@ -308,7 +323,10 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
 #[test]
 fn bad_turn_settings_stop_the_server_at_start() {
     let cases: [(&[&str], &str); 3] = [
-        (&["--turn-urls", "turn:127.0.0.1:3478,https://turn.example.com", "--turn-secret", SECRET], "turn_urls: `https://turn.example.com` is not a TURN URL"),
+        (
+            &["--turn-urls", "turn:127.0.0.1:3478,https://turn.example.com", "--turn-secret", SECRET],
+            "turn_urls: `https://turn.example.com` is not a TURN URL",
+        ),
         (&["--turn-urls", "turn:127.0.0.1:3478"], "turn_urls: "),
         (&["--turn-secret", SECRET], "turn_secret: "),
     ];

@@ -30,9 +30,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::rtp::{nanos_to_ntp, parse_rtp_header};
-use tessera_compositor::{
-    Codec, OutputSpec, ProgramConfig, Program, SenderReport, TrackId, TrackKind, TrackParams,
-};
+use tessera_compositor::{Codec, OutputSpec, Program, ProgramConfig, SenderReport, TrackId, TrackKind, TrackParams};
 
 const VIDEO_PT: u8 = 96;
 const AUDIO_PT: u8 = 111;
@@ -73,15 +71,9 @@ fn parse_args() -> Result<Args, String> {
     };
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
-        let mut value = |name: &str| {
-            it.next()
-                .ok_or(format!("{name} needs a value\n{}", usage()))
-        };
+        let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{}", usage()));
         let number = |s: String, name: &str| {
-            s.parse::<f64>()
-                .ok()
-                .filter(|v| *v > 0.0)
-                .ok_or(format!("{name}: not a positive number: {s}"))
+            s.parse::<f64>().ok().filter(|v| *v > 0.0).ok_or(format!("{name}: not a positive number: {s}"))
         };
         match arg.as_str() {
             "--seconds" => a.seconds = number(value("--seconds")?, "--seconds")?,
@@ -124,37 +116,22 @@ fn load_layout(spec: &str) -> Result<Layout, String> {
 // Experiments: proposed changes to the compositor crate, emulated on the running program
 
 const EXPERIMENTS: [(&str, &str); 2] = [
-    (
-        "pin-bt601",
-        "program and background caps fixed to bt601/jpeg (what VP8 input caps default to)",
-    ),
-    (
-        "pin-bt709",
-        "program and background caps fixed to bt709/mpeg2 (what 720p caps default to)",
-    ),
+    ("pin-bt601", "program and background caps fixed to bt601/jpeg (what VP8 input caps default to)"),
+    ("pin-bt709", "program and background caps fixed to bt709/mpeg2 (what 720p caps default to)"),
 ];
 
 /// `pin-*`: the caps around the compositor (background and program) with a fixed colorimetry, as
 /// `raw_video_caps()` in compositor/src/program/backbone.rs would set them. Without it the compositor
 /// picks the program's colorimetry from its inputs, and changes it when they join.
-fn pin_colorimetry(
-    program: &Program,
-    colorimetry: &str,
-    chroma_site: &str,
-) -> Result<(), String> {
-    let compositor = program
-        .pipeline()
-        .by_name("compositor")
-        .ok_or("the program has no compositor")?;
+fn pin_colorimetry(program: &Program, colorimetry: &str, chroma_site: &str) -> Result<(), String> {
+    let compositor = program.pipeline().by_name("compositor").ok_or("the program has no compositor")?;
     for pad in ["src", "sink_0"] {
         let filter = compositor
             .static_pad(pad)
             .and_then(|p| p.peer())
             .and_then(|p| p.parent_element())
             .filter(|e| e.factory().is_some_and(|f| f.name() == "capsfilter"))
-            .ok_or(format!(
-                "compositor pad {pad} is not linked to a capsfilter"
-            ))?;
+            .ok_or(format!("compositor pad {pad} is not linked to a capsfilter"))?;
         let mut caps = filter.property::<gst::Caps>("caps");
         caps.make_mut().set("colorimetry", colorimetry);
         caps.make_mut().set("chroma-site", chroma_site);
@@ -181,11 +158,7 @@ fn parse_stat(line: &str) -> Option<(String, f64)> {
 
 /// CPU seconds used by this process so far (all threads, live and exited).
 fn process_cpu() -> f64 {
-    std::fs::read_to_string("/proc/self/stat")
-        .ok()
-        .and_then(|s| parse_stat(&s))
-        .map(|(_, t)| t)
-        .unwrap_or(f64::NAN)
+    std::fs::read_to_string("/proc/self/stat").ok().and_then(|s| parse_stat(&s)).map(|(_, t)| t).unwrap_or(f64::NAN)
 }
 
 /// CPU seconds per live thread: tid -> (name, seconds).
@@ -198,10 +171,7 @@ fn thread_cpu() -> BTreeMap<u64, (String, f64)> {
         let Some(tid) = e.file_name().to_str().and_then(|s| s.parse().ok()) else {
             continue;
         };
-        if let Some(v) = std::fs::read_to_string(e.path().join("stat"))
-            .ok()
-            .and_then(|s| parse_stat(&s))
-        {
+        if let Some(v) = std::fs::read_to_string(e.path().join("stat")).ok().and_then(|s| parse_stat(&s)) {
             out.insert(tid, v);
         }
     }
@@ -214,11 +184,7 @@ fn machine_cpu() -> (f64, f64) {
     let Some(line) = text.lines().find(|l| l.starts_with("cpu ")) else {
         return (f64::NAN, f64::NAN);
     };
-    let v: Vec<f64> = line
-        .split_whitespace()
-        .skip(1)
-        .filter_map(|x| x.parse().ok())
-        .collect();
+    let v: Vec<f64> = line.split_whitespace().skip(1).filter_map(|x| x.parse().ok()).collect();
     let at = |i: usize| v.get(i).copied().unwrap_or(0.0) / TICKS_PER_S;
     // user nice system idle iowait irq softirq steal
     (at(0) + at(1) + at(2) + at(5) + at(6), at(7))
@@ -313,14 +279,11 @@ fn record_packets(inputs: &[PathBuf]) -> Result<Vec<Recorded>, String> {
             );
         }
     }
-    pipeline
-        .set_state(gst::State::Playing)
-        .map_err(|e| format!("reader does not start: {e}"))?;
+    pipeline.set_state(gst::State::Playing).map_err(|e| format!("reader does not start: {e}"))?;
     let bus = pipeline.bus().ok_or("reader has no bus")?;
-    let result = match bus.timed_pop_filtered(
-        gst::ClockTime::from_seconds(120),
-        &[gst::MessageType::Eos, gst::MessageType::Error],
-    ) {
+    let result = match bus
+        .timed_pop_filtered(gst::ClockTime::from_seconds(120), &[gst::MessageType::Eos, gst::MessageType::Error])
+    {
         Some(msg) => match msg.view() {
             gst::MessageView::Error(e) => Err(format!("reader: {} ({:?})", e.error(), e.debug())),
             _ => Ok(()),
@@ -372,21 +335,11 @@ struct SrState {
     octets: u32,
 }
 
-fn sender_report(
-    state: &mut SrState,
-    data: &[u8],
-    pts: gst::ClockTime,
-    wall_at_zero: u128,
-) -> Option<SenderReport> {
+fn sender_report(state: &mut SrState, data: &[u8], pts: gst::ClockTime, wall_at_zero: u128) -> Option<SenderReport> {
     let h = parse_rtp_header(data).ok()?;
     state.packets = state.packets.wrapping_add(1);
-    state.octets = state
-        .octets
-        .wrapping_add(data.len().saturating_sub(12) as u32);
-    if state
-        .last
-        .is_some_and(|l| pts.saturating_sub(l) < gst::ClockTime::SECOND)
-    {
+    state.octets = state.octets.wrapping_add(data.len().saturating_sub(12) as u32);
+    if state.last.is_some_and(|l| pts.saturating_sub(l) < gst::ClockTime::SECOND) {
         return None;
     }
     state.last = Some(pts);
@@ -407,21 +360,13 @@ fn add_tracks(program: &Program, inputs: usize) -> Result<Vec<TrackId>, String> 
             let params = TrackParams {
                 participant: format!("p{}", i + 1),
                 name: format!("Participant {}", i + 1),
-                kind: if video {
-                    TrackKind::Camera
-                } else {
-                    TrackKind::Audio
-                },
+                kind: if video { TrackKind::Camera } else { TrackKind::Audio },
                 codec: if video { Codec::Vp8 } else { Codec::Opus },
                 payload_type: if video { VIDEO_PT } else { AUDIO_PT },
                 clock_rate: if video { 90_000 } else { 48_000 },
                 ssrc: ssrc(i, video),
             };
-            ids.push(
-                program
-                    .add_track(params)
-                    .map_err(|e| format!("add_track: {e}"))?,
-            );
+            ids.push(program.add_track(params).map_err(|e| format!("add_track: {e}"))?);
         }
     }
     Ok(ids)
@@ -429,16 +374,9 @@ fn add_tracks(program: &Program, inputs: usize) -> Result<Vec<TrackId>, String> 
 
 /// The consumer that hands every packet to the program (or, for `--reader-only`, drops it
 /// after the same header parsing).
-fn make_consumer(
-    program: Option<Arc<Program>>,
-    ids: Vec<TrackId>,
-    errors: Arc<AtomicU64>,
-) -> Consumer {
-    let wall_at_zero = SystemTime::now()
-        .duration_since(UNIX_EPOCH)
-        .unwrap_or_default()
-        .as_nanos()
-        + NTP_UNIX_OFFSET_S * 1_000_000_000;
+fn make_consumer(program: Option<Arc<Program>>, ids: Vec<TrackId>, errors: Arc<AtomicU64>) -> Consumer {
+    let wall_at_zero =
+        SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or_default().as_nanos() + NTP_UNIX_OFFSET_S * 1_000_000_000;
     let states: Vec<Mutex<SrState>> = (0..ids.len().max(1)).map(|_| Mutex::default()).collect();
     Arc::new(move |p: Packet| {
         let slot = 2 * p.input + usize::from(!p.video);
@@ -473,10 +411,7 @@ fn run(args: Args) -> Result<(), String> {
         (None, Vec::new())
     } else {
         let layout = load_layout(&args.layout)?;
-        let program = Arc::new(
-            Program::new(bench_config(), layout)
-                .map_err(|e| format!("program: {e}"))?,
-        );
+        let program = Arc::new(Program::new(bench_config(), layout).map_err(|e| format!("program: {e}"))?);
         for e in &args.experiments {
             match e.as_str() {
                 "pin-bt601" => pin_colorimetry(&program, "bt601", "jpeg")?,
@@ -492,10 +427,7 @@ fn run(args: Args) -> Result<(), String> {
             if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
                 std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
             }
-            Some(
-                p.attach_output(OutputSpec::mp4_file(&args.out))
-                    .map_err(|e| format!("output: {e}"))?,
-            )
+            Some(p.attach_output(OutputSpec::mp4_file(&args.out)).map_err(|e| format!("output: {e}"))?)
         }
         None => None,
     };
@@ -515,14 +447,10 @@ fn run(args: Args) -> Result<(), String> {
             && let Some(p) = &program
         {
             // Written only when GST_DEBUG_DUMP_DOT_DIR is set.
-            p.pipeline()
-                .debug_to_dot_file(gst::DebugGraphDetails::all(), "bench-compose-program");
+            p.pipeline().debug_to_dot_file(gst::DebugGraphDetails::all(), "bench-compose-program");
             for t in p.tiles() {
                 let r = t.rect;
-                println!(
-                    "tile {}: {}x{} at ({}, {}), crop {:?}",
-                    t.participant, r.width, r.height, r.x, r.y, t.crop
-                );
+                println!("tile {}: {}x{} at ({}, {}), crop {:?}", t.participant, r.width, r.height, r.x, r.y, t.crop);
             }
         }
         let s0 = sample(program.as_deref());
@@ -533,10 +461,7 @@ fn run(args: Args) -> Result<(), String> {
     stop.store(true, Ordering::Relaxed);
     let _ = replayer.join();
     let out_stats = match (&program, output) {
-        (Some(p), Some(o)) => Some(
-            p.detach_output(o)
-                .map_err(|e| format!("finishing the output: {e}"))?,
-        ),
+        (Some(p), Some(o)) => Some(p.detach_output(o).map_err(|e| format!("finishing the output: {e}"))?),
         _ => None,
     };
     if let Some(p) = &program {
@@ -552,9 +477,7 @@ fn run(args: Args) -> Result<(), String> {
         _ => wall,
     };
     if program_s < 0.5 * wall {
-        return Err(format!(
-            "the program fell behind: {program_s:.1} s produced in {wall:.1} s"
-        ));
+        return Err(format!("the program fell behind: {program_s:.1} s produced in {wall:.1} s"));
     }
     let cores = cpu / program_s;
     let others = ((s1.machine.0 - s0.machine.0) - cpu).max(0.0) / wall;
@@ -578,45 +501,23 @@ fn run(args: Args) -> Result<(), String> {
             println!("  {c:6.3}  {name} [{tid}]");
         }
         let listed: f64 = rows.iter().map(|r| r.2).sum();
-        println!(
-            "  {:6.3}  (threads that exited during the window)",
-            (cores - listed).max(0.0)
-        );
+        println!("  {:6.3}  (threads that exited during the window)", (cores - listed).max(0.0));
     }
     if let Some(st) = out_stats {
-        println!(
-            "output: {} ({} frames, {:.1} s)",
-            args.out.display(),
-            st.video_frames,
-            st.duration.as_secs_f64()
-        );
+        println!("output: {} ({} frames, {:.1} s)", args.out.display(), st.video_frames, st.duration.as_secs_f64());
     }
     println!(
         "{}: {cpu:.2} CPU-s over {program_s:.2} s of program ({wall:.2} s wall) = {cores:.3} cores; \
          rest of machine {others:.2} cores, steal {steal:.2}",
-        if args.reader_only {
-            "reader only"
-        } else {
-            "tessera (reader + program)"
-        }
+        if args.reader_only { "reader only" } else { "tessera (reader + program)" }
     );
-    let variant = [args.layout.as_str()]
-        .into_iter()
-        .chain(args.experiments.iter().map(String::as_str));
+    let variant = [args.layout.as_str()].into_iter().chain(args.experiments.iter().map(String::as_str));
     let variant = variant.collect::<Vec<_>>().join("+");
     println!(
         "RESULT mode={} variant={} cpu_s={cpu:.3} program_s={program_s:.3} wall_s={wall:.3} cores={cores:.4} \
          others={others:.3} steal={steal:.3} push_errors={}",
-        if args.reader_only {
-            "reader"
-        } else {
-            "tessera"
-        },
-        if args.reader_only {
-            "-".into()
-        } else {
-            variant.replace(' ', "_")
-        },
+        if args.reader_only { "reader" } else { "tessera" },
+        if args.reader_only { "-".into() } else { variant.replace(' ', "_") },
         errors.load(Ordering::Relaxed)
     );
     Ok(())

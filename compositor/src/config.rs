@@ -56,17 +56,8 @@ impl Default for ProgramConfig {
     }
 }
 
-const X264_PRESETS: &[&str] = &[
-    "ultrafast",
-    "superfast",
-    "veryfast",
-    "faster",
-    "fast",
-    "medium",
-    "slow",
-    "slower",
-    "veryslow",
-];
+const X264_PRESETS: &[&str] =
+    &["ultrafast", "superfast", "veryfast", "faster", "fast", "medium", "slow", "slower", "veryslow"];
 
 fn invalid(field: &'static str, reason: impl Into<String>) -> CompositorError {
     CompositorError::InvalidConfig { field, reason: reason.into() }
@@ -150,9 +141,7 @@ mod tests {
 
     #[test]
     fn unknown_preset_is_rejected() {
-        let err = ProgramConfig { x264_preset: "ludicrous".into(), ..Default::default() }
-            .validate()
-            .unwrap_err();
+        let err = ProgramConfig { x264_preset: "ludicrous".into(), ..Default::default() }.validate().unwrap_err();
         assert!(err.to_string().contains("x264_preset"));
     }
 }

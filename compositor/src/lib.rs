@@ -12,15 +12,15 @@ pub mod keyframe;
 pub mod layout;
 pub mod program;
 pub mod rtp;
-pub mod synthetic;
 pub mod sync;
+pub mod synthetic;
 pub mod track;
 
 pub use config::ProgramConfig;
 pub use destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset, RtmpUrl};
 pub use error::{CompositorError, Result};
 pub use program::{
-    OutputId, OutputSpec, OutputStats, Preview, ProgramEvent, ProgramId, ProgramStats, Program, TrackStats,
+    OutputId, OutputSpec, OutputStats, Preview, Program, ProgramEvent, ProgramId, ProgramStats, TrackStats,
 };
 pub use rtp::SenderReport;
 pub use track::{Codec, TrackId, TrackKind, TrackParams};

@@ -62,10 +62,8 @@ impl Default for LipSync {
 
 impl LipSync {
     pub fn add_track(&mut self, id: TrackId, participant: &str) {
-        self.tracks.insert(
-            id,
-            SyncedTrack { participant: participant.to_string(), delay_ns: None, applied_offset_ns: 0 },
-        );
+        self.tracks
+            .insert(id, SyncedTrack { participant: participant.to_string(), delay_ns: None, applied_offset_ns: 0 });
     }
 
     /// Removes a track; the participant's remaining tracks may need new offsets.
@@ -90,12 +88,7 @@ impl LipSync {
     }
 
     fn recompute(&mut self, participant: &str) -> Vec<(TrackId, i64)> {
-        let latest = self
-            .tracks
-            .values()
-            .filter(|t| t.participant == participant)
-            .filter_map(|t| t.delay_ns)
-            .max();
+        let latest = self.tracks.values().filter(|t| t.participant == participant).filter_map(|t| t.delay_ns).max();
         let Some(latest) = latest else { return Vec::new() };
         let mut changed = Vec::new();
         for (id, t) in self.tracks.iter_mut().filter(|(_, t)| t.participant == participant) {

@@ -77,10 +77,9 @@ static NEXT_SSRC: AtomicU32 = AtomicU32::new(0x1000_0000);
 fn video_branch(spec: &SyntheticSpec, codec: Codec, ssrc: u32) -> String {
     let src = match &spec.pattern {
         Some(p) => format!("videotestsrc is-live=true pattern={p}"),
-        None => format!(
-            "videotestsrc is-live=true pattern=solid-color foreground-color={}",
-            0xff00_0000u32 | spec.color
-        ),
+        None => {
+            format!("videotestsrc is-live=true pattern=solid-color foreground-color={}", 0xff00_0000u32 | spec.color)
+        }
     };
     let kf = spec.fps * 2;
     let enc = match codec {
@@ -172,10 +171,7 @@ impl SyntheticParticipant {
     /// Starts sending: every RTP packet, and a sender report per track each second.
     pub fn start(&self, sink: PacketSink) -> Result<()> {
         // One wall-clock origin for both tracks, as a real sender's NTP clock would be.
-        let wall_at_zero = SystemTime::now()
-            .duration_since(UNIX_EPOCH)
-            .unwrap_or(Duration::ZERO)
-            .as_nanos()
+        let wall_at_zero = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos()
             + NTP_UNIX_OFFSET_S * 1_000_000_000;
         for (name, kind) in [("video", TrackKind::Camera), ("audio", TrackKind::Audio)] {
             let Some(appsink) = self.pipeline.by_name(name) else { continue };

@@ -39,8 +39,10 @@ fn swapping_the_layout_mid_stream_takes_effect_on_the_next_frames() {
     // Where bob was in the grid, alice's full-canvas picture shows after the swap.
     let spot = before.1;
     let r = inset.rect;
-    let in_inset = spot.0 >= r.x as f64 && spot.0 < (r.x + r.width as i32) as f64
-        && spot.1 >= r.y as f64 && spot.1 < (r.y + r.height as i32) as f64;
+    let in_inset = spot.0 >= r.x as f64
+        && spot.0 < (r.x + r.width as i32) as f64
+        && spot.1 >= r.y as f64
+        && spot.1 < (r.y + r.height as i32) as f64;
     assert!(!in_inset, "probe point clear of the inset");
     assert_color(&frames, 1.5, swapped_at - 0.1, before.0, CANVAS, RED, "alice before");
     assert_color(&frames, 1.5, swapped_at - 0.1, spot, CANVAS, GREEN, "bob before");
@@ -59,10 +61,7 @@ fn swapping_the_layout_mid_stream_takes_effect_on_the_next_frames() {
         }
     }
     let first_new = first_new.expect("the new layout appears");
-    assert!(
-        (first_new - swapped_at).abs() <= 0.07,
-        "switched at {first_new:.3}, call returned at {swapped_at:.3}"
-    );
+    assert!((first_new - swapped_at).abs() <= 0.07, "switched at {first_new:.3}, call returned at {swapped_at:.3}");
 }
 
 #[test]
@@ -164,7 +163,9 @@ fn background_colour_changes_many_times_while_streaming() {
     let room = Room::new(ProgramConfig::default(), "grid");
     let rec = Recording::start(&room);
     let layout = |bg: &str| {
-        format!(r#"{{"name":"bg","background":"{bg}","regions":[{{"x":0,"y":0,"width":1,"height":1,"select":["rest"]}}]}}"#)
+        format!(
+            r#"{{"name":"bg","background":"{bg}","regions":[{{"x":0,"y":0,"width":1,"height":1,"select":["rest"]}}]}}"#
+        )
     };
     for i in 0..60 {
         let bg = if i % 2 == 0 { "#c02020" } else { "#2040c0" };

@@ -9,8 +9,8 @@ use common::*;
 use std::time::{Duration, Instant};
 use tessera_compositor::destination::{IvsChannelType, ReconnectPolicy};
 use tessera_compositor::{
-    CompositorError, DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset,
-    ProgramConfig, ProgramEvent, RtmpUrl,
+    CompositorError, DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset, ProgramConfig,
+    ProgramEvent, RtmpUrl,
 };
 
 fn destination(url: &str) -> DestinationSpec {
@@ -96,7 +96,10 @@ fn streams_one_program_to_two_destinations_and_removes_one_while_live() {
     // The removed one stopped about 3 s earlier; the first ran on.
     let (a, b) = (first_rx[0] as f64 / 30.0, second_rx[0] as f64 / 30.0);
     assert!(a - b > 2.0 && a - b < 4.5, "first {a:.1} s, second {b:.1} s");
-    assert!(rec_stats.video_frames as usize >= first_rx[0], "the recording ran throughout: {rec_stats:?} {first_rx:?} {first_info:?}");
+    assert!(
+        rec_stats.video_frames as usize >= first_rx[0],
+        "the recording ran throughout: {rec_stats:?} {first_rx:?} {first_info:?}"
+    );
     assert_eq!((first_info.reconnects, second_info.reconnects), (0, 0));
     assert!(first_info.bytes_sent > 100_000, "{first_info:?}");
     assert_eq!(first_info.url, format!("rtmp://127.0.0.1:{}/live/****", nginx.port));
@@ -244,8 +247,8 @@ fn rtmps_refuses_a_certificate_from_an_unknown_ca() {
 fn a_preset_the_program_cannot_meet_is_refused_before_anything_connects() {
     let nginx = NginxRtmp::start();
     let room = Room::new(ProgramConfig::default(), "grid");
-    let basic = destination(&nginx.url("basic-SECRET"))
-        .with_preset(IngestPreset::Ivs { channel: IvsChannelType::Basic });
+    let basic =
+        destination(&nginx.url("basic-SECRET")).with_preset(IngestPreset::Ivs { channel: IvsChannelType::Basic });
     match room.program.add_destination(basic) {
         Err(CompositorError::InvalidDestination { field, reason }) => {
             assert_eq!(field, "program.width");

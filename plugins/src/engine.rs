@@ -196,12 +196,7 @@ impl Uploader {
     /// Keeps journaled parts the server confirms, then adopts parts uploaded after the last
     /// journal line when they match the deterministic plan.
     fn reconcile(&mut self, remote: &[RemotePart]) -> Result<(), StorageError> {
-        let confirmed = self
-            .parts
-            .iter()
-            .zip(remote)
-            .take_while(|(p, r)| p.n == r.n && p.len == r.len)
-            .count();
+        let confirmed = self.parts.iter().zip(remote).take_while(|(p, r)| p.n == r.n && p.len == r.len).count();
         self.parts.truncate(confirmed);
         for r in &remote[confirmed..] {
             let start = self.parts.last().map_or(0, PartRecord::end);

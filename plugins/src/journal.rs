@@ -26,7 +26,9 @@ pub enum Destination {
         #[serde(default, skip_serializing_if = "Option::is_none")]
         endpoint_url: Option<String>,
     },
-    Local { location: PathBuf },
+    Local {
+        location: PathBuf,
+    },
 }
 
 impl std::fmt::Display for Destination {
@@ -55,17 +57,34 @@ impl PartRecord {
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(tag = "t", rename_all = "snake_case")]
 pub enum Entry {
-    Begin { v: u32, dest: Destination, min_part_size: u64, started_unix_ms: u64 },
+    Begin {
+        v: u32,
+        dest: Destination,
+        min_part_size: u64,
+        started_unix_ms: u64,
+    },
     /// A (new) multipart upload: parts of an earlier one no longer count.
-    Upload { upload_id: String },
+    Upload {
+        upload_id: String,
+    },
     /// The spool is durable and playable up to `end` (the end of a whole fragment).
-    Fragment { end: u64 },
+    Fragment {
+        end: u64,
+    },
     Part(PartRecord),
     /// Normal end of stream: the object is the spool up to `end`.
-    Eos { end: u64 },
-    Complete { bytes: u64, parts: u32 },
+    Eos {
+        end: u64,
+    },
+    Complete {
+        bytes: u64,
+        parts: u32,
+    },
     /// Gave up; `aborted` tells whether the multipart upload was aborted.
-    Failed { reason: String, aborted: bool },
+    Failed {
+        reason: String,
+        aborted: bool,
+    },
 }
 
 /// What a journal says, replayed.
@@ -162,11 +181,8 @@ pub struct JournalWriter {
 impl JournalWriter {
     /// Creates a new journal (fails if it exists).
     pub fn create(path: &Path) -> Result<Self> {
-        let file = OpenOptions::new()
-            .append(true)
-            .create_new(true)
-            .open(path)
-            .map_err(Error::io("creating journal", path))?;
+        let file =
+            OpenOptions::new().append(true).create_new(true).open(path).map_err(Error::io("creating journal", path))?;
         Self::locked(file, path)
     }
 
@@ -195,8 +211,12 @@ impl JournalWriter {
         let len = self.file.metadata().map_err(Error::io("reading journal", &self.path))?.len();
         let mut last = [0u8];
         let ends_line = len == 0
-            || std::os::unix::fs::FileExt::read_at(&File::open(&self.path).map_err(Error::io("reading journal", &self.path))?, &mut last, len - 1)
-                .is_ok_and(|n| n == 1 && last[0] == b'\n');
+            || std::os::unix::fs::FileExt::read_at(
+                &File::open(&self.path).map_err(Error::io("reading journal", &self.path))?,
+                &mut last,
+                len - 1,
+            )
+            .is_ok_and(|n| n == 1 && last[0] == b'\n');
         if !ends_line {
             self.file.write_all(b"\n").map_err(Error::io("writing journal", &self.path))?;
         }
@@ -204,10 +224,8 @@ impl JournalWriter {
     }
 
     pub fn append(&mut self, entry: &Entry) -> Result<()> {
-        let mut line = serde_json::to_vec(entry).map_err(|e| Error::Journal {
-            path: self.path.clone(),
-            reason: e.to_string(),
-        })?;
+        let mut line =
+            serde_json::to_vec(entry).map_err(|e| Error::Journal { path: self.path.clone(), reason: e.to_string() })?;
         line.push(b'\n');
         self.file.write_all(&line).map_err(Error::io("writing journal", &self.path))?;
         self.file.sync_data().map_err(Error::io("syncing journal", &self.path))
@@ -236,7 +254,13 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("r.journal");
         let mut w = JournalWriter::create(&path).unwrap();
-        for e in [begin(), Entry::Upload { upload_id: "u1".into() }, Entry::Fragment { end: 10 }, part(1, 0, 10), Entry::Fragment { end: 25 }] {
+        for e in [
+            begin(),
+            Entry::Upload { upload_id: "u1".into() },
+            Entry::Fragment { end: 10 },
+            part(1, 0, 10),
+            Entry::Fragment { end: 25 },
+        ] {
             w.append(&e).unwrap();
         }
         drop(w);

@@ -22,7 +22,7 @@ pub mod s3sink;
 pub mod sink;
 pub mod storage;
 
-pub use engine::{Outcome, UPLOADED_BYTES, UPLOAD_RETRIES};
+pub use engine::{Outcome, UPLOAD_RETRIES, UPLOADED_BYTES};
 pub use error::Error;
 pub use localsink::LocalRecordingSink;
 pub use recovery::{RecoveryOptions, RecoveryOutcome, RecoveryReport, recover_spool_dir};
@@ -52,7 +52,10 @@ pub(crate) fn sink_pad_templates() -> &'static [gst::PadTemplate] {
     static TEMPLATES: LazyLock<Vec<gst::PadTemplate>> = LazyLock::new(|| {
         // Any ISO-BMFF byte stream; mp4mux announces video/quicktime.
         let caps = gst::Caps::new_any();
-        vec![gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps).expect("valid pad template")]
+        vec![
+            gst::PadTemplate::new("sink", gst::PadDirection::Sink, gst::PadPresence::Always, &caps)
+                .expect("valid pad template"),
+        ]
     });
     TEMPLATES.as_ref()
 }

@@ -12,9 +12,9 @@ use crate::engine::{Feed, Outcome, Uploader};
 use crate::error::{Error, Result};
 use crate::isobmff::{BoxEvent, BoxScanner, FragmentTracker};
 use crate::journal::{Destination, Entry, JOURNAL_EXT, JournalWriter, SPOOL_EXT};
+use crate::storage::Storage;
 use crate::storage::local::LocalStorage;
 use crate::storage::s3::{S3Config, S3Storage};
-use crate::storage::Storage;
 
 /// Where a recording goes, with what is needed to reach it.
 #[derive(Debug, Clone)]
@@ -97,7 +97,16 @@ impl Recorder {
             .spawn(move || {
                 let storage = target.storage();
                 let dest = storage.destination().clone();
-                let up = Uploader { storage, journal: j, spool_path: sp, min_part_size, upload_id: None, parts: Vec::new(), feed: f, deadline: None };
+                let up = Uploader {
+                    storage,
+                    journal: j,
+                    spool_path: sp,
+                    min_part_size,
+                    upload_id: None,
+                    parts: Vec::new(),
+                    feed: f,
+                    deadline: None,
+                };
                 up.run(|o| hook(o, &dest));
             })
             .map_err(Error::io("starting uploader thread", &spool_path))?;

@@ -163,7 +163,12 @@ mod tests {
         std::fs::write(spool_path_for(&journal), &data[..data.len() - 10]).unwrap();
         let mut w = JournalWriter::create(&journal).unwrap();
         for e in [
-            Entry::Begin { v: 1, dest: Destination::Local { location: location.clone() }, min_part_size: 1000, started_unix_ms: 0 },
+            Entry::Begin {
+                v: 1,
+                dest: Destination::Local { location: location.clone() },
+                min_part_size: 1000,
+                started_unix_ms: 0,
+            },
             Entry::Upload { upload_id: "local".into() },
             Entry::Fragment { end: header as u64 + 1108 },
             Entry::Part(PartRecord { n: 1, offset: 0, len: header as u64, etag: "x".into() }),

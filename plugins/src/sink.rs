@@ -30,7 +30,9 @@ pub(crate) fn message_structure(state: &str, dest: &Destination, outcome: Option
     let mut b = gst::Structure::builder(MESSAGE_NAME).field("state", state);
     b = match dest {
         Destination::S3 { bucket, key, .. } => b.field("backend", "s3").field("bucket", bucket).field("key", key),
-        Destination::Local { location } => b.field("backend", "local").field("location", location.display().to_string()),
+        Destination::Local { location } => {
+            b.field("backend", "local").field("location", location.display().to_string())
+        }
     };
     match outcome {
         Some(Outcome::Complete { bytes, parts }) => b.field("bytes", *bytes).field("parts", *parts).build(),
@@ -64,7 +66,13 @@ impl SinkCore {
         self.recorder.lock().unwrap_or_else(|e| e.into_inner())
     }
 
-    pub fn start(&self, element: &gst::Element, target: Target, spool_dir: &std::path::Path, min_part_size: u64) -> Result<(), gst::ErrorMessage> {
+    pub fn start(
+        &self,
+        element: &gst::Element,
+        target: Target,
+        spool_dir: &std::path::Path,
+        min_part_size: u64,
+    ) -> Result<(), gst::ErrorMessage> {
         let weak = element.downgrade();
         let hook: OutcomeHook = Box::new(move |o, dest| {
             if let Some(el) = weak.upgrade() {
@@ -73,7 +81,13 @@ impl SinkCore {
         });
         let rec = Recorder::start(target, spool_dir, min_part_size, hook)
             .map_err(|e| gst::error_msg!(gst::ResourceError::OpenWrite, ["Cannot start the recording: {}", e]))?;
-        gst::info!(crate::CAT, obj = element, "recording to {} via spool {}", rec.destination(), rec.spool_path().display());
+        gst::info!(
+            crate::CAT,
+            obj = element,
+            "recording to {} via spool {}",
+            rec.destination(),
+            rec.spool_path().display()
+        );
         *self.lock() = Some(rec);
         self.discarding.store(false, Ordering::Relaxed);
         Ok(())
@@ -95,7 +109,12 @@ impl SinkCore {
             return Ok(gst::FlowSuccess::Ok);
         }
         if let Some(reason) = rec.failure() {
-            gst::element_error!(element, gst::ResourceError::Write, ("Upload failed: {}", reason), ["spool kept at {}", rec.spool_path().display()]);
+            gst::element_error!(
+                element,
+                gst::ResourceError::Write,
+                ("Upload failed: {}", reason),
+                ["spool kept at {}", rec.spool_path().display()]
+            );
             return Err(gst::FlowError::Error);
         }
         let map = buffer.map_readable().map_err(|_| gst::FlowError::Error)?;
@@ -124,7 +143,12 @@ impl SinkCore {
         let Some(start) = segment.downcast_ref::<gst::format::Bytes>().and_then(|s| s.start()) else { return };
         let written = self.lock().as_ref().map_or(0, Recorder::bytes_written);
         if *start != written && !self.discarding.swap(true, Ordering::Relaxed) {
-            gst::warning!(crate::CAT, obj = element, "upstream seeks to byte {} at {written} (mp4mux without streamable=true?): dropping what follows", *start);
+            gst::warning!(
+                crate::CAT,
+                obj = element,
+                "upstream seeks to byte {} at {written} (mp4mux without streamable=true?): dropping what follows",
+                *start
+            );
         }
     }
 
@@ -144,7 +168,11 @@ impl SinkCore {
         let dest = rec.destination().clone();
         drop(guard); // don't block stop() while waiting
         if feed.wait_outcome(timeout).is_none() {
-            gst::warning!(crate::CAT, obj = element, "upload to {dest} not finished after {timeout:?}; continuing in the background");
+            gst::warning!(
+                crate::CAT,
+                obj = element,
+                "upload to {dest} not finished after {timeout:?}; continuing in the background"
+            );
             post(element, message_structure("pending", &dest, None));
         }
         true
@@ -169,7 +197,10 @@ pub(crate) fn finish_timeout_pspec() -> glib::ParamSpec {
 }
 
 pub(crate) fn spool_dir_pspec() -> glib::ParamSpec {
-    string_pspec("spool-dir", "Directory for the spool file and journal (default: $TMPDIR/tessera-spool; use persistent storage)")
+    string_pspec(
+        "spool-dir",
+        "Directory for the spool file and journal (default: $TMPDIR/tessera-spool; use persistent storage)",
+    )
 }
 
 pub(crate) fn opt_string(value: &glib::Value) -> Option<String> {

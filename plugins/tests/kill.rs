@@ -39,7 +39,8 @@ fn record_and_kill(sink: &str, env: &[(&str, String)], (lo, hi): (u64, u64)) -> 
         .expect("record-live");
     let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
     let first = lines.next().expect("child output").expect("line");
-    let started: u128 = first.strip_prefix("recording-started ").and_then(|s| s.parse().ok()).expect("recording-started line");
+    let started: u128 =
+        first.strip_prefix("recording-started ").and_then(|s| s.parse().ok()).expect("recording-started line");
     std::thread::sleep(Duration::from_millis(random_ms(lo, hi)));
     child.kill().expect("SIGKILL");
     let killed = unix_ms();
@@ -76,10 +77,15 @@ fn s3_record_and_kill(key: &str) -> (Weed, tempfile::TempDir, PathBuf, String, f
     ];
     let recorded = record_and_kill(&sink, &env, (8000, 11000));
 
-    let journal = files_in(spool.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).expect("journal");
+    let journal =
+        files_in(spool.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).expect("journal");
     let state = read_journal(&journal).unwrap();
     let uploads = weed.uploads("rec");
-    eprintln!("journal before recovery: {} parts journaled, playable to {}; server uploads {uploads:?}", state.parts.len(), state.playable_end);
+    eprintln!(
+        "journal before recovery: {} parts journaled, playable to {}; server uploads {uploads:?}",
+        state.parts.len(),
+        state.playable_end
+    );
     assert_eq!(uploads.len(), 1);
     assert_eq!(Some(&uploads[0].1), state.upload_id.as_ref());
     let id = uploads[0].1.clone();

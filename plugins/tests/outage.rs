@@ -30,7 +30,10 @@ fn a_minute_without_s3_loses_nothing() {
         if down && up.is_none() && t >= up_at {
             let backlog = journal().map(|j| read_journal(&j).unwrap()).expect("journal while recording");
             let uploaded = backlog.parts.last().map_or(0, |p| p.end());
-            eprintln!("after {:.1} s: restarting S3 with {} bytes journaled, {uploaded} uploaded", t, backlog.playable_end);
+            eprintln!(
+                "after {:.1} s: restarting S3 with {} bytes journaled, {uploaded} uploaded",
+                t, backlog.playable_end
+            );
             weed.spawn();
             up = Some((Instant::now(), backlog.playable_end));
         }
@@ -48,7 +51,10 @@ fn a_minute_without_s3_loses_nothing() {
     });
     assert_eq!(error, None);
     eprintln!("total {:.1} s; caught up {caught_up:?} after the restart; {messages:?}", t0.elapsed().as_secs_f64());
-    let done = messages.iter().find(|m| m.get::<String>("state").ok().as_deref() == Some("complete")).expect("complete message");
+    let done = messages
+        .iter()
+        .find(|m| m.get::<String>("state").ok().as_deref() == Some("complete"))
+        .expect("complete message");
     assert!(done.get::<u32>("parts").unwrap() >= 8);
     assert!(caught_up.is_some(), "the upload never caught up before EOS");
 

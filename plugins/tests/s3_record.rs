@@ -15,7 +15,9 @@ fn planned_parts(data: &[u8], min_part_size: u64) -> Vec<u64> {
     sc.push(data, &mut ev).expect("valid ISO-BMFF");
     let bounds: Vec<u64> = ev.iter().filter_map(|e| tr.on_event(e)).collect();
     let (mut start, mut sizes) = (0, Vec::new());
-    while let Some(end) = next_part_end(start, target_part_size(min_part_size, sizes.len() as u32 + 1), &bounds, Some(data.len() as u64)) {
+    while let Some(end) =
+        next_part_end(start, target_part_size(min_part_size, sizes.len() as u32 + 1), &bounds, Some(data.len() as u64))
+    {
         sizes.push(end - start);
         start = end;
     }
@@ -34,7 +36,10 @@ fn live_pipeline_in_real_5mib_parts() {
     let (messages, error) = run_pipeline(&desc, 10.0, |_| {});
     assert_eq!(error, None);
     eprintln!("pipeline + upload: {:.1} s; messages {messages:?}", t0.elapsed().as_secs_f64());
-    let done = messages.iter().find(|m| m.get::<String>("state").ok().as_deref() == Some("complete")).expect("complete message");
+    let done = messages
+        .iter()
+        .find(|m| m.get::<String>("state").ok().as_deref() == Some("complete"))
+        .expect("complete message");
     let parts: u32 = done.get("parts").unwrap();
     let bytes: u64 = done.get("bytes").unwrap();
 
@@ -72,11 +77,13 @@ fn failed_upload_leaves_an_explanation() {
     let (messages, error) = run_pipeline(&desc, 4.0, |_| {});
     let error = error.expect("the pipeline fails");
     assert!(error.contains("NoSuchBucket"), "{error}");
-    let failed = messages.iter().find(|m| m.get::<String>("state").ok().as_deref() == Some("failed")).expect("failed message");
+    let failed =
+        messages.iter().find(|m| m.get::<String>("state").ok().as_deref() == Some("failed")).expect("failed message");
     assert!(failed.get::<String>("reason").unwrap().contains("NoSuchBucket"));
 
     // The journal says why; the spool is kept.
-    let journals: Vec<_> = files_in(spool.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "journal")).collect();
+    let journals: Vec<_> =
+        files_in(spool.path()).into_iter().filter(|p| p.extension().is_some_and(|e| e == "journal")).collect();
     assert_eq!(journals.len(), 1);
     let state = read_journal(&journals[0]).unwrap();
     assert!(state.failed.as_deref().is_some_and(|r| r.contains("NoSuchBucket")), "{state:?}");
@@ -97,10 +104,14 @@ fn rejected_completion_aborts_the_upload_and_says_why() {
     let desc = live_pipeline("video/x-raw,width=320,height=240,framerate=30/1", 1000, "ball", false, &sink);
     let (messages, error) = run_pipeline(&desc, 3.0, |_| {});
     eprintln!("{messages:?} {error:?}");
-    let failed = messages.iter().find(|m| m.get::<String>("state").ok().as_deref() == Some("failed")).expect("failed message");
+    let failed =
+        messages.iter().find(|m| m.get::<String>("state").ok().as_deref() == Some("failed")).expect("failed message");
     assert!(failed.get::<String>("reason").unwrap().contains("EntityTooSmall"), "{failed:?}");
 
-    let journal = files_in(spool.path()).into_iter().find(|p| p.extension().is_some_and(|e| e == "journal")).expect("journal kept");
+    let journal = files_in(spool.path())
+        .into_iter()
+        .find(|p| p.extension().is_some_and(|e| e == "journal"))
+        .expect("journal kept");
     let text = std::fs::read_to_string(&journal).unwrap();
     assert!(text.lines().last().unwrap().contains(r#""t":"failed""#) && text.contains(r#""aborted":true"#), "{text}");
     assert!(journal.with_extension("mp4").exists(), "spool kept");

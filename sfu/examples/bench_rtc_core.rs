@@ -51,7 +51,6 @@ fn vp8() -> RTCRtpCodecParameters {
             rtcp_feedback: feedback,
         },
         payload_type: 96,
-        ..Default::default()
     }
 }
 
@@ -82,7 +81,12 @@ fn peer(addr: SocketAddr) -> Result<RTCPeerConnection, Error> {
 }
 
 /// Hands every datagram `from` has to send to `to`, as if it arrived at `to_addr`.
-fn shuttle(from: &mut RTCPeerConnection, from_addr: SocketAddr, to: &mut RTCPeerConnection, to_addr: SocketAddr) -> Result<(), Error> {
+fn shuttle(
+    from: &mut RTCPeerConnection,
+    from_addr: SocketAddr,
+    to: &mut RTCPeerConnection,
+    to_addr: SocketAddr,
+) -> Result<(), Error> {
     while let Some(msg) = from.poll_write() {
         to.handle_read(TaggedBytesMut {
             now: Instant::now(),

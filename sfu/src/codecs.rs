@@ -9,7 +9,14 @@ use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecPar
 
 use crate::error::Result;
 
-fn codec(mime: &str, clock_rate: u32, channels: u16, fmtp: &str, feedback: &[RTCPFeedback], payload_type: u8) -> RTCRtpCodecParameters {
+fn codec(
+    mime: &str,
+    clock_rate: u32,
+    channels: u16,
+    fmtp: &str,
+    feedback: &[RTCPFeedback],
+    payload_type: u8,
+) -> RTCRtpCodecParameters {
     RTCRtpCodecParameters {
         rtp_codec: RTCRtpCodec {
             mime_type: mime.to_owned(),
@@ -67,7 +74,10 @@ mod tests {
     fn only_codecs_the_program_decodes_each_video_one_with_rtx() {
         let list = codec_list();
         let mimes: Vec<&str> = list.iter().map(|(c, _)| c.rtp_codec.mime_type.as_str()).collect();
-        assert!(mimes.iter().all(|m| [MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_H264, MIME_TYPE_RTX].contains(m)), "{mimes:?}");
+        assert!(
+            mimes.iter().all(|m| [MIME_TYPE_OPUS, MIME_TYPE_VP8, MIME_TYPE_H264, MIME_TYPE_RTX].contains(m)),
+            "{mimes:?}"
+        );
         let primaries: Vec<u8> = list
             .iter()
             .filter(|(c, k)| *k == RtpCodecKind::Video && c.rtp_codec.mime_type != MIME_TYPE_RTX)

@@ -156,7 +156,13 @@ impl DownTrack {
 
     /// Maps an RTP timestamp of `src_ssrc` into this down track's space, if that source is the
     /// one forwarded now.
-    pub(crate) fn map_sender_report(&self, src_ssrc: u32, layer: usize, rtp_time: u32, sample: Option<(u32, u32)>) -> Option<u32> {
+    pub(crate) fn map_sender_report(
+        &self,
+        src_ssrc: u32,
+        layer: usize,
+        rtp_time: u32,
+        sample: Option<(u32, u32)>,
+    ) -> Option<u32> {
         let st = lock(&self.state);
         // Audio never goes through the layer selector (its `current` stays `None`); video
         // reports count only for the layer forwarded now.
@@ -192,7 +198,9 @@ impl DownTrack {
             // A switch between layers waits for the target's keyframe: ask again each second
             // (the first request may have been rate limited or lost).
             if st.selector.current().is_some() && st.selector.waiting_for_keyframe() {
-                if want_keyframe || st.keyframe_asked.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1)) {
+                if want_keyframe
+                    || st.keyframe_asked.is_none_or(|t| now.saturating_duration_since(t) >= Duration::from_secs(1))
+                {
                     want_keyframe = true;
                     st.keyframe_asked = Some(now);
                 }
@@ -202,12 +210,17 @@ impl DownTrack {
             match st.selector.on_packet(meta.layer, meta.keyframe) {
                 SelectorAction::Drop => {
                     let waiting = st.selector.waiting_for_keyframe();
-                    return (want_keyframe || (waiting && meta.layer == st.selector.target() && st.selector.current().is_none()), None);
+                    return (
+                        want_keyframe
+                            || (waiting && meta.layer == st.selector.target() && st.selector.current().is_none()),
+                        None,
+                    );
                 }
                 SelectorAction::Forward { .. } => {}
             }
         }
-        let Some(out) = st.rewriter.rewrite(pkt.header.ssrc, pkt.header.sequence_number, pkt.header.timestamp, now) else {
+        let Some(out) = st.rewriter.rewrite(pkt.header.ssrc, pkt.header.sequence_number, pkt.header.timestamp, now)
+        else {
             return (want_keyframe, None);
         };
         drop(st);

@@ -172,10 +172,20 @@ async fn whip_post(State(st): State<AppState>, Path(room): Path<String>, headers
     }
     let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
     if !ct.starts_with("application/sdp") {
-        return json_error(StatusCode::UNSUPPORTED_MEDIA_TYPE, "unsupported_media_type", "send Content-Type: application/sdp", None);
+        return json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/sdp",
+            None,
+        );
     }
     if body.len() > 64 * 1024 {
-        return json_error(StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large", "SDP offers are limited to 64 KiB", None);
+        return json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "SDP offers are limited to 64 KiB",
+            None,
+        );
     }
     let Ok(sdp) = String::from_utf8(body.to_vec()) else {
         return json_error(StatusCode::BAD_REQUEST, "bad_request", "SDP is not UTF-8", None);
@@ -207,7 +217,11 @@ async fn whip_post(State(st): State<AppState>, Path(room): Path<String>, headers
     }
 }
 
-async fn whip_delete(State(st): State<AppState>, Path((room, id)): Path<(String, String)>, headers: HeaderMap) -> Response {
+async fn whip_delete(
+    State(st): State<AppState>,
+    Path((room, id)): Path<(String, String)>,
+    headers: HeaderMap,
+) -> Response {
     let authorized = bearer(&headers).is_some_and(|t| st.tokens.validate(&room, t));
     if !authorized {
         return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token", None);
@@ -374,7 +388,6 @@ async fn handle(p: &Arc<Participant>, m: ClientMessage) -> crate::Result<()> {
     }
 }
 
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -382,13 +395,17 @@ mod tests {
     #[test]
     fn whip_link_headers_name_each_ice_server_url() {
         let turn = IceServer {
-            urls: vec!["turn:turn.example.net:3478?transport=udp".into(), "turns:turn.example.net:5349?transport=tcp".into()],
+            urls: vec![
+                "turn:turn.example.net:3478?transport=udp".into(),
+                "turns:turn.example.net:5349?transport=tcp".into(),
+            ],
             username: Some("1700000000:ada".into()),
             credential: Some("a+b/c=".into()),
         };
         let stun = IceServer { urls: vec!["stun:stun.example.net".into()], username: None, credential: None };
         let bad = IceServer { urls: vec!["turn:x".into()], username: Some("u\"".into()), credential: Some("c".into()) };
-        let links: Vec<String> = ice_server_links(&[turn, stun, bad]).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
+        let links: Vec<String> =
+            ice_server_links(&[turn, stun, bad]).iter().map(|v| v.to_str().unwrap().to_owned()).collect();
         assert_eq!(
             links,
             [

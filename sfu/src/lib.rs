@@ -15,20 +15,20 @@ pub mod handoff;
 #[cfg(any(test, feature = "test-harness"))]
 pub mod harness;
 pub mod http;
+mod participant;
 mod peer;
 #[cfg(test)]
 mod proptests;
-mod resend;
 mod random;
+mod resend;
 pub mod room;
-mod sfu;
-mod participant;
-mod sync;
-mod track;
 mod rtx;
+mod sfu;
 pub mod signal;
 pub mod stats;
+mod sync;
 mod tap;
+mod track;
 mod transport;
 
 pub use config::{IceConfig, IceServerProvider, SfuConfig};
@@ -36,10 +36,10 @@ pub use error::{Error, Result};
 pub use events::{ParticipantEvent, RoomObserver};
 pub use handoff::{KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 pub use http::{Grants, TokenValidator, router};
-pub use peer::{AUDIO_LEVEL_URI, build_client_peer, build_peer};
 pub use participant::Participant;
+pub use peer::{AUDIO_LEVEL_URI, build_client_peer, build_peer};
 pub use room::Room;
 pub use sfu::{IceAddrs, Sfu};
-pub use track::PublishedTrack;
 pub use signal::IceServer;
 pub use stats::{Counter, DELAY_BUCKETS_US, DelayHistogram, TransportCounters};
+pub use track::PublishedTrack;

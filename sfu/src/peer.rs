@@ -5,27 +5,25 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU32, Ordering};
 
-use rtc::interceptor::{
-    Attribute, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo, TaggedPacket,
-};
+use rtc::interceptor::{Attribute, NackResponderBuilder, Packet, SenderReportBuilder, Slot, StreamInfo, TaggedPacket};
+use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::sender_report::SenderReport;
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpHeaderExtensionCapability, RtpCodecKind};
-use rtc::peer_connection::{RTCPeerConnection, RTCPeerConnectionBuilder};
 use webrtc::peer_connection::{
     MediaEngine, PeerConnection, PeerConnectionBuilder, PeerConnectionEventHandler, RTCConfigurationBuilder,
     RTCIceServer, RTCIceTransportPolicy, Registry, SettingEngineBuilder, register_default_interceptors,
 };
 
 use crate::config::SfuConfig;
+use crate::error::{Error, Result};
 use crate::resend::ResendLimiter;
 use crate::rtx::RtxRepairs;
-use crate::tap::{PacketTap, Tapped};
-use crate::error::{Error, Result};
 use crate::stats::{CountingInterceptor, TransportCounters};
+use crate::tap::{PacketTap, Tapped};
 
 /// RFC 6464 audio level header extension.
 pub const AUDIO_LEVEL_URI: &str = "urn:ietf:params:rtp-hdrext:ssrc-audio-level";
@@ -55,7 +53,11 @@ impl RtcpToApp {
             let a = p.as_any();
             if let Some(rr) = a.downcast_ref::<ReceiverReport>() {
                 for block in &rr.reports {
-                    out.push(Box::new(ReceiverReport { ssrc: rr.ssrc, reports: vec![block.clone()], ..Default::default() }));
+                    out.push(Box::new(ReceiverReport {
+                        ssrc: rr.ssrc,
+                        reports: vec![block.clone()],
+                        ..Default::default()
+                    }));
                 }
             } else if let Some(remb) = a.downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
                 let mut remb = remb.clone();
@@ -103,11 +105,8 @@ fn port_in(range: Option<(u16, u16)>, ip: std::net::IpAddr, tcp: bool) -> u16 {
     for _ in 0..span {
         let p = lo + (NEXT_PORT.fetch_add(1, Ordering::Relaxed) % span) as u16;
         let addr = SocketAddr::new(ip, p);
-        let free = if tcp {
-            std::net::TcpListener::bind(addr).is_ok()
-        } else {
-            std::net::UdpSocket::bind(addr).is_ok()
-        };
+        let free =
+            if tcp { std::net::TcpListener::bind(addr).is_ok() } else { std::net::UdpSocket::bind(addr).is_ok() };
         if free {
             return p;
         }
@@ -132,7 +131,11 @@ pub(crate) fn engines_with_codecs(
     counters: Option<Arc<TransportCounters>>,
     role: Role,
 ) -> Result<(MediaEngine, Registry)> {
-    me.register_header_extension(RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() }, RtpCodecKind::Audio, None)?;
+    me.register_header_extension(
+        RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
+        RtpCodecKind::Audio,
+        None,
+    )?;
     // The defaults register the feedback (NACK, PLI, transport-cc) every role negotiates.
     let defaults = register_default_interceptors(Registry::new(), &mut me)?;
     let registry = match role {
@@ -161,7 +164,10 @@ pub(crate) fn engines_with_codecs(
 
 /// Builds a client-side `webrtc` peer connection (`tessera bot`) with the SFU's codecs and
 /// interceptors, on the configured addresses.
-pub async fn build_peer(cfg: &SfuConfig, handler: Arc<dyn PeerConnectionEventHandler>) -> Result<Arc<dyn PeerConnection>> {
+pub async fn build_peer(
+    cfg: &SfuConfig,
+    handler: Arc<dyn PeerConnectionEventHandler>,
+) -> Result<Arc<dyn PeerConnection>> {
     build_client_peer(cfg, &[], false, handler).await
 }
 
@@ -183,7 +189,8 @@ pub async fn build_client_peer(
         })
         .collect();
     let policy = if relay_only { RTCIceTransportPolicy::Relay } else { RTCIceTransportPolicy::All };
-    let configuration = RTCConfigurationBuilder::new().with_ice_servers(servers).with_ice_transport_policy(policy).build();
+    let configuration =
+        RTCConfigurationBuilder::new().with_ice_servers(servers).with_ice_transport_policy(policy).build();
     let (me, registry) = engines(None, Role::Both)?;
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
@@ -302,9 +309,8 @@ pub(crate) fn simulcast_rids(sdp: &str, track_id: &str) -> Vec<String> {
         _ => 2,
     };
     for s in sections {
-        let ours = s
-            .iter()
-            .any(|l| l.strip_prefix("a=msid:").and_then(|m| m.split_whitespace().nth(1)) == Some(track_id));
+        let ours =
+            s.iter().any(|l| l.strip_prefix("a=msid:").and_then(|m| m.split_whitespace().nth(1)) == Some(track_id));
         if !ours {
             continue;
         }

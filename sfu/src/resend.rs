@@ -48,10 +48,7 @@ impl ResendLimiter {
 
     /// Whether a resend of packet `seq` of `ssrc` comes from before that stream's latest keyframe.
     fn before_keyframe(&self, ssrc: u32, seq: u16) -> bool {
-        self.video
-            .get(&ssrc)
-            .and_then(|v| v.keyframe)
-            .is_some_and(|(k, _)| (seq.wrapping_sub(k) as i16) < 0)
+        self.video.get(&ssrc).and_then(|v| v.keyframe).is_some_and(|(k, _)| (seq.wrapping_sub(k) as i16) < 0)
     }
 }
 
@@ -59,10 +56,11 @@ impl PacketTap for ResendLimiter {
     fn inbound(&mut self, msg: TaggedPacket, out: &mut VecDeque<TaggedPacket>) {
         if let Packet::Rtcp(packets) = &msg.message.packet {
             for p in packets {
-                if let Some(remb) = p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>() {
-                    if remb.bitrate.is_finite() && remb.bitrate > 0.0 {
-                        self.budget.on_estimate(remb.bitrate.min(u64::MAX as f32) as u64, msg.now);
-                    }
+                if let Some(remb) = p.as_any().downcast_ref::<ReceiverEstimatedMaximumBitrate>()
+                    && remb.bitrate.is_finite()
+                    && remb.bitrate > 0.0
+                {
+                    self.budget.on_estimate(remb.bitrate.min(u64::MAX as f32) as u64, msg.now);
                 }
             }
         }
@@ -127,7 +125,11 @@ mod tests {
         p.header.ssrc = ssrc;
         p.header.sequence_number = seq;
         p.header.timestamp = ts;
-        p.payload = bytes::Bytes::from(if key { vec![0x10, 0x00, 0, 0, 0x9d, 0x01, 0x2a, 0, 0, 0, 0] } else { vec![0x00, 0x01, 2, 3] });
+        p.payload = bytes::Bytes::from(if key {
+            vec![0x10, 0x00, 0, 0, 0x9d, 0x01, 0x2a, 0, 0, 0, 0]
+        } else {
+            vec![0x00, 0x01, 2, 3]
+        });
         p
     }
 
@@ -151,7 +153,12 @@ mod tests {
 
     fn limiter() -> (ResendLimiter, Arc<TransportCounters>) {
         let c = Arc::new(TransportCounters::default());
-        let mut l = ResendLimiter { budget: ResendBudget::new(), video: HashMap::new(), rtx: HashMap::new(), counters: Some(c.clone()) };
+        let mut l = ResendLimiter {
+            budget: ResendBudget::new(),
+            video: HashMap::new(),
+            rtx: HashMap::new(),
+            counters: Some(c.clone()),
+        };
         l.bind_local(&StreamInfo { ssrc: 1, ssrc_rtx: Some(2), mime_type: "video/VP8".into(), ..Default::default() });
         (l, c)
     }
@@ -161,7 +168,9 @@ mod tests {
         let (mut l, c) = limiter();
         let t = Instant::now();
         // Sequence numbers wrap around between the frames.
-        for (seq, ts, key) in [(65_530, 0, true), (65_531, 0, false), (65_534, 3_000, false), (2, 6_000, true), (3, 6_000, false)] {
+        for (seq, ts, key) in
+            [(65_530, 0, true), (65_531, 0, false), (65_534, 3_000, false), (2, 6_000, true), (3, 6_000, false)]
+        {
             assert!(send(&mut l, vp8(1, seq, ts, key), false, t), "media always goes on");
         }
         assert!(!send(&mut l, rtx(65_531, 1_000), true, t), "before the keyframe");
@@ -189,9 +198,9 @@ mod tests {
         let t = Instant::now();
         // Before any estimate: everything asked for goes.
         assert!((0..50).all(|_| send(&mut l, rtx(7, 1_176), true, t)));
-        let mut remb = ReceiverEstimatedMaximumBitrate::default();
-        remb.bitrate = 400_000.0;
-        let msg = TaggedPacket { now: t, transport: Default::default(), message: Packet::Rtcp(vec![Box::new(remb)]).into() };
+        let remb = ReceiverEstimatedMaximumBitrate { bitrate: 400_000.0, ..Default::default() };
+        let msg =
+            TaggedPacket { now: t, transport: Default::default(), message: Packet::Rtcp(vec![Box::new(remb)]).into() };
         l.inbound(msg, &mut VecDeque::new());
         // 100 kbit/s, 250 ms deep: two 1 200-byte resends at once, then one every 96 ms.
         let sent = (0..10).filter(|_| send(&mut l, rtx(7, 1_176), true, t)).count();

@@ -8,15 +8,13 @@ use std::time::Instant;
 
 use tokio::sync::mpsc;
 
+use crate::core::SubscribeNegotiation;
 use crate::core::{ActiveSpeakerDetector, BandwidthEstimator};
 use crate::error::{Error, Result};
-use crate::handoff::{
-    HandoffEvent,
-};
-use crate::signal::{ParticipantInfo, ServerMessage};
-use crate::core::SubscribeNegotiation;
+use crate::handoff::HandoffEvent;
 use crate::participant::Participant;
 use crate::sfu::{Sfu, SfuInner};
+use crate::signal::{ParticipantInfo, ServerMessage};
 use crate::sync::lock;
 use crate::track::PublishedTrack;
 

@@ -302,7 +302,10 @@ mod tests {
         // The generator asks for 200/0x0042; its repair comes back as that packet, once.
         r.ask(200, 0x42);
         let repaired = run(&mut r, packet(900, 8, &[(3, "f")], &[0x00, 0x42, 0xde, 0xad]));
-        assert_eq!((repaired.header.ssrc, repaired.header.payload_type, repaired.header.sequence_number), (200, 96, 0x42));
+        assert_eq!(
+            (repaired.header.ssrc, repaired.header.payload_type, repaired.header.sequence_number),
+            (200, 96, 0x42)
+        );
         assert_eq!(&repaired.payload[..], &[0xde, 0xad]);
         let again = run(&mut r, packet(900, 9, &[(3, "f")], &[0x00, 0x42, 0xde, 0xad]));
         assert_eq!(again.header.ssrc, 900, "a second copy is not unwrapped");

@@ -4,20 +4,16 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
-
 use crate::config::SfuConfig;
 use crate::core::ActiveSpeakerDetector;
-use crate::error::Result;
 use crate::delay::ForwardDelay;
-use crate::handoff::{
-    HandoffDispatcher, MediaHandoff,
-};
+use crate::error::Result;
 use crate::events::RoomObserver;
-use crate::stats::{DelayHistogram, TransportCounters};
-use crate::transport::Transport;
+use crate::handoff::{HandoffDispatcher, MediaHandoff};
 use crate::room::Room;
+use crate::stats::{DelayHistogram, TransportCounters};
 use crate::sync::lock;
-
+use crate::transport::Transport;
 
 /// The local addresses of the sockets all calls share.
 #[derive(Debug, Clone)]
@@ -59,7 +55,10 @@ impl Sfu {
         let handoff = handoff.map(|h| HandoffDispatcher::start(h, 2048));
         let forward_delay = Arc::new(DelayHistogram::default());
         let delay_probe = ForwardDelay::new(Arc::clone(&forward_delay));
-        Self { inner: Arc::new(SfuInner { config, rooms: Mutex::new(HashMap::new()),
+        Self {
+            inner: Arc::new(SfuInner {
+                config,
+                rooms: Mutex::new(HashMap::new()),
                 handoff,
                 counters: Arc::new(TransportCounters::default()),
                 forward_delay,
@@ -131,7 +130,9 @@ impl Sfu {
         let mut t = lock(&self.inner.transport);
         Ok(match t.as_ref() {
             Some(t) => Arc::clone(t),
-            None => Arc::clone(t.insert(Transport::bind(&self.inner.config.ice, Some(Arc::clone(&self.inner.delay_probe)))?)),
+            None => Arc::clone(
+                t.insert(Transport::bind(&self.inner.config.ice, Some(Arc::clone(&self.inner.delay_probe)))?),
+            ),
         })
     }
 

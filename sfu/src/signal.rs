@@ -250,10 +250,8 @@ mod tests {
 
     #[test]
     fn round_trip() {
-        let m: ClientMessage = serde_json::from_str(
-            r#"{"type":"join","room":"r","token":"t","name":"alice"}"#,
-        )
-        .unwrap();
+        let m: ClientMessage =
+            serde_json::from_str(r#"{"type":"join","room":"r","token":"t","name":"alice"}"#).unwrap();
         assert_eq!(m, ClientMessage::Join { room: "r".into(), token: "t".into(), name: Some("alice".into()) });
         let m: ClientMessage = serde_json::from_str(
             r#"{"type":"candidate","target":"publish","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,

@@ -120,13 +120,17 @@ impl Counter {
             Counter::FirsReceived => "Full intra requests received.",
             Counter::PlisSent => "Picture loss indications sent to publishers.",
             Counter::TwccFeedbackSent => "Transport-wide congestion control feedback packets sent to publishers.",
-            Counter::TwccFeedbackReceived => "Transport-wide congestion control feedback packets received from subscribers.",
+            Counter::TwccFeedbackReceived => {
+                "Transport-wide congestion control feedback packets received from subscribers."
+            }
             Counter::RembReceived => "REMB bandwidth estimates received.",
             Counter::ReceiverReportsSent => "RTCP receiver reports sent to publishers.",
             Counter::ReceiverReportsReceived => "RTCP receiver reports received from subscribers.",
             Counter::SenderReportsSent => "RTCP sender reports sent to subscribers.",
             Counter::RepairsReceived => "Publishers' RTX repairs of packets the SFU asked for, recovered.",
-            Counter::ResendsOverBudget => "Resends not sent: over the budget of a quarter of the receiver's REMB estimate.",
+            Counter::ResendsOverBudget => {
+                "Resends not sent: over the budget of a quarter of the receiver's REMB estimate."
+            }
             Counter::ResendsBeforeKeyframe => "Resends not sent: packets from before their stream's latest keyframe.",
         }
     }

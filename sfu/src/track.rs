@@ -8,20 +8,17 @@ use std::time::{Duration, Instant};
 
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use rtc::rtp_transceiver::RTCRtpReceiverId;
+use rtc::rtp_transceiver::rtp_sender::RTCRtpCodec;
 use tokio::sync::mpsc;
 
 use crate::core::KeyframeRequestLimiter;
 use crate::forward::TrackForwarder;
-use crate::handoff::{
-    HandoffEvent, SenderReportInfo, TrackInfo, TrackSource,
-};
-use crate::signal::TrackPublished;
-use crate::transport::Connection;
+use crate::handoff::{HandoffEvent, SenderReportInfo, TrackInfo, TrackSource};
 use crate::room::Room;
+use crate::signal::TrackPublished;
 use crate::sync::lock;
-
+use crate::transport::Connection;
 
 /// A published track.
 pub struct PublishedTrack {
@@ -91,7 +88,11 @@ impl PublishedTrack {
 }
 
 /// Sends rate-limited PLIs to the publisher for the requested layers.
-pub(crate) fn spawn_keyframe_requests(track: Weak<PublishedTrack>, mut rx: mpsc::UnboundedReceiver<usize>, interval: Duration) {
+pub(crate) fn spawn_keyframe_requests(
+    track: Weak<PublishedTrack>,
+    mut rx: mpsc::UnboundedReceiver<usize>,
+    interval: Duration,
+) {
     tokio::spawn(async move {
         let mut limiters: HashMap<usize, KeyframeRequestLimiter> = HashMap::new();
         while let Some(layer) = rx.recv().await {
@@ -104,7 +105,10 @@ pub(crate) fn spawn_keyframe_requests(track: Weak<PublishedTrack>, mut rx: mpsc:
             }
             let Some(ssrc) = t.forwarder.layer_ssrc(layer) else { continue };
             if let Some((conn, id)) = receiver {
-                conn.write_receiver_rtcp(id, vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })]);
+                conn.write_receiver_rtcp(
+                    id,
+                    vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })],
+                );
             }
         }
     });

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::relay::{LossyRelay, Loss, RELAY_IP};
+use common::relay::{Loss, LossyRelay, RELAY_IP};
 use common::*;
 use tessera_sfu::{Counter, SfuConfig};
 
@@ -27,7 +27,8 @@ async fn simulcast_layer_follows_the_remb_estimate_of_a_slow_subscriber() {
     let base = format!("http://{}/rooms/bwe?token={TOKEN}&trickle=0", server.addr);
     let by_name = |n: &str| participants(&sfu, "bwe").into_iter().find(|p| p.name == n);
     // The layers of a subscriber's video down tracks (audio has none).
-    let layers = |n: &str| by_name(n).map(|p| p.down_tracks().iter().filter_map(|(_, d)| d.current_layer()).collect::<Vec<_>>());
+    let layers =
+        |n: &str| by_name(n).map(|p| p.down_tracks().iter().filter_map(|(_, d)| d.current_layer()).collect::<Vec<_>>());
     let dump = || {
         let ps: Vec<String> = participants(&sfu, "bwe")
             .iter()
@@ -60,11 +61,14 @@ async fn simulcast_layer_follows_the_remb_estimate_of_a_slow_subscriber() {
     // The publisher's top layer ramps up over its first seconds: wait until it is well above
     // the limit (until then it fits the slow link, rightly).
     let top_bps = || {
-        by_name("pub").and_then(|p| p.tracks().into_iter().find_map(|t| t.forwarder.layers().get(2).map(|l| l.bitrate_bps))).unwrap_or(0)
+        by_name("pub")
+            .and_then(|p| p.tracks().into_iter().find_map(|t| t.forwarder.layers().get(2).map(|l| l.bitrate_bps)))
+            .unwrap_or(0)
     };
     let ok = wait_until(Duration::from_secs(60), || {
-        by_name("full").is_some_and(|f| inbound(&f, "video", "framesDecoded") > 30.0 && inbound(&f, "video", "frameHeight") >= 700.0)
-            && top_bps() >= LIMIT_BPS * 3 / 2
+        by_name("full").is_some_and(|f| {
+            inbound(&f, "video", "framesDecoded") > 30.0 && inbound(&f, "video", "frameHeight") >= 700.0
+        }) && top_bps() >= LIMIT_BPS * 3 / 2
     })
     .await;
     assert!(ok, "the unlimited subscriber did not get the top layer (top layer at {} bit/s): {}", top_bps(), dump());

@@ -33,8 +33,13 @@ async fn two_browsers_see_and_hear_each_other() {
         let recv = inbound(p, "video", "packetsReceived");
         let lost = inbound(p, "video", "packetsLost");
         assert!(lost <= recv * 0.02, "{}: {lost} of {recv} video packets lost", p.name);
-        eprintln!("{}: {} video frames decoded, {} audio packets, {} video packets lost",
-            p.name, inbound(p, "video", "framesDecoded"), inbound(p, "audio", "packetsReceived"), lost);
+        eprintln!(
+            "{}: {} video frames decoded, {} audio packets, {} video packets lost",
+            p.name,
+            inbound(p, "video", "framesDecoded"),
+            inbound(p, "audio", "packetsReceived"),
+            lost
+        );
     }
 }
 
@@ -53,13 +58,23 @@ async fn simulcast_layer_follows_subscriber_bandwidth() {
         let (Some(full), Some(low)) = (by_name("full"), by_name("low")) else { return false };
         let fh = inbound(&full, "video", "frameHeight");
         let lh = inbound(&low, "video", "frameHeight");
-        inbound(&full, "video", "framesDecoded") > 30.0 && inbound(&low, "video", "framesDecoded") > 30.0 && fh >= 700.0 && lh > 0.0 && lh <= 360.0
+        inbound(&full, "video", "framesDecoded") > 30.0
+            && inbound(&low, "video", "framesDecoded") > 30.0
+            && fh >= 700.0
+            && lh > 0.0
+            && lh <= 360.0
     })
     .await;
     let dump: Vec<String> = participants(&sfu, "sim")
         .iter()
-        .map(|p| format!("{}: {:?} layers {:?}", p.name, p.stats.lock().unwrap_or_else(|e| e.into_inner()),
-            p.down_tracks().iter().map(|(_, d)| d.current_layer()).collect::<Vec<_>>()))
+        .map(|p| {
+            format!(
+                "{}: {:?} layers {:?}",
+                p.name,
+                p.stats.lock().unwrap_or_else(|e| e.into_inner()),
+                p.down_tracks().iter().map(|(_, d)| d.current_layer()).collect::<Vec<_>>()
+            )
+        })
         .collect();
     assert!(ok, "layers did not follow bandwidth: {dump:#?}");
 }

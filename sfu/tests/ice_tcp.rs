@@ -17,13 +17,17 @@ async fn browsers_without_udp_connect_over_ice_tcp() {
     let sfu = server.sfu.clone();
     let tcp = |p: &tessera_sfu::Participant, t: &str| {
         let s = p.stats.lock().unwrap_or_else(|e| e.into_inner());
-        s.as_ref().and_then(|v| v.pointer(&format!("/{t}_transport/localProtocol"))).and_then(|v| v.as_str()) == Some("tcp")
+        s.as_ref().and_then(|v| v.pointer(&format!("/{t}_transport/localProtocol"))).and_then(|v| v.as_str())
+            == Some("tcp")
     };
     let ok = wait_until(Duration::from_secs(50), || {
         let ps = participants(&sfu, "tcp");
         ps.len() == 2
             && ps.iter().all(|p| {
-                tcp(p, "publish") && tcp(p, "subscribe") && inbound(p, "video", "framesDecoded") >= 60.0 && inbound(p, "audio", "packetsReceived") >= 100.0
+                tcp(p, "publish")
+                    && tcp(p, "subscribe")
+                    && inbound(p, "video", "framesDecoded") >= 60.0
+                    && inbound(p, "audio", "packetsReceived") >= 100.0
             })
     })
     .await;

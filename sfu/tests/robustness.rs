@@ -61,7 +61,9 @@ async fn garbage_client_is_dropped_and_the_call_goes_on_into_the_handoff() {
 
     // A joined client that sends garbage: errors, then dropped.
     let (mut ws, _) = tokio_tungstenite::connect_async(&ws_url).await.expect("ws");
-    ws.send(Message::text(format!(r#"{{"type":"join","room":"robust","token":"{TOKEN}","name":"evil"}}"#))).await.unwrap();
+    ws.send(Message::text(format!(r#"{{"type":"join","room":"robust","token":"{TOKEN}","name":"evil"}}"#)))
+        .await
+        .unwrap();
     let joined = ws.next().await.unwrap().unwrap().into_text().unwrap();
     assert!(joined.contains("\"joined\""), "{joined}");
     let garbage = [
@@ -103,7 +105,9 @@ async fn garbage_client_is_dropped_and_the_call_goes_on_into_the_handoff() {
         wait_until(Duration::from_secs(30), || {
             let ps = participants(&sfu, "robust");
             ps.len() == 2
-                && ps.iter().all(|p| inbound(p, "video", "framesDecoded") >= 60.0 && inbound(p, "audio", "packetsReceived") >= 100.0)
+                && ps.iter().all(|p| {
+                    inbound(p, "video", "framesDecoded") >= 60.0 && inbound(p, "audio", "packetsReceived") >= 100.0
+                })
         })
         .await,
         "browsers stopped"
@@ -125,7 +129,11 @@ async fn garbage_client_is_dropped_and_the_call_goes_on_into_the_handoff() {
         let distinct: std::collections::HashSet<u16> = pkts.iter().map(|p| p.1).collect();
         let missing = span.saturating_sub(distinct.len());
         assert!(missing * 100 <= span, "{}: {missing} of {span} sequence numbers missing", t.track_id);
-        assert!(t.mime_type.eq_ignore_ascii_case("audio/opus") || t.mime_type.eq_ignore_ascii_case("video/vp8"), "{}", t.mime_type);
+        assert!(
+            t.mime_type.eq_ignore_ascii_case("audio/opus") || t.mime_type.eq_ignore_ascii_case("video/vp8"),
+            "{}",
+            t.mime_type
+        );
     }
     drop(_a);
     assert!(
@@ -139,7 +147,10 @@ async fn whip_rejects_bad_requests_with_json_errors() {
     let server = start(None).await;
     let client = |path: &str| format!("http://{}{path}", server.addr);
     let post = |auth: Option<&str>, ct: &str, body: &str| {
-        let mut req = format!("POST /whip/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n", body.len());
+        let mut req = format!(
+            "POST /whip/room1 HTTP/1.1\r\nHost: x\r\nContent-Type: {ct}\r\nContent-Length: {}\r\nConnection: close\r\n",
+            body.len()
+        );
         if let Some(a) = auth {
             req.push_str(&format!("Authorization: Bearer {a}\r\n"));
         }

@@ -7,7 +7,7 @@ mod common;
 
 use std::time::Duration;
 
-use common::relay::{LossyRelay, Loss, RELAY_IP};
+use common::relay::{Loss, LossyRelay, RELAY_IP};
 use common::*;
 use tessera_sfu::{Counter, SfuConfig};
 
@@ -36,7 +36,12 @@ fn dump(server: &Server, room: &str) -> String {
         .iter()
         .flat_map(|p| p.tracks())
         .map(|t| {
-            let downs: Vec<String> = t.forwarder.downs().iter().map(|d| format!("forwarded {} dropped {}", d.forwarded(), d.dropped())).collect();
+            let downs: Vec<String> = t
+                .forwarder
+                .downs()
+                .iter()
+                .map(|d| format!("forwarded {} dropped {}", d.forwarded(), d.dropped()))
+                .collect();
             format!("{} {}: received {} → {downs:?}", t.id, t.codec.mime_type, t.forwarder.received())
         })
         .collect();
@@ -102,7 +107,9 @@ async fn publisher_loss_is_nacked_by_the_sfu_and_repaired() {
     let _sub = Browser::open(&format!("{base}&name=sub&publish=0"), &[]);
     let c = server.sfu.transport_counters();
     let ok = wait_until(Duration::from_secs(40), || {
-        let (Some(p), Some(s)) = (by_name(&server, "uplink", "pub"), by_name(&server, "uplink", "sub")) else { return false };
+        let (Some(p), Some(s)) = (by_name(&server, "uplink", "pub"), by_name(&server, "uplink", "sub")) else {
+            return false;
+        };
         video(&s).0 >= 90.0 && stat(&p, "/outbound/video/retransmittedPacketsSent") > 0.0
     })
     .await;
@@ -134,12 +141,18 @@ async fn publisher_loss_is_nacked_by_the_sfu_and_repaired() {
     // Repairs work: without them every dropped packet would stay lost. Most come back; on a
     // loaded 2-core machine up to about a fifth of them have stayed lost (see docs/sfu.md).
     let dropped_total = relay.counts.get()[3] as f64;
-    assert!(lost <= dropped_total * 0.5, "loss was not repaired ({lost} of {dropped_total} dropped stayed lost): {detail}");
+    assert!(
+        lost <= dropped_total * 0.5,
+        "loss was not repaired ({lost} of {dropped_total} dropped stayed lost): {detail}"
+    );
     // Each lost packet is asked for about once: the SFU's NACK generator sees the repairs
     // (`rtx.rs`). Without that it asked until the packet aged out: 2,204 resends for 133
     // drops in one run, 23 drops and 39 resends with it.
     let resent = stat(&publ, "/outbound/video/retransmittedPacketsSent");
-    assert!(resent <= dropped_total * 3.0 + 10.0, "retransmission storm ({resent} resends for {dropped_total} drops): {detail}");
+    assert!(
+        resent <= dropped_total * 3.0 + 10.0,
+        "retransmission storm ({resent} resends for {dropped_total} drops): {detail}"
+    );
 }
 
 /// A simulcast publisher announces no RTX SSRCs: its repairs name the layer they repair in the
@@ -156,7 +169,12 @@ async fn a_simulcast_publishers_repairs_are_recovered() {
         by_name(&server, "layers", "sub").is_some_and(|s| video(&s).0 >= 90.0) && c.get(Counter::RepairsReceived) > 0
     })
     .await;
-    assert!(ok, "no repair recovered from the simulcast publisher: relay {:?}\n{}", relay.counts.get(), dump(&server, "layers"));
+    assert!(
+        ok,
+        "no repair recovered from the simulcast publisher: relay {:?}\n{}",
+        relay.counts.get(),
+        dump(&server, "layers")
+    );
     let (publ, sub) = (by_name(&server, "layers", "pub").unwrap(), by_name(&server, "layers", "sub").unwrap());
     let (frames0, freezes0) = video(&sub);
     let (dropped0, repaired0) = (relay.counts.get()[3], c.get(Counter::RepairsReceived));
@@ -214,7 +232,12 @@ async fn reports_and_congestion_feedback_reach_chromium() {
     .await;
     let detail = dump(&server, "fb");
     assert!(ok, "reports or feedback missing: {detail}");
-    for counter in [Counter::ReceiverReportsSent, Counter::SenderReportsSent, Counter::TwccFeedbackSent, Counter::ReceiverReportsReceived] {
+    for counter in [
+        Counter::ReceiverReportsSent,
+        Counter::SenderReportsSent,
+        Counter::TwccFeedbackSent,
+        Counter::ReceiverReportsReceived,
+    ] {
         assert!(c.get(counter) > 0, "{} is 0: {detail}", counter.metric());
     }
     // Every forwarded copy is timed from the publisher connection's socket read to its

@@ -18,35 +18,57 @@ async fn bad_sdp_gets_an_error_and_the_room_goes_on() {
     let _alice = Browser::open(&format!("http://{}/rooms/sdp?token={TOKEN}&name=alice", server.addr), &[]);
     let sfu = server.sfu.clone();
     let alice_sends = || {
-        participants(&sfu, "sdp").iter().find(|p| p.name == "alice").map_or(0, |p| p.tracks().iter().map(|t| t.forwarder.received()).sum::<u64>())
+        participants(&sfu, "sdp")
+            .iter()
+            .find(|p| p.name == "alice")
+            .map_or(0, |p| p.tracks().iter().map(|t| t.forwarder.received()).sum::<u64>())
     };
     assert!(wait_until(Duration::from_secs(30), || alice_sends() > 100).await, "alice publishes");
 
     let (mut ws, _) = tokio_tungstenite::connect_async(format!("ws://{}/v1/rtc", server.addr)).await.expect("ws");
-    ws.send(Message::text(format!(r#"{{"type":"join","room":"sdp","token":"{TOKEN}","name":"mallory"}}"#))).await.unwrap();
+    ws.send(Message::text(format!(r#"{{"type":"join","room":"sdp","token":"{TOKEN}","name":"mallory"}}"#)))
+        .await
+        .unwrap();
     let bad = [
-        ("publish_offer without ICE credentials", serde_json::json!({"type": "publish_offer", "sdp": NO_ICE, "tracks": []})),
+        (
+            "publish_offer without ICE credentials",
+            serde_json::json!({"type": "publish_offer", "sdp": NO_ICE, "tracks": []}),
+        ),
         ("publish_offer that is no SDP", serde_json::json!({"type": "publish_offer", "sdp": "hello", "tracks": []})),
-        ("subscribe_answer that is no answer", serde_json::json!({"type": "subscribe_answer", "sdp": "v=0\r\nm=audio"})),
+        (
+            "subscribe_answer that is no answer",
+            serde_json::json!({"type": "subscribe_answer", "sdp": "v=0\r\nm=audio"}),
+        ),
         ("mute of a track that is not ours", serde_json::json!({"type": "mute", "track_id": "TR_nope", "muted": true})),
     ];
     for (what, msg) in &bad {
         ws.send(Message::text(msg.to_string())).await.unwrap();
         let err = loop {
-            let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("an answer").expect("open").expect("frame");
+            let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+                .await
+                .expect("an answer")
+                .expect("open")
+                .expect("frame");
             let v: serde_json::Value = serde_json::from_str(m.to_text().unwrap_or("null")).unwrap_or_default();
             if v["type"] == "error" {
                 break v;
             }
         };
         assert_eq!(err["fatal"], false, "{what}: {err}");
-        assert!(err["code"].as_str().is_some_and(|c| !c.is_empty()) && !err["message"].as_str().unwrap_or("").is_empty(), "{what}: {err}");
+        assert!(
+            err["code"].as_str().is_some_and(|c| !c.is_empty()) && !err["message"].as_str().unwrap_or("").is_empty(),
+            "{what}: {err}"
+        );
         eprintln!("{what}: {} {}", err["code"], err["message"]);
     }
     // Still connected and in the room; alice goes on publishing.
     ws.send(Message::text(r#"{"type":"ping"}"#)).await.unwrap();
     let pong = loop {
-        let m = tokio::time::timeout(Duration::from_secs(10), ws.next()).await.expect("pong").expect("open").expect("frame");
+        let m = tokio::time::timeout(Duration::from_secs(10), ws.next())
+            .await
+            .expect("pong")
+            .expect("open")
+            .expect("frame");
         if m.to_text().unwrap_or("").contains("pong") {
             break true;
         }

@@ -81,9 +81,16 @@ fn sequence_gaps(packets: &[Vec<u8>]) -> (usize, usize) {
 }
 
 /// One HTTP/1.1 request on a fresh connection: (status, headers lower-cased, body).
-async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str)], body: &str) -> (u16, Vec<(String, String)>, String) {
+async fn http(
+    addr: SocketAddr,
+    method: &str,
+    path: &str,
+    headers: &[(&str, &str)],
+    body: &str,
+) -> (u16, Vec<(String, String)>, String) {
     use tokio::io::{AsyncReadExt, AsyncWriteExt};
-    let mut req = format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
+    let mut req =
+        format!("{method} {path} HTTP/1.1\r\nHost: {addr}\r\nConnection: close\r\nContent-Length: {}\r\n", body.len());
     for (k, v) in headers {
         req.push_str(&format!("{k}: {v}\r\n"));
     }
@@ -92,7 +99,10 @@ async fn http(addr: SocketAddr, method: &str, path: &str, headers: &[(&str, &str
     let mut s = tokio::net::TcpStream::connect(addr).await.expect("connect");
     s.write_all(req.as_bytes()).await.expect("write");
     let mut out = Vec::new();
-    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out)).await.expect("HTTP response in time").expect("read");
+    tokio::time::timeout(Duration::from_secs(20), s.read_to_end(&mut out))
+        .await
+        .expect("HTTP response in time")
+        .expect("read");
     let text = String::from_utf8(out).expect("UTF-8 response");
     let (head, body) = text.split_once("\r\n\r\n").expect("HTTP head");
     let mut lines = head.lines();
@@ -135,7 +145,10 @@ impl Publisher {
     fn new(video: &str) -> Publisher {
         gst::init().expect("gst init");
         for f in ["webrtcbin", "nicesrc", "vp8enc", "rtpvp8pay", "opusenc", "rtpopuspay"] {
-            assert!(gst::ElementFactory::find(f).is_some(), "GStreamer element {f} is missing: run scripts/install-deps");
+            assert!(
+                gst::ElementFactory::find(f).is_some(),
+                "GStreamer element {f} is missing: run scripts/install-deps"
+            );
         }
         let desc = format!(
             "webrtcbin name=w bundle-policy=max-bundle \
@@ -186,7 +199,11 @@ impl Publisher {
             }
         });
         self.webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-        let offer = tokio::time::timeout(Duration::from_secs(10), orx).await.expect("offer in time").expect("promise").expect("offer");
+        let offer = tokio::time::timeout(Duration::from_secs(10), orx)
+            .await
+            .expect("offer in time")
+            .expect("promise")
+            .expect("offer");
         self.webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
         // Non-trickle (WHIP): wait until gathering completes, then send the whole description.
         let deadline = Instant::now() + Duration::from_secs(10);
@@ -197,7 +214,10 @@ impl Publisher {
             assert!(Instant::now() < deadline, "webrtcbin ICE gathering did not complete");
             tokio::time::sleep(Duration::from_millis(20)).await;
         }
-        let local = self.webrtc.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description").expect("local description");
+        let local = self
+            .webrtc
+            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
+            .expect("local description");
         local.sdp().as_text().expect("offer as text")
     }
 
@@ -213,7 +233,9 @@ impl Publisher {
             });
         });
         self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
-        rx.recv_timeout(Duration::from_secs(10)).expect("set-remote-description replied").expect("webrtcbin accepts the answer");
+        rx.recv_timeout(Duration::from_secs(10))
+            .expect("set-remote-description replied")
+            .expect("webrtcbin accepts the answer");
     }
 
     fn connection_state(&self) -> gst_webrtc::WebRTCPeerConnectionState {
@@ -225,7 +247,12 @@ impl Publisher {
         let bus = self.pipeline.bus().expect("bus");
         while let Some(msg) = bus.pop_filtered(&[gst::MessageType::Error]) {
             if let gst::MessageView::Error(e) = msg.view() {
-                panic!("publisher pipeline error from {:?}: {} ({:?})", e.src().map(|s| s.path_string()), e.error(), e.debug());
+                panic!(
+                    "publisher pipeline error from {:?}: {} ({:?})",
+                    e.src().map(|s| s.path_string()),
+                    e.error(),
+                    e.debug()
+                );
             }
         }
     }
@@ -281,8 +308,14 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
     assert!(ours.iter().all(|c| candidate_addr(c) == "127.0.0.1"), "offer candidates beyond 127.0.0.1: {ours:#?}");
 
     // A wrong token is refused and leaves nothing behind.
-    let (status, _, body) =
-        http(server.addr, "POST", &format!("/whip/{room}"), &[("Authorization", "Bearer nope"), ("Content-Type", "application/sdp")], &offer).await;
+    let (status, _, body) = http(
+        server.addr,
+        "POST",
+        &format!("/whip/{room}"),
+        &[("Authorization", "Bearer nope"), ("Content-Type", "application/sdp")],
+        &offer,
+    )
+    .await;
     assert_eq!(status, 401, "{body}");
     assert!(participants(&server.sfu, room).is_empty());
 
@@ -319,8 +352,11 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
         "tracks published: {:?}",
         rec.published.lock().unwrap()
     );
-    let video = rec.track(expect.video_mime).unwrap_or_else(|| panic!("no {} track: {:?}", expect.video_mime, rec.published.lock().unwrap()));
-    let audio = rec.track("audio/opus").unwrap_or_else(|| panic!("no audio/opus track: {:?}", rec.published.lock().unwrap()));
+    let video = rec
+        .track(expect.video_mime)
+        .unwrap_or_else(|| panic!("no {} track: {:?}", expect.video_mime, rec.published.lock().unwrap()));
+    let audio =
+        rec.track("audio/opus").unwrap_or_else(|| panic!("no audio/opus track: {:?}", rec.published.lock().unwrap()));
     eprintln!("published: {video:?}\n           {audio:?}");
     while connected.elapsed() < Duration::from_secs(5) {
         publisher.check_bus();
@@ -371,7 +407,12 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
     // Lip sync: sender reports of both tracks, in the handed-over SSRC/timestamp space.
     // (GStreamer 1.22's SR RTP times run ahead of its packets by a growing amount, the same
     // for both tracks: compare the tracks with each other, not with the packets.)
-    assert!(!vsr.is_empty() && !asr.is_empty(), "sender reports reached the hand-off: video {}, audio {}", vsr.len(), asr.len());
+    assert!(
+        !vsr.is_empty() && !asr.is_empty(),
+        "sender reports reached the hand-off: video {}, audio {}",
+        vsr.len(),
+        asr.len()
+    );
     let ahead = |t: &TrackInfo, pkts: &[Vec<u8>], sr: &SenderReportInfo, before: usize| {
         let last = rtp_header(&pkts[before.saturating_sub(1)]).2;
         sr.rtp_time.wrapping_sub(last) as i32 as f64 / t.clock_rate as f64
@@ -384,7 +425,11 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
             eprintln!("{} SR after {before} packets: RTP time {a:+.3} s from the last packet; {sr:?}", t.mime_type);
             assert!(a.abs() < 10.0, "{}: SR RTP time {a} s away from the packets: {sr:?}", t.mime_type);
         }
-        assert!(srs.windows(2).all(|w| w[1].0.packet_count >= w[0].0.packet_count), "{}: SR packet counts go back", t.mime_type);
+        assert!(
+            srs.windows(2).all(|w| w[1].0.packet_count >= w[0].0.packet_count),
+            "{}: SR packet counts go back",
+            t.mime_type
+        );
     }
     // Reports sent together (same NTP time) place both tracks at the same instant.
     let mut paired = 0;
@@ -407,7 +452,8 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
     let (status, _, _) = http(server.addr, "DELETE", &location, &[("Authorization", "Bearer nope")], "").await;
     assert_eq!(status, 401);
     assert_eq!(participants(&server.sfu, room).len(), 1);
-    let (status, _, body) = http(server.addr, "DELETE", &location, &[("Authorization", &format!("Bearer {TOKEN}"))], "").await;
+    let (status, _, body) =
+        http(server.addr, "DELETE", &location, &[("Authorization", &format!("Bearer {TOKEN}"))], "").await;
     assert_eq!(status, 200, "DELETE: {body}");
     assert!(
         wait_until(Duration::from_secs(10), || rec.unpublished.lock().unwrap().len() == 2).await,
@@ -426,7 +472,8 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
     tokio::time::sleep(Duration::from_millis(500)).await;
     assert_eq!((rec.count(&video.track_id), rec.count(&audio.track_id)), (nv, na), "media after DELETE");
     // A second DELETE finds no session.
-    let (status, _, _) = http(server.addr, "DELETE", &location, &[("Authorization", &format!("Bearer {TOKEN}"))], "").await;
+    let (status, _, _) =
+        http(server.addr, "DELETE", &location, &[("Authorization", &format!("Bearer {TOKEN}"))], "").await;
     assert_eq!(status, 404);
     drop(publisher);
     eprintln!("done in {:?}", started.elapsed());

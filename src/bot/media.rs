@@ -48,7 +48,9 @@ pub struct SyntheticMedia {
 impl MediaOptions {
     fn video_description(&self) -> String {
         let source = match self.color {
-            Some(rgb) => format!("videotestsrc is-live=true pattern=solid-color foreground-color={}", 0xff00_0000u32 | rgb),
+            Some(rgb) => {
+                format!("videotestsrc is-live=true pattern=solid-color foreground-color={}", 0xff00_0000u32 | rgb)
+            }
             None => format!("videotestsrc is-live=true pattern={}", self.pattern),
         };
         let gop = self.fps * 2;
@@ -68,10 +70,7 @@ impl MediaOptions {
         format!(
             "{source} ! capsfilter name=vraw caps=video/x-raw,format=I420,width={},height={},framerate={}/1 ! {encode} \
              ! appsink name=video sync={} max-buffers={QUEUE} drop=true",
-            self.width,
-            self.height,
-            self.fps,
-            self.sync_marks
+            self.width, self.height, self.fps, self.sync_marks
         )
     }
 

@@ -11,7 +11,9 @@ use tokio::sync::{mpsc, watch};
 use webrtc::media_stream::track_local::TrackLocal;
 use webrtc::media_stream::track_local::static_rtp::TrackLocalStaticRTP;
 use webrtc::media_stream::track_remote::TrackRemote;
-use webrtc::peer_connection::{PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState};
+use webrtc::peer_connection::{
+    PeerConnection, PeerConnectionEventHandler, RTCIceGatheringState, RTCPeerConnectionState,
+};
 use webrtc::rtp_transceiver::RtpSender;
 
 use crate::bot::{BotError, GATHER_TIMEOUT};
@@ -77,11 +79,7 @@ impl ClientPeer {
     /// not need trickled candidates then.
     pub async fn local_sdp(&mut self) -> Result<String, BotError> {
         let _ = tokio::time::timeout(GATHER_TIMEOUT, self.gathered.wait_for(|done| *done)).await;
-        self.pc
-            .local_description()
-            .await
-            .map(|d| d.sdp)
-            .ok_or_else(|| BotError::WebRtc("no local description".into()))
+        self.pc.local_description().await.map(|d| d.sdp).ok_or_else(|| BotError::WebRtc("no local description".into()))
     }
 }
 

@@ -37,7 +37,8 @@ pub async fn mint_token(server: &ServerUrl, key: &str, args: &BotArgs) -> Result
     let identity = match &args.identity {
         Some(id) => id.clone(),
         None => {
-            let base: String = args.name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(40).collect();
+            let base: String =
+                args.name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(40).collect();
             let base = if base.is_empty() { "bot".to_owned() } else { base };
             format!("{base}-{:06x}", getrandom::u32().unwrap_or(0) & 0xff_ffff)
         }
@@ -106,7 +107,14 @@ pub struct Session {
 }
 
 impl Session {
-    pub fn new(server: ServerUrl, token: String, room: String, name: String, opts: MediaOptions, relay_only: bool) -> Self {
+    pub fn new(
+        server: ServerUrl,
+        token: String,
+        room: String,
+        name: String,
+        opts: MediaOptions,
+        relay_only: bool,
+    ) -> Self {
         let ice = ClientIce { servers: Vec::new(), relay_only };
         Session { server, token, room, name, opts, counters: Arc::default(), ice }
     }
@@ -118,7 +126,11 @@ impl Session {
         stop: impl Future<Output = ()>,
     ) -> Result<BotReport, BotError> {
         let mut ws = connect(&self.server).await?;
-        send(&mut ws, &ClientMessage::Join { room: self.room.clone(), token: self.token.clone(), name: Some(self.name.clone()) }).await?;
+        send(
+            &mut ws,
+            &ClientMessage::Join { room: self.room.clone(), token: self.token.clone(), name: Some(self.name.clone()) },
+        )
+        .await?;
         let participant_id = loop {
             match next_message(&mut ws).await? {
                 ServerMessage::Joined { participant_id, participants, ice_servers, .. } => {
@@ -233,7 +245,12 @@ impl Session {
     }
 
     /// Answers a subscribe offer on the subscribe connection (created on the first offer).
-    async fn answer_subscribe(&self, ws: &mut Ws, subscribe: &mut Option<ClientPeer>, sdp: String) -> Result<(), BotError> {
+    async fn answer_subscribe(
+        &self,
+        ws: &mut Ws,
+        subscribe: &mut Option<ClientPeer>,
+        sdp: String,
+    ) -> Result<(), BotError> {
         let offer = RTCSessionDescription::offer(sdp).map_err(|e| BotError::Signalling(format!("bad offer: {e}")))?;
         if subscribe.is_none() {
             *subscribe = Some(ClientPeer::new(&self.server.host, self.server.port, &self.ice).await?);
@@ -249,7 +266,12 @@ impl Session {
     }
 
     /// `--no-publish`: only answers subscribe offers and counts what arrives, until `stop`.
-    async fn receive_only(self, mut ws: Ws, participant_id: String, stop: impl Future<Output = ()>) -> Result<BotReport, BotError> {
+    async fn receive_only(
+        self,
+        mut ws: Ws,
+        participant_id: String,
+        stop: impl Future<Output = ()>,
+    ) -> Result<BotReport, BotError> {
         let mut subscribe: Option<ClientPeer> = None;
         let mut drains = Vec::new();
         let mut ping = tokio::time::interval(PING_EVERY);

@@ -16,7 +16,8 @@ pub fn run(args: BotArgs) -> ExitCode {
         }
     };
     let outcome = runtime.block_on(async {
-        let stop = crate::server::shutdown::signal().map_err(|e| crate::bot::BotError::Config(format!("signals: {e}")))?;
+        let stop =
+            crate::server::shutdown::signal().map_err(|e| crate::bot::BotError::Config(format!("signals: {e}")))?;
         crate::bot::run(args, stop).await
     });
     match outcome {

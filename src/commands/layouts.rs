@@ -18,11 +18,7 @@ enum Outcome {
 }
 
 pub fn validate(files: &[PathBuf]) -> ExitCode {
-    let worst = files
-        .iter()
-        .map(|file| validate_file(file))
-        .max()
-        .unwrap_or(Outcome::Valid);
+    let worst = files.iter().map(|file| validate_file(file)).max().unwrap_or(Outcome::Valid);
     match worst {
         Outcome::Valid => ExitCode::SUCCESS,
         Outcome::Invalid => ExitCode::from(EXIT_INVALID),
@@ -55,11 +51,7 @@ fn validate_file(file: &Path) -> Outcome {
 
 /// `/json/pointer: reason`, with `(root)` for the document itself.
 pub fn describe(error: &LayoutError) -> String {
-    let path = if error.path.is_empty() {
-        "(root)"
-    } else {
-        &error.path
-    };
+    let path = if error.path.is_empty() { "(root)" } else { &error.path };
     format!("{path}: {}", error.reason)
 }
 
@@ -72,10 +64,7 @@ pub fn list() -> ExitCode {
 
 pub fn show(name: &str) -> ExitCode {
     let Some(layout) = Layout::builtin(name) else {
-        eprintln!(
-            "unknown layout `{name}`; built-in layouts: {}",
-            Layout::builtin_names().join(", ")
-        );
+        eprintln!("unknown layout `{name}`; built-in layouts: {}", Layout::builtin_names().join(", "));
         return ExitCode::FAILURE;
     };
     match serde_json::to_string_pretty(&layout.to_value()) {

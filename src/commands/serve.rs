@@ -10,11 +10,11 @@ use crate::cli::ServeArgs;
 use crate::config::ServeConfig;
 use crate::logging;
 use crate::media::ProgramHub;
-use crate::webhooks::Webhooks;
 use crate::recordings::store::RecordingStore;
 use crate::server::Media;
-use std::sync::Arc;
 use crate::server::{self, AppState};
+use crate::webhooks::Webhooks;
+use std::sync::Arc;
 
 /// Exit code for configuration errors (like clap's usage errors).
 const EXIT_CONFIG: u8 = 2;
@@ -29,10 +29,7 @@ pub fn run(args: ServeArgs) -> ExitCode {
     };
     logging::init(config.log_format);
 
-    let runtime = match tokio::runtime::Builder::new_multi_thread()
-        .enable_all()
-        .build()
-    {
+    let runtime = match tokio::runtime::Builder::new_multi_thread().enable_all().build() {
         Ok(runtime) => runtime,
         Err(err) => {
             tracing::error!(%err, "cannot start the async runtime");
@@ -57,19 +54,16 @@ pub fn run(args: ServeArgs) -> ExitCode {
 
 async fn serve(mut config: ServeConfig) -> Result<(), String> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "tessera starting");
-    std::fs::create_dir_all(&config.data_dir).map_err(|err| {
-        format!(
-            "cannot create data directory {}: {err}",
-            config.data_dir.display()
-        )
-    })?;
+    std::fs::create_dir_all(&config.data_dir)
+        .map_err(|err| format!("cannot create data directory {}: {err}", config.data_dir.display()))?;
     tracing::info!(data_dir = %config.data_dir.display(), "data directory ready");
 
     // A missing element would only show when the first participant joins a room.
     tessera_compositor::program::init().map_err(|err| err.to_string())?;
     let missing = tessera_compositor::program::missing_elements();
     if !missing.is_empty() {
-        let list: Vec<String> = missing.iter().map(|(element, package)| format!("{element} (Debian: {package})")).collect();
+        let list: Vec<String> =
+            missing.iter().map(|(element, package)| format!("{element} (Debian: {package})")).collect();
         return Err(format!("GStreamer elements missing: {}", list.join(", ")));
     }
 
@@ -98,9 +92,7 @@ async fn serve(mut config: ServeConfig) -> Result<(), String> {
     let listener = TcpListener::bind(config.http_addr)
         .await
         .map_err(|err| format!("cannot listen on {}: {err}", config.http_addr))?;
-    let addr = listener
-        .local_addr()
-        .map_err(|err| format!("cannot read the listening address: {err}"))?;
+    let addr = listener.local_addr().map_err(|err| format!("cannot read the listening address: {err}"))?;
     let signals = server::shutdown::Signals::install()
         .map_err(|err| format!("cannot install the SIGINT/SIGTERM handlers: {err}"))?;
     tracing::info!(%addr, "listening on http://{addr}");

@@ -8,7 +8,7 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{ProgramConfig, ProgramEvent, ProgramId, Program, TrackId};
+use tessera_compositor::{Program, ProgramConfig, ProgramEvent, ProgramId, TrackId};
 use tessera_sfu::{KeyframeRequester, TrackInfo};
 
 mod handoff;
@@ -300,7 +300,6 @@ impl ProgramHub {
         }
         Some(program)
     }
-
 }
 
 impl RoomMedia {

@@ -12,10 +12,7 @@ fn parse(text: &str) -> Result<Option<FileConfig>, TestCaseError> {
     match FileConfig::parse(text) {
         Ok(c) => Ok(Some(c)),
         Err(e) => {
-            prop_assert!(
-                !e.to_string().trim().is_empty(),
-                "a TOML error without a message"
-            );
+            prop_assert!(!e.to_string().trim().is_empty(), "a TOML error without a message");
             Ok(None)
         }
     }
@@ -63,10 +60,7 @@ impl Settings {
             t += &format!("rtc_tcp_port = {p}\n");
         }
         if let Some(ips) = &self.ips {
-            let list: Vec<String> = ips
-                .iter()
-                .map(|[a, b, c, d]| format!("\"{a}.{b}.{c}.{d}\""))
-                .collect();
+            let list: Vec<String> = ips.iter().map(|[a, b, c, d]| format!("\"{a}.{b}.{c}.{d}\"")).collect();
             t += &format!("rtc_ips = [{}]\n", list.join(", "));
         }
         if let Some(j) = self.json_logs {
@@ -89,17 +83,15 @@ fn settings() -> impl Strategy<Value = Settings> {
         prop::option::of(any::<bool>()),
         prop::option::of(0u64..=i64::MAX as u64),
     )
-        .prop_map(
-            |(http_port, api_key, udp, tcp, ips, json_logs, ttl)| Settings {
-                http_port,
-                api_key,
-                udp,
-                tcp,
-                ips,
-                json_logs,
-                ttl,
-            },
-        )
+        .prop_map(|(http_port, api_key, udp, tcp, ips, json_logs, ttl)| Settings {
+            http_port,
+            api_key,
+            udp,
+            tcp,
+            ips,
+            json_logs,
+            ttl,
+        })
 }
 
 /// A key with a value its type cannot hold, or a key that does not exist.
@@ -136,11 +128,7 @@ fn wrong_line() -> impl Strategy<Value = String> {
     let port = prop::sample::select(vec!["rtc_udp_port", "rtc_tcp_port"]);
     prop_oneof![
         (key, value).prop_map(|(k, v)| format!("{k} = {v}\n")),
-        (
-            port,
-            prop_oneof![Just(65_536u64), 65_536u64..=i64::MAX as u64]
-        )
-            .prop_map(|(k, v)| format!("{k} = {v}\n")),
+        (port, prop_oneof![Just(65_536u64), 65_536u64..=i64::MAX as u64]).prop_map(|(k, v)| format!("{k} = {v}\n")),
         "[a-z_]{1,12}".prop_map(|k| format!("{k}x = 1\n")),
     ]
 }

@@ -10,9 +10,5 @@ use proptest::test_runner::Config;
 /// `cases` cases and no regression files (a failure prints its minimal input, which belongs
 /// in a unit test).
 pub(crate) fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
+    Config { cases, failure_persistence: None, ..Config::default() }
 }

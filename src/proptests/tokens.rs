@@ -10,15 +10,8 @@ use super::config;
 use crate::tokens::{Claims, TokenError, TokenSigner, hmac_sha256};
 
 fn claims() -> impl Strategy<Value = Claims> {
-    (
-        any::<String>(),
-        any::<String>(),
-        any::<String>(),
-        any::<bool>(),
-        any::<bool>(),
-        any::<u64>(),
-    )
-        .prop_map(|(room, identity, name, publish, subscribe, exp)| Claims {
+    (any::<String>(), any::<String>(), any::<String>(), any::<bool>(), any::<bool>(), any::<u64>()).prop_map(
+        |(room, identity, name, publish, subscribe, exp)| Claims {
             room,
             identity,
             name,
@@ -26,7 +19,8 @@ fn claims() -> impl Strategy<Value = Claims> {
             subscribe,
             exp,
             jti: String::new(),
-        })
+        },
+    )
 }
 
 fn signer() -> impl Strategy<Value = TokenSigner> {

@@ -20,7 +20,9 @@ impl Recordings {
         let running: Vec<String> = self
             .lock()
             .values()
-            .filter(|e| e.live.is_some() && matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording))
+            .filter(|e| {
+                e.live.is_some() && matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording)
+            })
             .map(|e| e.rec.id.clone())
             .collect();
         let ending: Vec<String> = self.lock().values().filter(|e| e.live.is_some()).map(|e| e.rec.id.clone()).collect();
@@ -38,7 +40,10 @@ impl Recordings {
             let entries = self.lock();
             let ended = ending.iter().filter_map(|id| entries.get(id)).filter(|e| e.live.is_none());
             let (completed, failed) =
-                ended.fold((0, 0), |(c, f), e| if e.rec.status == RecordingStatus::Completed { (c + 1, f) } else { (c, f + 1) });
+                ended.fold(
+                    (0, 0),
+                    |(c, f), e| if e.rec.status == RecordingStatus::Completed { (c + 1, f) } else { (c, f + 1) },
+                );
             let unfinished = ending.len() - completed - failed;
             if unfinished == 0 || Instant::now() >= deadline {
                 return FinishedRecordings { completed, failed, unfinished };
@@ -47,5 +52,4 @@ impl Recordings {
             std::thread::sleep(Duration::from_millis(50));
         }
     }
-
 }

@@ -16,10 +16,10 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::SystemTime;
 
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{OutputId, ProgramConfig, ProgramEvent, Program};
+use tessera_compositor::{OutputId, Program, ProgramConfig, ProgramEvent};
 
-use crate::json_store::JsonStore;
 use crate::error::{Error, Result};
+use crate::json_store::JsonStore;
 use crate::media::{ProgramHub, ProgramOrigin};
 use crate::time::rfc3339;
 use store::RecordingStore;
@@ -206,7 +206,9 @@ impl Recordings {
             let mut entries = self.lock();
             entries
                 .values_mut()
-                .filter(|e| e.rec.room == origin.room && e.live.as_ref().is_some_and(|l| l.program.id() == origin.program))
+                .filter(|e| {
+                    e.rec.room == origin.room && e.live.as_ref().is_some_and(|l| l.program.id() == origin.program)
+                })
                 .map(|e| {
                     e.rec = refresh(e);
                     e.live = None;
@@ -277,9 +279,13 @@ fn refresh(e: &Entry) -> Recording {
 
 /// A room's program has one size: a recording of another size would be a second rendition.
 fn same_size(room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<()> {
-    if (have.width, have.height, have.fps, have.video_bitrate_kbps) != (want.width, want.height, want.fps, want.video_bitrate_kbps) {
+    if (have.width, have.height, have.fps, have.video_bitrate_kbps)
+        != (want.width, want.height, want.fps, want.video_bitrate_kbps)
+    {
         let (have, want) = (describe(have), describe(want));
-        return Err(Error::Conflict(format!("room {room} already runs a program at {have}; this recording asks for {want}")));
+        return Err(Error::Conflict(format!(
+            "room {room} already runs a program at {have}; this recording asks for {want}"
+        )));
     }
     Ok(())
 }

@@ -46,7 +46,8 @@ impl Recordings {
                             rec.error = Some(format!("{INTERRUPTED}, and finishing it failed: {reason}"));
                         }
                         Some(RecoveryOutcome::Failed { reason }) => {
-                            rec.error = Some(format!("{INTERRUPTED}; finishing it is retried at the next start: {reason}"));
+                            rec.error =
+                                Some(format!("{INTERRUPTED}; finishing it is retried at the next start: {reason}"));
                             return rec.clone();
                         }
                         Some(RecoveryOutcome::InUse) => return rec.clone(),
@@ -60,7 +61,6 @@ impl Recordings {
             self.save(rec);
         }
     }
-
 }
 
 /// Recordings an earlier process kept. One that was still running then ended with that
@@ -84,7 +84,9 @@ const INTERRUPTED: &str = "the server stopped during this recording";
 
 fn same_place(destination: Option<&Destination>, location: &RecordingLocation) -> bool {
     match (destination, location) {
-        (Some(Destination::S3 { bucket, key, .. }), RecordingLocation::S3 { bucket: b, key: k }) => bucket == b && key == k,
+        (Some(Destination::S3 { bucket, key, .. }), RecordingLocation::S3 { bucket: b, key: k }) => {
+            bucket == b && key == k
+        }
         (Some(Destination::Local { location }), RecordingLocation::Local { path }) => location == path,
         _ => false,
     }

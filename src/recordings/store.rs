@@ -186,9 +186,7 @@ impl RecordingStore {
 }
 
 fn make(factory: &str) -> Result<gst::Element, RecordingError> {
-    gst::ElementFactory::make(factory)
-        .build()
-        .map_err(|e| RecordingError::Elements(format!("{factory}: {e}")))
+    gst::ElementFactory::make(factory).build().map_err(|e| RecordingError::Elements(format!("{factory}: {e}")))
 }
 
 /// Room and recording names become path segments and object keys.

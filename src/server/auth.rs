@@ -12,24 +12,15 @@ use super::state::AppState;
 /// (participants present a room token there).
 const PUBLIC_PATHS: &[&str] = &["/v1/health", "/v1/rtc"];
 
-pub async fn require_api_key(
-    State(state): State<AppState>,
-    request: Request,
-    next: Next,
-) -> Response {
+pub async fn require_api_key(State(state): State<AppState>, request: Request, next: Next) -> Response {
     if !needs_key(request.uri().path()) {
         return next.run(request).await;
     }
-    let presented = request
-        .headers()
-        .get(header::AUTHORIZATION)
-        .and_then(|v| v.to_str().ok())
-        .and_then(bearer_token);
+    let presented = request.headers().get(header::AUTHORIZATION).and_then(|v| v.to_str().ok()).and_then(bearer_token);
     match presented {
         Some(token) if state.api_key().matches(token) => next.run(request).await,
         Some(_) => ApiError::unauthorized("invalid API key").into_response(),
-        None => ApiError::unauthorized("missing `Authorization: Bearer <API key>` header")
-            .into_response(),
+        None => ApiError::unauthorized("missing `Authorization: Bearer <API key>` header").into_response(),
     }
 }
 

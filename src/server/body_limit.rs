@@ -17,9 +17,7 @@ pub async fn reject_declared_oversize(request: Request, next: Next) -> Response 
         .and_then(|v| v.to_str().ok())
         .and_then(|v| v.trim().parse::<u64>().ok());
     match declared {
-        Some(len) if len > MAX_BODY_BYTES as u64 => {
-            ApiError::payload_too_large(MAX_BODY_BYTES).into_response()
-        }
+        Some(len) if len > MAX_BODY_BYTES as u64 => ApiError::payload_too_large(MAX_BODY_BYTES).into_response(),
         _ => next.run(request).await,
     }
 }

@@ -13,7 +13,10 @@ impl Signals {
     /// a signal that arrives in between would otherwise kill the process with its default
     /// action instead of stopping it.
     pub fn install() -> std::io::Result<Self> {
-        Ok(Signals { interrupt: unix_signal(SignalKind::interrupt())?, terminate: unix_signal(SignalKind::terminate())? })
+        Ok(Signals {
+            interrupt: unix_signal(SignalKind::interrupt())?,
+            terminate: unix_signal(SignalKind::terminate())?,
+        })
     }
 
     /// Resolves at the next SIGINT or SIGTERM, and names it.

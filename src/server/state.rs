@@ -5,8 +5,8 @@ use std::sync::Arc;
 
 use crate::api_key::ApiKey;
 use crate::media::ProgramHub;
-use crate::recordings::store::RecordingStore;
 use crate::recordings::Recordings;
+use crate::recordings::store::RecordingStore;
 use crate::streams::Streams;
 use crate::tokens::TokenSigner;
 

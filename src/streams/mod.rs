@@ -14,15 +14,15 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tessera_compositor::destination::{DestinationId, DestinationInfo, DestinationSpec, IngestPreset, RtmpUrl};
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{ProgramConfig, ProgramEvent, Program};
+use tessera_compositor::{Program, ProgramConfig, ProgramEvent};
 
 mod request;
 
-pub use request::{parse_preset, parse_urls};
 use request::{destination_error, invalid};
+pub use request::{parse_preset, parse_urls};
 
-use crate::json_store::{JsonStore, Stored};
 use crate::error::{Error, Result};
+use crate::json_store::{JsonStore, Stored};
 use crate::media::{ProgramHub, ProgramOrigin};
 use crate::time::rfc3339;
 
@@ -121,7 +121,11 @@ impl Streams {
             e.live = None;
             tracing::warn!(stream = %e.stream.id, room = %e.stream.room, "stream stopped with its program");
             self.state.save(&e.stream.id, &e.stream);
-            self.hub.webhooks().send("stream.stopped", &e.stream.room, serde_json::to_value(&e.stream).unwrap_or_default());
+            self.hub.webhooks().send(
+                "stream.stopped",
+                &e.stream.room,
+                serde_json::to_value(&e.stream).unwrap_or_default(),
+            );
         }
     }
 
@@ -203,13 +207,18 @@ impl Streams {
             let entries = self.lock();
             let e = entries.get(id).ok_or_else(|| Error::NotFound(format!("no stream {id}")))?;
             match (&e.live, e.stream.status) {
-                (Some(live), StreamStatus::Active) => (live.program.clone(), live.preset.clone(), live.destinations.clone()),
+                (Some(live), StreamStatus::Active) => {
+                    (live.program.clone(), live.preset.clone(), live.destinations.clone())
+                }
                 _ => return Err(Error::Conflict(format!("stream {id} has stopped"))),
             }
         };
         for (i, d) in remove.iter().enumerate() {
             if !current.iter().any(|c| c.0 == *d) {
-                return Err(invalid(format!("/remove_destinations/{i}"), format!("destination {d} is not part of this stream")));
+                return Err(invalid(
+                    format!("/remove_destinations/{i}"),
+                    format!("destination {d} is not part of this stream"),
+                ));
             }
         }
         if let Some((layout, _)) = &layout {
@@ -217,7 +226,11 @@ impl Streams {
         }
         let mut added = Vec::new();
         for url in add {
-            added.push(program.add_destination(DestinationSpec::new(url).with_preset(preset.clone())).map_err(destination_error)?);
+            added.push(
+                program
+                    .add_destination(DestinationSpec::new(url).with_preset(preset.clone()))
+                    .map_err(destination_error)?,
+            );
         }
         for d in &remove {
             let _ = program.remove_destination(DestinationId(*d));

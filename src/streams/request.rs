@@ -30,7 +30,9 @@ pub fn parse_preset(name: Option<&str>) -> Result<IngestPreset> {
         other => {
             return Err(invalid(
                 "/preset",
-                format!("unknown preset `{other}`: youtube, ivs, ivs-basic, ivs-standard, ivs-advanced-sd, ivs-advanced-hd or custom"),
+                format!(
+                    "unknown preset `{other}`: youtube, ivs, ivs-basic, ivs-standard, ivs-advanced-sd, ivs-advanced-hd or custom"
+                ),
             ));
         }
     })

@@ -26,20 +26,11 @@ pub fn free_port() -> u16 {
 pub fn command(dir: &Path) -> Command {
     let mut cmd = Command::new(env!("CARGO_BIN_EXE_tessera"));
     cmd.arg("serve");
-    for var in [
-        "TESSERA_CONFIG",
-        "TESSERA_HTTP_ADDR",
-        "TESSERA_DATA_DIR",
-        "TESSERA_API_KEY",
-        "TESSERA_LOG_FORMAT",
-    ] {
+    for var in ["TESSERA_CONFIG", "TESSERA_HTTP_ADDR", "TESSERA_DATA_DIR", "TESSERA_API_KEY", "TESSERA_LOG_FORMAT"] {
         cmd.env_remove(var);
     }
     let log = std::fs::File::create(dir.join("stderr.log")).expect("create stderr.log");
-    cmd.current_dir(dir)
-        .stdin(Stdio::null())
-        .stdout(Stdio::piped())
-        .stderr(log);
+    cmd.current_dir(dir).stdin(Stdio::null()).stdout(Stdio::piped()).stderr(log);
     cmd
 }
 
@@ -47,8 +38,7 @@ impl Server {
     /// Starts with `--api-key TEST_KEY` and a data directory in a fresh temp dir.
     pub fn start() -> Self {
         Self::start_with(|cmd, dir| {
-            cmd.args(["--api-key", TEST_KEY, "--data-dir"])
-                .arg(dir.join("data"));
+            cmd.args(["--api-key", TEST_KEY, "--data-dir"]).arg(dir.join("data"));
         })
     }
 
@@ -79,10 +69,7 @@ impl Server {
                 return;
             }
             if let Ok(Some(status)) = self.child.try_wait() {
-                panic!(
-                    "tessera serve exited early ({status}); stderr:\n{}",
-                    self.stderr()
-                );
+                panic!("tessera serve exited early ({status}); stderr:\n{}", self.stderr());
             }
             assert!(
                 Instant::now() < deadline,
@@ -111,9 +98,7 @@ impl Server {
     pub fn stdout_line(&mut self) -> String {
         let stdout = self.child.stdout.take().expect("stdout piped");
         let mut line = String::new();
-        BufReader::new(stdout)
-            .read_line(&mut line)
-            .expect("read stdout");
+        BufReader::new(stdout).read_line(&mut line).expect("read stdout");
         line
     }
 

@@ -53,45 +53,22 @@ impl Turn {
         let log = dir.path().join("turn.log");
         let child = Command::new(binary)
             // -v: sessions (with their users) are logged.
-            .args([
-                "-n",
-                "-v",
-                "--listening-ip=127.0.0.1",
-                "--relay-ip=127.0.0.1",
-            ])
+            .args(["-n", "-v", "--listening-ip=127.0.0.1", "--relay-ip=127.0.0.1"])
             .arg(format!("--listening-port={port}"))
             .arg(format!("--min-port={}", relay_ports.0))
             .arg(format!("--max-port={}", relay_ports.1))
-            .args([
-                "--use-auth-secret",
-                &format!("--static-auth-secret={secret}"),
-                "--realm=tessera.test",
-            ])
-            .args([
-                "--allow-loopback-peers",
-                "--no-tls",
-                "--no-dtls",
-                "--no-cli",
-                "--fingerprint",
-            ])
+            .args(["--use-auth-secret", &format!("--static-auth-secret={secret}"), "--realm=tessera.test"])
+            .args(["--allow-loopback-peers", "--no-tls", "--no-dtls", "--no-cli", "--fingerprint"])
             .arg(format!("--log-file={}", log.display()))
             .arg("--simple-log")
-            .arg(format!(
-                "--pidfile={}",
-                dir.path().join("turn.pid").display()
-            ))
+            .arg(format!("--pidfile={}", dir.path().join("turn.pid").display()))
             .arg(format!("--userdb={}", dir.path().join("turndb").display()))
             .stdin(Stdio::null())
             .stdout(Stdio::null())
             .stderr(Stdio::null())
             .spawn()
             .expect("start turnserver");
-        let mut turn = Turn {
-            port,
-            relay_ports,
-            child,
-            dir,
-        };
+        let mut turn = Turn { port, relay_ports, child, dir };
         turn.wait_ready();
         turn
     }
@@ -99,9 +76,7 @@ impl Turn {
     /// Until coturn answers a STUN Binding request on its port (at most 10 s).
     fn wait_ready(&mut self) {
         let socket = UdpSocket::bind("127.0.0.1:0").expect("bind a UDP probe");
-        socket
-            .set_read_timeout(Some(Duration::from_millis(200)))
-            .expect("read timeout");
+        socket.set_read_timeout(Some(Duration::from_millis(200))).expect("read timeout");
         let deadline = Instant::now() + Duration::from_secs(10);
         let mut buf = [0u8; 512];
         loop {
@@ -115,11 +90,7 @@ impl Turn {
             if let Ok(Some(status)) = self.child.try_wait() {
                 panic!("turnserver exited early ({status}); log:\n{}", self.log());
             }
-            assert!(
-                Instant::now() < deadline,
-                "turnserver did not answer STUN within 10 s; log:\n{}",
-                self.log()
-            );
+            assert!(Instant::now() < deadline, "turnserver did not answer STUN within 10 s; log:\n{}", self.log());
         }
     }
 
@@ -134,16 +105,10 @@ impl Turn {
             .map(|d| d.filter_map(|e| e.ok().map(|e| e.path())).collect())
             .unwrap_or_default();
         files.retain(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| n.starts_with("turn") && n.ends_with(".log"))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| n.starts_with("turn") && n.ends_with(".log"))
         });
         files.sort();
-        files
-            .iter()
-            .map(|p| std::fs::read_to_string(p).unwrap_or_default())
-            .collect::<Vec<_>>()
-            .join("")
+        files.iter().map(|p| std::fs::read_to_string(p).unwrap_or_default()).collect::<Vec<_>>().join("")
     }
 }
 

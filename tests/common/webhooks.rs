@@ -34,7 +34,8 @@ pub fn receiver() -> (u16, Deliveries) {
             let _ = reader.read_exact(&mut body);
             let status = if n == 0 { "503 Service Unavailable" } else { "200 OK" };
             let mut conn = conn;
-            let _ = conn.write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
+            let _ = conn
+                .write_all(format!("HTTP/1.1 {status}\r\ncontent-length: 0\r\nconnection: close\r\n\r\n").as_bytes());
             if n > 0 {
                 kept.lock().unwrap().push((event, sig, body));
             }

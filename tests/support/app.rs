@@ -25,8 +25,11 @@ impl App {
         let store = tessera::recordings::store::RecordingStore::new(dir.path(), storage).unwrap();
         let hub = ProgramHub::new();
         let sfu = Sfu::new(SfuConfig::default(), Some(Arc::new(hub.clone())));
-        let state = AppState::new(ApiKey::new(key.to_string()).unwrap(), dir.path().to_owned())
-            .with_media(Media::new(sfu.clone(), hub.clone(), store));
+        let state = AppState::new(ApiKey::new(key.to_string()).unwrap(), dir.path().to_owned()).with_media(Media::new(
+            sfu.clone(),
+            hub.clone(),
+            store,
+        ));
         let listener = rt.block_on(tokio::net::TcpListener::bind("127.0.0.1:0")).unwrap();
         let port = listener.local_addr().unwrap().port();
         rt.spawn(async move {

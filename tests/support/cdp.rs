@@ -44,13 +44,12 @@ impl Page {
     pub fn attach(port: u16, url_part: &str, timeout: Duration) -> Page {
         let end = Instant::now() + timeout;
         let ws_url = loop {
-            let found = targets(port)
-                .and_then(|list| {
-                    list.as_array()?
-                        .iter()
-                        .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(url_part)))
-                        .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string))
-                });
+            let found = targets(port).and_then(|list| {
+                list.as_array()?
+                    .iter()
+                    .find(|t| t["type"] == "page" && t["url"].as_str().is_some_and(|u| u.contains(url_part)))
+                    .and_then(|t| t["webSocketDebuggerUrl"].as_str().map(str::to_string))
+            });
             if let Some(url) = found {
                 break url;
             }
@@ -157,10 +156,8 @@ impl Page {
 
     /// Evaluates `expression` in the page (promises awaited) and returns its value.
     pub fn eval(&mut self, expression: &str) -> Value {
-        let r = self.call(
-            "Runtime.evaluate",
-            json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }),
-        );
+        let r = self
+            .call("Runtime.evaluate", json!({ "expression": expression, "returnByValue": true, "awaitPromise": true }));
         assert!(r["exceptionDetails"].is_null(), "{expression} threw: {}", r["exceptionDetails"]);
         r["result"]["value"].clone()
     }

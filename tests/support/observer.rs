@@ -105,7 +105,11 @@ impl Observer {
     }
 }
 
-fn run(mut ws: tungstenite::WebSocket<MaybeTlsStream<TcpStream>>, out: mpsc::Receiver<String>, incoming: mpsc::Sender<(Instant, Value)>) {
+fn run(
+    mut ws: tungstenite::WebSocket<MaybeTlsStream<TcpStream>>,
+    out: mpsc::Receiver<String>,
+    incoming: mpsc::Sender<(Instant, Value)>,
+) {
     loop {
         while let Ok(text) = out.try_recv() {
             if ws.send(Message::text(text)).is_err() {
@@ -122,7 +126,8 @@ fn run(mut ws: tungstenite::WebSocket<MaybeTlsStream<TcpStream>>, out: mpsc::Rec
             }
             Ok(Message::Close(_)) => return,
             Ok(_) => {}
-            Err(tungstenite::Error::Io(e)) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(tungstenite::Error::Io(e))
+                if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
             Err(_) => return,
         }
     }

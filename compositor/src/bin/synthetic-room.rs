@@ -7,14 +7,10 @@ use std::sync::Arc;
 use std::time::{Duration, Instant};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::synthetic::{SyntheticPacket, SyntheticParticipant, SyntheticSpec};
-use tessera_compositor::{Codec, OutputSpec, ProgramConfig, Program};
+use tessera_compositor::{Codec, OutputSpec, Program, ProgramConfig};
 
-const COLORS: [(u32, f64, &str); 4] = [
-    (0xff0000, 440.0, "red"),
-    (0x00ff00, 660.0, "green"),
-    (0x0000ff, 880.0, "blue"),
-    (0xffff00, 1100.0, "yellow"),
-];
+const COLORS: [(u32, f64, &str); 4] =
+    [(0xff0000, 440.0, "red"), (0x00ff00, 660.0, "green"), (0x0000ff, 880.0, "blue"), (0xffff00, 1100.0, "yellow")];
 
 fn main() {
     if let Err(e) = run() {

@@ -166,7 +166,10 @@ impl IngestPreset {
             );
         }
         if program.fps > l.max_fps {
-            return err("fps", format!("{} takes at most {} fps; the program runs at {}", l.service, l.max_fps, program.fps));
+            return err(
+                "fps",
+                format!("{} takes at most {} fps; the program runs at {}", l.service, l.max_fps, program.fps),
+            );
         }
         if program.video_bitrate_kbps > l.max_video_kbps {
             return err(
@@ -199,10 +202,7 @@ impl IngestPreset {
             _ => {}
         }
         if ![44_100, 48_000].contains(&program.audio_sample_rate) {
-            return err(
-                "audio_sample_rate",
-                format!("{} takes AAC-LC at 44100 or 48000 Hz", l.service),
-            );
+            return err("audio_sample_rate", format!("{} takes AAC-LC at 44100 or 48000 Hz", l.service));
         }
         if program.audio_bitrate_kbps > l.max_audio_kbps {
             return err(
@@ -222,10 +222,8 @@ impl IngestPreset {
     pub fn apply(&self, program: &mut ProgramConfig) {
         let l = self.limits();
         let (long, short) = long_short(program.width, program.height);
-        let scale = f64::min(
-            1.0,
-            f64::min(l.max_long_side as f64 / long as f64, l.max_short_side as f64 / short as f64),
-        );
+        let scale =
+            f64::min(1.0, f64::min(l.max_long_side as f64 / long as f64, l.max_short_side as f64 / short as f64));
         if scale < 1.0 {
             program.width = even_floor(program.width as f64 * scale);
             program.height = even_floor(program.height as f64 * scale);
@@ -297,13 +295,10 @@ mod tests {
     fn ivs_standard_takes_1080p_at_8_5_mbits_but_not_more() {
         let p = ProgramConfig { width: 1920, height: 1080, video_bitrate_kbps: 8500, ..Default::default() };
         ivs(IvsChannelType::Standard).check(&p).unwrap();
-        let e = ivs(IvsChannelType::Standard)
-            .check(&ProgramConfig { video_bitrate_kbps: 9000, ..p.clone() })
-            .unwrap_err();
+        let e =
+            ivs(IvsChannelType::Standard).check(&ProgramConfig { video_bitrate_kbps: 9000, ..p.clone() }).unwrap_err();
         assert_eq!(e.field, "video_bitrate_kbps");
-        let e = ivs(IvsChannelType::Standard)
-            .check(&ProgramConfig { width: 2560, height: 1440, ..p })
-            .unwrap_err();
+        let e = ivs(IvsChannelType::Standard).check(&ProgramConfig { width: 2560, height: 1440, ..p }).unwrap_err();
         assert_eq!(e.field, "width");
     }
 
@@ -386,8 +381,7 @@ mod tests {
         assert!(serde_json::from_str::<IngestPreset>(r#"{"preset":"twitch"}"#).is_err());
         let p: IngestPreset = serde_json::from_str(r#"{"preset":"custom"}"#).unwrap();
         assert_eq!(p, IngestPreset::default());
-        let p: IngestPreset =
-            serde_json::from_str(r#"{"preset":"custom","max_video_bitrate_kbps":800}"#).unwrap();
+        let p: IngestPreset = serde_json::from_str(r#"{"preset":"custom","max_video_bitrate_kbps":800}"#).unwrap();
         assert_eq!(p, IngestPreset::Custom(CustomLimits { max_video_bitrate_kbps: Some(800), ..Default::default() }));
         assert!(serde_json::from_str::<IngestPreset>(r#"{"preset":"ivs","channel":"huge"}"#).is_err());
     }

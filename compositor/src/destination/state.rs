@@ -86,8 +86,7 @@ impl DestinationState {
             return None;
         }
         self.last_error = Some(error.to_string());
-        let was_stable =
-            self.live_since.is_some_and(|since| now.saturating_sub(since) >= self.policy.stable_after);
+        let was_stable = self.live_since.is_some_and(|since| now.saturating_sub(since) >= self.policy.stable_after);
         if was_stable {
             self.failures_in_a_row = 0;
         }

@@ -47,17 +47,18 @@ impl RtmpUrl {
         // `[v6]` or `[v6]:port` (the address's colons are not a port's), else `host[:port]`.
         let (host, port) = match authority.strip_prefix('[') {
             Some(bracketed) => {
-                let (addr, after) = bracketed
-                    .split_once(']')
-                    .ok_or_else(|| err("the URL's IPv6 address has no closing ']'"))?;
+                let (addr, after) =
+                    bracketed.split_once(']').ok_or_else(|| err("the URL's IPv6 address has no closing ']'"))?;
                 if addr.is_empty() {
                     return Err(err("the URL has no host"));
                 }
                 let port = match after {
                     "" => None,
-                    _ => Some(after.strip_prefix(':').ok_or_else(|| {
-                        err(format!("unexpected {after:?} after the IPv6 address"))
-                    })?),
+                    _ => Some(
+                        after
+                            .strip_prefix(':')
+                            .ok_or_else(|| err(format!("unexpected {after:?} after the IPv6 address")))?,
+                    ),
                 };
                 (&authority[..addr.len() + 2], port)
             }
@@ -129,10 +130,7 @@ impl RtmpUrl {
         let (segments, query) = path.split_once('?').unwrap_or((path, ""));
         let key_end = segments.trim_end_matches('/').len();
         let key_start = segments[..key_end].rfind('/').map_or(0, |i| i + 1);
-        [&path[key_start..], &segments[key_start..key_end], query]
-            .into_iter()
-            .filter(|s| !s.is_empty())
-            .collect()
+        [&path[key_start..], &segments[key_start..key_end], query].into_iter().filter(|s| !s.is_empty()).collect()
     }
 
     /// `rtmp://host/app/****`: safe for logs and API responses.

@@ -6,27 +6,14 @@ use super::parse::parse_str;
 /// `(name, JSON text)`; each file's `name` field equals its file stem (tested).
 const BUILTINS: &[(&str, &str)] = &[
     ("grid", include_str!("../../../layouts/grid.json")),
-    (
-        "active-speaker",
-        include_str!("../../../layouts/active-speaker.json"),
-    ),
+    ("active-speaker", include_str!("../../../layouts/active-speaker.json")),
     ("sidebar", include_str!("../../../layouts/sidebar.json")),
     ("pip", include_str!("../../../layouts/pip.json")),
     ("single", include_str!("../../../layouts/single.json")),
-    (
-        "portrait-grid",
-        include_str!("../../../layouts/portrait-grid.json"),
-    ),
+    ("portrait-grid", include_str!("../../../layouts/portrait-grid.json")),
 ];
 
-const NAMES: &[&str] = &[
-    "grid",
-    "active-speaker",
-    "sidebar",
-    "pip",
-    "single",
-    "portrait-grid",
-];
+const NAMES: &[&str] = &["grid", "active-speaker", "sidebar", "pip", "single", "portrait-grid"];
 
 pub(crate) fn names() -> &'static [&'static str] {
     NAMES

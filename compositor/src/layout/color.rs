@@ -13,12 +13,7 @@ pub struct Rgba {
 }
 
 impl Rgba {
-    pub const BLACK: Rgba = Rgba {
-        r: 0,
-        g: 0,
-        b: 0,
-        a: 255,
-    };
+    pub const BLACK: Rgba = Rgba { r: 0, g: 0, b: 0, a: 255 };
 
     /// `0xAARRGGBB`, the packing GStreamer uses (videotestsrc `foreground-color`,
     /// compositor `background` colour properties).
@@ -39,12 +34,7 @@ impl FromStr for Rgba {
         }
         // All bytes are ASCII hex digits, so slicing by byte index is safe.
         let byte = |i: usize| u8::from_str_radix(&hex[i..i + 2], 16).map_err(|_| bad());
-        Ok(Rgba {
-            r: byte(0)?,
-            g: byte(2)?,
-            b: byte(4)?,
-            a: if hex.len() == 8 { byte(6)? } else { 255 },
-        })
+        Ok(Rgba { r: byte(0)?, g: byte(2)?, b: byte(4)?, a: if hex.len() == 8 { byte(6)? } else { 255 } })
     }
 }
 

@@ -48,15 +48,7 @@ impl LayoutEngine {
                     continue; // region too small on this canvas
                 }
                 let member = room.members[pick.member];
-                tiles.push(make_tile(
-                    layout,
-                    region,
-                    region_index,
-                    tile_index,
-                    member,
-                    pick.feed,
-                    cell,
-                ));
+                tiles.push(make_tile(layout, region, region_index, tile_index, member, pick.feed, cell));
             }
         }
         tiles
@@ -91,51 +83,31 @@ impl<'a> Room<'a> {
         let mut seen = HashSet::new();
         sorted.retain(|p| seen.insert(p.id.as_str()));
         let screen_shared = sorted.iter().any(|p| p.screen.is_some());
-        Room {
-            members: sorted,
-            screen_shared,
-        }
+        Room { members: sorted, screen_shared }
     }
 
     /// Everything a selector could pick, best first, before eligibility checks.
     fn matches(&self, selector: &Selector) -> Vec<Pick> {
-        let camera = |member| Pick {
-            member,
-            feed: Feed::Camera,
-        };
+        let camera = |member| Pick { member, feed: Feed::Camera };
         let members = self.members.iter().enumerate();
         match selector {
-            Selector::Pinned => members
-                .filter(|(_, p)| p.pinned)
-                .map(|(i, _)| camera(i))
-                .collect(),
+            Selector::Pinned => members.filter(|(_, p)| p.pinned).map(|(i, _)| camera(i)).collect(),
             Selector::Speakers => {
-                let mut speakers: Vec<(u32, usize)> = members
-                    .filter_map(|(i, p)| p.speaker_rank.map(|rank| (rank, i)))
-                    .collect();
+                let mut speakers: Vec<(u32, usize)> =
+                    members.filter_map(|(i, p)| p.speaker_rank.map(|rank| (rank, i))).collect();
                 speakers.sort(); // by rank, then join order
                 speakers.into_iter().map(|(_, i)| camera(i)).collect()
             }
-            Selector::Speaker(rank) => members
-                .filter(|(_, p)| p.speaker_rank == Some(*rank))
-                .map(|(i, _)| camera(i))
-                .collect(),
-            Selector::Identity(id) => members
-                .filter(|(_, p)| p.id == *id)
-                .map(|(i, _)| camera(i))
-                .collect(),
-            Selector::Join(n) => usize::try_from(*n)
-                .ok()
-                .filter(|&i| i < self.members.len())
-                .map(camera)
-                .into_iter()
-                .collect(),
+            Selector::Speaker(rank) => {
+                members.filter(|(_, p)| p.speaker_rank == Some(*rank)).map(|(i, _)| camera(i)).collect()
+            }
+            Selector::Identity(id) => members.filter(|(_, p)| p.id == *id).map(|(i, _)| camera(i)).collect(),
+            Selector::Join(n) => {
+                usize::try_from(*n).ok().filter(|&i| i < self.members.len()).map(camera).into_iter().collect()
+            }
             Selector::Screen => members
                 .filter(|(_, p)| p.screen.is_some())
-                .map(|(member, _)| Pick {
-                    member,
-                    feed: Feed::Screen,
-                })
+                .map(|(member, _)| Pick { member, feed: Feed::Screen })
                 .collect(),
             Selector::Rest => members.map(|(i, _)| camera(i)).collect(),
         }
@@ -150,10 +122,7 @@ struct Placed {
 
 impl Placed {
     fn new(members: usize) -> Self {
-        Placed {
-            camera: vec![false; members],
-            screen: vec![false; members],
-        }
+        Placed { camera: vec![false; members], screen: vec![false; members] }
     }
 
     fn slot(&mut self, pick: Pick) -> Option<&mut bool> {
@@ -183,9 +152,7 @@ fn select(region: &Region, room: &Room<'_>, placed: &Placed) -> Vec<Pick> {
     let capacity = region.capacity();
     let eligible = |pick: &Pick| {
         !placed.contains(*pick)
-            && (region.placeholders
-                || pick.feed == Feed::Screen
-                || room.members[pick.member].camera.is_some())
+            && (region.placeholders || pick.feed == Feed::Screen || room.members[pick.member].camera.is_some())
     };
     let mut chosen: Vec<Pick> = Vec::new();
     for selector in &region.select {
@@ -265,8 +232,6 @@ fn make_tile(
         cell,
         crop,
         zorder,
-        label: region
-            .shows_labels(layout.labels)
-            .then(|| member.name.clone()),
+        label: region.shows_labels(layout.labels).then(|| member.name.clone()),
     }
 }

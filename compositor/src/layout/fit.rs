@@ -5,8 +5,7 @@ use super::geometry::{Rect, VideoSize, floor_even, round_even};
 
 /// True if the source is strictly wider (width/height) than the cell.
 fn source_is_wider(source: VideoSize, cell: Rect) -> bool {
-    u64::from(source.width) * u64::from(cell.height)
-        > u64::from(source.height) * u64::from(cell.width)
+    u64::from(source.width) * u64::from(cell.height) > u64::from(source.height) * u64::from(cell.width)
 }
 
 /// `v` rounded to even, kept within `1..=limit` (preferring 2 over 1).
@@ -32,20 +31,10 @@ pub(crate) fn cover_crop(source: VideoSize, cell: Rect) -> Option<Rect> {
     let (cw, ch) = (f64::from(cell.width), f64::from(cell.height));
     let crop = if source_is_wider(source, cell) {
         let width = even_within(sh * cw / ch, source.width);
-        Rect {
-            x: centred_offset(source.width, width),
-            y: 0,
-            width,
-            height: source.height,
-        }
+        Rect { x: centred_offset(source.width, width), y: 0, width, height: source.height }
     } else {
         let height = even_within(sw * ch / cw, source.height);
-        Rect {
-            x: 0,
-            y: centred_offset(source.height, height),
-            width: source.width,
-            height,
-        }
+        Rect { x: 0, y: centred_offset(source.height, height), width: source.width, height }
     };
     (crop.width != source.width || crop.height != source.height).then_some(crop)
 }

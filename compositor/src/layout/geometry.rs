@@ -45,10 +45,7 @@ impl Rect {
 
     /// True if `other` lies entirely inside `self`.
     pub fn contains(&self, other: &Rect) -> bool {
-        other.x >= self.x
-            && other.y >= self.y
-            && other.right() <= self.right()
-            && other.bottom() <= self.bottom()
+        other.x >= self.x && other.y >= self.y && other.right() <= self.right() && other.bottom() <= self.bottom()
     }
 
     /// True if the two rectangles share any area (touching edges do not count).
@@ -80,12 +77,7 @@ impl Box64 {
     }
 
     pub fn inset(&self, by: i64) -> Box64 {
-        Box64 {
-            x0: self.x0 + by,
-            y0: self.y0 + by,
-            x1: self.x1 - by,
-            y1: self.y1 - by,
-        }
+        Box64 { x0: self.x0 + by, y0: self.y0 + by, x1: self.x1 - by, y1: self.y1 - by }
     }
 
     pub fn to_rect(self) -> Rect {

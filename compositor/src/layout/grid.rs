@@ -32,14 +32,9 @@ impl GridSpec {
             let count = i64::from(count);
             floor_even((total - (count - 1) * self.gap) / count).max(0)
         };
-        let (w, h) = (
-            side(self.area.width(), shape.cols),
-            side(self.area.height(), shape.rows),
-        );
+        let (w, h) = (side(self.area.width(), shape.cols), side(self.area.height(), shape.rows));
         match self.cell_aspect {
-            Some(aspect) if w as f64 > h as f64 * aspect => {
-                (round_even(h as f64 * aspect).min(w), h)
-            }
+            Some(aspect) if w as f64 > h as f64 * aspect => (round_even(h as f64 * aspect).min(w), h),
             Some(aspect) => (w, round_even(w as f64 / aspect).min(h)),
             None => (w, h),
         }
@@ -65,19 +60,14 @@ impl GridSpec {
             let shape = GridShape { rows, cols };
             let (w, h) = self.cell_size(shape);
             let (w, h) = (w as f64, h as f64);
-            let score = if w > h * aspect {
-                h * aspect * h
-            } else {
-                w * w / aspect
-            };
+            let score = if w > h * aspect { h * aspect * h } else { w * w / aspect };
             let empty = rows * cols - n;
             let better = match best {
                 None => true,
                 Some((_, best_score, best_empty)) => {
                     // Relative tolerance: equal areas computed differently still tie.
                     let tolerance = best_score.abs() * 1e-9;
-                    score > best_score + tolerance
-                        || ((score - best_score).abs() <= tolerance && empty <= best_empty)
+                    score > best_score + tolerance || ((score - best_score).abs() <= tolerance && empty <= best_empty)
                 }
             };
             if better {
@@ -85,13 +75,7 @@ impl GridSpec {
             }
         }
         // Unreachable for valid input (cols = max_cols always fits); be safe anyway.
-        best.map_or(
-            GridShape {
-                rows: self.max_rows,
-                cols: self.max_cols,
-            },
-            |(shape, _, _)| shape,
-        )
+        best.map_or(GridShape { rows: self.max_rows, cols: self.max_cols }, |(shape, _, _)| shape)
     }
 
     /// Cells for `n` tiles, row-major. The block of cells is centred in the area
@@ -117,13 +101,7 @@ impl GridSpec {
                 let left = self.area.x0 + floor_even((self.area.width() - row_w).max(0) / 2);
                 let x0 = left + col * (cw + self.gap);
                 let y0 = top + row * (ch + self.gap);
-                Box64 {
-                    x0,
-                    y0,
-                    x1: x0 + cw,
-                    y1: y0 + ch,
-                }
-                .to_rect()
+                Box64 { x0, y0, x1: x0 + cw, y1: y0 + ch }.to_rect()
             })
             .collect()
     }

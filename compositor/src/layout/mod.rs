@@ -62,8 +62,5 @@ impl<'de> serde::Deserialize<'de> for Layout {
 }
 
 fn first_error(errors: Vec<LayoutError>) -> LayoutError {
-    errors
-        .into_iter()
-        .next()
-        .unwrap_or_else(|| LayoutError::new("", "invalid layout"))
+    errors.into_iter().next().unwrap_or_else(|| LayoutError::new("", "invalid layout"))
 }

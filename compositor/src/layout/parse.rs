@@ -7,20 +7,13 @@ use serde_json::Value;
 use super::color::Rgba;
 use super::error::{LayoutError, pointer_push};
 use super::model::{
-    CELL_ASPECT_RANGE, Fit, Layout, MAX_GRID_SIDE, MAX_PADDING, MAX_REGIONS, MAX_Z, Region,
-    RegionCondition, SelectMode, Selector,
+    CELL_ASPECT_RANGE, Fit, Layout, MAX_GRID_SIDE, MAX_PADDING, MAX_REGIONS, MAX_Z, Region, RegionCondition,
+    SelectMode, Selector,
 };
 use super::reader::{Obj, Parser, kind, one_of};
 
 /// Fields of the top-level object. `$schema` is accepted (editor support) and dropped.
-pub const LAYOUT_FIELDS: &[&str] = &[
-    "$schema",
-    "name",
-    "description",
-    "background",
-    "labels",
-    "regions",
-];
+pub const LAYOUT_FIELDS: &[&str] = &["$schema", "name", "description", "background", "labels", "regions"];
 pub const REGION_FIELDS: &[&str] = &[
     "name",
     "x",
@@ -66,17 +59,8 @@ pub fn parse_value(v: &Value) -> Result<Layout, Vec<LayoutError>> {
 fn syntax_error(e: &serde_json::Error) -> LayoutError {
     // serde_json's message ends with " at line L column C"; restate it readably.
     let full = e.to_string();
-    let message = full
-        .rsplit_once(" at line ")
-        .map_or(full.as_str(), |(m, _)| m);
-    LayoutError::new(
-        "",
-        format!(
-            "invalid JSON at line {}, column {}: {message}",
-            e.line(),
-            e.column()
-        ),
-    )
+    let message = full.rsplit_once(" at line ").map_or(full.as_str(), |(m, _)| m);
+    LayoutError::new("", format!("invalid JSON at line {}, column {}: {message}", e.line(), e.column()))
 }
 
 impl Parser {
@@ -85,17 +69,11 @@ impl Parser {
         if let Some(v) = obj.map.get("$schema") {
             self.string(v, &obj.field_path("$schema"));
         }
-        let name = self
-            .required(&obj, "name")
-            .and_then(|v| self.non_empty_string(v, &obj.field_path("name")));
-        let description = self.optional(&obj, "description", |p, v, path| {
-            p.string(v, path).map(str::to_owned)
-        });
+        let name = self.required(&obj, "name").and_then(|v| self.non_empty_string(v, &obj.field_path("name")));
+        let description = self.optional(&obj, "description", |p, v, path| p.string(v, path).map(str::to_owned));
         let background = self.optional(&obj, "background", |p, v, path| p.colour(v, path));
         let labels = self.optional(&obj, "labels", |p, v, path| p.boolean(v, path));
-        let regions = self
-            .required(&obj, "regions")
-            .and_then(|v| self.regions(v, &obj.field_path("regions")));
+        let regions = self.required(&obj, "regions").and_then(|v| self.regions(v, &obj.field_path("regions")));
         Some(Layout {
             name: name?,
             description: description?,
@@ -118,10 +96,7 @@ impl Parser {
 
     fn regions(&mut self, v: &Value, path: &str) -> Option<Vec<Region>> {
         let Some(items) = v.as_array() else {
-            self.error(
-                path,
-                format!("expected an array of regions, found {}", kind(v)),
-            );
+            self.error(path, format!("expected an array of regions, found {}", kind(v)));
             return None;
         };
         if items.is_empty() {
@@ -129,20 +104,11 @@ impl Parser {
             return None;
         }
         if items.len() > MAX_REGIONS {
-            self.error(
-                path,
-                format!(
-                    "at most {MAX_REGIONS} regions are allowed, found {}",
-                    items.len()
-                ),
-            );
+            self.error(path, format!("at most {MAX_REGIONS} regions are allowed, found {}", items.len()));
             return None;
         }
-        let parsed: Vec<Option<Region>> = items
-            .iter()
-            .enumerate()
-            .map(|(i, item)| self.region(item, &pointer_push(path, &i.to_string())))
-            .collect();
+        let parsed: Vec<Option<Region>> =
+            items.iter().enumerate().map(|(i, item)| self.region(item, &pointer_push(path, &i.to_string()))).collect();
         self.check_unique_names(&parsed, path);
         parsed.into_iter().collect()
     }
@@ -152,9 +118,7 @@ impl Parser {
             let Some(name) = region.as_ref().and_then(|r| r.name.as_deref()) else {
                 continue;
             };
-            let first = regions[..i]
-                .iter()
-                .position(|r| r.as_ref().and_then(|r| r.name.as_deref()) == Some(name));
+            let first = regions[..i].iter().position(|r| r.as_ref().and_then(|r| r.name.as_deref()) == Some(name));
             if let Some(first) = first {
                 self.error(
                     pointer_push(&pointer_push(path, &i.to_string()), "name"),
@@ -169,8 +133,7 @@ impl Parser {
         let name = self.optional(&obj, "name", |p, v, path| p.non_empty_string(v, path));
 
         let fraction = |p: &mut Self, key: &str| {
-            p.required(&obj, key)
-                .and_then(|v| p.number_in(v, &obj.field_path(key), 0.0, 1.0))
+            p.required(&obj, key).and_then(|v| p.number_in(v, &obj.field_path(key), 0.0, 1.0))
         };
         let size = |p: &mut Self, key: &str| {
             let value = fraction(p, key)?;
@@ -190,26 +153,19 @@ impl Parser {
         let z = self.optional(&obj, "z", |p, v, path| p.integer_u32(v, path, 0, MAX_Z));
         let fit = self.optional(&obj, "fit", |p, v, path| p.fit(v, path));
         let screen_fit = self.optional(&obj, "screen_fit", |p, v, path| p.fit(v, path));
-        let padding = self.optional(&obj, "padding", |p, v, path| {
-            p.number_in(v, path, 0.0, MAX_PADDING)
-        });
+        let padding = self.optional(&obj, "padding", |p, v, path| p.number_in(v, path, 0.0, MAX_PADDING));
         let labels = self.optional(&obj, "labels", |p, v, path| p.boolean(v, path));
-        let select = self
-            .required(&obj, "select")
-            .and_then(|v| self.selectors(v, &obj.field_path("select")));
+        let select = self.required(&obj, "select").and_then(|v| self.selectors(v, &obj.field_path("select")));
         let select_mode = self.optional(&obj, "select_mode", |p, v, path| p.select_mode(v, path));
         let side = |p: &mut Self, v: &Value, path: &str| p.integer_u32(v, path, 1, MAX_GRID_SIDE);
         let max_rows = self.optional(&obj, "max_rows", side);
         let max_cols = self.optional(&obj, "max_cols", side);
-        let cell_aspect = self.optional(&obj, "cell_aspect", |p, v, path| {
-            p.number_in(v, path, CELL_ASPECT_RANGE.0, CELL_ASPECT_RANGE.1)
-        });
+        let cell_aspect = self
+            .optional(&obj, "cell_aspect", |p, v, path| p.number_in(v, path, CELL_ASPECT_RANGE.0, CELL_ASPECT_RANGE.1));
         let placeholders = self.optional(&obj, "placeholders", |p, v, path| p.boolean(v, path));
         let when = self.optional(&obj, "when", |p, v, path| p.condition(v, path));
 
-        let max = self.optional(&obj, "max", |p, v, path| {
-            p.integer_u32(v, path, 1, MAX_GRID_SIDE * MAX_GRID_SIDE)
-        });
+        let max = self.optional(&obj, "max", |p, v, path| p.integer_u32(v, path, 1, MAX_GRID_SIDE * MAX_GRID_SIDE));
         // Defaults: a 1x1 region; `max` defaults to the whole grid.
         let (max_rows, max_cols) = (max_rows?.unwrap_or(1), max_cols?.unwrap_or(1));
         let cells = max_rows * max_cols;
@@ -217,9 +173,7 @@ impl Parser {
         if max > cells {
             self.error(
                 obj.field_path("max"),
-                format!(
-                    "max {max} exceeds max_rows x max_cols = {max_rows} x {max_cols} = {cells}"
-                ),
+                format!("max {max} exceeds max_rows x max_cols = {max_rows} x {max_cols} = {cells}"),
             );
             return None;
         }
@@ -260,10 +214,7 @@ impl Parser {
         {
             self.error(
                 obj.field_path(size_key),
-                format!(
-                    "{offset_key} + {size_key} = {} exceeds 1 (the canvas edge)",
-                    offset + size
-                ),
+                format!("{offset_key} + {size_key} = {} exceeds 1 (the canvas edge)", offset + size),
             );
         }
     }
@@ -273,10 +224,7 @@ impl Parser {
             "cover" => Some(Fit::Cover),
             "contain" => Some(Fit::Contain),
             other => {
-                self.error(
-                    path,
-                    format!("unknown fit {other:?}, expected \"cover\" or \"contain\""),
-                );
+                self.error(path, format!("unknown fit {other:?}, expected \"cover\" or \"contain\""));
                 None
             }
         }
@@ -287,10 +235,7 @@ impl Parser {
             "first" => Some(SelectMode::First),
             "all" => Some(SelectMode::All),
             other => {
-                self.error(
-                    path,
-                    format!("unknown select_mode {other:?}, expected \"first\" or \"all\""),
-                );
+                self.error(path, format!("unknown select_mode {other:?}, expected \"first\" or \"all\""));
                 None
             }
         }
@@ -298,10 +243,7 @@ impl Parser {
 
     fn selectors(&mut self, v: &Value, path: &str) -> Option<Vec<Selector>> {
         let Some(items) = v.as_array() else {
-            self.error(
-                path,
-                format!("expected an array of selectors, found {}", kind(v)),
-            );
+            self.error(path, format!("expected an array of selectors, found {}", kind(v)));
             return None;
         };
         if items.is_empty() {
@@ -324,10 +266,7 @@ impl Parser {
                 "screen" => Some(Selector::Screen),
                 "rest" => Some(Selector::Rest),
                 key if Selector::WITH_ARGUMENT.contains(&key) => {
-                    self.error(
-                        path,
-                        format!("selector `{key}` needs an argument, e.g. {{\"{key}\": 0}}"),
-                    );
+                    self.error(path, format!("selector `{key}` needs an argument, e.g. {{\"{key}\": 0}}"));
                     None
                 }
                 other => {
@@ -339,15 +278,9 @@ impl Parser {
                 let (key, arg) = map.iter().next()?;
                 let arg_path = pointer_push(path, key);
                 match key.as_str() {
-                    "speaker" => self
-                        .integer_u32(arg, &arg_path, 0, u32::MAX)
-                        .map(Selector::Speaker),
-                    "join" => self
-                        .integer_in(arg, &arg_path, 0, u64::MAX)
-                        .map(Selector::Join),
-                    "identity" => self
-                        .non_empty_string(arg, &arg_path)
-                        .map(Selector::Identity),
+                    "speaker" => self.integer_u32(arg, &arg_path, 0, u32::MAX).map(Selector::Speaker),
+                    "join" => self.integer_in(arg, &arg_path, 0, u64::MAX).map(Selector::Join),
+                    "identity" => self.non_empty_string(arg, &arg_path).map(Selector::Identity),
                     other => {
                         self.error(arg_path, unknown_selector(other));
                         None
@@ -355,23 +288,11 @@ impl Parser {
                 }
             }
             Value::Object(map) => {
-                self.error(
-                    path,
-                    format!(
-                        "a selector object must have exactly one key, found {}",
-                        map.len()
-                    ),
-                );
+                self.error(path, format!("a selector object must have exactly one key, found {}", map.len()));
                 None
             }
             other => {
-                self.error(
-                    path,
-                    format!(
-                        "expected a selector (a string or a one-key object), found {}",
-                        kind(other)
-                    ),
-                );
+                self.error(path, format!("expected a selector (a string or a one-key object), found {}", kind(other)));
                 None
             }
         }
@@ -393,11 +314,7 @@ impl Parser {
             );
             return None;
         }
-        Some(RegionCondition {
-            min_participants: min,
-            max_participants: max,
-            screen_share,
-        })
+        Some(RegionCondition { min_participants: min, max_participants: max, screen_share })
     }
 }
 

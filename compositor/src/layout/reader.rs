@@ -19,11 +19,7 @@ pub(super) fn kind(v: &Value) -> &'static str {
 }
 
 pub(super) fn one_of(names: &[&str]) -> String {
-    names
-        .iter()
-        .map(|n| format!("`{n}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+    names.iter().map(|n| format!("`{n}`")).collect::<Vec<_>>().join(", ")
 }
 
 /// Collects errors while reading a document.
@@ -49,18 +45,9 @@ impl Parser {
         self.errors.push(LayoutError::new(path, reason));
     }
 
-    pub(super) fn object<'a>(
-        &mut self,
-        v: &'a Value,
-        path: &str,
-        what: &str,
-        allowed: &[&str],
-    ) -> Option<Obj<'a>> {
+    pub(super) fn object<'a>(&mut self, v: &'a Value, path: &str, what: &str, allowed: &[&str]) -> Option<Obj<'a>> {
         let Some(map) = v.as_object() else {
-            self.error(
-                path,
-                format!("expected {what} (an object), found {}", kind(v)),
-            );
+            self.error(path, format!("expected {what} (an object), found {}", kind(v)));
             return None;
         };
         for key in map.keys() {
@@ -71,10 +58,7 @@ impl Parser {
                 );
             }
         }
-        Some(Obj {
-            map,
-            path: path.to_owned(),
-        })
+        Some(Obj { map, path: path.to_owned() })
     }
 
     pub(super) fn required<'a>(&mut self, obj: &Obj<'a>, key: &str) -> Option<&'a Value> {
@@ -129,11 +113,7 @@ impl Parser {
             return None;
         };
         if n < min {
-            let sign = if n < 0.0 && min >= 0.0 {
-                "negative; "
-            } else {
-                ""
-            };
+            let sign = if n < 0.0 && min >= 0.0 { "negative; " } else { "" };
             self.error(path, format!("{sign}must be >= {min}, found {n}"));
             return None;
         }
@@ -151,10 +131,7 @@ impl Parser {
                 Some(f) => format!("the non-integer {f}"),
                 None => kind(v).to_owned(),
             };
-            self.error(
-                path,
-                format!("expected a non-negative integer, found {found}"),
-            );
+            self.error(path, format!("expected a non-negative integer, found {found}"));
             return None;
         };
         if n < min || n > max {
@@ -165,7 +142,6 @@ impl Parser {
     }
 
     pub(super) fn integer_u32(&mut self, v: &Value, path: &str, min: u32, max: u32) -> Option<u32> {
-        self.integer_in(v, path, min.into(), max.into())
-            .and_then(|n| u32::try_from(n).ok())
+        self.integer_in(v, path, min.into(), max.into()).and_then(|n| u32::try_from(n).ok())
     }
 }

@@ -175,9 +175,8 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
         ],
     )?;
     let audio_primer = live_src_pad("audio-primer", "audio-primer", &raw_audio_caps(c))?;
-    let primer_sink = audiomixer
-        .request_pad_simple("sink_%u")
-        .ok_or(CompositorError::Gst("audiomixer refused a sink pad".into()))?;
+    let primer_sink =
+        audiomixer.request_pad_simple("sink_%u").ok_or(CompositorError::Gst("audiomixer refused a sink pad".into()))?;
     audio_primer.link(&primer_sink)?;
     // Released once mixed (the mixer's first output): a pad that never has data again would
     // make the mixer wait for its deadline even when every participant's audio is there, i.e.

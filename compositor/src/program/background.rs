@@ -44,52 +44,29 @@ struct PictureState {
 
 /// The live background source (an `imagefreeze` fed by a pad of our own) and the handle that
 /// sets its colour; it shows `argb` once `start`ed.
-pub(crate) fn background_source(
-    caps: &gst::Caps,
-    argb: u32,
-) -> Result<(gst::Element, BackgroundColor)> {
+pub(crate) fn background_source(caps: &gst::Caps, argb: u32) -> Result<(gst::Element, BackgroundColor)> {
     let freeze = make("imagefreeze", Some("background"))?;
     freeze.set_property("is-live", true);
     freeze.set_property("allow-replace", true);
-    let src = freeze
-        .static_pad("src")
-        .ok_or(CompositorError::Gst("imagefreeze without src pad".into()))?;
+    let src = freeze.static_pad("src").ok_or(CompositorError::Gst("imagefreeze without src pad".into()))?;
     // A live imagefreeze reports a maximum latency of a few frames, less than the mixers' minimum
     // (jitter buffer + mixer latency), which fails latency configuration for the whole program.
     // It holds one picture and can send it any time: it has no maximum.
-    src.add_probe(
-        gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL,
-        |_, info| {
-            if let Some(gst::PadProbeData::Query(q)) = info.data.as_mut()
-                && let gst::QueryViewMut::Latency(l) = q.view_mut()
-            {
-                let (live, min, _) = l.result();
-                l.set(live, min, gst::ClockTime::NONE);
-            }
-            gst::PadProbeReturn::Ok
-        },
-    );
-    let sink = freeze
-        .static_pad("sink")
-        .ok_or(CompositorError::Gst("imagefreeze without sink pad".into()))?;
-    let info = gst_video::VideoInfo::from_caps(caps)
-        .map_err(|e| CompositorError::Gst(format!("background caps: {e}")))?;
+    src.add_probe(gst::PadProbeType::QUERY_UPSTREAM | gst::PadProbeType::PULL, |_, info| {
+        if let Some(gst::PadProbeData::Query(q)) = info.data.as_mut()
+            && let gst::QueryViewMut::Latency(l) = q.view_mut()
+        {
+            let (live, min, _) = l.result();
+            l.set(live, min, gst::ClockTime::NONE);
+        }
+        gst::PadProbeReturn::Ok
+    });
+    let sink = freeze.static_pad("sink").ok_or(CompositorError::Gst("imagefreeze without sink pad".into()))?;
+    let info =
+        gst_video::VideoInfo::from_caps(caps).map_err(|e| CompositorError::Gst(format!("background caps: {e}")))?;
     let pad = live_src_pad("background", "background", caps)?;
-    let picture = BackgroundPicture {
-        state: Mutex::new(PictureState {
-            pad,
-            sink,
-            shown: None,
-            wanted: argb,
-        }),
-        info,
-    };
-    Ok((
-        freeze,
-        BackgroundColor {
-            picture: Arc::new(picture),
-        },
-    ))
+    let picture = BackgroundPicture { state: Mutex::new(PictureState { pad, sink, shown: None, wanted: argb }), info };
+    Ok((freeze, BackgroundColor { picture: Arc::new(picture) }))
 }
 
 impl BackgroundColor {
@@ -133,10 +110,7 @@ impl BackgroundPicture {
     fn push(&self, state: &mut PictureState, argb: u32) -> Result<()> {
         // Untimed: the freeze stamps what it sends on.
         let buffer = solid_frame(&self.info, argb)?;
-        state
-            .pad
-            .push(buffer)
-            .map_err(|e| CompositorError::Gst(format!("pushing the background frame: {e:?}")))?;
+        state.pad.push(buffer).map_err(|e| CompositorError::Gst(format!("pushing the background frame: {e:?}")))?;
         state.shown = Some(argb & 0x00ff_ffff);
         Ok(())
     }
@@ -146,20 +120,14 @@ impl BackgroundPicture {
 /// matrix the program's caps declare.
 fn solid_frame(info: &gst_video::VideoInfo, argb: u32) -> Result<gst::Buffer> {
     if info.format() != gst_video::VideoFormat::I420 {
-        return Err(CompositorError::Gst(format!(
-            "background format {:?} is not I420",
-            info.format()
-        )));
+        return Err(CompositorError::Gst(format!("background format {:?} is not I420", info.format())));
     }
     let (y, u, v) = bt601_limited(argb);
-    let buffer =
-        gst::Buffer::with_size(info.size()).map_err(|e| CompositorError::Gst(e.to_string()))?;
+    let buffer = gst::Buffer::with_size(info.size()).map_err(|e| CompositorError::Gst(e.to_string()))?;
     let mut frame = gst_video::VideoFrame::from_buffer_writable(buffer, info)
         .map_err(|_| CompositorError::Gst("mapping the background frame".into()))?;
     for (plane, value) in [(0u32, y), (1, u), (2, v)] {
-        let data = frame
-            .plane_data_mut(plane)
-            .map_err(|e| CompositorError::Gst(e.to_string()))?;
+        let data = frame.plane_data_mut(plane).map_err(|e| CompositorError::Gst(e.to_string()))?;
         data.fill(value);
     }
     Ok(frame.into_buffer())
@@ -193,9 +161,7 @@ mod tests {
     #[test]
     fn a_solid_frame_fills_every_plane() {
         gst::init().unwrap();
-        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 64, 36)
-            .build()
-            .unwrap();
+        let info = gst_video::VideoInfo::builder(gst_video::VideoFormat::I420, 64, 36).build().unwrap();
         let buffer = solid_frame(&info, 0xff00_00ff).unwrap();
         let frame = gst_video::VideoFrame::from_buffer_readable(buffer, &info).unwrap();
         assert!(frame.plane_data(0).unwrap().iter().all(|&p| p == 41));

@@ -145,7 +145,9 @@ mod tests {
                     for (i, _) in text.match_indices("make(\"") {
                         let rest = &text[i + 6..];
                         let name = rest.split('"').next().unwrap_or_default();
-                        if !name.is_empty() && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_') {
+                        if !name.is_empty()
+                            && name.bytes().all(|b| b.is_ascii_lowercase() || b.is_ascii_digit() || b == b'_')
+                        {
                             names.push(name.to_owned());
                         }
                     }

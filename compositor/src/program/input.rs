@@ -103,9 +103,8 @@ impl TrackInput {
             }
         }
         add_chain(&bin, &chain)?;
-        let jb_sink = jb
-            .static_pad("sink")
-            .ok_or_else(|| CompositorError::Gst("rtpjitterbuffer has no sink pad".into()))?;
+        let jb_sink =
+            jb.static_pad("sink").ok_or_else(|| CompositorError::Gst("rtpjitterbuffer has no sink pad".into()))?;
         let rtp = RtpEntry::link(&format!("track-{}", id.0), &params.rtp_caps(), &jb_sink)?;
         let rtcp_sink = jb
             .request_pad_simple("sink_rtcp")
@@ -113,9 +112,7 @@ impl TrackInput {
         let rtcp_caps = gst::Caps::new_empty_simple("application/x-rtcp");
         let rtcp = RtpEntry::link(&format!("track-{}-rtcp", id.0), &rtcp_caps, &rtcp_sink)?;
         let last = chain.last().cloned().ok_or(CompositorError::Gst("empty chain".into()))?;
-        let src = last
-            .static_pad("src")
-            .ok_or_else(|| CompositorError::Gst("chain end has no src pad".into()))?;
+        let src = last.static_pad("src").ok_or_else(|| CompositorError::Gst("chain end has no src pad".into()))?;
         let ghost = gst::GhostPad::builder_with_target(&src)?.name("src").build();
         bin.add_pad(&ghost)?;
         Ok(TrackInput {
@@ -189,10 +186,7 @@ impl TrackInput {
     }
 
     pub fn stats(&self) -> TrackStats {
-        TrackStats {
-            packets: self.packets.load(Ordering::Relaxed),
-            rejected: self.rejected.load(Ordering::Relaxed),
-        }
+        TrackStats { packets: self.packets.load(Ordering::Relaxed), rejected: self.rejected.load(Ordering::Relaxed) }
     }
 }
 
@@ -237,9 +231,7 @@ pub(crate) fn placeholder_bin(index: u64, name: &str, config: &ProgramConfig) ->
     text.set_property("shaded-background", false);
     let chain = [src, super::elements::capsfilter(caps)?, text.clone()];
     add_chain(&bin, &chain)?;
-    let pad = text
-        .static_pad("src")
-        .ok_or_else(|| CompositorError::Gst("textoverlay has no src pad".into()))?;
+    let pad = text.static_pad("src").ok_or_else(|| CompositorError::Gst("textoverlay has no src pad".into()))?;
     bin.add_pad(&gst::GhostPad::builder_with_target(&pad)?.name("src").build())?;
     Ok(bin)
 }

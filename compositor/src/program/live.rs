@@ -6,9 +6,7 @@
 
 use super::elements::make;
 use super::{Inner, OutputId, OutputSpec, ProgramEvent, lock};
-use crate::destination::{
-    DestinationId, DestinationInfo, DestinationSpec, DestinationState, DestinationStatus,
-};
+use crate::destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationState, DestinationStatus};
 use crate::error::{CompositorError, Result};
 use gst::prelude::*;
 use std::collections::BTreeMap;
@@ -165,7 +163,9 @@ impl Inner {
         d.retired.insert(output, now);
         drop(d);
         match retry {
-            Some(delay) => tracing::warn!(destination = %id, error = %text, retry_in = ?delay, "destination connection failed; reconnecting"),
+            Some(delay) => {
+                tracing::warn!(destination = %id, error = %text, retry_in = ?delay, "destination connection failed; reconnecting")
+            }
             None => tracing::warn!(destination = %id, error = %text, "destination failed; giving up"),
         }
         self.emit(ProgramEvent::DestinationChanged { destination: id, status, error: Some(text) });

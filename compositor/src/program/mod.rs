@@ -2,17 +2,17 @@
 //! thread without blocking, the layout can be swapped between two frames, and outputs attach and
 //! detach while the program runs.
 
+mod backbone;
 mod background;
 mod bus;
-mod backbone;
 mod elements;
 mod input;
 mod live;
+mod opus_decoder;
 mod output;
 mod preview;
-mod scene;
 mod rtp_entry;
-mod opus_decoder;
+mod scene;
 mod tile_crop;
 
 pub use elements::{REQUIRED_ELEMENTS, missing_elements};
@@ -43,15 +43,30 @@ pub type EventHandler = Arc<dyn Fn(ProgramEvent) + Send + Sync>;
 
 #[derive(Debug, Clone, PartialEq)]
 pub enum ProgramEvent {
-    OutputFailed { output: OutputId, error: String },
-    TrackFailed { track: TrackId, error: String },
-    ProgramFailed { error: String },
+    OutputFailed {
+        output: OutputId,
+        error: String,
+    },
+    TrackFailed {
+        track: TrackId,
+        error: String,
+    },
+    ProgramFailed {
+        error: String,
+    },
     /// A live-streaming destination changed state; `error` (stream key masked) says why it
     /// dropped.
-    DestinationChanged { destination: DestinationId, status: DestinationStatus, error: Option<String> },
+    DestinationChanged {
+        destination: DestinationId,
+        status: DestinationStatus,
+        error: Option<String>,
+    },
     /// A sink inside an output reported on its recording (Tessera's recording sinks post a
     /// `tessera-recording` structure: `state` = `complete`, `failed`, `empty` or `pending`).
-    OutputMessage { output: OutputId, message: gst::Structure },
+    OutputMessage {
+        output: OutputId,
+        message: gst::Structure,
+    },
 }
 
 /// Figures about the running program.
@@ -193,11 +208,8 @@ impl Program {
 
     /// Removes a participant and all their tracks.
     pub fn remove_participant(&self, identity: &str) -> Result<()> {
-        let ids: Vec<TrackId> = read(&self.inner.tracks)
-            .values()
-            .filter(|t| t.params.participant == identity)
-            .map(|t| t.id)
-            .collect();
+        let ids: Vec<TrackId> =
+            read(&self.inner.tracks).values().filter(|t| t.params.participant == identity).map(|t| t.id).collect();
         for id in ids {
             self.remove_track(id)?;
         }
@@ -229,9 +241,8 @@ impl Program {
         inner.pipeline.add(&track.bin)?;
         let src = track.src_pad().ok_or(CompositorError::Gst("track bin has no src".into()))?;
         let mixer = if track.is_video() { &inner.backbone.compositor } else { &inner.backbone.audiomixer };
-        let mixer_pad = mixer
-            .request_pad_simple("sink_%u")
-            .ok_or(CompositorError::Gst("mixer refused a sink pad".into()))?;
+        let mixer_pad =
+            mixer.request_pad_simple("sink_%u").ok_or(CompositorError::Gst("mixer refused a sink pad".into()))?;
         if let Err(e) = src.link(&mixer_pad) {
             mixer.release_request_pad(&mixer_pad);
             let _ = inner.pipeline.remove(&track.bin);
@@ -491,9 +502,7 @@ impl Inner {
         let weak: Weak<Inner> = Arc::downgrade(inner);
         if let Some(pad) = inner.backbone.compositor.static_pad("src") {
             pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let (Some(inner), Some(gst::PadProbeData::Buffer(b))) =
-                    (weak.upgrade(), info.data.as_ref())
-                {
+                if let (Some(inner), Some(gst::PadProbeData::Buffer(b))) = (weak.upgrade(), info.data.as_ref()) {
                     inner.frames.fetch_add(1, Ordering::Relaxed);
                     if let Some(pts) = b.pts() {
                         inner.position.store(pts.nseconds(), Ordering::Relaxed);
@@ -622,8 +631,7 @@ impl Inner {
             .map(|p| (p.id.clone(), p.name.clone()))
             .collect();
         let mut placeholders = lock(&self.placeholders);
-        let stale: Vec<String> =
-            placeholders.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
+        let stale: Vec<String> = placeholders.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
         for id in stale {
             if let Some(bin) = placeholders.remove(&id) {
                 let pad = lock(&self.scene).unregister_pad(&id, TileSource::Placeholder);
@@ -668,9 +676,7 @@ impl Inner {
         bin.sync_state_with_parent()?;
         let mut tee_pads = Vec::new();
         for (tee, kind) in [(&self.backbone.video_tee, "video"), (&self.backbone.audio_tee, "audio")] {
-            let tee_pad = tee
-                .request_pad_simple("src_%u")
-                .ok_or(CompositorError::Gst("tee refused a pad".into()))?;
+            let tee_pad = tee.request_pad_simple("src_%u").ok_or(CompositorError::Gst("tee refused a pad".into()))?;
             let sink_pad = bin.static_pad(kind).ok_or(CompositorError::Gst("no output pad".into()))?;
             tee_pad.link(&sink_pad)?;
             tee_pads.push(tee_pad);
@@ -682,8 +688,7 @@ impl Inner {
             let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
             pad.send_event(ev);
         }
-        lock(&self.outputs)
-            .insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos });
+        lock(&self.outputs).insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos });
         tracing::info!(output = %id, "output attached");
         Ok(id)
     }
@@ -700,19 +705,20 @@ impl Inner {
             return Ok(branch.shared.clone());
         }
         let weak = Arc::downgrade(inner);
-        let (bin, shared) = preview::build_bin(inner.config.width, inner.config.height, *lock(&inner.preview_idle), move |shared| {
-            if shared.idle()
-                && let Some(inner) = weak.upgrade()
-            {
-                // Not from the streaming thread: detaching stops this very thread.
-                let weak = Arc::downgrade(&inner);
-                inner.pipeline.call_async(move |_| {
-                    if let Some(inner) = weak.upgrade() {
-                        inner.detach_idle_preview();
-                    }
-                });
-            }
-        })?;
+        let (bin, shared) =
+            preview::build_bin(inner.config.width, inner.config.height, *lock(&inner.preview_idle), move |shared| {
+                if shared.idle()
+                    && let Some(inner) = weak.upgrade()
+                {
+                    // Not from the streaming thread: detaching stops this very thread.
+                    let weak = Arc::downgrade(&inner);
+                    inner.pipeline.call_async(move |_| {
+                        if let Some(inner) = weak.upgrade() {
+                            inner.detach_idle_preview();
+                        }
+                    });
+                }
+            })?;
         shared.touch();
         inner.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;

@@ -117,8 +117,7 @@ fn add_sink(bin: &gst::Bin, sink: &gst::Element) -> Result<()> {
 pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst::Element)> {
     let bin = gst::Bin::builder().name(format!("output-{}", id.0)).build();
     let (mux, video_pad, audio_pad) = match &spec {
-        OutputSpec::Mp4File { fragment_duration, .. }
-        | OutputSpec::FragmentedMp4 { fragment_duration, .. } => {
+        OutputSpec::Mp4File { fragment_duration, .. } | OutputSpec::FragmentedMp4 { fragment_duration, .. } => {
             let mux = make("mp4mux", Some("mux"))?;
             mux.set_property("fragment-duration", fragment_duration.as_millis().max(1) as u32);
             mux.set_property("streamable", matches!(spec, OutputSpec::FragmentedMp4 { .. }));
@@ -147,14 +146,10 @@ pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst
     for (kind, template) in [("video", video_pad), ("audio", audio_pad)] {
         let q = queue(&format!("{kind}-queue"))?;
         bin.add(&q)?;
-        let mux_pad = mux
-            .request_pad_simple(template)
-            .ok_or_else(|| CompositorError::Gst(format!("muxer has no {kind} pad")))?;
-        q.static_pad("src")
-            .ok_or_else(|| CompositorError::Gst("queue without src".into()))?
-            .link(&mux_pad)?;
-        let target =
-            q.static_pad("sink").ok_or_else(|| CompositorError::Gst("queue without sink".into()))?;
+        let mux_pad =
+            mux.request_pad_simple(template).ok_or_else(|| CompositorError::Gst(format!("muxer has no {kind} pad")))?;
+        q.static_pad("src").ok_or_else(|| CompositorError::Gst("queue without src".into()))?.link(&mux_pad)?;
+        let target = q.static_pad("sink").ok_or_else(|| CompositorError::Gst("queue without sink".into()))?;
         bin.add_pad(&contained_sink_pad(kind, &target)?)?;
     }
     Ok((bin, sink))
@@ -167,9 +162,13 @@ pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst
 /// error and its output being unlinked. The error itself still reaches the bus, where the
 /// output is reported and torn down.
 fn contained_sink_pad(kind: &str, target: &gst::Pad) -> Result<gst::GhostPad> {
-    fn contain(flow: std::result::Result<gst::FlowSuccess, gst::FlowError>) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
+    fn contain(
+        flow: std::result::Result<gst::FlowSuccess, gst::FlowError>,
+    ) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
         match flow {
-            Err(gst::FlowError::Error | gst::FlowError::NotNegotiated | gst::FlowError::NotSupported) => Ok(gst::FlowSuccess::Ok),
+            Err(gst::FlowError::Error | gst::FlowError::NotNegotiated | gst::FlowError::NotSupported) => {
+                Ok(gst::FlowSuccess::Ok)
+            }
             other => other,
         }
     }

@@ -152,7 +152,8 @@ pub(crate) fn build_bin(
 fn still_of(sample: &gst::Sample) -> Option<(Vec<u8>, Duration)> {
     let buffer = sample.buffer()?;
     let segment = sample.segment()?.downcast_ref::<gst::ClockTime>()?.clone();
-    let position = buffer.pts().and_then(|pts| segment.to_running_time(pts)).map(|t| Duration::from_nanos(t.nseconds()));
+    let position =
+        buffer.pts().and_then(|pts| segment.to_running_time(pts)).map(|t| Duration::from_nanos(t.nseconds()));
     let jpeg = buffer.map_readable().ok()?.to_vec();
     Some((jpeg, position.unwrap_or_default()))
 }

@@ -4,11 +4,9 @@
 //! aggregator thread just before a frame is composed, so every pad property of one layout changes
 //! between two output frames and never halfway through one.
 
-use crate::layout::{
-    Canvas, Layout, LayoutEngine, ParticipantView, Rect, Tile, TileSource, VideoSize,
-};
 use super::background::BackgroundColor;
 use super::tile_crop::TileCrop;
+use crate::layout::{Canvas, Layout, LayoutEngine, ParticipantView, Rect, Tile, TileSource, VideoSize};
 use gst::prelude::*;
 use std::collections::BTreeMap;
 
@@ -164,8 +162,7 @@ impl Scene {
 
     fn rank_speakers(&mut self) {
         for p in self.participants.values_mut() {
-            p.speaker_rank =
-                self.speakers.iter().position(|s| s == &p.id).map(|r| r as u32);
+            p.speaker_rank = self.speakers.iter().position(|s| s == &p.id).map(|r| r as u32);
         }
     }
 
@@ -179,8 +176,7 @@ impl Scene {
     ) {
         // The caller hid the pad (alpha 0) before registering it: no GStreamer call is made
         // under the scene lock outside the compositor's own thread.
-        self.pads
-            .insert((participant.to_string(), source), SourcePad { pad, label, cropper });
+        self.pads.insert((participant.to_string(), source), SourcePad { pad, label, cropper });
         self.touch();
     }
 
@@ -206,7 +202,8 @@ impl Scene {
         let tiles = self.compute_tiles();
         let mut plan = ScenePlan { generation: self.generation, pads: Vec::new(), deferred: Vec::new() };
         if let Some(bg) = &self.background {
-            plan.deferred.push(DeferredUpdate::Background { color: bg.clone(), argb: self.layout.background().argb_u32() });
+            plan.deferred
+                .push(DeferredUpdate::Background { color: bg.clone(), argb: self.layout.background().argb_u32() });
         }
         for ((participant, source), sp) in self.pads.iter_mut() {
             let tile = tiles.iter().find(|t| &t.participant == participant && t.source == *source);
@@ -319,4 +316,3 @@ impl DeferredUpdate {
         }
     }
 }
-

@@ -8,11 +8,7 @@ use super::*;
 
 fn config(cases: u32) -> ProptestConfig {
     // No regression files: a failure prints its minimal input, which belongs in a unit test.
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// An RTP packet: header fields, CSRCs, an extension of `ext` words, payload and padding.
@@ -56,35 +52,19 @@ impl Built {
 
 fn built() -> impl Strategy<Value = Built> {
     (
-        (
-            0u8..128,
-            any::<u16>(),
-            any::<u32>(),
-            any::<u32>(),
-            any::<bool>(),
-        ),
+        (0u8..128, any::<u16>(), any::<u32>(), any::<u32>(), any::<bool>()),
         0usize..=15,
         prop::option::of(0usize..20),
         prop::collection::vec(any::<u8>(), 1..100),
         prop_oneof![Just(0u8), 1u8..=255],
     )
-        .prop_map(
-            |((payload_type, sequence, timestamp, ssrc, marker), csrcs, ext, payload, padding)| {
-                Built {
-                    header: RtpHeader {
-                        payload_type,
-                        sequence,
-                        timestamp,
-                        ssrc,
-                        marker,
-                    },
-                    csrcs,
-                    ext,
-                    payload,
-                    padding,
-                }
-            },
-        )
+        .prop_map(|((payload_type, sequence, timestamp, ssrc, marker), csrcs, ext, payload, padding)| Built {
+            header: RtpHeader { payload_type, sequence, timestamp, ssrc, marker },
+            csrcs,
+            ext,
+            payload,
+            padding,
+        })
 }
 
 /// A refusal is an `InvalidRtp` with a reason; an acceptance reads the header as it is.
@@ -93,10 +73,7 @@ fn check(pkt: &[u8]) -> Result<Option<RtpHeader>, TestCaseError> {
         Ok(h) => {
             prop_assert!(pkt.len() > 12 && pkt[0] >> 6 == 2);
             prop_assert_eq!(h.payload_type, pkt[1] & 0x7f);
-            prop_assert_eq!(
-                h.ssrc,
-                u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]])
-            );
+            prop_assert_eq!(h.ssrc, u32::from_be_bytes([pkt[8], pkt[9], pkt[10], pkt[11]]));
             Ok(Some(h))
         }
         Err(CompositorError::InvalidRtp(reason)) => {

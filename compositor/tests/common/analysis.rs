@@ -145,7 +145,16 @@ thread_local! {
 pub fn last_decoded_packets(n: usize) -> String {
     let Some(path) = LAST_DECODED.with(|l| l.borrow().clone()) else { return "no file decoded".into() };
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-select_streams", "v", "-show_entries", "packet=pts_time,dts_time,flags", "-of", "csv=p=0"])
+        .args([
+            "-v",
+            "error",
+            "-select_streams",
+            "v",
+            "-show_entries",
+            "packet=pts_time,dts_time,flags",
+            "-of",
+            "csv=p=0",
+        ])
         .arg(&path)
         .output();
     match out {
@@ -236,11 +245,7 @@ pub fn keyframes(path: &Path) -> (Vec<f64>, bool) {
         .output()
         .expect("ffprobe runs");
     let text = String::from_utf8_lossy(&out.stdout);
-    let keys = text
-        .lines()
-        .filter(|l| l.contains('K'))
-        .filter_map(|l| l.split(',').next()?.parse().ok())
-        .collect();
+    let keys = text.lines().filter(|l| l.contains('K')).filter_map(|l| l.split(',').next()?.parse().ok()).collect();
     let streams = Command::new("ffprobe")
         .args(["-v", "error", "-select_streams", "v:0", "-show_entries", "stream=has_b_frames", "-of", "csv=p=0"])
         .arg(path)

@@ -11,7 +11,7 @@ use std::sync::{Arc, Mutex};
 use std::time::Duration;
 use tessera_compositor::layout::Layout;
 use tessera_compositor::synthetic::{SyntheticPacket, SyntheticParticipant, SyntheticSpec};
-use tessera_compositor::{ProgramConfig, Program, TrackId, TrackKind};
+use tessera_compositor::{Program, ProgramConfig, TrackId, TrackKind};
 
 pub const RED: u32 = 0xff0000;
 pub const GREEN: u32 = 0x00ff00;
@@ -78,16 +78,16 @@ impl Room {
                 return;
             }
             match pkt {
-                    SyntheticPacket::Rtp { kind, data } => {
-                        if let Some(id) = t.get(&kind) {
-                            let _ = program.push_rtp(*id, &data);
-                        }
+                SyntheticPacket::Rtp { kind, data } => {
+                    if let Some(id) = t.get(&kind) {
+                        let _ = program.push_rtp(*id, &data);
                     }
-                    SyntheticPacket::SenderReport { kind, report } => {
-                        if let Some(id) = t.get(&kind) {
-                            let _ = program.push_sender_report(*id, &report);
-                        }
+                }
+                SyntheticPacket::SenderReport { kind, report } => {
+                    if let Some(id) = t.get(&kind) {
+                        let _ = program.push_sender_report(*id, &report);
                     }
+                }
             }
         };
         let deliver = Arc::new(deliver);
@@ -175,9 +175,7 @@ pub fn tile_center(tiles: &[Tile], participant: &str) -> Option<(f64, f64)> {
     tiles
         .iter()
         .find(|t| t.participant == participant && t.source != TileSource::Screen)
-        .map(|t| {
-            (t.rect.x as f64 + t.rect.width as f64 / 2.0, t.rect.y as f64 + t.rect.height as f64 / 2.0)
-        })
+        .map(|t| (t.rect.x as f64 + t.rect.width as f64 / 2.0, t.rect.y as f64 + t.rect.height as f64 / 2.0))
 }
 
 /// A recording in progress and, once finished, what it contains.

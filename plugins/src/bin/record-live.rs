@@ -27,7 +27,9 @@ fn main() {
     });
     let pattern = std::env::var("VIDEO_PATTERN").unwrap_or_else(|_| "ball".into());
     let fragment_ms = std::env::var("FRAGMENT_MS").unwrap_or_else(|_| "1000".into());
-    let desc = format!("videotestsrc is-live=true pattern={pattern} ! {video} ! h264parse ! mp4mux fragment-duration={fragment_ms} streamable=true ! {sink}");
+    let desc = format!(
+        "videotestsrc is-live=true pattern={pattern} ! {video} ! h264parse ! mp4mux fragment-duration={fragment_ms} streamable=true ! {sink}"
+    );
     let pipeline = match gst::parse::launch(&desc) {
         Ok(p) => p,
         Err(e) => {

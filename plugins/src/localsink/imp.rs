@@ -54,7 +54,10 @@ impl ObjectImpl for LocalRecordingSink {
     fn properties() -> &'static [glib::ParamSpec] {
         static PROPS: LazyLock<Vec<glib::ParamSpec>> = LazyLock::new(|| {
             vec![
-                sink::string_pspec("location", "Path of the finished recording (written as LOCATION.partial until complete)"),
+                sink::string_pspec(
+                    "location",
+                    "Path of the finished recording (written as LOCATION.partial until complete)",
+                ),
                 sink::spool_dir_pspec(),
                 sink::finish_timeout_pspec(),
             ]
@@ -110,7 +113,10 @@ impl BaseSinkImpl for LocalRecordingSink {
             return Err(gst::error_msg!(gst::ResourceError::Settings, ["The location property is required"]));
         };
         let spool_dir = s.spool_dir.unwrap_or_else(|| {
-            location.parent().filter(|p| !p.as_os_str().is_empty()).map_or_else(sink::default_spool_dir, |p| p.join(".tessera-spool"))
+            location
+                .parent()
+                .filter(|p| !p.as_os_str().is_empty())
+                .map_or_else(sink::default_spool_dir, |p| p.join(".tessera-spool"))
         });
         // Local parts are cheap; the S3 size keeps reads of the spool in large chunks.
         self.core.start(self.obj().upcast_ref(), Target::Local { location }, &spool_dir, S3_MIN_PART_SIZE)

@@ -26,7 +26,12 @@ impl LocalStorage {
     }
 
     fn open_partial(&self) -> Result<File, StorageError> {
-        OpenOptions::new().write(true).create(true).truncate(false).open(&self.partial).map_err(|e| io_err("opening", &self.partial, e))
+        OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(false)
+            .open(&self.partial)
+            .map_err(|e| io_err("opening", &self.partial, e))
     }
 }
 

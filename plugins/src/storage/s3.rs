@@ -8,7 +8,9 @@ use aws_sdk_s3::Client;
 use aws_sdk_s3::config::http::HttpResponse;
 use aws_sdk_s3::config::retry::RetryConfig;
 use aws_sdk_s3::config::timeout::TimeoutConfig;
-use aws_sdk_s3::config::{BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation};
+use aws_sdk_s3::config::{
+    BehaviorVersion, Credentials, Region, RequestChecksumCalculation, ResponseChecksumValidation,
+};
 use aws_sdk_s3::error::{DisplayErrorContext, ProvideErrorMetadata, SdkError};
 use aws_sdk_s3::primitives::{ByteStream, Length};
 use aws_sdk_s3::types::{CompletedMultipartUpload, CompletedPart};
@@ -164,7 +166,9 @@ impl S3Storage {
 pub(crate) fn classify(code: &str, status: u16) -> ErrorKind {
     match (code, status) {
         ("NoSuchUpload", _) => ErrorKind::NoSuchUpload,
-        ("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed", _) => ErrorKind::Transient,
+        ("SlowDown" | "RequestTimeout" | "InternalError" | "ServiceUnavailable" | "RequestTimeTooSkewed", _) => {
+            ErrorKind::Transient
+        }
         (_, 408 | 429) | (_, 500..) => ErrorKind::Transient,
         _ => ErrorKind::Permanent,
     }
@@ -187,11 +191,21 @@ impl Storage for S3Storage {
         let mut parts = Vec::new();
         let mut marker: Option<String> = None;
         loop {
-            let req = self.client.list_parts().bucket(&self.bucket).key(&self.key).upload_id(upload_id).set_part_number_marker(marker.clone());
+            let req = self
+                .client
+                .list_parts()
+                .bucket(&self.bucket)
+                .key(&self.key)
+                .upload_id(upload_id)
+                .set_part_number_marker(marker.clone());
             let out = block_on(req.send()).map_err(|e| self.err("ListParts", e))?;
             for p in out.parts() {
                 if let (Some(n), Some(len), Some(etag)) = (p.part_number(), p.size(), p.e_tag()) {
-                    parts.push(RemotePart { n: u32::try_from(n).unwrap_or(0), len: u64::try_from(len).unwrap_or(0), etag: etag.to_owned() });
+                    parts.push(RemotePart {
+                        n: u32::try_from(n).unwrap_or(0),
+                        len: u64::try_from(len).unwrap_or(0),
+                        etag: etag.to_owned(),
+                    });
                 }
             }
             marker = out.next_part_number_marker().map(str::to_owned);
@@ -206,8 +220,10 @@ impl Storage for S3Storage {
     fn upload_part(&mut self, upload_id: &str, n: u32, part: &SpoolRange) -> Result<String, StorageError> {
         let number = i32::try_from(n).map_err(|_| StorageError::new(ErrorKind::Permanent, "too many parts"))?;
         // Streamed from the spool file (re-read on a retry), never held in memory.
-        let body = block_on(ByteStream::read_from().path(&part.path).offset(part.offset).length(Length::Exact(part.len)).build())
-            .map_err(|e| StorageError::new(ErrorKind::Permanent, format!("reading spool {}: {e}", part.path.display())))?;
+        let body = block_on(
+            ByteStream::read_from().path(&part.path).offset(part.offset).length(Length::Exact(part.len)).build(),
+        )
+        .map_err(|e| StorageError::new(ErrorKind::Permanent, format!("reading spool {}: {e}", part.path.display())))?;
         let req = self
             .client
             .upload_part()
@@ -218,13 +234,17 @@ impl Storage for S3Storage {
             .content_length(i64::try_from(part.len).unwrap_or(i64::MAX))
             .body(body);
         let out = block_on(req.send()).map_err(|e| self.err("UploadPart", e))?;
-        out.e_tag().map(str::to_owned).ok_or_else(|| StorageError::new(ErrorKind::Transient, "UploadPart: no ETag in the reply"))
+        out.e_tag()
+            .map(str::to_owned)
+            .ok_or_else(|| StorageError::new(ErrorKind::Transient, "UploadPart: no ETag in the reply"))
     }
 
     fn complete(&mut self, upload_id: &str, parts: &[PartRecord]) -> Result<(), StorageError> {
         let completed = parts
             .iter()
-            .map(|p| CompletedPart::builder().part_number(i32::try_from(p.n).unwrap_or(i32::MAX)).e_tag(&p.etag).build())
+            .map(|p| {
+                CompletedPart::builder().part_number(i32::try_from(p.n).unwrap_or(i32::MAX)).e_tag(&p.etag).build()
+            })
             .collect();
         let req = self
             .client

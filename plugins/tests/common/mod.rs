@@ -14,7 +14,8 @@ pub const SECRET_KEY: &str = "tessera-test-secret";
 
 /// `weed` from PATH or ~/.local/bin; missing is a test failure, not a skip.
 pub fn weed_binary() -> PathBuf {
-    let mut dirs: Vec<PathBuf> = std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
+    let mut dirs: Vec<PathBuf> =
+        std::env::var_os("PATH").map(|p| std::env::split_paths(&p).collect()).unwrap_or_default();
     if let Some(home) = std::env::var_os("HOME") {
         dirs.push(Path::new(&home).join(".local/bin"));
     }
@@ -156,7 +157,8 @@ impl Weed {
 
     /// (key, upload id) of the multipart uploads in progress.
     pub fn uploads(&self, bucket: &str) -> Vec<(String, String)> {
-        let out = self.rt.block_on(self.client.list_multipart_uploads().bucket(bucket).send()).expect("ListMultipartUploads");
+        let out =
+            self.rt.block_on(self.client.list_multipart_uploads().bucket(bucket).send()).expect("ListMultipartUploads");
         out.uploads()
             .iter()
             .map(|u| (u.key().unwrap_or_default().to_owned(), u.upload_id().unwrap_or_default().to_owned()))
@@ -170,7 +172,10 @@ impl Weed {
     }
 
     pub fn list_part_sizes(&self, bucket: &str, key: &str, upload_id: &str) -> Vec<i64> {
-        let out = self.rt.block_on(self.client.list_parts().bucket(bucket).key(key).upload_id(upload_id).send()).expect("ListParts");
+        let out = self
+            .rt
+            .block_on(self.client.list_parts().bucket(bucket).key(key).upload_id(upload_id).send())
+            .expect("ListParts");
         out.parts().iter().map(|p| p.size().unwrap_or(0)).collect()
     }
 }
@@ -213,7 +218,15 @@ pub struct Probe {
 /// ffprobe: decodes every video frame (counting them) and reads their timestamps.
 pub fn probe(path: &Path) -> Probe {
     let out = Command::new("ffprobe")
-        .args(["-v", "error", "-count_frames", "-show_entries", "format=duration:stream=codec_type,codec_name,nb_read_frames", "-of", "json"])
+        .args([
+            "-v",
+            "error",
+            "-count_frames",
+            "-show_entries",
+            "format=duration:stream=codec_type,codec_name,nb_read_frames",
+            "-of",
+            "json",
+        ])
         .arg(path)
         .output()
         .expect("ffprobe");
@@ -227,7 +240,10 @@ pub fn probe(path: &Path) -> Probe {
         .arg(path)
         .output()
         .expect("ffprobe frames");
-    let mut times: Vec<f64> = String::from_utf8_lossy(&ts.stdout).lines().filter_map(|l| l.trim().trim_end_matches(',').parse().ok()).collect();
+    let mut times: Vec<f64> = String::from_utf8_lossy(&ts.stdout)
+        .lines()
+        .filter_map(|l| l.trim().trim_end_matches(',').parse().ok())
+        .collect();
     times.sort_by(f64::total_cmp);
     let max_gap = times.windows(2).map(|w| w[1] - w[0]).fold(0.0, f64::max);
     Probe {
@@ -280,7 +296,8 @@ pub fn run_pipeline(desc: &str, secs: f64, mut during: impl FnMut(f64)) -> (Vec<
     (messages, error)
 }
 
-pub const AUDIO: &str = "audiotestsrc is-live=true wave=ticks ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! mux.";
+pub const AUDIO: &str =
+    "audiotestsrc is-live=true wave=ticks ! audio/x-raw,rate=48000,channels=2 ! avenc_aac ! aacparse ! mux.";
 
 /// A live H.264 pipeline into mp4mux (fragments of 1 s) and then `sink`.
 pub fn live_pipeline(video_caps: &str, bitrate_kbit: u32, pattern: &str, with_audio: bool, sink: &str) -> String {

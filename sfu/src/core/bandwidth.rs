@@ -127,7 +127,8 @@ impl BandwidthEstimator {
         while self.sent.len() >= 2 && now.saturating_duration_since(self.sent[1].0) >= SENT_WINDOW {
             self.sent.pop_front();
         }
-        let congested = self.losing(now) && self.sent_bps(now).is_some_and(|sent| (bps as f64) < sent as f64 * CONGESTED);
+        let congested =
+            self.losing(now) && self.sent_bps(now).is_some_and(|sent| (bps as f64) < sent as f64 * CONGESTED);
         let limit = if congested {
             if let Some(p) = self.probing_since.take() {
                 // The probe failed: wait longer for the next one.

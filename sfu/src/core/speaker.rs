@@ -134,9 +134,7 @@ impl ActiveSpeakerDetector {
                     now
                 }
             };
-            let dwell_ok = self
-                .changed_at
-                .is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.min_dwell);
+            let dwell_ok = self.changed_at.is_none_or(|t| now.saturating_duration_since(t) >= self.cfg.min_dwell);
             if !dwell_ok || now.saturating_duration_since(since) < self.cfg.hold {
                 return None;
             }

@@ -23,15 +23,15 @@ use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCI
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtp;
-use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
 use rtc::sansio::Protocol;
 use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 use tokio::sync::mpsc;
 
 use super::media::{Media, Pace, Stream, is_keyframe, next_packet};
-use crate::participant::Participant;
 use crate::codecs::{codec_list, register_codecs};
+use crate::participant::Participant;
 use crate::peer::{AUDIO_LEVEL_URI, Role, engines_with_codecs};
 use crate::signal::{Candidate, ServerMessage, Target, TrackDecl};
 use crate::sync::random_u32;
@@ -106,7 +106,12 @@ impl Peer {
     pub(crate) fn receive(&mut self, from: SocketAddr, data: bytes::BytesMut, now: Instant) {
         let msg = TaggedBytesMut {
             now,
-            transport: TransportContext { local_addr: self.addr, peer_addr: from, ecn: None, transport_protocol: TransportProtocol::UDP },
+            transport: TransportContext {
+                local_addr: self.addr,
+                peer_addr: from,
+                ecn: None,
+                transport_protocol: TransportProtocol::UDP,
+            },
             message: data,
         };
         if let Err(e) = self.core.handle_read(msg) {
@@ -174,7 +179,12 @@ struct VideoIn {
 const PLI_INTERVAL: std::time::Duration = std::time::Duration::from_millis(500);
 
 impl Client {
-    pub(crate) fn new(name: &str, participant: Arc<Participant>, outbox: mpsc::UnboundedReceiver<ServerMessage>, base: SocketAddr) -> Client {
+    pub(crate) fn new(
+        name: &str,
+        participant: Arc<Participant>,
+        outbox: mpsc::UnboundedReceiver<ServerMessage>,
+        base: SocketAddr,
+    ) -> Client {
         Client {
             name: name.to_owned(),
             participant,
@@ -261,8 +271,10 @@ impl Client {
                 .expect("codec");
             let rids: Vec<Option<String>> =
                 if m.is_video() { m.layers.iter().map(|l| l.rid.clone()).collect() } else { vec![None] };
-            let streams: Vec<Stream> =
-                rids.iter().map(|_| Stream { ssrc: random_u32(), seq: 1, timestamp: random_u32(), keyframe_due: true }).collect();
+            let streams: Vec<Stream> = rids
+                .iter()
+                .map(|_| Stream { ssrc: random_u32(), seq: 1, timestamp: random_u32(), keyframe_due: true })
+                .collect();
             let encodings = rids
                 .iter()
                 .zip(&streams)
@@ -285,7 +297,8 @@ impl Client {
         let offer = peer.core.create_offer(None).expect("publish offer");
         peer.core.set_local_description(now, offer).expect("local offer");
         let sdp = peer.core.local_description().expect("offer").sdp;
-        let answer = self.participant.publish_offer(sdp.clone(), decls).await.expect("the SFU answers the publish offer");
+        let answer =
+            self.participant.publish_offer(sdp.clone(), decls).await.expect("the SFU answers the publish offer");
         let answer = RTCSessionDescription::answer(answer).expect("answer SDP");
         peer.core.set_remote_description(now, answer).expect("the SFU's answer applies");
         if new && !gathered {
@@ -300,7 +313,8 @@ impl Client {
             let Some(mut s) = peer.core.rtp_sender(t.sender) else { continue };
             let params = s.get_parameters();
             t.pt = params.rtp_parameters.codecs.first().map(|c| c.payload_type);
-            let ext = |uri: &str| params.rtp_parameters.header_extensions.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
+            let ext =
+                |uri: &str| params.rtp_parameters.header_extensions.iter().find(|e| e.uri == uri).map(|e| e.id as u8);
             t.mid = ext(MID_URI).zip(mid_of(&sdp, &t.media.id));
             t.rid = ext(RID_URI);
             t.level = ext(AUDIO_LEVEL_URI);
@@ -371,7 +385,10 @@ impl Client {
                 match e {
                     RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => peer.state = s,
                     RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                        let video = peer.core.rtp_receiver(init.receiver_id).is_some_and(|r| r.track().kind() == RtpCodecKind::Video);
+                        let video = peer
+                            .core
+                            .rtp_receiver(init.receiver_id)
+                            .is_some_and(|r| r.track().kind() == RtpCodecKind::Video);
                         if video {
                             let v = VideoIn { receiver: init.receiver_id, decoding: false, asked: None };
                             self.video_in.insert(init.track_id.clone(), v);
@@ -452,7 +469,9 @@ fn publisher_codecs() -> MediaEngine {
 fn mid_of(sdp: &str, track_id: &str) -> Option<String> {
     sdp.split("\nm=").find_map(|section| {
         let lines = || section.lines().map(str::trim);
-        lines().any(|l| l.strip_prefix("a=msid:").and_then(|m| m.split_whitespace().nth(1)) == Some(track_id)).then_some(())?;
+        lines()
+            .any(|l| l.strip_prefix("a=msid:").and_then(|m| m.split_whitespace().nth(1)) == Some(track_id))
+            .then_some(())?;
         lines().find_map(|l| l.strip_prefix("a=mid:")).map(str::to_owned)
     })
 }

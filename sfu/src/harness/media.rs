@@ -46,7 +46,11 @@ impl Media {
 
     /// A VP8 camera of one layer (360 lines, about 120 kbit/s).
     pub fn camera(id: &str) -> Media {
-        Media { id: id.to_owned(), source: TrackSource::Camera, layers: vec![Layer { rid: None, height: 360, payload: 500 }] }
+        Media {
+            id: id.to_owned(),
+            source: TrackSource::Camera,
+            layers: vec![Layer { rid: None, height: 360, payload: 500 }],
+        }
     }
 
     /// A VP8 camera in three simulcast layers `q`, `h`, `f`: 180, 360 and 720 lines at about

@@ -38,16 +38,16 @@ use std::ops::{Index, IndexMut};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
-use rtc::shared::TransportProtocol;
 use rtc::sansio::Protocol;
+use rtc::shared::TransportProtocol;
 use tokio::sync::mpsc;
 
 pub use client::{Client, Received};
 pub use media::{AUDIO_PACKET, Layer, Media, VIDEO_FRAME, is_keyframe, layer_of};
 
 use crate::config::SfuConfig;
-use crate::signal::ServerMessage;
 use crate::sfu::Sfu;
+use crate::signal::ServerMessage;
 use crate::sync::lock;
 use crate::track::PublishedTrack;
 use crate::transport::Transport;
@@ -272,7 +272,13 @@ impl Net {
                 while let Some(d) = peer.core.poll_write() {
                     moved += 1;
                     if d.transport.peer_addr == self.wire.addr() {
-                        self.transport.deliver(d.transport.peer_addr, d.transport.local_addr, TransportProtocol::UDP, &d.message, now);
+                        self.transport.deliver(
+                            d.transport.peer_addr,
+                            d.transport.local_addr,
+                            TransportProtocol::UDP,
+                            &d.message,
+                            now,
+                        );
                     }
                 }
             }

@@ -12,7 +12,6 @@ pub(crate) use negotiation::validate_sdp;
 
 use crate::core::SubscribeNegotiation;
 
-
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, Weak};
@@ -26,17 +25,16 @@ use tokio::sync::mpsc;
 use crate::config::SfuConfig;
 use crate::core::BandwidthEstimator;
 use crate::error::{Error, Result};
+use crate::events::ParticipantEvent;
 use crate::forward::DownTrack;
 use crate::handoff::TrackSource;
 use crate::peer::{Role, build_core};
-use crate::signal::{ParticipantInfo, ServerMessage, Target};
-use crate::events::ParticipantEvent;
-use crate::transport::{Connection, ConnectionHandler, TrackOpen};
 use crate::room::Room;
 use crate::sfu::Sfu;
+use crate::signal::{ParticipantInfo, ServerMessage, Target};
 use crate::sync::lock;
 use crate::track::PublishedTrack;
-
+use crate::transport::{Connection, ConnectionHandler, TrackOpen};
 
 pub(crate) struct Subscription {
     pub(crate) down: Arc<DownTrack>,
@@ -214,7 +212,8 @@ impl Participant {
         if let Some(pc) = pc.as_ref() {
             return Ok(Arc::clone(pc));
         }
-        let sfu = self.room.upgrade().and_then(|r| r.sfu.upgrade()).ok_or_else(|| Error::Conflict("room is gone".into()))?;
+        let sfu =
+            self.room.upgrade().and_then(|r| r.sfu.upgrade()).ok_or_else(|| Error::Conflict("room is gone".into()))?;
         let transport = (Sfu { inner: Arc::clone(&sfu) }).transport()?;
         let role = match target {
             Target::Publish => Role::Both,

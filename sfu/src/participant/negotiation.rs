@@ -2,22 +2,21 @@
 //! subscribe offers made one at a time (changes meanwhile wait for the answer), trickled
 //! candidates, and the SDP checks before anything reaches the WebRTC stack.
 
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 
 use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
+use super::Participant;
 use crate::core::OnChange;
 use crate::error::{Error, Result};
 use crate::forward::DownTrack;
 use crate::peer::advertise_public_ips;
 use crate::signal::{Candidate, ServerMessage, Target, TrackDecl};
-use crate::transport::Connection;
-use super::Participant;
 use crate::sync::lock;
 use crate::track::PublishedTrack;
-
+use crate::transport::Connection;
 
 impl Participant {
     /// Our SDP as the client should see it (public addresses in the candidates).
@@ -71,7 +70,8 @@ impl Participant {
     /// Applies the client's answer to our subscribe offer.
     pub async fn subscribe_answer(self: &Arc<Self>, sdp: String) -> Result<()> {
         validate_sdp(&sdp)?;
-        let pc = self.subscribe_pc.lock().await.clone().ok_or_else(|| Error::BadRequest("no subscribe offer".into()))?;
+        let pc =
+            self.subscribe_pc.lock().await.clone().ok_or_else(|| Error::BadRequest("no subscribe offer".into()))?;
         let mut neg = self.negotiation.lock().await;
         let dirty = neg.on_answer().map_err(|_| Error::BadRequest("no subscribe offer outstanding".into()))?;
         let applied = pc.accept_answer(sdp);

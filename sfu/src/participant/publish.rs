@@ -11,25 +11,23 @@ use rtc::shared::marshal::Marshal;
 use rtc::{rtcp, rtp};
 use tokio::sync::mpsc;
 
+use super::{Inbound, Participant};
 use crate::core::parse_audio_level;
 use crate::error::{Error, Result};
 use crate::forward::{DownTrack, Output, TrackForwarder};
-use crate::handoff::{
-    HandoffEvent, KeyframeRequester, MediaGate, TrackInfo, TrackSource,
-};
+use crate::handoff::{HandoffEvent, KeyframeRequester, MediaGate, TrackInfo, TrackSource};
 use crate::peer::{AUDIO_LEVEL_URI, extmap_id, simulcast_rids};
-use crate::signal::ServerMessage;
-use crate::transport::{Connection, TrackOpen};
-use super::{Inbound, Participant};
 use crate::room::Room;
+use crate::signal::ServerMessage;
 use crate::sync::{lock, random_u32};
 use crate::track::{PublishedTrack, default_pt, spawn_keyframe_requests};
-
+use crate::transport::{Connection, TrackOpen};
 
 impl Participant {
     /// Mutes or unmutes one of my tracks and tells the room.
     pub fn set_muted(&self, track_id: &str, muted: bool) -> Result<()> {
-        let t = lock(&self.tracks).get(track_id).cloned().ok_or_else(|| Error::NotFound(format!("track {track_id}")))?;
+        let t =
+            lock(&self.tracks).get(track_id).cloned().ok_or_else(|| Error::NotFound(format!("track {track_id}")))?;
         t.muted.store(muted, Ordering::Relaxed);
         if let Some(room) = self.room.upgrade() {
             room.broadcast(
@@ -108,7 +106,8 @@ impl Participant {
 
     /// A published track's packet, read from the socket at `now`: forwarded at once.
     pub(crate) fn on_rtp(&self, track_id: &str, pkt: rtp::Packet, now: Instant) {
-        let Some((track, level_id)) = lock(&self.inbound).get(track_id).map(|i| (Arc::clone(&i.track), i.level_id)) else {
+        let Some((track, level_id)) = lock(&self.inbound).get(track_id).map(|i| (Arc::clone(&i.track), i.level_id))
+        else {
             return;
         };
         if let Some(id) = level_id
@@ -191,7 +190,9 @@ impl Participant {
         let Some(room) = self.room.upgrade() else { return };
         tracing::info!(room = %room.name, track = %track.id, "unpublished");
         track.forwarder.set_handoff(None);
-        if let (Some(info), Some(h)) = (lock(&track.handoff_info).take(), room.sfu.upgrade().and_then(|s| s.handoff.clone())) {
+        if let (Some(info), Some(h)) =
+            (lock(&track.handoff_info).take(), room.sfu.upgrade().and_then(|s| s.handoff.clone()))
+        {
             h.push(HandoffEvent::Unpublished(info));
         }
         room.broadcast(

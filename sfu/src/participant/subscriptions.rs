@@ -2,26 +2,26 @@
 //! (each change renegotiated), and the receive bandwidth its video layers are chosen from.
 
 use std::collections::HashSet;
-use std::sync::atomic::Ordering;
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Instant;
 
 use rtc::media_stream::MediaStreamTrack;
+use rtc::rtcp;
 use rtc::rtcp::payload_feedbacks::full_intra_request::FullIntraRequest;
 use rtc::rtcp::payload_feedbacks::picture_loss_indication::PictureLossIndication;
 use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEstimatedMaximumBitrate;
 use rtc::rtcp::receiver_report::ReceiverReport;
-use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
+use rtc::rtp_transceiver::rtp_sender::{
+    RTCRtpCodingParameters, RTCRtpEncodingParameters, RTCRtpRtxParameters, RtpCodecKind,
 };
-use rtc::rtcp;
 
+use super::{Participant, Subscription};
 use crate::error::{Error, Result};
 use crate::forward::{DownTrack, Output, PT_UNKNOWN};
 use crate::signal::Target;
-use super::{Participant, Subscription};
 use crate::sync::{lock, random_u32};
 use crate::track::PublishedTrack;
-
 
 impl Participant {
     pub(crate) fn wants(&self, publisher: &str) -> bool {
@@ -105,7 +105,9 @@ impl Participant {
                 // must not keep the others from this subscriber.
                 match self.subscribe_to(t).await {
                     Ok(c) => changed |= c,
-                    Err(e) => tracing::warn!(participant = %self.id, track = %t.id, mime = %t.codec.mime_type, "cannot forward this track: {e}"),
+                    Err(e) => {
+                        tracing::warn!(participant = %self.id, track = %t.id, mime = %t.codec.mime_type, "cannot forward this track: {e}")
+                    }
                 }
             }
         }

@@ -12,9 +12,7 @@ use crate::proptests::mutate::{mutate, mutations};
 use crate::proptests::rtcp::{bytes_of, compound, parse, ssrc};
 
 fn splitter(sent: Vec<u32>) -> RtcpToApp {
-    RtcpToApp {
-        sent_ssrcs: sent.into_iter().collect(),
-    }
+    RtcpToApp { sent_ssrcs: sent.into_iter().collect() }
 }
 
 /// What `packets` should give: one receiver report per report block, and each REMB, PLI,

@@ -22,14 +22,11 @@ use crate::stats::TransportCounters;
 
 /// A connection that has answered a browser's offer (`sdp.rs`'s fixture), and its local ufrag.
 fn negotiated() -> (RTCPeerConnection, String) {
-    let (mut core, ufrag) =
-        build_core(Arc::new(TransportCounters::default()), Role::Both).expect("a core builds");
+    let (mut core, ufrag) = build_core(Arc::new(TransportCounters::default()), Role::Both).expect("a core builds");
     let offer = RTCSessionDescription::offer(super::sdp::offer()).expect("the fixture parses");
-    core.set_remote_description(Instant::now(), offer)
-        .expect("the fixture applies");
+    core.set_remote_description(Instant::now(), offer).expect("the fixture applies");
     let answer = core.create_answer(None).expect("an answer");
-    core.set_local_description(Instant::now(), answer)
-        .expect("the answer applies");
+    core.set_local_description(Instant::now(), answer).expect("the answer applies");
     (core, ufrag)
 }
 
@@ -40,10 +37,8 @@ thread_local! {
 /// A connectivity check naming `ufrag` (with a MESSAGE-INTEGRITY that cannot be right), then
 /// damaged.
 fn check(ufrag: String, extra: Vec<(u16, Vec<u8>)>) -> Vec<u8> {
-    let mut attrs = vec![
-        (0x0006u16, format!("{ufrag}:Xq3f").into_bytes()),
-        (0x0024, 0x6e7f_00ffu32.to_be_bytes().to_vec()),
-    ];
+    let mut attrs =
+        vec![(0x0006u16, format!("{ufrag}:Xq3f").into_bytes()), (0x0024, 0x6e7f_00ffu32.to_be_bytes().to_vec())];
     attrs.extend(extra);
     attrs.push((0x0008, vec![0xab; 20]));
     attrs.push((0x8028, vec![0; 4]));
@@ -75,18 +70,9 @@ enum Datagram {
 fn datagram() -> impl Strategy<Value = Datagram> {
     prop_oneof![
         prop::collection::vec(any::<u8>(), 0..400).prop_map(Datagram::Bytes),
-        (
-            prop::collection::vec(
-                (any::<u16>(), prop::collection::vec(any::<u8>(), 0..12)),
-                0..3
-            ),
-            mutations()
-        )
+        (prop::collection::vec((any::<u16>(), prop::collection::vec(any::<u8>(), 0..12)), 0..3), mutations())
             .prop_map(|(extra, damage)| Datagram::Check(extra, damage)),
-        (
-            prop_oneof![20u8..=63, 128u8..=191],
-            prop::collection::vec(any::<u8>(), 0..300)
-        )
+        (prop_oneof![20u8..=63, 128u8..=191], prop::collection::vec(any::<u8>(), 0..300))
             .prop_map(|(first, rest)| Datagram::Ranged(first, rest)),
     ]
 }

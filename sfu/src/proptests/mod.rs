@@ -21,9 +21,5 @@ use proptest::test_runner::Config;
 /// `cases` cases and no regression files (they would land in `sfu/proptest-regressions`; a
 /// failure prints its minimal input, which belongs in a unit test).
 pub(crate) fn config(cases: u32) -> Config {
-    Config {
-        cases,
-        failure_persistence: None,
-        ..Config::default()
-    }
+    Config { cases, failure_persistence: None, ..Config::default() }
 }

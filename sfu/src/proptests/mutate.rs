@@ -18,20 +18,12 @@ pub(crate) enum Mutation {
 }
 
 fn mutation() -> impl Strategy<Value = Mutation> {
-    let extreme = prop_oneof![
-        Just(0u16),
-        Just(1),
-        Just(0x7fff),
-        Just(0x8000),
-        Just(u16::MAX),
-        any::<u16>()
-    ];
+    let extreme = prop_oneof![Just(0u16), Just(1), Just(0x7fff), Just(0x8000), Just(u16::MAX), any::<u16>()];
     prop_oneof![
         any::<Index>().prop_map(Mutation::Truncate),
         (any::<Index>(), any::<u8>()).prop_map(|(i, b)| Mutation::Set(i, b)),
         (any::<Index>(), extreme).prop_map(|(i, v)| Mutation::Field16(i, v)),
-        (any::<Index>(), prop::collection::vec(any::<u8>(), 1..16))
-            .prop_map(|(i, b)| Mutation::Insert(i, b)),
+        (any::<Index>(), prop::collection::vec(any::<u8>(), 1..16)).prop_map(|(i, b)| Mutation::Insert(i, b)),
         (any::<Index>(), 1usize..32).prop_map(|(i, n)| Mutation::Remove(i, n)),
     ]
 }

@@ -13,9 +13,7 @@ use rtc::rtcp::payload_feedbacks::receiver_estimated_maximum_bitrate::ReceiverEs
 use rtc::rtcp::receiver_report::ReceiverReport;
 use rtc::rtcp::reception_report::ReceptionReport;
 use rtc::rtcp::sender_report::SenderReport;
-use rtc::rtcp::source_description::{
-    SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem,
-};
+use rtc::rtcp::source_description::{SdesType, SourceDescription, SourceDescriptionChunk, SourceDescriptionItem};
 use rtc::rtcp::transport_feedbacks::transport_layer_nack::{NackPair, TransportLayerNack};
 
 use super::config;
@@ -28,41 +26,34 @@ pub(crate) fn ssrc() -> impl Strategy<Value = u32> {
 }
 
 fn block() -> impl Strategy<Value = ReceptionReport> {
-    (
-        ssrc(),
-        any::<u8>(),
-        0u32..(1 << 24),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
+    (ssrc(), any::<u8>(), 0u32..(1 << 24), any::<u32>(), any::<u32>(), any::<u32>(), any::<u32>()).prop_map(
+        |(ssrc, fraction_lost, total_lost, last_sequence_number, jitter, last_sender_report, delay)| ReceptionReport {
+            ssrc,
+            fraction_lost,
+            total_lost,
+            last_sequence_number,
+            jitter,
+            last_sender_report,
+            delay,
+        },
     )
-        .prop_map(
-            |(
-                ssrc,
-                fraction_lost,
-                total_lost,
-                last_sequence_number,
-                jitter,
-                last_sender_report,
-                delay,
-            )| ReceptionReport {
-                ssrc,
-                fraction_lost,
-                total_lost,
-                last_sequence_number,
-                jitter,
-                last_sender_report,
-                delay,
-            },
-        )
 }
 
 fn receiver_report() -> impl Strategy<Value = Box<dyn Packet>> {
-    (ssrc(), prop::collection::vec(block(), 0..=31)).prop_map(
-        |(ssrc, reports)| -> Box<dyn Packet> {
-            Box::new(ReceiverReport {
+    (ssrc(), prop::collection::vec(block(), 0..=31)).prop_map(|(ssrc, reports)| -> Box<dyn Packet> {
+        Box::new(ReceiverReport { ssrc, reports, ..Default::default() })
+    })
+}
+
+fn sender_report() -> impl Strategy<Value = Box<dyn Packet>> {
+    (ssrc(), any::<u64>(), any::<u32>(), any::<u32>(), any::<u32>(), prop::collection::vec(block(), 0..4)).prop_map(
+        |(ssrc, ntp_time, rtp_time, packet_count, octet_count, reports)| -> Box<dyn Packet> {
+            Box::new(SenderReport {
                 ssrc,
+                ntp_time,
+                rtp_time,
+                packet_count,
+                octet_count,
                 reports,
                 ..Default::default()
             })
@@ -70,138 +61,56 @@ fn receiver_report() -> impl Strategy<Value = Box<dyn Packet>> {
     )
 }
 
-fn sender_report() -> impl Strategy<Value = Box<dyn Packet>> {
-    (
-        ssrc(),
-        any::<u64>(),
-        any::<u32>(),
-        any::<u32>(),
-        any::<u32>(),
-        prop::collection::vec(block(), 0..4),
-    )
-        .prop_map(
-            |(ssrc, ntp_time, rtp_time, packet_count, octet_count, reports)| -> Box<dyn Packet> {
-                Box::new(SenderReport {
-                    ssrc,
-                    ntp_time,
-                    rtp_time,
-                    packet_count,
-                    octet_count,
-                    reports,
-                    ..Default::default()
-                })
-            },
-        )
-}
-
 fn remb() -> impl Strategy<Value = Box<dyn Packet>> {
-    (
-        ssrc(),
-        0u64..20_000_000_000,
-        prop::collection::vec(ssrc(), 1..8),
+    (ssrc(), 0u64..20_000_000_000, prop::collection::vec(ssrc(), 1..8)).prop_map(
+        |(sender_ssrc, bps, ssrcs)| -> Box<dyn Packet> {
+            Box::new(ReceiverEstimatedMaximumBitrate { sender_ssrc, bitrate: bps as f32, ssrcs })
+        },
     )
-        .prop_map(|(sender_ssrc, bps, ssrcs)| -> Box<dyn Packet> {
-            Box::new(ReceiverEstimatedMaximumBitrate {
-                sender_ssrc,
-                bitrate: bps as f32,
-                ssrcs,
-            })
-        })
 }
 
 fn pli() -> impl Strategy<Value = Box<dyn Packet>> {
     (ssrc(), ssrc()).prop_map(|(sender_ssrc, media_ssrc)| -> Box<dyn Packet> {
-        Box::new(PictureLossIndication {
-            sender_ssrc,
-            media_ssrc,
-        })
+        Box::new(PictureLossIndication { sender_ssrc, media_ssrc })
     })
 }
 
 fn fir() -> impl Strategy<Value = Box<dyn Packet>> {
-    (ssrc(), prop::collection::vec((ssrc(), any::<u8>()), 1..4)).prop_map(
-        |(sender_ssrc, entries)| -> Box<dyn Packet> {
-            let fir = entries
-                .into_iter()
-                .map(|(ssrc, sequence_number)| FirEntry {
-                    ssrc,
-                    sequence_number,
-                })
-                .collect();
-            Box::new(FullIntraRequest {
-                sender_ssrc,
-                media_ssrc: 0,
-                fir,
-            })
-        },
-    )
+    (ssrc(), prop::collection::vec((ssrc(), any::<u8>()), 1..4)).prop_map(|(sender_ssrc, entries)| -> Box<dyn Packet> {
+        let fir = entries.into_iter().map(|(ssrc, sequence_number)| FirEntry { ssrc, sequence_number }).collect();
+        Box::new(FullIntraRequest { sender_ssrc, media_ssrc: 0, fir })
+    })
 }
 
 fn nack() -> impl Strategy<Value = Box<dyn Packet>> {
-    (
-        ssrc(),
-        ssrc(),
-        prop::collection::vec((any::<u16>(), any::<u16>()), 1..5),
+    (ssrc(), ssrc(), prop::collection::vec((any::<u16>(), any::<u16>()), 1..5)).prop_map(
+        |(sender_ssrc, media_ssrc, pairs)| -> Box<dyn Packet> {
+            let nacks =
+                pairs.into_iter().map(|(packet_id, lost_packets)| NackPair { packet_id, lost_packets }).collect();
+            Box::new(TransportLayerNack { sender_ssrc, media_ssrc, nacks })
+        },
     )
-        .prop_map(|(sender_ssrc, media_ssrc, pairs)| -> Box<dyn Packet> {
-            let nacks = pairs
-                .into_iter()
-                .map(|(packet_id, lost_packets)| NackPair {
-                    packet_id,
-                    lost_packets,
-                })
-                .collect();
-            Box::new(TransportLayerNack {
-                sender_ssrc,
-                media_ssrc,
-                nacks,
-            })
-        })
 }
 
 fn sdes() -> impl Strategy<Value = Box<dyn Packet>> {
-    let kind = prop::sample::select(vec![
-        SdesType::SdesCname,
-        SdesType::SdesName,
-        SdesType::SdesTool,
-        SdesType::SdesNote,
-    ]);
-    let item = (kind, prop::collection::vec(any::<u8>(), 0..40)).prop_map(|(sdes_type, text)| {
-        SourceDescriptionItem {
-            sdes_type,
-            text: Bytes::from(text),
-        }
-    });
+    let kind =
+        prop::sample::select(vec![SdesType::SdesCname, SdesType::SdesName, SdesType::SdesTool, SdesType::SdesNote]);
+    let item = (kind, prop::collection::vec(any::<u8>(), 0..40))
+        .prop_map(|(sdes_type, text)| SourceDescriptionItem { sdes_type, text: Bytes::from(text) });
     let chunk = (ssrc(), prop::collection::vec(item, 1..3))
         .prop_map(|(source, items)| SourceDescriptionChunk { source, items });
-    prop::collection::vec(chunk, 1..3)
-        .prop_map(|chunks| -> Box<dyn Packet> { Box::new(SourceDescription { chunks }) })
+    prop::collection::vec(chunk, 1..3).prop_map(|chunks| -> Box<dyn Packet> { Box::new(SourceDescription { chunks }) })
 }
 
 fn bye() -> impl Strategy<Value = Box<dyn Packet>> {
-    (prop::collection::vec(ssrc(), 1..4), "[ -~]{0,30}").prop_map(
-        |(sources, reason)| -> Box<dyn Packet> {
-            Box::new(Goodbye {
-                sources,
-                reason: Bytes::from(reason),
-            })
-        },
-    )
+    (prop::collection::vec(ssrc(), 1..4), "[ -~]{0,30}")
+        .prop_map(|(sources, reason)| -> Box<dyn Packet> { Box::new(Goodbye { sources, reason: Bytes::from(reason) }) })
 }
 
 /// A compound of the packets browsers send: reports first, then feedback and the rest.
 pub(crate) fn compound() -> impl Strategy<Value = Vec<Box<dyn Packet>>> {
     let first = prop_oneof![receiver_report(), sender_report()];
-    let rest = prop_oneof![
-        receiver_report(),
-        sender_report(),
-        remb(),
-        pli(),
-        fir(),
-        nack(),
-        sdes(),
-        bye()
-    ];
+    let rest = prop_oneof![receiver_report(), sender_report(), remb(), pli(), fir(), nack(), sdes(), bye()];
     (first, prop::collection::vec(rest, 0..6)).prop_map(|(first, mut rest)| {
         rest.insert(0, first);
         rest
@@ -210,9 +119,7 @@ pub(crate) fn compound() -> impl Strategy<Value = Vec<Box<dyn Packet>>> {
 
 /// The bytes of a compound.
 pub(crate) fn bytes_of(packets: &[Box<dyn Packet>]) -> Vec<u8> {
-    marshal(packets)
-        .expect("a generated compound marshals")
-        .to_vec()
+    marshal(packets).expect("a generated compound marshals").to_vec()
 }
 
 /// Parses `datagram` as a compound (`None`: refused, with an error that says something).
@@ -220,10 +127,7 @@ pub(crate) fn parse(datagram: &[u8]) -> Result<Option<Vec<Box<dyn Packet>>>, Tes
     match unmarshal(&mut Bytes::copy_from_slice(datagram)) {
         Ok(packets) => Ok(Some(packets)),
         Err(e) => {
-            prop_assert!(
-                !e.to_string().trim().is_empty(),
-                "an RTCP error without a message: {e:?}"
-            );
+            prop_assert!(!e.to_string().trim().is_empty(), "an RTCP error without a message: {e:?}");
             Ok(None)
         }
     }

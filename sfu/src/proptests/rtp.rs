@@ -22,18 +22,10 @@ const TWO_BYTE: u16 = 0x1000;
 /// Header extensions as browsers send them (RFC 8285 one- or two-byte), or none.
 fn extensions() -> impl Strategy<Value = Option<(u16, Vec<Extension>)>> {
     // Distinct ids, as negotiated.
-    let one =
-        prop::collection::btree_map(1u8..=14, prop::collection::vec(any::<u8>(), 1..=16), 1..5);
-    let two =
-        prop::collection::btree_map(1u8..=255, prop::collection::vec(any::<u8>(), 0..=40), 1..4);
-    let ext = |v: BTreeMap<u8, Vec<u8>>| {
-        v.into_iter()
-            .map(|(id, p)| Extension {
-                id,
-                payload: Bytes::from(p),
-            })
-            .collect()
-    };
+    let one = prop::collection::btree_map(1u8..=14, prop::collection::vec(any::<u8>(), 1..=16), 1..5);
+    let two = prop::collection::btree_map(1u8..=255, prop::collection::vec(any::<u8>(), 0..=40), 1..4);
+    let ext =
+        |v: BTreeMap<u8, Vec<u8>>| v.into_iter().map(|(id, p)| Extension { id, payload: Bytes::from(p) }).collect();
     prop_oneof![
         Just(None),
         one.prop_map(move |v| Some((ONE_BYTE, ext(v)))),
@@ -44,55 +36,38 @@ fn extensions() -> impl Strategy<Value = Option<(u16, Vec<Extension>)>> {
 /// A well-formed RTP packet with CSRCs, extensions, padding and a payload of any size.
 fn packet() -> impl Strategy<Value = Packet> {
     (
-        (
-            any::<bool>(),
-            any::<bool>(),
-            0u8..128,
-            any::<u16>(),
-            any::<u32>(),
-            any::<u32>(),
-        ),
+        (any::<bool>(), any::<bool>(), 0u8..128, any::<u16>(), any::<u32>(), any::<u32>()),
         prop::collection::vec(any::<u32>(), 0..=15),
         extensions(),
         prop::collection::vec(any::<u8>(), 1..200),
     )
-        .prop_map(
-            |(
-                (padding, marker, payload_type, sequence_number, timestamp, ssrc),
-                csrc,
-                ext,
-                payload,
-            )| {
-                let (extension_profile, extensions) = ext.clone().unwrap_or_default();
-                Packet {
-                    header: Header {
-                        version: 2,
-                        padding,
-                        extension: ext.is_some(),
-                        marker,
-                        payload_type,
-                        sequence_number,
-                        timestamp,
-                        ssrc,
-                        csrc,
-                        extension_profile,
-                        extensions,
-                        extensions_padding: 0,
-                    },
-                    payload: Bytes::from(payload),
-                }
-            },
-        )
+        .prop_map(|((padding, marker, payload_type, sequence_number, timestamp, ssrc), csrc, ext, payload)| {
+            let (extension_profile, extensions) = ext.clone().unwrap_or_default();
+            Packet {
+                header: Header {
+                    version: 2,
+                    padding,
+                    extension: ext.is_some(),
+                    marker,
+                    payload_type,
+                    sequence_number,
+                    timestamp,
+                    ssrc,
+                    csrc,
+                    extension_profile,
+                    extensions,
+                    extensions_padding: 0,
+                },
+                payload: Bytes::from(payload),
+            }
+        })
 }
 
 fn parse(datagram: &[u8]) -> Result<Option<Packet>, TestCaseError> {
     match Packet::unmarshal(&mut Bytes::copy_from_slice(datagram)) {
         Ok(p) => Ok(Some(p)),
         Err(e) => {
-            prop_assert!(
-                !e.to_string().trim().is_empty(),
-                "an RTP error without a message: {e:?}"
-            );
+            prop_assert!(!e.to_string().trim().is_empty(), "an RTP error without a message: {e:?}");
             Ok(None)
         }
     }
@@ -100,12 +75,7 @@ fn parse(datagram: &[u8]) -> Result<Option<Packet>, TestCaseError> {
 
 /// Everything the SFU reads from a packet it forwards; none of it may panic.
 fn read_like_the_forwarder(p: &Packet) {
-    for codec in [
-        VideoCodec::Vp8,
-        VideoCodec::Vp9,
-        VideoCodec::H264,
-        VideoCodec::Av1,
-    ] {
+    for codec in [VideoCodec::Vp8, VideoCodec::Vp9, VideoCodec::H264, VideoCodec::Av1] {
         let _ = is_keyframe(codec, &p.payload);
     }
     if let Some((w, h)) = vp8_keyframe_size(&p.payload) {

@@ -13,10 +13,8 @@ use super::config;
 use super::mutate::{mutate_text, mutations};
 use crate::config::SfuConfig;
 use crate::error::Error;
-use crate::peer::{
-    AUDIO_LEVEL_URI, Role, advertise_public_ips, build_core, extmap_id, simulcast_rids,
-};
 use crate::participant::validate_sdp;
+use crate::peer::{AUDIO_LEVEL_URI, Role, advertise_public_ips, build_core, extmap_id, simulcast_rids};
 use crate::stats::TransportCounters;
 
 /// A Chromium publish offer: Opus with audio levels, VP8 simulcast with RTX.
@@ -82,9 +80,7 @@ pub(super) fn offer() -> String {
 
 /// An SFU-side core, as a publisher's connection has.
 fn core() -> rtc::peer_connection::RTCPeerConnection {
-    build_core(Arc::new(TransportCounters::default()), Role::Both)
-        .expect("a core builds")
-        .0
+    build_core(Arc::new(TransportCounters::default()), Role::Both).expect("a core builds").0
 }
 
 /// What `Connection::answer` does with an offer, on a core of its own; errors must say what
@@ -92,25 +88,17 @@ fn core() -> rtc::peer_connection::RTCPeerConnection {
 fn negotiate(sdp: String) -> Result<rtc::peer_connection::RTCPeerConnection, String> {
     let offer = RTCSessionDescription::offer(sdp).map_err(|e| e.to_string())?;
     let mut core = core();
-    core.set_remote_description(Instant::now(), offer)
-        .map_err(|e| e.to_string())?;
+    core.set_remote_description(Instant::now(), offer).map_err(|e| e.to_string())?;
     let answer = core.create_answer(None).map_err(|e| e.to_string())?;
-    core.set_local_description(Instant::now(), answer)
-        .map_err(|e| e.to_string())?;
+    core.set_local_description(Instant::now(), answer).map_err(|e| e.to_string())?;
     Ok(core)
 }
 
 /// Damaged SDP: line-level damage (dropped, duplicated, cut lines; huge numbers) and bytes.
 fn damaged_offer() -> impl Strategy<Value = String> {
     let lines = prop::collection::vec(any::<prop::sample::Index>(), 1..4);
-    let numbers = prop_oneof![
-        Just("0"),
-        Just("65536"),
-        Just("4294967296"),
-        Just("-1"),
-        Just("99999999999999999999"),
-        Just("")
-    ];
+    let numbers =
+        prop_oneof![Just("0"), Just("65536"), Just("4294967296"), Just("-1"), Just("99999999999999999999"), Just("")];
     prop_oneof![
         mutations().prop_map(|m| mutate_text(&offer(), &m)),
         (lines, 0u8..3, numbers).prop_map(|(picks, how, number)| {
@@ -124,13 +112,7 @@ fn damaged_offer() -> impl Strategy<Value = String> {
                         // Every number on the line becomes `number`.
                         let words: Vec<&str> = lines[at]
                             .split(' ')
-                            .map(|w| {
-                                if w.bytes().all(|b| b.is_ascii_digit()) {
-                                    number
-                                } else {
-                                    w
-                                }
-                            })
+                            .map(|w| if w.bytes().all(|b| b.is_ascii_digit()) { number } else { w })
                             .collect();
                         let line = words.join(" ");
                         lines[at] = line;

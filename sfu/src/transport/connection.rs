@@ -8,6 +8,7 @@ use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
+use rtc::media_stream::MediaStreamTrack;
 use rtc::peer_connection::RTCPeerConnection;
 use rtc::peer_connection::event::{RTCPeerConnectionEvent, RTCTrackEvent};
 use rtc::peer_connection::message::{RTCMessage, TaggedRTCMessage};
@@ -16,7 +17,6 @@ use rtc::peer_connection::state::RTCPeerConnectionState;
 use rtc::peer_connection::transport::{CandidateConfig, CandidateHostConfig, RTCIceCandidate, RTCIceCandidateInit};
 use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 use rtc::rtp_transceiver::{RTCRtpReceiverId, RTCRtpSenderId};
-use rtc::media_stream::MediaStreamTrack;
 use rtc::sansio::Protocol;
 use rtc::shared::TaggedBytesMut;
 use rtc::{rtcp, rtp};
@@ -239,9 +239,11 @@ impl Connection {
 
     /// Applies a remote offer and returns our answer.
     pub(crate) fn answer(self: &Arc<Self>, offer: String) -> Result<String> {
-        let offer = RTCSessionDescription::offer(offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
+        let offer =
+            RTCSessionDescription::offer(offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
         self.drive(|core| {
-            core.set_remote_description(self.transport.now(), offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
+            core.set_remote_description(self.transport.now(), offer)
+                .map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
             let answer = core.create_answer(None).map_err(webrtc_error)?;
             core.set_local_description(self.transport.now(), answer).map_err(webrtc_error)?;
             core.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
@@ -259,14 +261,16 @@ impl Connection {
 
     /// Applies the remote answer to our offer.
     pub(crate) fn accept_answer(self: &Arc<Self>, answer: String) -> Result<()> {
-        let answer = RTCSessionDescription::answer(answer).map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
+        let answer =
+            RTCSessionDescription::answer(answer).map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
         self.drive(|core| core.set_remote_description(self.transport.now(), answer))
             .map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))
     }
 
     /// Adds a trickled remote candidate.
     pub(crate) fn add_remote_candidate(self: &Arc<Self>, c: RTCIceCandidateInit) -> Result<()> {
-        self.drive(|core| core.add_remote_candidate(c)).map_err(|e| Error::BadRequest(format!("invalid candidate: {e}")))
+        self.drive(|core| core.add_remote_candidate(c))
+            .map_err(|e| Error::BadRequest(format!("invalid candidate: {e}")))
     }
 
     /// Adds a track to send (renegotiation is the caller's).

@@ -28,7 +28,12 @@ pub(crate) struct Wire {
 impl Wire {
     /// A wire whose SFU end is `addr` (its only host candidate), its clock at `start`.
     pub(crate) fn new(addr: SocketAddr, start: Instant) -> Arc<Wire> {
-        Arc::new(Wire { addr, clock: Mutex::new(start), sent: Mutex::new(Vec::new()), connections: Mutex::new(Vec::new()) })
+        Arc::new(Wire {
+            addr,
+            clock: Mutex::new(start),
+            sent: Mutex::new(Vec::new()),
+            connections: Mutex::new(Vec::new()),
+        })
     }
 
     /// The SFU's address on the wire.

@@ -41,10 +41,9 @@ use tokio::task::JoinHandle;
 pub(crate) use connection::{Connection, ConnectionHandler, TrackOpen};
 
 use crate::config::IceConfig;
-pub(crate) use crate::sync::lock;
 use crate::delay::ForwardDelay;
 use crate::error::{Error, Result};
-
+pub(crate) use crate::sync::lock;
 
 /// Largest datagram read (the receive MTU the cores are configured with is smaller).
 const RECV_BUF: usize = 2048;
@@ -93,7 +92,11 @@ impl Drop for Transport {
 }
 
 /// Binds a socket on `ip`, in `range` when one is configured.
-fn bind_in<T>(ip: std::net::IpAddr, range: Option<(u16, u16)>, bind: impl Fn(SocketAddr) -> std::io::Result<T>) -> Result<T> {
+fn bind_in<T>(
+    ip: std::net::IpAddr,
+    range: Option<(u16, u16)>,
+    bind: impl Fn(SocketAddr) -> std::io::Result<T>,
+) -> Result<T> {
     let ports: Vec<u16> = match range {
         Some((lo, hi)) => (lo..=hi).collect(),
         None => vec![0],
@@ -105,7 +108,10 @@ fn bind_in<T>(ip: std::net::IpAddr, range: Option<(u16, u16)>, bind: impl Fn(Soc
             Err(e) => last = Some(e),
         }
     }
-    Err(Error::Internal(format!("cannot bind an ICE socket on {ip} ({range:?}): {}", last.map_or_else(String::new, |e| e.to_string()))))
+    Err(Error::Internal(format!(
+        "cannot bind an ICE socket on {ip} ({range:?}): {}",
+        last.map_or_else(String::new, |e| e.to_string())
+    )))
 }
 
 impl Transport {
@@ -212,7 +218,14 @@ impl Transport {
 
     /// Hands a datagram read at `now` to its connection; a datagram no connection claims is
     /// dropped.
-    pub(crate) fn deliver(&self, local: SocketAddr, peer: SocketAddr, protocol: TransportProtocol, data: &[u8], now: Instant) {
+    pub(crate) fn deliver(
+        &self,
+        local: SocketAddr,
+        peer: SocketAddr,
+        protocol: TransportProtocol,
+        data: &[u8],
+        now: Instant,
+    ) {
         let tcp = protocol == TransportProtocol::TCP;
         let Some(conn) = self.route((local, peer, tcp), data) else {
             tracing::trace!(%local, %peer, len = data.len(), "datagram for no connection");
@@ -350,7 +363,9 @@ mod tests {
     use super::*;
     use crate::stats::TransportCounters;
     use rtc::media_stream::MediaStreamTrack;
-    use rtc::rtp_transceiver::rtp_sender::{RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind};
+    use rtc::rtp_transceiver::rtp_sender::{
+        RTCRtpCodec, RTCRtpCodingParameters, RTCRtpEncodingParameters, RtpCodecKind,
+    };
 
     struct Quiet;
     impl ConnectionHandler for Quiet {}
@@ -363,7 +378,12 @@ mod tests {
             RtpCodecKind::Audio,
             vec![RTCRtpEncodingParameters {
                 rtp_coding_parameters: RTCRtpCodingParameters { ssrc: Some(1234), ..Default::default() },
-                codec: RTCRtpCodec { mime_type: "audio/opus".into(), clock_rate: 48_000, channels: 2, ..Default::default() },
+                codec: RTCRtpCodec {
+                    mime_type: "audio/opus".into(),
+                    clock_rate: 48_000,
+                    channels: 2,
+                    ..Default::default()
+                },
                 ..Default::default()
             }],
         )
@@ -380,7 +400,8 @@ mod tests {
             let tcp = t.tcp_addrs()[0];
             let mut offers = Vec::new();
             for _ in 0..2 {
-                let (core, ufrag) = crate::peer::build_core(Arc::new(TransportCounters::default()), crate::peer::Role::Both).unwrap();
+                let (core, ufrag) =
+                    crate::peer::build_core(Arc::new(TransportCounters::default()), crate::peer::Role::Both).unwrap();
                 let c = Connection::open(Arc::clone(&t), core, &ufrag, Box::new(Quiet)).unwrap();
                 c.add_track(audio_track()).unwrap();
                 let sdp = c.offer().unwrap();
@@ -389,7 +410,10 @@ mod tests {
                 c.close();
             }
             for sdp in offers {
-                assert!(sdp.contains(" udp ") && sdp.contains(&format!(" {} {} typ host", udp.ip(), udp.port())), "{sdp}");
+                assert!(
+                    sdp.contains(" udp ") && sdp.contains(&format!(" {} {} typ host", udp.ip(), udp.port())),
+                    "{sdp}"
+                );
                 assert!(sdp.contains(&format!(" {} {} typ host tcptype passive", tcp.ip(), tcp.port())), "{sdp}");
             }
             assert!(lock(&t.routes).by_ufrag.is_empty(), "closed connections are forgotten");
@@ -401,7 +425,8 @@ mod tests {
     #[tokio::test]
     async fn checks_are_routed_by_ufrag_then_by_path() {
         let t = Transport::bind(&IceConfig { tcp: false, ..Default::default() }, None).unwrap();
-        let (core, ufrag) = crate::peer::build_core(Arc::new(TransportCounters::default()), crate::peer::Role::Both).unwrap();
+        let (core, ufrag) =
+            crate::peer::build_core(Arc::new(TransportCounters::default()), crate::peer::Role::Both).unwrap();
         let c = Connection::open(Arc::clone(&t), core, &ufrag, Box::new(Quiet)).unwrap();
         let local = t.udp_addrs()[0];
         let peer: SocketAddr = "127.0.0.1:40000".parse().unwrap();

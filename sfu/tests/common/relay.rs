@@ -47,7 +47,8 @@ pub struct RelayCounts {
 
 impl RelayCounts {
     pub fn get(&self) -> [u64; 4] {
-        [&self.to_client, &self.to_sfu, &self.dropped_to_client, &self.dropped_to_sfu].map(|c| c.load(Ordering::Relaxed))
+        [&self.to_client, &self.to_sfu, &self.dropped_to_client, &self.dropped_to_sfu]
+            .map(|c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -92,7 +93,6 @@ impl Bucket {
         Some(send_at)
     }
 }
-
 
 /// RTP, not RTCP/STUN/DTLS (RFC 7983 demultiplexing; RTCP packet types 192–223).
 fn is_rtp(b: &[u8]) -> bool {
@@ -152,7 +152,14 @@ impl LossyRelay {
     }
 }
 
-async fn relay_port(public: Arc<UdpSocket>, port: u16, loss: Loss, counts: Arc<RelayCounts>, limit: Arc<AtomicU64>, seed: u64) {
+async fn relay_port(
+    public: Arc<UdpSocket>,
+    port: u16,
+    loss: Loss,
+    counts: Arc<RelayCounts>,
+    limit: Arc<AtomicU64>,
+    seed: u64,
+) {
     let sfu = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), port);
     let mut upstreams: HashMap<SocketAddr, Arc<UdpSocket>> = HashMap::new();
     // Aborted when this task is (the relay dropped).

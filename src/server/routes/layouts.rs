@@ -35,24 +35,10 @@ pub async fn validate(ApiJson(document): ApiJson<Value>) -> Result<Json<Value>, 
 
 fn invalid_layout(errors: &[LayoutError]) -> ApiError {
     let Some(first) = errors.first() else {
-        return ApiError::new(
-            StatusCode::UNPROCESSABLE_ENTITY,
-            "invalid_layout",
-            "invalid layout",
-        );
+        return ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_layout", "invalid layout");
     };
-    let details = errors
-        .iter()
-        .map(|e| ErrorDetail {
-            field: e.path.clone(),
-            message: e.reason.clone(),
-        })
-        .collect();
-    ApiError::new(
-        StatusCode::UNPROCESSABLE_ENTITY,
-        "invalid_layout",
-        first.reason.clone(),
-    )
-    .with_field(first.path.clone())
-    .with_details(details)
+    let details = errors.iter().map(|e| ErrorDetail { field: e.path.clone(), message: e.reason.clone() }).collect();
+    ApiError::new(StatusCode::UNPROCESSABLE_ENTITY, "invalid_layout", first.reason.clone())
+        .with_field(first.path.clone())
+        .with_details(details)
 }

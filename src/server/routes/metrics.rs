@@ -58,9 +58,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.sample("tessera_participants", &[], participants as f64);
         m.head("tessera_sfu_received_packets", "gauge", "RTP packets received on the tracks published now.");
         m.sample("tessera_sfu_received_packets", &[], received as f64);
-        m.head("tessera_sfu_forwarded_packets", "gauge", "RTP packets forwarded to subscribers of the tracks published now.");
+        m.head(
+            "tessera_sfu_forwarded_packets",
+            "gauge",
+            "RTP packets forwarded to subscribers of the tracks published now.",
+        );
         m.sample("tessera_sfu_forwarded_packets", &[], forwarded as f64);
-        m.head("tessera_sfu_forwarded_bytes", "gauge", "RTP payload bytes forwarded to subscribers of the tracks published now.");
+        m.head(
+            "tessera_sfu_forwarded_bytes",
+            "gauge",
+            "RTP payload bytes forwarded to subscribers of the tracks published now.",
+        );
         m.sample("tessera_sfu_forwarded_bytes", &[], forwarded_bytes as f64);
         for (c, v) in media.sfu.transport_counters().snapshot() {
             m.head(c.metric(), "counter", c.help());
@@ -73,14 +81,23 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let mut cumulative = 0u64;
         for (i, c) in counts.iter().enumerate() {
             cumulative += c;
-            let le = tessera_sfu::DELAY_BUCKETS_US.get(i).map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
+            let le =
+                tessera_sfu::DELAY_BUCKETS_US.get(i).map_or("+Inf".to_owned(), |us| format!("{}", *us as f64 / 1e6));
             m.sample(&format!("{name}_bucket"), &[("le", &le)], cumulative as f64);
         }
         m.sample(&format!("{name}_sum"), &[], delay.sum_us() as f64 / 1e6);
         m.sample(&format!("{name}_count"), &[], cumulative as f64);
-        m.head("tessera_sfu_handoff_dropped_packets_total", "counter", "RTP packets the compositor hand-off dropped because it was behind.");
+        m.head(
+            "tessera_sfu_handoff_dropped_packets_total",
+            "counter",
+            "RTP packets the compositor hand-off dropped because it was behind.",
+        );
         m.sample("tessera_sfu_handoff_dropped_packets_total", &[], media.sfu.handoff_dropped() as f64);
-        m.head("tessera_sfu_send_dropped_datagrams_total", "counter", "Datagrams the SFU could not send (a full socket buffer or ICE-TCP queue).");
+        m.head(
+            "tessera_sfu_send_dropped_datagrams_total",
+            "counter",
+            "Datagrams the SFU could not send (a full socket buffer or ICE-TCP queue).",
+        );
         m.sample("tessera_sfu_send_dropped_datagrams_total", &[], media.sfu.send_drops() as f64);
 
         m.head("tessera_program_frames", "gauge", "Frames a room's program has produced since it started.");
@@ -101,7 +118,11 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             let fps = if secs > 0.0 { stats.frames.saturating_sub(1) as f64 / secs } else { 0.0 };
             m.sample("tessera_program_fps", &[("room", &room)], (fps * 100.0).round() / 100.0);
             let expected = (secs * program.config().fps as f64).round() as u64 + 1;
-            m.sample("tessera_program_dropped_frames", &[("room", &room)], expected.saturating_sub(stats.frames) as f64);
+            m.sample(
+                "tessera_program_dropped_frames",
+                &[("room", &room)],
+                expected.saturating_sub(stats.frames) as f64,
+            );
             for d in program.destinations() {
                 *destinations.entry(format!("{:?}", d.status).to_lowercase()).or_default() += 1;
                 reconnects += d.reconnects;
@@ -123,9 +144,17 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.head("tessera_recorded_bytes_total", "counter", "Bytes of completed recordings.");
         m.sample("tessera_recorded_bytes_total", &[], recs.iter().map(|r| r.bytes).sum::<u64>() as f64);
         let relaxed = std::sync::atomic::Ordering::Relaxed;
-        m.head("tessera_recording_uploaded_bytes_total", "counter", "Bytes of recordings uploaded (or written) as parts, while they run.");
+        m.head(
+            "tessera_recording_uploaded_bytes_total",
+            "counter",
+            "Bytes of recordings uploaded (or written) as parts, while they run.",
+        );
         m.sample("tessera_recording_uploaded_bytes_total", &[], tessera_plugins::UPLOADED_BYTES.load(relaxed) as f64);
-        m.head("tessera_recording_upload_retries_total", "counter", "Storage calls of recordings retried after a transient failure.");
+        m.head(
+            "tessera_recording_upload_retries_total",
+            "counter",
+            "Storage calls of recordings retried after a transient failure.",
+        );
         m.sample("tessera_recording_upload_retries_total", &[], tessera_plugins::UPLOAD_RETRIES.load(relaxed) as f64);
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.out)

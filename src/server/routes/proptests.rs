@@ -10,16 +10,14 @@ use proptest::prelude::*;
 use serde::de::DeserializeOwned;
 use serde_json::{Value, json};
 
-use super::recordings::{
-    AudioSettings, PatchRecording, StartRecording, VideoSettings, parse_layout, program_config,
-};
+use super::recordings::{AudioSettings, PatchRecording, StartRecording, VideoSettings, parse_layout, program_config};
 use super::room_status::RoomPatch;
 use super::rooms::TokenRequest;
 use super::streams::{PatchStream, StartStream};
+use crate::error::Error as StreamsError;
 use crate::proptests::config;
 use crate::server::error::ApiError;
 use crate::server::extract::ApiJson;
-use crate::error::Error as StreamsError;
 use crate::streams::parse_urls;
 
 /// Runs the extractor on a request with `body` and `content_type`.
@@ -29,11 +27,8 @@ fn extract<T: DeserializeOwned>(body: &[u8], content_type: Option<&str>) -> Resu
         req = req.header(header::CONTENT_TYPE, ct);
     }
     let req = req.body(Body::from(body.to_vec())).expect("a request");
-    let rt = tokio::runtime::Builder::new_current_thread()
-        .build()
-        .expect("a runtime");
-    rt.block_on(ApiJson::<T>::from_request(req, &()))
-        .map(|ApiJson(v)| v)
+    let rt = tokio::runtime::Builder::new_current_thread().build().expect("a runtime");
+    rt.block_on(ApiJson::<T>::from_request(req, &())).map(|ApiJson(v)| v)
 }
 
 /// The API's error shape for a refused body.
@@ -54,10 +49,7 @@ fn check_refusal(e: &ApiError) -> Result<(), TestCaseError> {
 
 /// Every body type, from `body`.
 fn every_body_type(body: &[u8], content_type: Option<&str>) -> Result<(), TestCaseError> {
-    fn one<T: DeserializeOwned>(
-        body: &[u8],
-        content_type: Option<&str>,
-    ) -> Result<(), TestCaseError> {
+    fn one<T: DeserializeOwned>(body: &[u8], content_type: Option<&str>) -> Result<(), TestCaseError> {
         match extract::<T>(body, content_type) {
             Ok(_) => prop_assert!(content_type.is_some_and(|c| c.contains("json"))),
             Err(e) => check_refusal(&e)?,

@@ -125,7 +125,10 @@ pub async fn list(
 }
 
 /// `GET /v1/recordings/{id}`.
-pub async fn show(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Recording>, ApiError> {
     let id = path_param(id)?;
     let recs = media(&state)?.recordings;
     let rec = recs.get(&id).ok_or_else(|| ApiError::not_found(format!("no recording {id}")))?;
@@ -145,7 +148,10 @@ pub async fn patch(
 }
 
 /// `POST /v1/recordings/{id}/stop`.
-pub async fn stop(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Recording>, ApiError> {
+pub async fn stop(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Recording>, ApiError> {
     let id = path_param(id)?;
     let recs = media(&state)?.recordings;
     Ok(Json(blocking(move || recs.stop(&id), api_error).await?))

@@ -64,16 +64,26 @@ pub async fn patch(
     }
     for (i, id) in pinned.iter().enumerate() {
         if !valid_name(id, 128) {
-            return Err(ApiError::invalid_field(format!("/pinned/{i}"), "identities use letters, digits, '-' and '_' (1 to 128)"));
+            return Err(ApiError::invalid_field(
+                format!("/pinned/{i}"),
+                "identities use letters, digits, '-' and '_' (1 to 128)",
+            ));
         }
     }
     if !active(&describe(&media, &room)) {
         return Err(no_room(&room));
     }
     if let Some(program) = media.hub.set_pinned(&room, pinned) {
-        blocking(move || program.sync_scene(SCENE_TIMEOUT), |e| {
-            ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "unavailable", format!("the program did not show the pins: {e}"))
-        })
+        blocking(
+            move || program.sync_scene(SCENE_TIMEOUT),
+            |e| {
+                ApiError::new(
+                    StatusCode::SERVICE_UNAVAILABLE,
+                    "unavailable",
+                    format!("the program did not show the pins: {e}"),
+                )
+            },
+        )
         .await?;
     }
     Ok(Json(describe(&media, &room)))
@@ -88,7 +98,6 @@ pub struct RoomPatch {
 
 const MAX_PINNED: usize = 16;
 const SCENE_TIMEOUT: Duration = Duration::from_secs(5);
-
 
 /// `GET /v1/rooms/{room}/preview.jpg` → a JPEG still of the room's program (at most 640
 /// pixels on its longer side, renewed twice a second). 409 `no_program` while the room has no
@@ -142,9 +151,7 @@ fn running(status: RecordingStatus) -> bool {
 }
 
 fn active(room: &Value) -> bool {
-    ["participants", "recordings", "streams"]
-        .iter()
-        .any(|k| room[k].as_array().is_some_and(|a| !a.is_empty()))
+    ["participants", "recordings", "streams"].iter().any(|k| room[k].as_array().is_some_and(|a| !a.is_empty()))
         || !room["program"].is_null()
 }
 

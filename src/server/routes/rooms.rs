@@ -8,8 +8,8 @@ use serde::Deserialize;
 use serde_json::{Value, json};
 
 use crate::server::error::ApiError;
-use crate::server::routes::params::{room_param, valid_name};
 use crate::server::extract::ApiJson;
+use crate::server::routes::params::{room_param, valid_name};
 use crate::server::state::AppState;
 use crate::time::unix_now;
 use crate::tokens::{Claims, new_token_id};
@@ -34,7 +34,6 @@ pub struct TokenRequest {
 fn yes() -> bool {
     true
 }
-
 
 /// `POST /v1/rooms/{room}/tokens` → 201 `{"token", "room", "identity", "expires_at"}`.
 pub async fn create_token(

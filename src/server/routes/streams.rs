@@ -9,8 +9,8 @@ use serde_json::{Value, json};
 
 use crate::server::error::ApiError;
 use crate::server::extract::ApiJson;
-use crate::server::routes::recordings::{AudioSettings, VideoSettings, parse_layout, program_config};
 use crate::server::routes::params::{api_error, blocking, media, path_param, room_param};
+use crate::server::routes::recordings::{AudioSettings, VideoSettings, parse_layout, program_config};
 use crate::server::state::AppState;
 use crate::streams::{Stream, parse_preset, parse_urls};
 
@@ -58,13 +58,19 @@ pub async fn start(
 }
 
 /// `GET /v1/streams?room=` → `{"streams": [...]}`.
-pub async fn list(State(state): State<AppState>, query: Result<Query<ListQuery>, QueryRejection>) -> Result<Json<Value>, ApiError> {
+pub async fn list(
+    State(state): State<AppState>,
+    query: Result<Query<ListQuery>, QueryRejection>,
+) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     Ok(Json(json!({ "streams": media(&state)?.streams.list(q.room.as_deref()) })))
 }
 
 /// `GET /v1/streams/{id}`.
-pub async fn show(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Stream>, ApiError> {
+pub async fn show(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Stream>, ApiError> {
     let id = path_param(id)?;
     media(&state)?.streams.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no stream {id}")))
 }
@@ -87,7 +93,10 @@ pub async fn patch(
 }
 
 /// `POST /v1/streams/{id}/stop`.
-pub async fn stop(State(state): State<AppState>, id: Result<Path<String>, PathRejection>) -> Result<Json<Stream>, ApiError> {
+pub async fn stop(
+    State(state): State<AppState>,
+    id: Result<Path<String>, PathRejection>,
+) -> Result<Json<Stream>, ApiError> {
     let id = path_param(id)?;
     let s = media(&state)?.streams;
     Ok(Json(blocking(move || s.stop(&id), api_error).await?))

@@ -8,11 +8,7 @@ use super::*;
 
 fn config(cases: u32) -> ProptestConfig {
     // No regression files: a failure prints its minimal input, which belongs in a unit test.
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// A URL's parts, and the URL as a client might write it (extra slashes, a query).
@@ -33,25 +29,15 @@ impl Parts {
         let port = self.port.map(|p| format!(":{p}")).unwrap_or_default();
         let lead = "/".repeat(self.slashes.0);
         let mid = "/".repeat(self.slashes.1);
-        let query = self
-            .query
-            .as_ref()
-            .map(|q| format!("?{q}"))
-            .unwrap_or_default();
-        format!(
-            "{scheme}://{}{port}/{lead}{}/{mid}{}{query}",
-            self.host,
-            self.app.join("/"),
-            self.key
-        )
+        let query = self.query.as_ref().map(|q| format!("?{q}")).unwrap_or_default();
+        format!("{scheme}://{}{port}/{lead}{}/{mid}{}{query}", self.host, self.app.join("/"), self.key)
     }
 }
 
 fn parts() -> impl Strategy<Value = Parts> {
     let host = prop_oneof![
         "[a-z][a-z0-9-]{0,10}(\\.[a-z][a-z0-9-]{0,10}){0,3}",
-        (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>())
-            .prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
+        (any::<u8>(), any::<u8>(), any::<u8>(), any::<u8>()).prop_map(|(a, b, c, d)| format!("{a}.{b}.{c}.{d}")),
         Just("[::1]".to_string()),
         Just("[2001:db8::7]".to_string()),
     ];
@@ -81,15 +67,9 @@ fn check_hidden(u: &RtmpUrl, secret: &str) -> Result<(), TestCaseError> {
     for shown in [u.to_string(), format!("{u:?}"), u.redacted()] {
         prop_assert!(!shown.contains(secret), "{secret:?} shows in {shown:?}");
     }
-    let message = format!(
-        "publish {} failed: stream {secret} refused",
-        u.expose_secret()
-    );
+    let message = format!("publish {} failed: stream {secret} refused", u.expose_secret());
     let scrubbed = u.scrub(&message);
-    prop_assert!(
-        !scrubbed.contains(secret),
-        "{secret:?} survives scrubbing: {scrubbed:?}"
-    );
+    prop_assert!(!scrubbed.contains(secret), "{secret:?} survives scrubbing: {scrubbed:?}");
     Ok(())
 }
 

@@ -5,12 +5,7 @@ use crate::layout::TileSource::{Camera, Placeholder, Screen};
 use crate::layout::{Canvas, LayoutEngine, Rect, Tile};
 
 fn rect(x: i32, y: i32, width: u32, height: u32) -> Rect {
-    Rect {
-        x,
-        y,
-        width,
-        height,
-    }
+    Rect { x, y, width, height }
 }
 
 fn cells(tiles: &[Tile]) -> Vec<Rect> {
@@ -21,18 +16,8 @@ fn cells(tiles: &[Tile]) -> Vec<Rect> {
 fn three_in_grid_use_2x2_with_the_last_tile_centred() {
     let tiles = LayoutEngine::compute(&builtin("grid"), &people(3), HD);
     // padding 0.01 of 720 = 7.2 -> 8 px around and between cells.
-    assert_eq!(
-        cells(&tiles),
-        [
-            rect(8, 8, 628, 348),
-            rect(644, 8, 628, 348),
-            rect(326, 364, 628, 348)
-        ]
-    );
-    assert_eq!(
-        placed(&tiles),
-        [("p0", Camera), ("p1", Camera), ("p2", Camera)]
-    );
+    assert_eq!(cells(&tiles), [rect(8, 8, 628, 348), rect(644, 8, 628, 348), rect(326, 364, 628, 348)]);
+    assert_eq!(placed(&tiles), [("p0", Camera), ("p1", Camera), ("p2", Camera)]);
     let t = &tiles[0];
     assert_eq!(t.rect, t.cell, "cover fills the cell");
     // 1280x720 into 628x348 (wider than 16:9): keep width, crop height, centred.
@@ -44,10 +29,7 @@ fn three_in_grid_use_2x2_with_the_last_tile_centred() {
 #[test]
 fn two_in_a_wide_grid_sit_side_by_side() {
     let tiles = LayoutEngine::compute(&builtin("grid"), &people(2), HD);
-    assert_eq!(
-        cells(&tiles),
-        [rect(8, 8, 628, 704), rect(644, 8, 628, 704)]
-    );
+    assert_eq!(cells(&tiles), [rect(8, 8, 628, 704), rect(644, 8, 628, 704)]);
 }
 
 #[test]
@@ -65,21 +47,14 @@ fn grid_is_in_join_order_whatever_the_input_order_and_speakers() {
 fn grid_overflow_shows_the_earliest_joiners() {
     let tiles = LayoutEngine::compute(&builtin("grid"), &people(20), HD);
     assert_eq!(tiles.len(), 16);
-    assert!(
-        tiles
-            .iter()
-            .all(|t| t.participant != "p16" && t.participant != "p19")
-    );
+    assert!(tiles.iter().all(|t| t.participant != "p16" && t.participant != "p19"));
 }
 
 #[test]
 fn empty_room_and_empty_canvas_have_no_tiles() {
     for name in crate::layout::Layout::builtin_names() {
         assert!(LayoutEngine::compute(&builtin(name), &[], HD).is_empty());
-        let canvas = Canvas {
-            width: 0,
-            height: 0,
-        };
+        let canvas = Canvas { width: 0, height: 0 };
         assert!(LayoutEngine::compute(&builtin(name), &people(3), canvas).is_empty());
     }
 }
@@ -100,10 +75,7 @@ fn single_prefers_pinned_then_speaker_then_first_joined() {
     room[1].pinned = true;
     assert_eq!(shown(&room), "p1");
     let tile = &LayoutEngine::compute(&single, &room, HD)[0];
-    assert_eq!(
-        (tile.cell, tile.label.clone()),
-        (rect(0, 0, 1280, 720), None)
-    );
+    assert_eq!((tile.cell, tile.label.clone()), (rect(0, 0, 1280, 720), None));
 }
 
 #[test]
@@ -144,18 +116,12 @@ fn active_speaker_shows_a_screen_share_large_and_everyone_in_the_strip() {
     let tiles = LayoutEngine::compute(&layout, &room, HD);
     let main = in_region(&layout, &tiles, "main");
     assert_eq!(main.len(), 1);
-    assert_eq!(
-        (main[0].participant.as_str(), main[0].source),
-        ("p0", Screen)
-    );
+    assert_eq!((main[0].participant.as_str(), main[0].source), ("p0", Screen));
     // screen_fit defaults to contain: whole 16:10 screen, pillarboxed.
     assert_eq!(main[0].crop, None);
     assert!(main[0].cell.contains(&main[0].rect) && main[0].rect.height == main[0].cell.height);
     assert!(main[0].rect.width < main[0].cell.width);
-    let strip: Vec<&str> = in_region(&layout, &tiles, "strip")
-        .iter()
-        .map(|t| t.participant.as_str())
-        .collect();
+    let strip: Vec<&str> = in_region(&layout, &tiles, "strip").iter().map(|t| t.participant.as_str()).collect();
     assert_eq!(strip, ["p0", "p1", "p2"]);
 }
 
@@ -167,10 +133,7 @@ fn strip_admits_recent_speakers_first_but_keeps_join_order() {
     room[8].speaker_rank = Some(1);
     room[7].speaker_rank = Some(2);
     let tiles = LayoutEngine::compute(&layout, &room, HD);
-    let strip: Vec<&str> = in_region(&layout, &tiles, "strip")
-        .iter()
-        .map(|t| t.participant.as_str())
-        .collect();
+    let strip: Vec<&str> = in_region(&layout, &tiles, "strip").iter().map(|t| t.participant.as_str()).collect();
     assert_eq!(strip, ["p0", "p1", "p2", "p3", "p7", "p8"]);
 }
 
@@ -198,11 +161,7 @@ fn unknown_source_size_fills_the_cell_uncropped() {
     room[0].camera = Some(size(0, 0));
     for name in ["grid", "single"] {
         let tile = &LayoutEngine::compute(&builtin(name), &room, HD)[0];
-        assert_eq!(
-            (tile.source, tile.rect, tile.crop),
-            (Camera, tile.cell, None),
-            "{name}"
-        );
+        assert_eq!((tile.source, tile.rect, tile.crop), (Camera, tile.cell, None), "{name}");
     }
 }
 
@@ -218,9 +177,8 @@ fn contain_letterboxes_a_portrait_camera() {
 
 #[test]
 fn cover_crops_to_the_cell_aspect() {
-    let square = layout(
-        r#"{"name": "sq", "regions": [{"x": 0, "y": 0, "width": 0.5625, "height": 1, "select": ["rest"]}]}"#,
-    );
+    let square =
+        layout(r#"{"name": "sq", "regions": [{"x": 0, "y": 0, "width": 0.5625, "height": 1, "select": ["rest"]}]}"#);
     let tiles = LayoutEngine::compute(&square, &people(1), HD);
     assert_eq!(tiles[0].cell, rect(0, 0, 720, 720));
     assert_eq!(tiles[0].crop, Some(rect(280, 0, 720, 720)));
@@ -238,14 +196,8 @@ fn select_mode_first_uses_fallbacks_and_all_concatenates() {
         ))
     };
     let ids = |tiles: Vec<Tile>| tiles.into_iter().map(|t| t.participant).collect::<Vec<_>>();
-    assert_eq!(
-        ids(LayoutEngine::compute(&make("first"), &room, HD)),
-        ["p3"]
-    );
-    assert_eq!(
-        ids(LayoutEngine::compute(&make("all"), &room, HD)),
-        ["p0", "p1", "p2", "p3"]
-    );
+    assert_eq!(ids(LayoutEngine::compute(&make("first"), &room, HD)), ["p3"]);
+    assert_eq!(ids(LayoutEngine::compute(&make("all"), &room, HD)), ["p0", "p1", "p2", "p3"]);
 }
 
 #[test]
@@ -290,10 +242,7 @@ fn fixed_cell_aspect_centres_the_strip() {
     let strip = in_region(&layout, &tiles, "strip");
     assert_eq!(strip.len(), 1);
     let cell = strip[0].cell;
-    assert!(
-        (f64::from(cell.width) / f64::from(cell.height) - 16.0 / 9.0).abs() < 0.03,
-        "{cell:?}"
-    );
+    assert!((f64::from(cell.width) / f64::from(cell.height) - 16.0 / 9.0).abs() < 0.03, "{cell:?}");
     let centre = i64::from(cell.x) + i64::from(cell.width) / 2;
     assert!((centre - 640).abs() <= 2, "{cell:?}");
 }
@@ -320,15 +269,9 @@ fn five_in_grid_are_three_over_two() {
 
 #[test]
 fn portrait_grid_stacks_up_to_four() {
-    let portrait = Canvas {
-        width: 720,
-        height: 1280,
-    };
+    let portrait = Canvas { width: 720, height: 1280 };
     let tiles = LayoutEngine::compute(&builtin("portrait-grid"), &people(4), portrait);
-    assert!(
-        tiles.iter().all(|t| t.cell.x == tiles[0].cell.x),
-        "one column: {tiles:?}"
-    );
+    assert!(tiles.iter().all(|t| t.cell.x == tiles[0].cell.x), "one column: {tiles:?}");
     // Five: 2 + 2 + 1 (the last one centred).
     let tiles = LayoutEngine::compute(&builtin("portrait-grid"), &people(5), portrait);
     let rows: Vec<i32> = tiles.iter().map(|t| t.cell.y).collect();

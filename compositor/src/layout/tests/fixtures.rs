@@ -2,27 +2,11 @@
 
 use crate::layout::{Canvas, Layout, ParticipantView, Tile, TileSource, VideoSize};
 
-pub const HD: Canvas = Canvas {
-    width: 1280,
-    height: 720,
-};
+pub const HD: Canvas = Canvas { width: 1280, height: 720 };
 
 /// The canvases the property tests cover.
-pub const CANVASES: [Canvas; 4] = [
-    HD,
-    Canvas {
-        width: 720,
-        height: 1280,
-    },
-    Canvas {
-        width: 1080,
-        height: 1920,
-    },
-    Canvas {
-        width: 640,
-        height: 360,
-    },
-];
+pub const CANVASES: [Canvas; 4] =
+    [HD, Canvas { width: 720, height: 1280 }, Canvas { width: 1080, height: 1920 }, Canvas { width: 640, height: 360 }];
 
 pub fn size(width: u32, height: u32) -> VideoSize {
     VideoSize { width, height }
@@ -43,9 +27,7 @@ pub fn person(id: &str, join: u64) -> ParticipantView {
 
 /// `n` participants `p0..` joined in index order.
 pub fn people(n: usize) -> Vec<ParticipantView> {
-    (0..n)
-        .map(|i| person(&format!("p{i}"), i as u64 * 10))
-        .collect()
+    (0..n).map(|i| person(&format!("p{i}"), i as u64 * 10)).collect()
 }
 
 pub fn builtin(name: &str) -> Layout {
@@ -64,17 +46,11 @@ pub fn layout(json: &str) -> Layout {
 
 /// `(participant, source)` of each tile, in output order.
 pub fn placed(tiles: &[Tile]) -> Vec<(&str, TileSource)> {
-    tiles
-        .iter()
-        .map(|t| (t.participant.as_str(), t.source))
-        .collect()
+    tiles.iter().map(|t| (t.participant.as_str(), t.source)).collect()
 }
 
 /// Tiles of one region, by the region's name.
 pub fn in_region<'a>(layout: &Layout, tiles: &'a [Tile], name: &str) -> Vec<&'a Tile> {
-    let index = layout
-        .regions()
-        .iter()
-        .position(|r| r.name.as_deref() == Some(name));
+    let index = layout.regions().iter().position(|r| r.name.as_deref() == Some(name));
     tiles.iter().filter(|t| Some(t.region) == index).collect()
 }

@@ -11,27 +11,15 @@ use crate::layout::{Layout, LayoutError, validate_document};
 
 fn config(cases: u32) -> ProptestConfig {
     // No regression files (see `properties.rs`).
-    ProptestConfig {
-        cases,
-        failure_persistence: None,
-        ..ProptestConfig::default()
-    }
+    ProptestConfig { cases, failure_persistence: None, ..ProptestConfig::default() }
 }
 
 /// Errors say something, and point into the document (RFC 6901) or at its root.
 fn check_errors(errors: &[LayoutError]) -> Result<(), TestCaseError> {
     prop_assert!(!errors.is_empty(), "refused without an error");
     for e in errors {
-        prop_assert!(
-            !e.reason.trim().is_empty(),
-            "an error without a reason at {:?}",
-            e.path
-        );
-        prop_assert!(
-            e.path.is_empty() || e.path.starts_with('/'),
-            "not a JSON Pointer: {:?}",
-            e.path
-        );
+        prop_assert!(!e.reason.trim().is_empty(), "an error without a reason at {:?}", e.path);
+        prop_assert!(e.path.is_empty() || e.path.starts_with('/'), "not a JSON Pointer: {:?}", e.path);
     }
     Ok(())
 }
@@ -77,7 +65,12 @@ fn region() -> impl Strategy<Value = Value> {
         prop::option::of((0u32..10, 0u32..10, prop::option::of(any::<bool>()))),
     );
     (place, grid, prop::collection::vec(selector(), 1..4), extras).prop_map(
-        |((x, y, w, h), (rows, cols, max), select, (z, fit, screen_fit, padding, labels, mode, aspect, placeholders, when))| {
+        |(
+            (x, y, w, h),
+            (rows, cols, max),
+            select,
+            (z, fit, screen_fit, padding, labels, mode, aspect, placeholders, when),
+        )| {
             let mut r = json!({
                 "x": x, "y": y, "width": (1.0 - x) * w, "height": (1.0 - y) * h,
                 "select": select, "max_rows": rows, "max_cols": cols, "max": 1 + max.index((rows * cols) as usize),
@@ -154,11 +147,7 @@ fn pointers(v: &Value, at: String, out: &mut Vec<String>) {
         }
         Value::Object(map) => {
             for (k, item) in map {
-                pointers(
-                    item,
-                    format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")),
-                    out,
-                );
+                pointers(item, format!("{at}/{}", k.replace('~', "~0").replace('/', "~1")), out);
             }
         }
         _ => {}
@@ -175,32 +164,17 @@ fn hostile() -> impl Strategy<Value = Value> {
     prop_oneof![
         Just(Value::Null),
         any::<bool>().prop_map(Value::from),
-        prop::sample::select(vec![
-            -1.0,
-            -0.0,
-            0.0,
-            0.5,
-            1.0 + 1e-6,
-            1e308,
-            -1e308,
-            f64::MIN_POSITIVE
-        ])
-        .prop_map(Value::from),
+        prop::sample::select(vec![-1.0, -0.0, 0.0, 0.5, 1.0 + 1e-6, 1e308, -1e308, f64::MIN_POSITIVE])
+            .prop_map(Value::from),
         prop::sample::select(vec![0i64, -1, i64::MIN, 4_294_967_296]).prop_map(Value::from),
         Just(json!(u64::MAX)),
-        prop_oneof![
-            Just(String::new()),
-            Just(" ".to_string()),
-            "[^\"]{0,12}",
-            Just("x".repeat(100_000))
-        ]
-        .prop_map(Value::from),
+        prop_oneof![Just(String::new()), Just(" ".to_string()), "[^\"]{0,12}", Just("x".repeat(100_000))]
+            .prop_map(Value::from),
         Just(json!([])),
         Just(json!({})),
         (1usize..100).prop_map(nested),
         (0usize..2000).prop_map(|n| Value::Array(vec![Value::Null; n])),
-        (1usize..50)
-            .prop_map(|n| Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect())),
+        (1usize..50).prop_map(|n| Value::Object((0..n).map(|i| (format!("k{i}"), json!(i))).collect())),
     ]
 }
 

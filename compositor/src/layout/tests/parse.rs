@@ -23,11 +23,7 @@ fn error_of(edit: impl FnOnce(&mut serde_json::Value)) -> LayoutError {
 
 fn assert_error(e: &LayoutError, path: &str, reason_part: &str) {
     assert_eq!(e.path, path, "{e}");
-    assert!(
-        e.reason.contains(reason_part),
-        "reason {:?} lacks {reason_part:?}",
-        e.reason
-    );
+    assert!(e.reason.contains(reason_part), "reason {:?} lacks {reason_part:?}", e.reason);
 }
 
 #[test]
@@ -38,10 +34,7 @@ fn minimal_layout_gets_documented_defaults() {
     assert_eq!(layout.background(), Rgba::BLACK);
     assert!(!layout.labels());
     let region = &layout.regions()[0];
-    assert_eq!(
-        (region.z, region.fit, region.screen_fit),
-        (0, Fit::Cover, Fit::Contain)
-    );
+    assert_eq!((region.z, region.fit, region.screen_fit), (0, Fit::Cover, Fit::Contain));
     assert_eq!((region.max, region.max_rows, region.max_cols), (1, 1, 1));
     assert_eq!(region.padding, 0.0);
     assert_eq!(region.select_mode, SelectMode::First);
@@ -128,80 +121,24 @@ fn missing_required_fields() {
 
 #[test]
 fn wrong_types() {
-    assert_error(
-        &error_of(|d| d["name"] = json!(3)),
-        "/name",
-        "expected a string, found a number",
-    );
-    assert_error(
-        &error_of(|d| d["labels"] = json!("yes")),
-        "/labels",
-        "expected a boolean",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["x"] = json!("0")),
-        "/regions/0/x",
-        "expected a number",
-    );
-    assert_error(
-        &error_of(|d| d["regions"] = json!({})),
-        "/regions",
-        "expected an array",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0] = json!(1)),
-        "/regions/0",
-        "expected a region",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["max_rows"] = json!(1.5)),
-        "/regions/0/max_rows",
-        "non-integer",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["z"] = json!(-1)),
-        "/regions/0/z",
-        "negative",
-    );
+    assert_error(&error_of(|d| d["name"] = json!(3)), "/name", "expected a string, found a number");
+    assert_error(&error_of(|d| d["labels"] = json!("yes")), "/labels", "expected a boolean");
+    assert_error(&error_of(|d| d["regions"][0]["x"] = json!("0")), "/regions/0/x", "expected a number");
+    assert_error(&error_of(|d| d["regions"] = json!({})), "/regions", "expected an array");
+    assert_error(&error_of(|d| d["regions"][0] = json!(1)), "/regions/0", "expected a region");
+    assert_error(&error_of(|d| d["regions"][0]["max_rows"] = json!(1.5)), "/regions/0/max_rows", "non-integer");
+    assert_error(&error_of(|d| d["regions"][0]["z"] = json!(-1)), "/regions/0/z", "negative");
 }
 
 #[test]
 fn geometry_is_checked() {
-    assert_error(
-        &error_of(|d| d["regions"][0]["x"] = json!(0.5)),
-        "/regions/0/width",
-        "x + width = 1.5 exceeds 1",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["y"] = json!(0.25)),
-        "/regions/0/height",
-        "y + height",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["width"] = json!(-0.5)),
-        "/regions/0/width",
-        "negative",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["height"] = json!(0)),
-        "/regions/0/height",
-        "must be > 0",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["x"] = json!(1.5)),
-        "/regions/0/x",
-        "must be <= 1",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["padding"] = json!(0.3)),
-        "/regions/0/padding",
-        "<= 0.25",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["z"] = json!(1001)),
-        "/regions/0/z",
-        "0..=1000",
-    );
+    assert_error(&error_of(|d| d["regions"][0]["x"] = json!(0.5)), "/regions/0/width", "x + width = 1.5 exceeds 1");
+    assert_error(&error_of(|d| d["regions"][0]["y"] = json!(0.25)), "/regions/0/height", "y + height");
+    assert_error(&error_of(|d| d["regions"][0]["width"] = json!(-0.5)), "/regions/0/width", "negative");
+    assert_error(&error_of(|d| d["regions"][0]["height"] = json!(0)), "/regions/0/height", "must be > 0");
+    assert_error(&error_of(|d| d["regions"][0]["x"] = json!(1.5)), "/regions/0/x", "must be <= 1");
+    assert_error(&error_of(|d| d["regions"][0]["padding"] = json!(0.3)), "/regions/0/padding", "<= 0.25");
+    assert_error(&error_of(|d| d["regions"][0]["z"] = json!(1001)), "/regions/0/z", "0..=1000");
 }
 
 #[test]
@@ -216,47 +153,14 @@ fn decimal_sums_of_exactly_one_are_accepted() {
 
 #[test]
 fn colours() {
-    assert_error(
-        &error_of(|d| d["background"] = json!("red")),
-        "/background",
-        "invalid colour \"red\"",
-    );
-    assert_error(
-        &error_of(|d| d["background"] = json!("#12345")),
-        "/background",
-        "#rrggbb",
-    );
-    assert_error(
-        &error_of(|d| d["background"] = json!("#gg0000")),
-        "/background",
-        "invalid colour",
-    );
+    assert_error(&error_of(|d| d["background"] = json!("red")), "/background", "invalid colour \"red\"");
+    assert_error(&error_of(|d| d["background"] = json!("#12345")), "/background", "#rrggbb");
+    assert_error(&error_of(|d| d["background"] = json!("#gg0000")), "/background", "invalid colour");
     let parsed = |s: &str| s.parse::<Rgba>();
-    assert_eq!(
-        parsed("#102030"),
-        Ok(Rgba {
-            r: 0x10,
-            g: 0x20,
-            b: 0x30,
-            a: 255
-        })
-    );
-    assert_eq!(
-        parsed("#A0B0C080"),
-        Ok(Rgba {
-            r: 0xa0,
-            g: 0xb0,
-            b: 0xc0,
-            a: 0x80
-        })
-    );
+    assert_eq!(parsed("#102030"), Ok(Rgba { r: 0x10, g: 0x20, b: 0x30, a: 255 }));
+    assert_eq!(parsed("#A0B0C080"), Ok(Rgba { r: 0xa0, g: 0xb0, b: 0xc0, a: 0x80 }));
     assert!(parsed("#é0000").is_err());
-    let c = Rgba {
-        r: 0x11,
-        g: 0x22,
-        b: 0x33,
-        a: 0x44,
-    };
+    let c = Rgba { r: 0x11, g: 0x22, b: 0x33, a: 0x44 };
     assert_eq!(c.argb_u32(), 0x4411_2233);
     assert_eq!(c.to_string(), "#11223344");
     assert_eq!(Rgba::BLACK.to_string(), "#000000");
@@ -265,113 +169,48 @@ fn colours() {
 
 #[test]
 fn regions_must_not_be_empty() {
-    assert_error(
-        &error_of(|d| d["regions"] = json!([])),
-        "/regions",
-        "at least one region",
-    );
+    assert_error(&error_of(|d| d["regions"] = json!([])), "/regions", "at least one region");
 }
 
 #[test]
 fn grid_limits() {
-    assert_error(
-        &error_of(|d| d["regions"][0]["max_rows"] = json!(0)),
-        "/regions/0/max_rows",
-        "1..=16",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["max_cols"] = json!(17)),
-        "/regions/0/max_cols",
-        "1..=16",
-    );
-    assert_error(
-        &error_of(|d| d["regions"][0]["max"] = json!(0)),
-        "/regions/0/max",
-        "1..=256",
-    );
+    assert_error(&error_of(|d| d["regions"][0]["max_rows"] = json!(0)), "/regions/0/max_rows", "1..=16");
+    assert_error(&error_of(|d| d["regions"][0]["max_cols"] = json!(17)), "/regions/0/max_cols", "1..=16");
+    assert_error(&error_of(|d| d["regions"][0]["max"] = json!(0)), "/regions/0/max", "1..=256");
     assert_error(
         &error_of(|d| d["regions"][0]["max"] = json!(2)),
         "/regions/0/max",
         "exceeds max_rows x max_cols = 1 x 1 = 1",
     );
-    assert_error(
-        &error_of(|d| d["regions"][0]["cell_aspect"] = json!(0)),
-        "/regions/0/cell_aspect",
-        ">= 0.1",
-    );
+    assert_error(&error_of(|d| d["regions"][0]["cell_aspect"] = json!(0)), "/regions/0/cell_aspect", ">= 0.1");
 }
 
 #[test]
 fn duplicate_region_names() {
     let e = error_of(|d| {
-        let region =
-            json!({ "name": "a", "x": 0, "y": 0, "width": 1, "height": 1, "select": ["rest"] });
+        let region = json!({ "name": "a", "x": 0, "y": 0, "width": 1, "height": 1, "select": ["rest"] });
         d["regions"] = json!([region.clone(), region]);
     });
-    assert_error(
-        &e,
-        "/regions/1/name",
-        "duplicate region name \"a\" (also used by /regions/0)",
-    );
+    assert_error(&e, "/regions/1/name", "duplicate region name \"a\" (also used by /regions/0)");
 }
 
 #[test]
 fn selector_errors() {
     let select = |v: serde_json::Value| error_of(|d| d["regions"][0]["select"] = v);
-    assert_error(
-        &select(json!([])),
-        "/regions/0/select",
-        "at least one selector",
-    );
-    assert_error(
-        &select(json!("rest")),
-        "/regions/0/select",
-        "expected an array",
-    );
-    assert_error(
-        &select(json!(["rest", "loudest"])),
-        "/regions/0/select/1",
-        "unknown selector `loudest`",
-    );
-    assert_error(
-        &select(json!(["speaker"])),
-        "/regions/0/select/0",
-        "needs an argument",
-    );
-    assert_error(
-        &select(json!([{"speeker": 0}])),
-        "/regions/0/select/0/speeker",
-        "unknown selector `speeker`",
-    );
-    assert_error(
-        &select(json!([{"speaker": -1}])),
-        "/regions/0/select/0/speaker",
-        "negative",
-    );
-    assert_error(
-        &select(json!([{"identity": ""}])),
-        "/regions/0/select/0/identity",
-        "must not be empty",
-    );
-    assert_error(
-        &select(json!([{"join": 0, "speaker": 0}])),
-        "/regions/0/select/0",
-        "exactly one key",
-    );
-    assert_error(
-        &select(json!([3])),
-        "/regions/0/select/0",
-        "expected a selector",
-    );
+    assert_error(&select(json!([])), "/regions/0/select", "at least one selector");
+    assert_error(&select(json!("rest")), "/regions/0/select", "expected an array");
+    assert_error(&select(json!(["rest", "loudest"])), "/regions/0/select/1", "unknown selector `loudest`");
+    assert_error(&select(json!(["speaker"])), "/regions/0/select/0", "needs an argument");
+    assert_error(&select(json!([{"speeker": 0}])), "/regions/0/select/0/speeker", "unknown selector `speeker`");
+    assert_error(&select(json!([{"speaker": -1}])), "/regions/0/select/0/speaker", "negative");
+    assert_error(&select(json!([{"identity": ""}])), "/regions/0/select/0/identity", "must not be empty");
+    assert_error(&select(json!([{"join": 0, "speaker": 0}])), "/regions/0/select/0", "exactly one key");
+    assert_error(&select(json!([3])), "/regions/0/select/0", "expected a selector");
 }
 
 #[test]
 fn enum_fields() {
-    assert_error(
-        &error_of(|d| d["regions"][0]["fit"] = json!("fill")),
-        "/regions/0/fit",
-        "\"cover\" or \"contain\"",
-    );
+    assert_error(&error_of(|d| d["regions"][0]["fit"] = json!("fill")), "/regions/0/fit", "\"cover\" or \"contain\"");
     assert_error(
         &error_of(|d| d["regions"][0]["select_mode"] = json!("any")),
         "/regions/0/select_mode",
@@ -381,14 +220,8 @@ fn enum_fields() {
 
 #[test]
 fn condition_errors() {
-    let e = error_of(|d| {
-        d["regions"][0]["when"] = json!({"min_participants": 3, "max_participants": 2})
-    });
-    assert_error(
-        &e,
-        "/regions/0/when/max_participants",
-        "less than min_participants",
-    );
+    let e = error_of(|d| d["regions"][0]["when"] = json!({"min_participants": 3, "max_participants": 2}));
+    assert_error(&e, "/regions/0/when/max_participants", "less than min_participants");
     let e = error_of(|d| d["regions"][0]["when"] = json!({"screen_share": 1}));
     assert_error(&e, "/regions/0/when/screen_share", "expected a boolean");
 }
@@ -466,8 +299,5 @@ fn serde_deserialize_validates() {
     let layout: Layout = serde_json::from_value(minimal()).expect("valid");
     assert_eq!(layout.name(), "t");
     let err = serde_json::from_value::<Layout>(json!({"name": "t"})).expect_err("invalid");
-    assert!(
-        err.to_string().contains("missing required field `regions`"),
-        "{err}"
-    );
+    assert!(err.to_string().contains("missing required field `regions`"), "{err}");
 }

@@ -7,9 +7,7 @@ use proptest::prelude::*;
 use proptest::test_runner::TestCaseError;
 
 use super::fixtures::{CANVASES, builtin, size};
-use crate::layout::{
-    Canvas, Fit, Layout, LayoutEngine, ParticipantView, Rect, Tile, TileSource, VideoSize,
-};
+use crate::layout::{Canvas, Fit, Layout, LayoutEngine, ParticipantView, Rect, Tile, TileSource, VideoSize};
 
 /// Absent (mostly for screens), known size, or `0x0` (not decoded yet).
 fn video(absent_weight: u32) -> impl Strategy<Value = Option<VideoSize>> {
@@ -23,13 +21,7 @@ fn video(absent_weight: u32) -> impl Strategy<Value = Option<VideoSize>> {
 /// 0..=20 participants with increasing join orders (ids `p0..`), random
 /// cameras, screens, speaker ranks (duplicates allowed) and pins.
 fn room() -> impl Strategy<Value = Vec<ParticipantView>> {
-    let member = (
-        video(1),
-        video(6),
-        prop::option::weighted(0.5, 0u32..8),
-        prop::bool::weighted(0.15),
-        1u64..50,
-    );
+    let member = (video(1), video(6), prop::option::weighted(0.5, 0u32..8), prop::bool::weighted(0.15), 1u64..50);
     prop::collection::vec(member, 0..=20).prop_map(|members| {
         let mut join_order = 0;
         members
@@ -56,23 +48,11 @@ fn all_builtins() -> Vec<Layout> {
 }
 
 fn canvas_rect(canvas: Canvas) -> Rect {
-    Rect {
-        x: 0,
-        y: 0,
-        width: canvas.width,
-        height: canvas.height,
-    }
+    Rect { x: 0, y: 0, width: canvas.width, height: canvas.height }
 }
 
 fn is_even(r: &Rect) -> bool {
-    [
-        i64::from(r.x),
-        i64::from(r.y),
-        i64::from(r.width),
-        i64::from(r.height),
-    ]
-    .iter()
-    .all(|v| v % 2 == 0)
+    [i64::from(r.x), i64::from(r.y), i64::from(r.width), i64::from(r.height)].iter().all(|v| v % 2 == 0)
 }
 
 fn source_size(room: &[ParticipantView], tile: &Tile) -> Option<VideoSize> {
@@ -92,12 +72,7 @@ fn same_aspect(a: u32, b: u32, c: u32, d: u32, slack: f64) -> bool {
 }
 
 /// Invariants every layout's output satisfies.
-fn check_tiles(
-    layout: &Layout,
-    room: &[ParticipantView],
-    canvas: Canvas,
-    tiles: &[Tile],
-) -> Result<(), TestCaseError> {
+fn check_tiles(layout: &Layout, room: &[ParticipantView], canvas: Canvas, tiles: &[Tile]) -> Result<(), TestCaseError> {
     let whole = canvas_rect(canvas);
     let mut cameras = BTreeSet::new();
     let mut screens = BTreeSet::new();
@@ -119,32 +94,17 @@ fn check_tiles(
             TileSource::Screen => p.screen.is_some() && screens.insert(&p.id),
         };
         prop_assert!(once, "source placed twice or absent: {t:?}");
-        prop_assert_eq!(
-            &t.label,
-            &region.shows_labels(layout.labels()).then(|| p.name.clone())
-        );
+        prop_assert_eq!(&t.label, &region.shows_labels(layout.labels()).then(|| p.name.clone()));
 
-        let fit = if t.source == TileSource::Screen {
-            region.screen_fit
-        } else {
-            region.fit
-        };
+        let fit = if t.source == TileSource::Screen { region.screen_fit } else { region.fit };
         match (source_size(room, t), fit) {
             (None, _) => prop_assert!(t.rect == t.cell && t.crop.is_none(), "{t:?}"),
             (Some(_), Fit::Contain) => prop_assert!(t.crop.is_none()),
             (Some(s), Fit::Cover) => {
                 prop_assert_eq!(t.rect, t.cell);
                 if let Some(c) = t.crop {
-                    let frame = Rect {
-                        x: 0,
-                        y: 0,
-                        width: s.width,
-                        height: s.height,
-                    };
-                    prop_assert!(
-                        !c.is_empty() && frame.contains(&c),
-                        "crop {c:?} outside {s:?}"
-                    );
+                    let frame = Rect { x: 0, y: 0, width: s.width, height: s.height };
+                    prop_assert!(!c.is_empty() && frame.contains(&c), "crop {c:?} outside {s:?}");
                     prop_assert!(
                         same_aspect(c.width, c.height, t.cell.width, t.cell.height, 2.0),
                         "crop {c:?} not the aspect of {t:?}"
@@ -154,15 +114,9 @@ fn check_tiles(
         }
         if let (Some(s), Fit::Contain) = (source_size(room, t), fit) {
             let r = t.rect;
-            prop_assert!(
-                same_aspect(r.width, r.height, s.width, s.height, 2.0),
-                "{r:?} vs {s:?}"
-            );
+            prop_assert!(same_aspect(r.width, r.height, s.width, s.height, 2.0), "{r:?} vs {s:?}");
             // As large as fits: it touches the cell on two opposite sides.
-            prop_assert!(
-                r.width == t.cell.width || r.height == t.cell.height,
-                "{t:?}"
-            );
+            prop_assert!(r.width == t.cell.width || r.height == t.cell.height, "{t:?}");
             let (left, right) = (r.x - t.cell.x, t.cell.right() - r.right());
             let (top, bottom) = (r.y - t.cell.y, t.cell.bottom() - r.bottom());
             prop_assert!(
@@ -188,11 +142,7 @@ fn check_tiles(
 }
 
 /// Grid shape invariants for a single-region grid layout holding `n` tiles.
-fn check_grid_shape(
-    layout: &Layout,
-    room: &[ParticipantView],
-    tiles: &[Tile],
-) -> Result<(), TestCaseError> {
+fn check_grid_shape(layout: &Layout, room: &[ParticipantView], tiles: &[Tile]) -> Result<(), TestCaseError> {
     let region = &layout.regions()[0];
     let expected = room.len().min(region.capacity());
     prop_assert_eq!(tiles.len(), expected);
@@ -210,25 +160,12 @@ fn check_grid_shape(
     let cols = rows.values().map(Vec::len).max().unwrap_or(0);
     let n = tiles.len();
     prop_assert!(rows.len() <= region.max_rows as usize && cols <= region.max_cols as usize);
-    prop_assert!(
-        cols <= n && rows.len() * cols - n < cols,
-        "empty row or column: {} x {cols} for {n}",
-        rows.len()
-    );
-    let full_row = rows
-        .values()
-        .next()
-        .map(|r| (r[0].cell.x, r[r.len() - 1].cell.right()));
+    prop_assert!(cols <= n && rows.len() * cols - n < cols, "empty row or column: {} x {cols} for {n}", rows.len());
+    let full_row = rows.values().next().map(|r| (r[0].cell.x, r[r.len() - 1].cell.right()));
     let row_count = rows.len();
     for (i, row) in rows.values().enumerate() {
-        prop_assert!(
-            row.len() == cols || i == row_count - 1,
-            "short row before the last"
-        );
-        prop_assert!(
-            row.windows(2)
-                .all(|w| w[0].cell.right() <= i64::from(w[1].cell.x))
-        );
+        prop_assert!(row.len() == cols || i == row_count - 1, "short row before the last");
+        prop_assert!(row.windows(2).all(|w| w[0].cell.right() <= i64::from(w[1].cell.x)));
         if let Some((left, right)) = full_row {
             let gap_left = i64::from(row[0].cell.x - left);
             let gap_right = right - row[row.len() - 1].cell.right();

@@ -143,19 +143,14 @@ impl AudioDecoderImpl for OpusDecoder {
         let info = gst_audio::AudioInfo::builder(gst_audio::AudioFormat::F32le, RATE, channels)
             .build()
             .map_err(|e| gst::loggable_error!(CAT, "output format: {e}"))?;
-        let decoder = Decoder::new(channels as usize)
-            .map_err(|e| gst::loggable_error!(CAT, "libopus decoder: {e}"))?;
+        let decoder = Decoder::new(channels as usize).map_err(|e| gst::loggable_error!(CAT, "libopus decoder: {e}"))?;
         self.obj()
             .set_output_format(&info)
             .map_err(|e| gst::loggable_error!(CAT, "output format not accepted: {e:?}"))?;
         let fec = lock(&self.settings).fec;
         gst::debug!(CAT, imp = self, "{stream_channels}-channel stream to {channels} channels, fec {fec}");
-        *lock(&self.state) = Some(State {
-            decoder,
-            planner: LossPlanner::new(fec),
-            last_samples: DEFAULT_PACKET_SAMPLES,
-            corrupt: 0,
-        });
+        *lock(&self.state) =
+            Some(State { decoder, planner: LossPlanner::new(fec), last_samples: DEFAULT_PACKET_SAMPLES, corrupt: 0 });
         Ok(())
     }
 
@@ -204,7 +199,13 @@ impl OpusDecoder {
             probe.make_mut().set("channels", n as i32);
             allowed.can_intersect(&probe)
         };
-        if allowed.is_empty() || takes(stream) { stream } else if takes(2) { 2 } else { 1 }
+        if allowed.is_empty() || takes(stream) {
+            stream
+        } else if takes(2) {
+            2
+        } else {
+            1
+        }
     }
 
     /// Decodes one step into an output buffer. A packet that does not decode is concealed
@@ -256,8 +257,6 @@ impl AsRef<[u8]> for Samples {
 impl AsMut<[u8]> for Samples {
     fn as_mut(&mut self) -> &mut [u8] {
         // SAFETY: as above; every byte pattern is a valid f32, so writes cannot break it.
-        unsafe {
-            std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), std::mem::size_of_val(self.0.as_slice()))
-        }
+        unsafe { std::slice::from_raw_parts_mut(self.0.as_mut_ptr().cast(), std::mem::size_of_val(self.0.as_slice())) }
     }
 }

@@ -105,9 +105,7 @@ impl Decoder {
         let len = i32::try_from(len).map_err(|_| error(-1))?;
         // SAFETY: `data` is valid for `len` bytes (or null with 0); `pcm` holds `samples`
         // interleaved frames of `channels`.
-        let n = unsafe {
-            opus_decode_float(self.raw.as_ptr(), data, len, pcm.as_mut_ptr(), samples as c_int, fec)
-        };
+        let n = unsafe { opus_decode_float(self.raw.as_ptr(), data, len, pcm.as_mut_ptr(), samples as c_int, fec) };
         if n < 0 {
             return Err(error(n));
         }

@@ -19,9 +19,14 @@ pub enum Frame<P> {
 pub enum Step<P> {
     Decode(P),
     /// The frame was lost: rebuild its `samples` from `next`'s FEC data.
-    Recover { next: P, samples: u64 },
+    Recover {
+        next: P,
+        samples: u64,
+    },
     /// The frame was lost: conceal `samples` (0: too short to conceal, output nothing).
-    Conceal { samples: u64 },
+    Conceal {
+        samples: u64,
+    },
 }
 
 #[derive(Debug)]

@@ -1,9 +1,9 @@
+use super::super::lock;
 use crate::layout::Rect;
 use gst::glib;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
 use gst_video::{VideoFormat, VideoFrameFlags, VideoInfo, VideoMeta};
-use super::super::lock;
 use std::sync::{LazyLock, Mutex};
 
 static CAT: LazyLock<gst::DebugCategory> = LazyLock::new(|| {
@@ -185,11 +185,7 @@ impl BaseTransformImpl for TileCrop {
         Ok(PrepareOutputBufferSuccess::Buffer(buf))
     }
 
-    fn transform(
-        &self,
-        _inbuf: &gst::Buffer,
-        outbuf: &mut gst::BufferRef,
-    ) -> Result<gst::FlowSuccess, gst::FlowError> {
+    fn transform(&self, _inbuf: &gst::Buffer, outbuf: &mut gst::BufferRef) -> Result<gst::FlowSuccess, gst::FlowError> {
         let neg = lock(&self.negotiated);
         let (Some(info), Some(crop)) = (neg.input.as_ref(), neg.crop) else {
             return Ok(gst::FlowSuccess::Ok);
@@ -216,11 +212,12 @@ impl BaseTransformImpl for TileCrop {
                 gst::FlowError::Error
             })?;
         }
-        VideoMeta::add_full(outbuf, flags, info.format(), crop.width, crop.height, &offsets, &strides)
-            .map_err(|e| {
+        VideoMeta::add_full(outbuf, flags, info.format(), crop.width, crop.height, &offsets, &strides).map_err(
+            |e| {
                 gst::error!(CAT, imp = self, "cannot add the crop's video meta: {e}");
                 gst::FlowError::Error
-            })?;
+            },
+        )?;
         Ok(gst::FlowSuccess::Ok)
     }
 }
@@ -253,7 +250,8 @@ mod tests {
             let mut frame = gst_video::VideoFrameRef::from_buffer_ref_writable(b, info).expect("map");
             for plane in 0..3u32 {
                 let stride = frame.plane_stride()[plane as usize] as usize;
-                let (w, h) = if plane == 0 { (info.width(), info.height()) } else { (info.width() / 2, info.height() / 2) };
+                let (w, h) =
+                    if plane == 0 { (info.width(), info.height()) } else { (info.width() / 2, info.height() / 2) };
                 let data = frame.plane_data_mut(plane).expect("plane");
                 for y in 0..h as usize {
                     for x in 0..w as usize {

@@ -12,8 +12,8 @@ mod imp;
 use crate::layout::Rect;
 use gst::glib;
 use gst::prelude::*;
-use gst_base::prelude::*;
 use gst::subclass::prelude::ObjectSubclassIsExt;
+use gst_base::prelude::*;
 
 glib::wrapper! {
     pub struct TileCrop(ObjectSubclass<imp::TileCrop>)

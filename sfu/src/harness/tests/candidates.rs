@@ -14,7 +14,11 @@ async fn a_publisher_trickling_its_candidate_connects_and_publishes() {
     let alice = net.join("alice").await;
     let bob = net.join("bob").await;
 
-    let early = Candidate { candidate: "candidate:1 1 udp 2130706431 10.1.0.1 50000 typ host".into(), sdp_mid: None, sdp_mline_index: None };
+    let early = Candidate {
+        candidate: "candidate:1 1 udp 2130706431 10.1.0.1 50000 typ host".into(),
+        sdp_mid: None,
+        sdp_mline_index: None,
+    };
     let refused = net[alice].participant.add_candidate(Target::Publish, early).await;
     assert!(matches!(refused, Err(crate::Error::BadRequest(_))), "{refused:?}");
 

@@ -18,7 +18,10 @@ async fn a_newcomer_is_told_who_is_here_and_the_others_of_the_newcomer() {
     };
     assert_eq!((participant_id, room.as_str()), (&net[bob].participant.id, "room"));
     assert_eq!(participants.len(), 1, "{participants:?}");
-    assert_eq!((participants[0].id.as_str(), participants[0].name.as_str()), (net[alice].participant.id.as_str(), "alice"));
+    assert_eq!(
+        (participants[0].id.as_str(), participants[0].name.as_str()),
+        (net[alice].participant.id.as_str(), "alice")
+    );
     let tracks: Vec<&str> = participants[0].tracks.iter().map(|t| t.track_id.as_str()).collect();
     assert_eq!(tracks, [mic.as_str()], "the joined message lists what alice publishes");
 

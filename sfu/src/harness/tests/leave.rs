@@ -34,7 +34,9 @@ async fn a_leaver_is_announced_unpublished_and_unsubscribed() {
     });
     assert_eq!(left, [bob_id.as_str()]);
     let mut unpublished = net[alice].messages_of(|m| match m {
-        ServerMessage::TrackUnpublished { track_id, participant_id } if *participant_id == bob_id => Some(track_id.clone()),
+        ServerMessage::TrackUnpublished { track_id, participant_id } if *participant_id == bob_id => {
+            Some(track_id.clone())
+        }
         _ => None,
     });
     unpublished.sort();

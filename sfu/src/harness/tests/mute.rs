@@ -47,7 +47,9 @@ async fn a_muted_track_is_announced_forwarded_and_never_the_active_speaker() {
 /// The mute messages a client got: (track, owner, muted).
 fn mutes(net: &Net, c: ClientId) -> Vec<(String, String, bool)> {
     net[c].messages_of(|m| match m {
-        ServerMessage::Mute { track_id, participant_id, muted } => Some((track_id.clone(), participant_id.clone(), *muted)),
+        ServerMessage::Mute { track_id, participant_id, muted } => {
+            Some((track_id.clone(), participant_id.clone(), *muted))
+        }
         _ => None,
     })
 }

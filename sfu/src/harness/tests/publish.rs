@@ -32,15 +32,22 @@ async fn published_tracks_reach_the_others_rewritten_for_each_subscriber() {
     net.run_until("bob's subscribe connection", Duration::from_secs(2), |n| n[bob].connected()).await;
     let downs = net[bob].participant.down_tracks();
     let down = |id: &str| downs.iter().find(|(t, _)| t == id).map(|(_, d)| d.clone()).expect("bob's down track");
-    let before: Vec<(usize, u64)> = [&mic, &cam].iter().map(|t| (net[bob].received_on(t).len(), down(t).forwarded())).collect();
+    let before: Vec<(usize, u64)> =
+        [&mic, &cam].iter().map(|t| (net[bob].received_on(t).len(), down(t).forwarded())).collect();
     net.run_for(Duration::from_secs(1)).await;
     let offer = super::last_offer(&net[bob]);
     assert!(super::offers_track(&offer, &mic) && super::offers_track(&offer, &cam), "{offer}");
-    for (i, (track, media, codec, publisher_pt)) in [(&mic, "mic", "opus/48000", 109), (&cam, "cam", "VP8/90000", 120)].into_iter().enumerate() {
+    for (i, (track, media, codec, publisher_pt)) in
+        [(&mic, "mic", "opus/48000", 109), (&cam, "cam", "VP8/90000", 120)].into_iter().enumerate()
+    {
         let got = net[bob].received_on(track);
         let d = down(track);
         assert!(got.len() - before[i].0 >= 25, "{media}: {} packets in a second", got.len() - before[i].0);
-        assert_eq!((got.len() - before[i].0) as u64, d.forwarded() - before[i].1, "{media}: bob got every packet the SFU forwarded");
+        assert_eq!(
+            (got.len() - before[i].0) as u64,
+            d.forwarded() - before[i].1,
+            "{media}: bob got every packet the SFU forwarded"
+        );
         let sent_ssrc = net[alice].ssrc_of(media, 0).expect("alice's SSRC");
         let bob_pt = super::payload_type(&offer, codec).expect("payload type in bob's offer");
         assert_ne!(bob_pt, publisher_pt, "the test publishes on payload types of its own");

@@ -27,10 +27,7 @@ fn message(kind: u16, attrs: &[(u16, Vec<u8>)]) -> Vec<u8> {
 
 /// Attributes a check carries before USERNAME (PRIORITY, ICE-CONTROLLING, unknown ones).
 fn other_attribute() -> impl Strategy<Value = (u16, Vec<u8>)> {
-    (
-        any::<u16>().prop_filter("not USERNAME", |t| *t != ATTR_USERNAME),
-        prop::collection::vec(any::<u8>(), 0..24),
-    )
+    (any::<u16>().prop_filter("not USERNAME", |t| *t != ATTR_USERNAME), prop::collection::vec(any::<u8>(), 0..24))
 }
 
 /// ICE ufrags (RFC 8839 ice-chars), sometimes empty.
