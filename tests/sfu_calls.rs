@@ -25,6 +25,7 @@ use std::time::{Duration, Instant};
 
 use common::bot::Bot;
 use common::http;
+use common::poll::wait;
 use common::server::TEST_KEY as KEY;
 use observer::Observer;
 use room::analysis::decode_frames;
@@ -75,21 +76,6 @@ fn get(port: u16, path: &str) -> Value {
     let r = http::get(port, path, Some(KEY));
     assert_eq!(r.status, 200, "GET {path}: {}", String::from_utf8_lossy(&r.body));
     r.json()
-}
-
-fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while !cond() {
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(200));
-    }
-    true
-}
-
-fn wait(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
-    assert!(poll(timeout, cond), "timed out waiting for {what}");
 }
 
 /// The latest `getStats` summary a participant's page sent (JSON null until one came).

@@ -15,10 +15,11 @@ mod room;
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::bot::Bot;
 use common::http;
+use common::poll::{poll, wait};
 use common::server::{Server, TEST_KEY as KEY};
 use common::turn::Turn;
 use room::analysis::{close, decode_frames};
@@ -33,21 +34,6 @@ fn token(port: u16, room: &str, identity: &str) -> String {
     let r = http::post_json(port, &format!("/v1/rooms/{room}/tokens"), Some(KEY), body.as_bytes());
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     r.json()["token"].as_str().expect("a token").to_owned()
-}
-
-fn poll(timeout: Duration, mut cond: impl FnMut() -> bool) -> bool {
-    let end = Instant::now() + timeout;
-    while !cond() {
-        if Instant::now() >= end {
-            return false;
-        }
-        std::thread::sleep(Duration::from_millis(250));
-    }
-    true
-}
-
-fn wait(what: &str, timeout: Duration, cond: impl FnMut() -> bool) {
-    assert!(poll(timeout, cond), "timed out waiting for {what}");
 }
 
 /// A red 640x360 clip for Chromium's fake camera (it loops it).

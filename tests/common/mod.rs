@@ -3,6 +3,7 @@
 
 pub mod bot;
 pub mod http;
+pub mod poll;
 pub mod server;
 pub mod turn;
 pub mod webhooks;
