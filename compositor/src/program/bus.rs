@@ -72,7 +72,7 @@ fn handle(inner: &Arc<Inner>, msg: &gst::Message) {
         MessageView::Element(e) => {
             let Some(s) = e.structure() else { return };
             let owner = msg.src().and_then(owning_bin_name);
-            if s.name() == super::output::RECORDING_MESSAGE
+            if s.name() == super::output_bin::RECORDING_MESSAGE
                 && let Some(name) = owner.as_deref()
                 && name.starts_with("output-")
             {

@@ -287,3 +287,27 @@ fn bytes_sent(sink: &gst::Element) -> u64 {
     let stats = sink.property::<gst::Structure>("stats");
     stats.get::<u64>("out-bytes-total").unwrap_or(0)
 }
+
+use super::Program;
+
+impl Program {
+    /// Starts streaming the program to an RTMP(S) destination. Refused before anything
+    /// connects when the destination's preset cannot take the program (the error names the
+    /// program setting). The destination then connects, goes live and reconnects on its own.
+    pub fn add_destination(&self, spec: DestinationSpec) -> Result<DestinationId> {
+        Inner::add_destination(&self.inner, spec)
+    }
+
+    /// Stops streaming to a destination and returns its final figures.
+    pub fn remove_destination(&self, id: DestinationId) -> Result<DestinationInfo> {
+        self.inner.remove_destination(id)
+    }
+
+    pub fn destination(&self, id: DestinationId) -> Option<DestinationInfo> {
+        self.inner.destination_info(id)
+    }
+
+    pub fn destinations(&self) -> Vec<DestinationInfo> {
+        self.inner.destination_infos()
+    }
+}

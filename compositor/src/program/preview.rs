@@ -158,6 +158,105 @@ fn still_of(sample: &gst::Sample) -> Option<(Vec<u8>, Duration)> {
     Some((jpeg, position.unwrap_or_default()))
 }
 
+// The program's side: attaching the branch on demand and detaching it when idle.
+use super::{Inner, Program, lock};
+use std::sync::atomic::Ordering;
+
+impl Program {
+    /// The latest still of the composited program (a JPEG at most 640 pixels on its longer
+    /// side, renewed [`PREVIEW_FPS`] times a second). The first call attaches the preview
+    /// branch and waits up to `timeout` for its first still; the branch is detached again
+    /// when nobody asked for 30 s. The preview never keeps a program running (see
+    /// [`Program::is_idle`]) and never slows its outputs.
+    pub fn preview(&self, timeout: Duration) -> Result<Preview> {
+        Inner::preview(&self.inner)?.wait(timeout)
+    }
+
+    /// How long the preview branch stays without requests (30 s by default; applies to the
+    /// next attachment).
+    pub fn set_preview_idle_timeout(&self, idle: Duration) {
+        *lock(&self.inner.preview_idle) = idle;
+    }
+
+    /// Whether the preview branch is attached.
+    pub fn preview_attached(&self) -> bool {
+        lock(&self.inner.preview).is_some()
+    }
+}
+
+impl Inner {
+    /// The preview branch's shared state, attaching the branch if needed.
+    pub(super) fn preview(inner: &Arc<Inner>) -> Result<Arc<Shared>> {
+        if !inner.running.load(Ordering::SeqCst) {
+            return Err(CompositorError::NotRunning);
+        }
+        let _t = lock(&inner.topology);
+        let mut slot = lock(&inner.preview);
+        if let Some(branch) = slot.as_ref() {
+            branch.shared.touch();
+            return Ok(branch.shared.clone());
+        }
+        let weak = Arc::downgrade(inner);
+        let (bin, shared) =
+            build_bin(inner.config.width, inner.config.height, *lock(&inner.preview_idle), move |shared| {
+                if shared.idle()
+                    && let Some(inner) = weak.upgrade()
+                {
+                    // Not from the streaming thread: detaching stops this very thread.
+                    let weak = Arc::downgrade(&inner);
+                    inner.pipeline.call_async(move |_| {
+                        if let Some(inner) = weak.upgrade() {
+                            inner.detach_idle_preview();
+                        }
+                    });
+                }
+            })?;
+        shared.touch();
+        inner.pipeline.add(&bin)?;
+        bin.sync_state_with_parent()?;
+        let linked = inner
+            .backbone
+            .raw_tee
+            .request_pad_simple("src_%u")
+            .ok_or(CompositorError::Gst("tee refused a pad".into()))
+            .and_then(|tee_pad| {
+                let sink = bin.static_pad("sink").ok_or(CompositorError::Gst("no preview pad".into()))?;
+                match tee_pad.link(&sink) {
+                    Ok(_) => Ok(tee_pad),
+                    Err(e) => {
+                        inner.backbone.raw_tee.release_request_pad(&tee_pad);
+                        Err(e.into())
+                    }
+                }
+            });
+        let tee_pad = match linked {
+            Ok(p) => p,
+            Err(e) => {
+                inner.remove_bin(&bin);
+                return Err(e);
+            }
+        };
+        tracing::info!("preview attached");
+        *slot = Some(PreviewBranch { bin, tee_pad, shared: shared.clone() });
+        Ok(shared)
+    }
+
+    pub(super) fn detach_idle_preview(&self) {
+        let _t = lock(&self.topology);
+        let mut slot = lock(&self.preview);
+        if !slot.as_ref().is_some_and(|b| b.shared.idle()) {
+            return;
+        }
+        let Some(branch) = slot.take() else { return };
+        if let Some(sink) = branch.bin.static_pad("sink") {
+            let _ = branch.tee_pad.unlink(&sink);
+        }
+        self.backbone.raw_tee.release_request_pad(&branch.tee_pad);
+        self.remove_bin(&branch.bin);
+        tracing::info!("preview detached (idle)");
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

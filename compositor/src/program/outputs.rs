@@ -1,0 +1,126 @@
+//! Outputs of a running program: attached to the encoders' tees (a keyframe asked for at
+//! once), finished with EOS, kept until their recording sink has stored everything, and torn
+//! down on failure without touching the rest.
+
+use super::*;
+
+impl Program {
+    pub fn attach_output(&self, spec: OutputSpec) -> Result<OutputId> {
+        self.inner.attach_output(spec)
+    }
+
+    /// Finishes an output with EOS (the muxer writes its index) and removes it.
+    pub fn detach_output(&self, id: OutputId) -> Result<OutputStats> {
+        self.inner.detach_output(id, Duration::from_secs(10))
+    }
+
+    pub fn output_stats(&self, id: OutputId) -> Option<OutputStats> {
+        lock(&self.inner.outputs).get(&id).map(|o| o.stats())
+    }
+}
+
+impl Inner {
+    pub(super) fn attach_output(&self, spec: OutputSpec) -> Result<OutputId> {
+        if !self.running.load(Ordering::SeqCst) {
+            return Err(CompositorError::NotRunning);
+        }
+        let _t = lock(&self.topology);
+        let id = OutputId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let timeline = spec.timeline();
+        let (bin, sink) = output_bin::build_bin(id, spec)?;
+        let counters = Arc::new(output_bin::OutputCounters::default());
+        output_bin::install_start_probes(&bin, &counters, timeline);
+        output_bin::watch_overruns(&bin, &counters);
+        let eos = output_bin::eos_watch(&sink);
+        self.pipeline.add(&bin)?;
+        bin.sync_state_with_parent()?;
+        let mut tee_pads = Vec::new();
+        for (tee, kind) in [(&self.backbone.video_tee, "video"), (&self.backbone.audio_tee, "audio")] {
+            let tee_pad = tee.request_pad_simple("src_%u").ok_or(CompositorError::Gst("tee refused a pad".into()))?;
+            let sink_pad = bin.static_pad(kind).ok_or(CompositorError::Gst("no output pad".into()))?;
+            tee_pad.link(&sink_pad)?;
+            tee_pads.push(tee_pad);
+        }
+        let audio_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no audio pad".into()))?;
+        let video_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no video pad".into()))?;
+        // Start the new output promptly: ask the encoder for a keyframe with SPS/PPS.
+        if let Some(pad) = self.backbone.encoder.static_pad("src") {
+            let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+            pad.send_event(ev);
+        }
+        lock(&self.outputs).insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos });
+        tracing::info!(output = %id, "output attached");
+        Ok(id)
+    }
+
+    pub(super) fn detach_output(&self, id: OutputId, timeout: Duration) -> Result<OutputStats> {
+        let (out, completion) = {
+            let _t = lock(&self.topology);
+            let out = lock(&self.outputs).remove(&id).ok_or(CompositorError::UnknownOutput(id.0))?;
+            // A sink that reports when its storage has the whole recording is kept until it
+            // says so (registered before EOS so the report cannot be missed).
+            let completion = output_bin::completion_timeout(&out.sink).map(|t| {
+                let (tx, rx) = std::sync::mpsc::sync_channel(1);
+                let now = Instant::now();
+                let mut draining = lock(&self.draining);
+                // Sinks that never reported are forgotten after their deadline.
+                draining.retain(|_, (_, deadline)| *deadline > now);
+                draining.insert(id, (tx, now + timeout + t));
+                (rx, t)
+            });
+            self.unhook_output(&out, true);
+            (out, completion)
+        };
+        // Waiting happens outside the topology lock: tracks and other outputs carry on.
+        let stats = out.stats();
+        let finished = out.eos.recv_timeout(timeout).is_ok();
+        match completion {
+            Some((done, wait)) if finished => {
+                let (pipeline, bin) = (self.pipeline.clone(), out.bin.clone());
+                std::thread::spawn(move || {
+                    let reported = done.recv_timeout(wait).is_ok();
+                    tracing::debug!(output = %id, reported, "output's sink finished storing");
+                    remove_bin(&pipeline, &bin);
+                });
+            }
+            _ => {
+                lock(&self.draining).remove(&id);
+                self.remove_bin(&out.bin);
+            }
+        }
+        tracing::info!(output = %id, finished, frames = stats.video_frames, "output detached");
+        if finished { Ok(stats) } else { Err(CompositorError::Timeout("the output to finish")) }
+    }
+
+    /// A sink inside output `id` reported that its storage is done with the recording.
+    pub(super) fn output_stored(&self, id: OutputId) {
+        if let Some((tx, _)) = lock(&self.draining).remove(&id) {
+            let _ = tx.try_send(());
+        }
+    }
+
+    /// Tears an output down after it failed (no EOS: its sink is already broken).
+    pub(super) fn drop_failed_output(&self, id: OutputId) {
+        let _t = lock(&self.topology);
+        let Some(out) = lock(&self.outputs).remove(&id) else { return };
+        self.unhook_output(&out, false);
+        self.remove_bin(&out.bin);
+    }
+
+    /// Unlinks an output from the encoders' tees; with `finish`, sends it EOS so its muxer
+    /// writes its last bytes.
+    pub(super) fn unhook_output(&self, out: &Output, finish: bool) {
+        for (tee, tee_pad, kind) in [
+            (&self.backbone.video_tee, &out.video_tee_pad, "video"),
+            (&self.backbone.audio_tee, &out.audio_tee_pad, "audio"),
+        ] {
+            if let Some(sink_pad) = out.bin.static_pad(kind) {
+                let _ = tee_pad.unlink(&sink_pad);
+                if finish {
+                    sink_pad.send_event(gst::event::Eos::new());
+                }
+            }
+            tee.release_request_pad(tee_pad);
+        }
+    }
+}
