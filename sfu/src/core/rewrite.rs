@@ -37,6 +37,9 @@ pub struct Rewritten {
     pub rebased: bool,
 }
 
+/// How far behind the newest packet a late one (reordered, or a resend) is still taken.
+const RECENT: u16 = 0x1000;
+
 fn seq_newer(a: u16, b: u16) -> bool {
     a != b && a.wrapping_sub(b) < 0x8000
 }
@@ -85,6 +88,15 @@ impl StreamRewriter {
         if seq != mapping.base_in_seq && !seq_newer(seq, mapping.base_in_seq) {
             return None;
         }
+        // The reference follows the stream: sequence numbers only compare within half their
+        // space, so against a fixed base every packet from the 32,768th on would look older
+        // than it and be dropped (a call lost its audio after 11 minutes and its video a few
+        // minutes later). What stays behind it by more than RECENT is too late to matter.
+        if seq.wrapping_sub(mapping.base_in_seq) > 2 * RECENT
+            && let Some(m) = self.mapping.as_mut()
+        {
+            m.base_in_seq = seq.wrapping_sub(RECENT);
+        }
         let out_seq = seq.wrapping_add(mapping.seq_offset);
         let out_ts = ts.wrapping_add(mapping.ts_offset);
         match self.last_out {
@@ -98,6 +110,27 @@ impl StreamRewriter {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn a_long_stream_goes_on_past_every_wrap() {
+        // Four wraps of the sequence numbers (a 50 packet/s audio track for about 90 minutes),
+        // starting anywhere: every packet passes, numbered on without a gap.
+        let mut r = StreamRewriter::new(48_000);
+        let t = Instant::now();
+        let (mut seq, mut ts) = (60_000u16, 7u32);
+        let mut last = None;
+        for _ in 0..4 * 65_536 {
+            let out = r.rewrite(1, seq, ts, t).expect("the packet passes");
+            if let Some(l) = last {
+                assert_eq!(out.seq, u16::wrapping_add(l, 1));
+            }
+            last = Some(out.seq);
+            seq = seq.wrapping_add(1);
+            ts = ts.wrapping_add(960);
+        }
+        // A packet a little late still passes; one from before the switch does not.
+        assert!(r.rewrite(1, seq.wrapping_sub(100), ts, t).is_some());
+    }
     use std::time::Duration;
 
     #[test]
