@@ -24,6 +24,7 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 use common::bot::Bot;
+use common::camera::red_camera;
 use common::http;
 use common::poll::wait;
 use common::server::TEST_KEY as KEY;
@@ -439,19 +440,6 @@ fn a_camera_only_in_vp9_is_refused_and_the_call_goes_on() {
 /// Chromium's fake screen (`--use-fake-device-for-media-stream`): green, with a pacman and
 /// counters down its middle.
 const FAKE_SCREEN_GREEN: u32 = 0x008300;
-
-/// A red 640x360 clip for Chromium's fake camera, so that a camera tile is told from a screen.
-fn red_camera(dir: &Path) -> String {
-    let video = dir.join("red.y4m");
-    let ok = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=640x360:r=30", "-t", "2", "-pix_fmt", "yuv420p"])
-        .arg(&video)
-        .status()
-        .unwrap()
-        .success();
-    assert!(ok);
-    format!("--use-file-for-fake-video-capture={}", video.display())
-}
 
 /// The web client's share button, pressed with the mouse as a user does: `getDisplayMedia`
 /// (the real browser API, answered by Chromium's fake screen) publishes a screen share that

@@ -13,11 +13,12 @@ mod common;
 #[path = "../compositor/tests/common/mod.rs"]
 mod room;
 
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::bot::Bot;
+use common::camera::red_camera;
 use common::http;
 use common::poll::{poll, wait};
 use common::server::{Server, TEST_KEY as KEY};
@@ -34,19 +35,6 @@ fn token(port: u16, room: &str, identity: &str) -> String {
     let r = http::post_json(port, &format!("/v1/rooms/{room}/tokens"), Some(KEY), body.as_bytes());
     assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
     r.json()["token"].as_str().expect("a token").to_owned()
-}
-
-/// A red 640x360 clip for Chromium's fake camera (it loops it).
-fn red_camera(dir: &Path) -> String {
-    let video = dir.join("red.y4m");
-    let ok = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=640x360:r=30", "-t", "2", "-pix_fmt", "yuv420p"])
-        .arg(&video)
-        .status()
-        .expect("ffmpeg runs")
-        .success();
-    assert!(ok, "ffmpeg made no red.y4m");
-    format!("--use-file-for-fake-video-capture={}", video.display())
 }
 
 /// `tessera serve` with TURN; debug logs from our crates, so that the check for leaked

@@ -17,15 +17,17 @@ impl Recordings {
     /// Stops every running recording (all at once) and waits until their sinks have stored
     /// everything (files closed, objects completed) or `deadline`: a graceful stop.
     pub fn finish_all(&self, deadline: Instant) -> FinishedRecordings {
-        let running: Vec<String> = self
-            .lock()
-            .values()
-            .filter(|e| {
-                e.live.is_some() && matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording)
-            })
-            .map(|e| e.rec.id.clone())
-            .collect();
-        let ending: Vec<String> = self.lock().values().filter(|e| e.live.is_some()).map(|e| e.rec.id.clone()).collect();
+        // Those still recording are stopped; those already stopping are only waited for.
+        let (ending, running): (Vec<String>, Vec<String>) = {
+            let entries = self.lock();
+            let live = entries.values().filter(|e| e.live.is_some());
+            let ending = live.clone().map(|e| e.rec.id.clone()).collect();
+            let running = live
+                .filter(|e| matches!(e.rec.status, RecordingStatus::Starting | RecordingStatus::Recording))
+                .map(|e| e.rec.id.clone())
+                .collect();
+            (ending, running)
+        };
         std::thread::scope(|scope| {
             for id in &running {
                 scope.spawn(move || {

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod bot;
+pub mod camera;
 pub mod http;
 pub mod poll;
 pub mod server;
