@@ -126,6 +126,31 @@ pub struct ServeArgs {
     /// [default: 30]. A second signal exits at once.
     #[arg(long, env = "TESSERA_SHUTDOWN_GRACE_S", value_name = "SECONDS")]
     pub shutdown_grace_s: Option<u64>,
+
+    /// Cluster mode: the Redis that nodes share (`redis://[:password@]host:port/db`,
+    /// `rediss://` for TLS). Without it, this node is a cluster of one and needs no Redis.
+    #[arg(long, env = "TESSERA_REDIS_URL", value_name = "URL", hide_env_values = true)]
+    pub redis_url: Option<crate::turn::Secret>,
+
+    /// This node's id in the cluster (letters, digits, '-', '_', '.') [default: generated once
+    /// and kept in DATA_DIR/node-id].
+    #[arg(long, env = "TESSERA_NODE_ID", value_name = "ID")]
+    pub node_id: Option<String>,
+
+    /// The base URL other nodes and clients reach this node's HTTP at [default: from
+    /// --http-addr, e.g. http://127.0.0.1:8080].
+    #[arg(long, env = "TESSERA_PUBLIC_URL", value_name = "URL")]
+    pub public_url: Option<String>,
+
+    /// Room programs (composited rooms with recordings or streams) this node runs at most;
+    /// more are refused with 503 `no_capacity` [default: 1.5 per CPU core, at least 1].
+    #[arg(long, env = "TESSERA_PROGRAM_BUDGET", value_name = "N")]
+    pub program_budget: Option<u32>,
+
+    /// In a cluster, a node whose CPU use is above this share (0.1 to 1.0) takes no new
+    /// rooms [default: 0.85].
+    #[arg(long, env = "TESSERA_MAX_CPU", value_name = "SHARE")]
+    pub max_cpu: Option<f32>,
 }
 
 /// `tessera bot` settings.

@@ -21,6 +21,9 @@ pub enum Error {
     /// No such resource: 404.
     #[error("{0}")]
     NotFound(String),
+    /// This node runs as many programs as its budget allows: 503 `no_capacity`.
+    #[error("{0}")]
+    NoCapacity(String),
     /// The room's program refused or failed: 500 (unless the request set it up wrong, which
     /// the registries report as `Invalid` or `Setting` first).
     #[error("the room's program: {0}")]

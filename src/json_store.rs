@@ -4,6 +4,7 @@
 //! previous or the new version of a record, never part of one.
 
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, OnceLock};
 use std::time::SystemTime;
 
 use serde::Serialize;
@@ -15,6 +16,15 @@ pub struct JsonStore {
     dir: PathBuf,
     /// What the records are, for logs (`recording`, `stream`).
     kind: &'static str,
+    /// Where every saved record also goes (cluster mode: shared with the other nodes); set
+    /// once, seen by every clone.
+    mirror: Arc<OnceLock<Arc<dyn RecordMirror>>>,
+}
+
+/// A second home for saved records (must not block: called under the owner's locks).
+pub trait RecordMirror: Send + Sync + std::fmt::Debug {
+    /// `kind` is the store's (`recording`, `stream`); `value` the record as saved.
+    fn mirror(&self, kind: &'static str, id: &str, value: serde_json::Value);
 }
 
 /// A record read back, with the time it was last written.
@@ -31,7 +41,12 @@ impl JsonStore {
         if let Err(err) = std::fs::create_dir_all(&dir) {
             tracing::warn!(dir = %dir.display(), %err, "cannot create the {kind} state directory");
         }
-        JsonStore { dir, kind }
+        JsonStore { dir, kind, mirror: Arc::default() }
+    }
+
+    /// From now on every saved record is also given to `mirror` (the first mirror set stays).
+    pub fn set_mirror(&self, mirror: Arc<dyn RecordMirror>) {
+        let _ = self.mirror.set(mirror);
     }
 
     pub fn dir(&self) -> &Path {
@@ -48,6 +63,11 @@ impl JsonStore {
             .and_then(|()| std::fs::rename(&tmp, &path));
         if let Err(err) = result {
             tracing::warn!(id, %err, "cannot keep the {}'s metadata", self.kind);
+        }
+        if let Some(mirror) = self.mirror.get()
+            && let Ok(json) = serde_json::to_value(value)
+        {
+            mirror.mirror(self.kind, id, json);
         }
     }
 
@@ -101,7 +121,8 @@ mod tests {
     #[test]
     fn a_missing_directory_has_no_records() {
         let dir = tempfile::tempdir().unwrap();
-        let store = JsonStore { dir: dir.path().join("nope"), kind: "thing" };
+        let store = JsonStore::open(dir.path().join("nope"), "thing");
+        std::fs::remove_dir(store.dir()).unwrap();
         assert!(store.load_all::<Thing>().is_empty());
     }
 }

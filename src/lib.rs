@@ -6,6 +6,7 @@
 pub mod api_key;
 pub mod bot;
 pub mod cli;
+pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod error;

@@ -5,6 +5,10 @@ use tessera::cli::{Cli, Command, LayoutsCommand};
 use tessera::commands;
 
 fn main() -> ExitCode {
+    // rustls is built with two crypto providers here (the AWS SDK brings the second): the
+    // clients that ask rustls for its default (redis over rediss://, the cluster's wss://
+    // relay) find ours installed instead of panicking.
+    let _ = tessera::http_client::crypto_provider().install_default();
     let cli = Cli::parse();
     match cli.command {
         Command::Layouts { command } => match command {

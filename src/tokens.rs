@@ -67,6 +67,19 @@ impl TokenSigner {
         TokenSigner { key }
     }
 
+    /// A key given as 64 hex digits (the cluster keeps its key so in redis).
+    pub fn from_hex(hex: &str) -> Option<Self> {
+        let hex = hex.trim();
+        if hex.len() != KEY_LEN * 2 || !hex.is_ascii() {
+            return None;
+        }
+        let mut key = [0u8; KEY_LEN];
+        for (i, byte) in key.iter_mut().enumerate() {
+            *byte = u8::from_str_radix(&hex[2 * i..2 * i + 2], 16).ok()?;
+        }
+        Some(TokenSigner { key })
+    }
+
     /// The key from `DATA_DIR/token.key`, created (mode 0600) on first use.
     pub fn load_or_create(data_dir: &Path) -> std::io::Result<Self> {
         let path = data_dir.join(KEY_FILE);
@@ -76,7 +89,7 @@ impl TokenSigner {
             return Ok(TokenSigner { key });
         }
         let mut key = [0u8; KEY_LEN];
-        getrandom::fill(&mut key).map_err(|e| std::io::Error::other(e.to_string()))?;
+        getrandom::fill(&mut key).map_err(std::io::Error::other)?;
         write_private(&path, &key)?;
         Ok(TokenSigner { key })
     }

@@ -6,22 +6,16 @@
 //! descriptors it had and its memory has not run away.
 
 mod common;
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
-#[path = "../plugins/tests/common/mod.rs"]
-mod s3;
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, TcpStream, UdpSocket};
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::bot::Bot;
-use common::http;
-use common::server::{Server, TEST_KEY, free_port};
-use room::analysis::decode_frames;
-use room::{RED, assert_color};
 use serde_json::Value;
+use tessera_testkit::analysis::{RED, assert_color, decode_frames, probe};
+use tessera_testkit::http;
+use tessera_testkit::tessera::TEST_KEY;
 
 /// A small deterministic generator (xorshift64*): the same abuse on every run.
 struct Noise(u64);
@@ -164,16 +158,12 @@ fn slow_post(port: u16, declared: usize, sent: usize) -> TcpStream {
 
 #[test]
 fn abuse_of_every_port_leaves_the_call_and_the_recording_whole() {
-    let (udp_port, tcp_port) = (free_port(), free_port());
-    let server = Server::start_with(|cmd, dir| {
-        cmd.args(["--api-key", TEST_KEY, "--data-dir"]).arg(dir.join("data"));
-        cmd.args(["--rtc-udp-port", &udp_port.to_string(), "--rtc-tcp-port", &tcp_port.to_string()]);
-    });
+    let server = common::node().rtc_ports().start();
+    let (udp_port, tcp_port) = (server.rtc_udp_port.unwrap(), server.rtc_tcp_port.unwrap());
     let (port, pid) = (server.port, server.pid());
-    let mut red =
-        Bot::start(port, "abuse", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
+    let mut red = server.bot("abuse", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
     red.wait_for("published", Duration::from_secs(30));
-    let mut viewer = Bot::start(port, "abuse", "viewer", &["--subscribe", "--no-publish"]);
+    let mut viewer = server.bot("abuse", "viewer", &["--subscribe", "--no-publish"]);
     viewer.wait_for("joined", Duration::from_secs(30));
     let rec = http::post_json(
         port,
@@ -312,18 +302,10 @@ fn abuse_of_every_port_leaves_the_call_and_the_recording_whole() {
     let ran = recording_since.elapsed().as_secs_f64();
     let stop = http::post_json(port, &format!("/v1/recordings/{rec_id}/stop"), Some(TEST_KEY), b"");
     assert_eq!(stop.status, 200, "{}", String::from_utf8_lossy(&stop.body));
-    let deadline = Instant::now() + Duration::from_secs(30);
-    let done = loop {
-        let r = http::get(port, &format!("/v1/recordings/{rec_id}"), Some(TEST_KEY)).json();
-        if r["status"] == "completed" || r["status"] == "failed" {
-            break r;
-        }
-        assert!(Instant::now() < deadline, "never ended: {r}");
-        std::thread::sleep(Duration::from_millis(200));
-    };
+    let done = server.wait_recording_ended(&rec_id, Duration::from_secs(30));
     assert_eq!(done["status"], "completed", "{done}");
     let path = PathBuf::from(done["location"]["path"].as_str().unwrap());
-    let p = s3::probe(&path);
+    let p = probe(&path);
     assert!(p.duration > ran - 1.5 && p.duration < ran + 0.5, "{} s recorded of {ran:.1} s", p.duration);
     assert!(p.max_gap < 0.1, "a gap of {} s in the recording", p.max_gap);
     let frames = decode_frames(&path, 160, 90);

@@ -11,12 +11,12 @@ use std::time::{Duration, Instant};
 
 use base64::Engine;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD as B64;
-use common::http::{self, Body};
-use common::server::{Server, TEST_KEY};
 use futures_util::{SinkExt, StreamExt};
 use serde_json::{Value, json};
 use tessera::time::unix_now;
 use tessera::tokens::{Claims, TokenSigner};
+use tessera_testkit::http::{self, Body};
+use tessera_testkit::tessera::TEST_KEY;
 use tokio_tungstenite::tungstenite::Message;
 
 const ROOM: &str = "auth";
@@ -106,7 +106,7 @@ fn whip_post(port: u16, room: &str, bearer: Option<&str>) -> http::Response {
 
 #[test]
 fn only_valid_tokens_for_the_room_join_a_call_and_only_the_api_key_opens_the_api() {
-    let server = Server::start();
+    let server = common::node().start();
     let port = server.port;
 
     // The API key mints tokens; nothing else does.

@@ -4,21 +4,15 @@
 //! recording's layout, the live preview refreshes, a live stream to an RTMP server (nginx-rtmp)
 //! starts and stops from its buttons, and the recording stops.
 
-#[path = "support/app.rs"]
-mod app;
-#[path = "../sfu/tests/common/mod.rs"]
-mod browser;
-#[path = "support/cdp.rs"]
-mod cdp;
 mod common;
-#[allow(dead_code)]
-#[path = "../compositor/tests/common/servers.rs"]
-mod servers;
 
 use std::time::{Duration, Instant};
 
-use common::http;
+use common::app::App;
 use serde_json::Value;
+use tessera_testkit::chromium::Browser;
+use tessera_testkit::http;
+use tessera_testkit::rtmp::NginxRtmp;
 
 const KEY: &str = "control-page-key-0123456789abcdef";
 
@@ -32,7 +26,7 @@ fn recordings(port: u16) -> Vec<Value> {
 
 #[test]
 fn the_control_page_records_swaps_the_layout_and_previews_the_room() {
-    let app = app::App::start(KEY);
+    let app = App::start(KEY);
     let port = app.port;
     let _guard = app.rt.enter();
 
@@ -40,12 +34,11 @@ fn the_control_page_records_swaps_the_layout_and_previews_the_room() {
     let token = http::post_json(port, "/v1/rooms/demo/tokens", Some(KEY), br#"{"identity":"alice","name":"Alice"}"#);
     assert_eq!(token.status, 201);
     let token = token.json()["token"].as_str().unwrap().to_string();
-    let _alice = browser::Browser::open(&format!("http://127.0.0.1:{port}/rooms/demo?token={token}&name=Alice"), &[]);
+    let _alice = Browser::open(&format!("http://127.0.0.1:{port}/rooms/demo?token={token}&name=Alice"), &[]);
 
     // The operator opens the control page with the key in the URL.
-    let control = browser::Browser::open(&format!("http://127.0.0.1:{port}/rooms/demo/control?key={KEY}"), &[]);
-    let devtools = control.devtools_port(Duration::from_secs(20)).expect("Chromium's DevTools port");
-    let mut page = cdp::Page::attach(devtools, "/rooms/demo/control", Duration::from_secs(20));
+    let control = Browser::open(&format!("http://127.0.0.1:{port}/rooms/demo/control?key={KEY}"), &[]);
+    let mut page = control.page("/rooms/demo/control");
     // (The target may still show its first, blank document.)
     page.wait_for(
         "location.pathname === '/rooms/demo/control' && document.getElementById('layout')?.options.length > 0",
@@ -112,7 +105,7 @@ fn the_control_page_records_swaps_the_layout_and_previews_the_room() {
     assert_eq!(app.hub.program("demo").unwrap().layout(), tessera_compositor::layout::Layout::builtin("pip").unwrap());
 
     // Stream the room to an RTMP ingest: type its URL, start, see it live (key masked), stop.
-    let nginx = servers::NginxRtmp::start();
+    let nginx = NginxRtmp::start();
     page.click("#stream-url");
     page.type_text(&nginx.url("page-SECRET"));
     page.click("#stream-start");

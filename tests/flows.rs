@@ -6,21 +6,21 @@
 //! after each change, codecs, durations, the speaker's tone.
 
 mod common;
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
-#[path = "../plugins/tests/common/mod.rs"]
-mod s3;
 
 use std::time::{Duration, Instant};
 
-use common::bot::Bot;
-use common::http::{self, Body};
-use common::server::{Server, TEST_KEY};
-use room::analysis::{decode_audio, decode_frames, ffprobe, tone_amplitude};
-use room::servers::NginxRtmp;
-use room::{BLUE, RED, assert_color, assert_continuous, tile_center};
+use common::tile_center;
 use serde_json::Value;
 use tessera_compositor::layout::{Canvas, Layout, LayoutEngine, ParticipantView, Tile, VideoSize};
+use tessera_testkit::analysis::{
+    BLUE, RED, assert_color, assert_continuous, decode_audio, decode_frames, ffprobe, tone_amplitude,
+};
+use tessera_testkit::http::{self, Body};
+use tessera_testkit::poll::wait_for;
+use tessera_testkit::rtmp::NginxRtmp;
+use tessera_testkit::s3::Weed;
+use tessera_testkit::tessera::TEST_KEY;
+use tessera_testkit::webhook;
 
 const W: u32 = 640;
 const H: u32 = 360;
@@ -35,17 +35,6 @@ fn post(port: u16, path: &str, body: &str) -> Value {
     let r = http::post_json(port, path, Some(TEST_KEY), body.as_bytes());
     assert!(r.status == 200 || r.status == 201, "POST {path}: {} {}", r.status, String::from_utf8_lossy(&r.body));
     r.json()
-}
-
-fn wait_until(what: &str, timeout: Duration, mut check: impl FnMut() -> Option<Value>) -> Value {
-    let deadline = Instant::now() + timeout;
-    loop {
-        if let Some(v) = check() {
-            return v;
-        }
-        assert!(Instant::now() < deadline, "timed out waiting for {what}");
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// Where the layout engine puts red (joined first, silent, maybe pinned) and blue (joined
@@ -79,31 +68,25 @@ fn fetch(url: &str) -> Vec<u8> {
 
 #[test]
 fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
-    let weed = s3::Weed::start();
+    let weed = Weed::start();
     weed.create_bucket("calls");
     let nginx = NginxRtmp::start();
-    let (hook_port, hooks) = common::webhooks::receiver();
-    let server = Server::start_with(|cmd, dir| {
-        cmd.args(["--api-key", TEST_KEY, "--data-dir"])
-            .arg(dir.join("data"))
-            .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/hooks"))
-            .env("TESSERA_S3_BUCKET", "calls")
-            .env("TESSERA_S3_PREFIX", "e2e/")
-            .env("AWS_ENDPOINT_URL", weed.endpoint())
-            .env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY)
-            .env("AWS_REGION", "us-east-1");
-    });
+    let (hook_port, hooks) = webhook::receiver();
+    let server = common::node()
+        .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/hooks"))
+        .env("TESSERA_S3_BUCKET", "calls")
+        .env("TESSERA_S3_PREFIX", "e2e/")
+        .envs(weed.aws_env())
+        .start();
     let port = server.port;
 
     // Two participants join over WebRTC: red first, then blue, who talks.
     let size = format!("{W}x{H}");
     let mut red =
-        Bot::start(port, "standup", "red", &["--identity", "red", "--color", "#ff0000", "--size", &size, "--silent"]);
+        server.bot("standup", "red", &["--identity", "red", "--color", "#ff0000", "--size", &size, "--silent"]);
     let red_id = red.participant_id();
     red.wait_for("published", Duration::from_secs(20));
-    let mut blue = Bot::start(
-        port,
+    let mut blue = server.bot(
         "standup",
         "blue",
         &["--identity", "blue", "--color", "#0000ff", "--size", &size, "--codec", "h264", "--tone", "660"],
@@ -111,7 +94,7 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     let blue_id = blue.participant_id();
     blue.wait_for("published", Duration::from_secs(20));
     // The room shows both, and the SFU's active speaker (RFC 6464 levels) is blue.
-    let room = wait_until("blue to be the active speaker", Duration::from_secs(15), || {
+    let room = wait_for("blue to be the active speaker", Duration::from_secs(15), || {
         let room = get(port, "/v1/rooms/standup");
         (room["active_speaker"] == blue_id.as_str()).then_some(room)
     });
@@ -135,7 +118,7 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
         &format!(r#"{{"destinations":["{}"],"preset":"custom","layout":"grid",{video}}}"#, nginx.url("standup-SECRET")),
     );
     let stream_id = stream["id"].as_str().unwrap().to_owned();
-    wait_until("the destination to go live", Duration::from_secs(20), || {
+    wait_for("the destination to go live", Duration::from_secs(20), || {
         let s = get(port, &format!("/v1/streams/{stream_id}"));
         (s["destinations"][0]["status"] == "live").then_some(s)
     });
@@ -175,7 +158,7 @@ fn record_stream_swap_the_layout_and_pin_in_a_call_with_two_bots() {
     let stopped = post(port, &format!("/v1/streams/{stream_id}/stop"), "");
     assert_eq!(stopped["status"], "stopped");
     post(port, &format!("/v1/recordings/{rec_id}/stop"), "");
-    let done = wait_until("the recording to complete", Duration::from_secs(60), || {
+    let done = wait_for("the recording to complete", Duration::from_secs(60), || {
         let r = get(port, &format!("/v1/recordings/{rec_id}"));
         assert_ne!(r["status"], "failed", "{r}");
         (r["status"] == "completed").then_some(r)

@@ -5,18 +5,14 @@
 //! RTMP URL.
 
 mod common;
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
-#[path = "../plugins/tests/common/mod.rs"]
-mod s3;
 
 use std::os::unix::process::CommandExt;
 use std::process::{Command, Stdio};
 
-use common::server::{Server, TEST_KEY};
-use room::RED;
-use room::analysis::{close, decode_frames, ffprobe};
-use room::servers::NginxRtmp;
+use tessera_testkit::analysis::{RED, close, decode_frames, ffprobe};
+use tessera_testkit::rtmp::NginxRtmp;
+use tessera_testkit::s3::{ACCESS_KEY, SECRET_KEY, Weed};
+use tessera_testkit::tessera::TEST_KEY;
 
 const SECTION: &str = "## Record, stream and lay out a call with curl";
 const YOUTUBE: &str = "rtmp://a.rtmp.youtube.com/live2/YOUR-STREAM-KEY";
@@ -52,18 +48,16 @@ fn the_readme_curl_examples_work_as_written() {
         assert!(script.contains(needed), "the examples cover {needed}");
     }
 
-    let weed = s3::Weed::start();
+    let weed = Weed::start();
     weed.create_bucket("my-recordings");
     let nginx = NginxRtmp::start();
-    let server = Server::start_with(|cmd, dir| {
-        cmd.args(["--api-key", TEST_KEY, "--data-dir"])
-            .arg(dir.join("data"))
-            .env("TESSERA_S3_BUCKET", "my-recordings")
-            .env("AWS_ENDPOINT_URL", weed.endpoint())
-            .env("AWS_ACCESS_KEY_ID", s3::ACCESS_KEY)
-            .env("AWS_SECRET_ACCESS_KEY", s3::SECRET_KEY)
-            .env("AWS_REGION", "eu-west-1");
-    });
+    let server = common::node()
+        .env("TESSERA_S3_BUCKET", "my-recordings")
+        .env("AWS_ENDPOINT_URL", weed.endpoint())
+        .env("AWS_ACCESS_KEY_ID", ACCESS_KEY)
+        .env("AWS_SECRET_ACCESS_KEY", SECRET_KEY)
+        .env("AWS_REGION", "eu-west-1")
+        .start();
     let ingest = nginx.url("readme-SECRET");
     let script = script
         .replace("export KEY=...", &format!("export KEY={TEST_KEY}"))

@@ -2,31 +2,26 @@
 //! server (SeaweedFS on loopback), and `tessera serve` finishing, at start-up, a recording
 //! whose process was killed.
 
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
-#[path = "../plugins/tests/common/mod.rs"]
-mod s3;
+mod common;
 
-use room::analysis::{decode_frames, ffprobe};
-use room::*;
-use s3::{ACCESS_KEY, SECRET_KEY, Weed, files_in, probe};
 use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use common::program::{Room, sleep};
+use common::tile_center;
 use tessera::config::StorageConfig;
 use tessera::recordings::store::{RecordingLocation, RecordingStore};
 use tessera_compositor::{ProgramConfig, ProgramEvent};
+use tessera_testkit::analysis::{GREEN, RED, assert_color, assert_continuous, decode_frames, ffprobe, probe};
+use tessera_testkit::files::files_in;
+use tessera_testkit::s3::Weed;
 
 /// Points the AWS SDK at the test server. Each test runs in its own process (nextest), and
 /// this runs before any other thread exists.
 fn use_s3(weed: &Weed) {
-    for (k, v) in [
-        ("AWS_ENDPOINT_URL", weed.endpoint()),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-    ] {
+    for (k, v) in weed.aws_env() {
         // SAFETY: single-threaded at this point (see above).
         unsafe { std::env::set_var(k, v) };
     }
@@ -63,8 +58,8 @@ fn a_room_program_records_into_s3_while_it_runs() {
     assert_eq!(location, RecordingLocation::S3 { bucket: "calls".into(), key: "tessera/standup/rec-1.mp4".into() });
 
     let room = Room::new(ProgramConfig::default(), "grid");
-    let _alice = room.join(spec("alice", RED, 440.0));
-    let _bob = room.join(spec("bob", GREEN, 660.0));
+    let _alice = room.join("alice", RED, 440.0);
+    let _bob = room.join("bob", GREEN, 660.0);
     let output = room.program.attach_output(store.output(&location).unwrap()).expect("recording starts");
     sleep(6.0);
     // Fragments are spooled while the call runs.
@@ -116,12 +111,7 @@ fn serve_finishes_at_start_up_a_recording_whose_process_was_killed() {
     weed.create_bucket("calls");
     let data = tempfile::tempdir().unwrap();
     let spool = data.path().join("spool");
-    let aws = [
-        ("AWS_ENDPOINT_URL", weed.endpoint()),
-        ("AWS_ACCESS_KEY_ID", ACCESS_KEY.to_string()),
-        ("AWS_SECRET_ACCESS_KEY", SECRET_KEY.to_string()),
-        ("AWS_REGION", "us-east-1".to_string()),
-    ];
+    let aws = weed.aws_env();
     // A recording into S3, killed without warning at a random moment.
     let sink = format!("tesseras3sink bucket=calls key=killed/rec.mp4 spool-dir={}", spool.display());
     let mut child = Command::new(record_live())
@@ -145,7 +135,7 @@ fn serve_finishes_at_start_up_a_recording_whose_process_was_killed() {
     // The store is also down for the first seconds of the restart: recovery retries.
     weed.stop();
 
-    let mut serve = Command::new(env!("CARGO_BIN_EXE_tessera"))
+    let mut serve = Command::new(common::BIN)
         .args(["serve", "--http-addr", "127.0.0.1:0", "--api-key", "recovery-test-key-0123"])
         .env("TESSERA_DATA_DIR", data.path())
         .env("TESSERA_S3_BUCKET", "calls")

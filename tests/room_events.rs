@@ -7,13 +7,13 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::bot::Bot;
-use common::http;
-use common::server::{Server, TEST_KEY};
 use serde_json::Value;
+use tessera_testkit::http;
+use tessera_testkit::tessera::TEST_KEY;
+use tessera_testkit::webhook::{self, Deliveries};
 
 /// The events delivered so far, as (event, data).
-fn events(seen: &common::webhooks::Deliveries) -> Vec<(String, Value)> {
+fn events(seen: &Deliveries) -> Vec<(String, Value)> {
     seen.lock()
         .unwrap()
         .iter()
@@ -24,11 +24,7 @@ fn events(seen: &common::webhooks::Deliveries) -> Vec<(String, Value)> {
         .collect()
 }
 
-fn wait_for(
-    seen: &common::webhooks::Deliveries,
-    what: &str,
-    check: impl Fn(&[(String, Value)]) -> bool,
-) -> Vec<(String, Value)> {
+fn wait_for(seen: &Deliveries, what: &str, check: impl Fn(&[(String, Value)]) -> bool) -> Vec<(String, Value)> {
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
         let got = events(seen);
@@ -46,16 +42,12 @@ fn count(events: &[(String, Value)], name: &str) -> usize {
 
 #[test]
 fn a_subscriber_is_reported_and_a_recording_keeps_the_room_going() {
-    let (hook_port, seen) = common::webhooks::receiver();
-    let server = Server::start_with(|cmd, dir| {
-        cmd.args(["--api-key", TEST_KEY, "--data-dir"])
-            .arg(dir.join("data"))
-            .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/hooks"));
-    });
+    let (hook_port, seen) = webhook::receiver();
+    let server = common::node().env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hook_port}/hooks")).start();
     let port = server.port;
 
     // A participant that publishes nothing: the room starts and they are reported.
-    let mut viewer = Bot::start(port, "events", "viewer", &["--identity", "viewer", "--subscribe", "--no-publish"]);
+    let mut viewer = server.bot("events", "viewer", &["--identity", "viewer", "--subscribe", "--no-publish"]);
     let viewer_id = viewer.participant_id();
     let got = wait_for(&seen, "the viewer's join", |e| count(e, "participant.joined") == 1);
     assert_eq!(got[0].0, "room.started", "the room starts at its first join: {got:?}");
@@ -64,8 +56,7 @@ fn a_subscriber_is_reported_and_a_recording_keeps_the_room_going() {
     assert_eq!(joined["identity"], "viewer", "{joined}");
 
     // A second participant, and a recording of the room.
-    let mut red =
-        Bot::start(port, "events", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
+    let mut red = server.bot("events", "red", &["--color", "#ff0000", "--size", "320x180", "--fps", "15", "--silent"]);
     red.wait_for("published", Duration::from_secs(30));
     let rec = http::post_json(
         port,

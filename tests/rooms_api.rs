@@ -2,17 +2,14 @@
 //! in-process app: participants with their token identity, running recordings, the program's
 //! preview as a JPEG, and the documented errors.
 
-#[allow(dead_code)]
-#[path = "../compositor/tests/common/analysis.rs"]
-mod analysis;
-#[path = "support/app.rs"]
-mod app;
 mod common;
 
 use std::time::{Duration, Instant};
 
-use common::http;
+use common::app::App;
 use serde_json::Value;
+use tessera_testkit::analysis::{close, decode_jpeg};
+use tessera_testkit::http;
 
 const KEY: &str = "rooms-test-api-key-0123456789";
 
@@ -22,7 +19,7 @@ fn error(resp: &http::Response) -> (u16, String) {
 
 #[test]
 fn rooms_show_participants_recordings_and_a_preview() {
-    let app = app::App::start(KEY);
+    let app = App::start(KEY);
     let port = app.port;
     let _guard = app.rt.enter();
 
@@ -73,8 +70,8 @@ fn rooms_show_participants_recordings_and_a_preview() {
         assert_eq!(still.status, 200, "{}", String::from_utf8_lossy(&still.body));
         assert_eq!(still.header("content-type"), Some("image/jpeg"));
         assert_eq!(still.header("cache-control"), Some("no-store"));
-        let frame = analysis::decode_jpeg(&still.body, 64, 36);
-        assert!(analysis::close(frame.color_at(640.0, 360.0, 1280, 720), 0x000000), "a black program");
+        let frame = decode_jpeg(&still.body, 64, 36);
+        assert!(close(frame.color_at(640.0, 360.0, 1280, 720), 0x000000), "a black program");
         sequences.push(still.header("x-preview-sequence").unwrap().parse::<u64>().unwrap());
         std::thread::sleep(Duration::from_millis(250));
     }

@@ -6,20 +6,14 @@
 //! stopped, no program is left running.
 
 mod common;
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
-#[path = "../plugins/tests/common/mod.rs"]
-mod s3;
 
 use std::path::PathBuf;
 use std::time::{Duration, Instant};
 
-use common::bot::Bot;
-use common::http;
-use common::server::{Server, TEST_KEY};
-use room::analysis::{Frame, decode_frames};
-use room::{BLUE, GREEN, RED, close};
 use serde_json::Value;
+use tessera_testkit::analysis::{BLUE, Frame, GREEN, RED, close, decode_frames, probe};
+use tessera_testkit::http;
+use tessera_testkit::tessera::TEST_KEY;
 
 const VIDEO: &str = r#""video":{"width":1280,"height":720,"fps":15,"bitrate_kbps":1500}"#;
 
@@ -33,19 +27,6 @@ fn get(port: u16, path: &str) -> Value {
     let r = http::get(port, path, Some(TEST_KEY));
     assert_eq!(r.status, 200, "GET {path}: {}", String::from_utf8_lossy(&r.body));
     r.json()
-}
-
-/// Polls until the recording has ended (60 s at most: three programs share two cores).
-fn wait_ended(server: &Server, id: &str) -> Value {
-    let deadline = Instant::now() + Duration::from_secs(60);
-    loop {
-        let r = get(server.port, &format!("/v1/recordings/{id}"));
-        if r["status"] == "completed" || r["status"] == "failed" {
-            return r;
-        }
-        assert!(Instant::now() < deadline, "never ended: {r}\n{}", server.stderr());
-        std::thread::sleep(Duration::from_millis(200));
-    }
 }
 
 /// A recording as it was started and as it ended.
@@ -77,13 +58,13 @@ fn assert_only_own_colour(frames: &[Frame], own: u32, others: &[u32], what: &str
 
 #[test]
 fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
-    let server = Server::start();
+    let server = common::node().start();
     let port = server.port;
     let rooms: [(&str, u32, &str); 3] =
         [("alpha", RED, "#ff0000"), ("bravo", GREEN, "#00ff00"), ("charlie", BLUE, "#0000ff")];
     let mut bots = Vec::new();
     for (room, _, hex) in rooms {
-        let mut bot = Bot::start(port, room, room, &["--color", hex, "--size", "320x180", "--fps", "15", "--silent"]);
+        let mut bot = server.bot(room, room, &["--color", hex, "--size", "320x180", "--fps", "15", "--silent"]);
         bot.wait_for("published", Duration::from_secs(30));
         bots.push(bot);
     }
@@ -126,7 +107,8 @@ fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
 
     let all_colours: Vec<u32> = rooms.iter().map(|r| r.1).collect();
     for r in &recorded {
-        let done = wait_ended(&server, &r.id);
+        // 60 s at most: three programs share two cores.
+        let done = server.wait_recording_ended(&r.id, Duration::from_secs(60));
         let what = format!("{} ({})", r.room, r.id);
         assert_eq!(done["status"], "completed", "{what}: {done}");
         assert_eq!(done["room"], r.room, "{what}: {done}");
@@ -136,7 +118,7 @@ fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
         assert_eq!(done["bytes"].as_u64(), Some(std::fs::metadata(&path).expect("the file").len()), "{what}: {done}");
         // As long as it ran (the program starts within a second of the request), with a
         // frame for every 1/15 s of its duration.
-        let p = s3::probe(&path);
+        let p = probe(&path);
         let duration = done["duration_s"].as_f64().expect("duration_s");
         assert!(
             p.duration > r.ran - 1.5 && p.duration < r.ran + 0.5,
@@ -185,7 +167,7 @@ fn three_rooms_recorded_at_once_keep_their_recordings_apart() {
 /// last one used or on a new one while the old one is stopping, and each recording completes.
 #[test]
 fn recordings_restarted_at_once_are_each_accepted_and_completed() {
-    let server = Server::start();
+    let server = common::node().start();
     let port = server.port;
     let body = r#"{"layout":"grid","video":{"width":320,"height":180,"fps":15,"bitrate_kbps":300}}"#;
     let mut ids = Vec::new();
@@ -199,7 +181,7 @@ fn recordings_restarted_at_once_are_each_accepted_and_completed() {
         ids.push(id);
     }
     for id in &ids {
-        let done = wait_ended(&server, id);
+        let done = server.wait_recording_ended(id, Duration::from_secs(60));
         assert_eq!(done["status"], "completed", "{done}");
     }
 }

@@ -2,47 +2,30 @@
 //! client with a token minted by the REST API, the SFU hands its tracks to the compositor in
 //! process, and the recorded program shows its camera (a solid red test video) in its tile.
 
-#[path = "support/app.rs"]
-mod app;
-#[path = "../sfu/tests/common/mod.rs"]
-mod browser;
 mod common;
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
 
-use std::process::Command;
 use std::time::{Duration, Instant};
 
-use room::analysis::decode_frames;
-use room::{RED, assert_color, assert_continuous, tile_center};
+use common::app::App;
+use common::{participants, tile_center};
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputSpec, ProgramConfig};
+use tessera_testkit::analysis::{RED, assert_color, assert_continuous, decode_frames};
+use tessera_testkit::chromium::{Browser, red_camera};
+use tessera_testkit::http;
 
 const KEY: &str = "rtc-test-api-key-0123456789";
-
-/// A 640x360 solid red video for Chromium's fake camera.
-fn red_y4m(dir: &std::path::Path) -> std::path::PathBuf {
-    let path = dir.join("red.y4m");
-    let ok = Command::new("ffmpeg")
-        .args(["-v", "error", "-f", "lavfi", "-i", "color=c=red:s=640x360:r=30", "-t", "2", "-pix_fmt", "yuv420p"])
-        .arg(&path)
-        .status()
-        .expect("ffmpeg runs")
-        .success();
-    assert!(ok, "ffmpeg made no test video");
-    path
-}
 
 #[test]
 fn a_browser_in_a_call_appears_in_the_room_program() {
     let dir = tempfile::tempdir().unwrap();
-    let video = red_y4m(dir.path());
-    let app = app::App::start(KEY);
+    let camera = red_camera(dir.path());
+    let app = App::start(KEY);
     let (port, hub, sfu) = (app.port, app.hub.clone(), app.sfu.clone());
     let _guard = app.rt.enter();
 
     // The application mints a participant token with its API key.
-    let resp = common::http::post_json(
+    let resp = http::post_json(
         port,
         "/v1/rooms/demo/tokens",
         Some(KEY),
@@ -51,7 +34,7 @@ fn a_browser_in_a_call_appears_in_the_room_program() {
     assert_eq!(resp.status, 201, "{}", String::from_utf8_lossy(&resp.body));
     let token = resp.json()["token"].as_str().unwrap().to_string();
     // A token for another room does not open this one.
-    let other = common::http::post_json(port, "/v1/rooms/other/tokens", Some(KEY), br#"{"identity":"x"}"#);
+    let other = http::post_json(port, "/v1/rooms/other/tokens", Some(KEY), br#"{"identity":"x"}"#);
     assert_eq!(other.status, 201);
 
     // The room's program runs and records while Alice joins from a browser.
@@ -60,8 +43,7 @@ fn a_browser_in_a_call_appears_in_the_room_program() {
     let path = dir.path().join("program.mp4");
     let rec = program.attach_output(OutputSpec::mp4_file(&path)).unwrap();
     let url = format!("http://127.0.0.1:{port}/rooms/demo?token={token}&name=Alice");
-    let camera = format!("--use-file-for-fake-video-capture={}", video.display());
-    let _alice = browser::Browser::open(&url, &[&camera]);
+    let _alice = Browser::open(&url, &[&camera]);
 
     // Both of her tracks reach the program, and her video decodes there.
     let deadline = Instant::now() + Duration::from_secs(60);
@@ -87,8 +69,8 @@ fn a_browser_in_a_call_appears_in_the_room_program() {
 
     // A wrong token never joins: the WebSocket join is refused and the room keeps one person.
     let forged = format!("http://127.0.0.1:{port}/rooms/demo?token={}x&name=Mallory", &token[..token.len() - 1]);
-    let _mallory = browser::Browser::open(&forged, &[]);
+    let _mallory = Browser::open(&forged, &[]);
     std::thread::sleep(Duration::from_secs(3));
-    assert_eq!(browser::participants(&sfu, "demo").len(), 1);
+    assert_eq!(participants(&sfu, "demo").len(), 1);
     hub.stop_program("demo");
 }

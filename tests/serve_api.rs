@@ -3,9 +3,10 @@
 
 mod common;
 
-use common::http::{self, Body};
-use common::server::{self, Server, TEST_KEY};
 use serde_json::Value;
+use tessera_testkit::http::{self, Body};
+use tessera_testkit::ports::free_port;
+use tessera_testkit::tessera::{Node, TEST_KEY, serve_command};
 
 const KEY: Option<&str> = Some(TEST_KEY);
 
@@ -26,7 +27,7 @@ fn assert_error(response: &http::Response, status: u16, code: &str) -> Value {
 
 #[test]
 fn health_answers_without_a_key() {
-    let server = Server::start();
+    let server = common::node().start();
     let response = http::get(server.port, "/v1/health", None);
     assert_eq!(response.status, 200);
     let body = response.json();
@@ -36,7 +37,7 @@ fn health_answers_without_a_key() {
 
 #[test]
 fn v1_rejects_missing_and_wrong_keys() {
-    let server = Server::start();
+    let server = common::node().start();
     let port = server.port;
 
     let missing = http::get(port, "/v1/layouts", None);
@@ -61,7 +62,7 @@ fn v1_rejects_missing_and_wrong_keys() {
 
 #[test]
 fn layouts_list_and_show() {
-    let server = Server::start();
+    let server = common::node().start();
     let list = http::get(server.port, "/v1/layouts", KEY);
     assert_eq!(list.status, 200);
     let names: Vec<String> =
@@ -81,7 +82,7 @@ fn layouts_list_and_show() {
 
 #[test]
 fn validate_accepts_a_good_layout() {
-    let server = Server::start();
+    let server = common::node().start();
     let document = include_str!("../layouts/grid.json");
     let response = http::post_json(server.port, "/v1/layouts/validate", KEY, document.as_bytes());
     assert_eq!(response.status, 200, "{}", String::from_utf8_lossy(&response.body));
@@ -92,7 +93,7 @@ fn validate_accepts_a_good_layout() {
 
 #[test]
 fn validate_rejects_a_bad_layout_with_the_field() {
-    let server = Server::start();
+    let server = common::node().start();
     let document = br#"{"name": "bad", "regions": [{"name": "a", "x": 1.5, "y": 0, "width": 0.5, "height": 1, "select": ["rest"]}]}"#;
     let response = http::post_json(server.port, "/v1/layouts/validate", KEY, document);
     let error = assert_error(&response, 422, "invalid_layout");
@@ -102,14 +103,14 @@ fn validate_rejects_a_bad_layout_with_the_field() {
 
 #[test]
 fn malformed_json_is_a_json_400() {
-    let server = Server::start();
+    let server = common::node().start();
     let response = http::post_json(server.port, "/v1/layouts/validate", KEY, b"{\"name\": ");
     assert_error(&response, 400, "malformed_json");
 }
 
 #[test]
 fn non_json_content_type_is_a_json_415() {
-    let server = Server::start();
+    let server = common::node().start();
     let mut headers = http::auth(KEY);
     headers.push(("Content-Type".into(), "text/plain".into()));
     let response = http::send(server.port, "POST", "/v1/layouts/validate", &headers, Body::Sized(b"{}")).expect("POST");
@@ -118,7 +119,7 @@ fn non_json_content_type_is_a_json_415() {
 
 #[test]
 fn oversize_bodies_are_a_json_413() {
-    let server = Server::start();
+    let server = common::node().start();
     let mut headers = http::auth(KEY);
     headers.push(("Content-Type".into(), "application/json".into()));
     // Valid JSON (a long string), so only the size is wrong.
@@ -141,7 +142,7 @@ fn oversize_bodies_are_a_json_413() {
 
 #[test]
 fn unknown_routes_and_methods_use_the_error_shape() {
-    let server = Server::start();
+    let server = common::node().start();
     assert_error(&http::get(server.port, "/", None), 404, "not_found");
     let response = http::send(server.port, "DELETE", "/v1/layouts", &http::auth(KEY), Body::None).expect("DELETE");
     assert_error(&response, 405, "method_not_allowed");
@@ -149,7 +150,7 @@ fn unknown_routes_and_methods_use_the_error_shape() {
 
 #[test]
 fn sigterm_stops_the_server_with_exit_0() {
-    let server = Server::start();
+    let server = common::node().start();
     assert!(server.stderr().contains("listening on http://127.0.0.1:"), "{}", server.stderr());
     let status = server.stop_with("TERM");
     assert_eq!(status.code(), Some(0), "{status}");
@@ -157,16 +158,14 @@ fn sigterm_stops_the_server_with_exit_0() {
 
 #[test]
 fn sigint_stops_the_server_with_exit_0() {
-    let server = Server::start();
+    let server = common::node().start();
     let status = server.stop_with("INT");
     assert_eq!(status.code(), Some(0), "{status}");
 }
 
 #[test]
 fn without_a_key_a_development_key_is_generated_and_printed_once() {
-    let mut server = Server::start_with(|cmd, dir| {
-        cmd.arg("--data-dir").arg(dir.join("data"));
-    });
+    let mut server = common::node().without_api_key().start();
     let line = server.stdout_line();
     let key = line
         .strip_prefix("development API key: ")
@@ -185,13 +184,13 @@ fn without_a_key_a_development_key_is_generated_and_printed_once() {
 #[test]
 fn environment_configures_the_server_and_json_logs() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let port = server::free_port();
-    let mut cmd = server::command(dir.path());
+    let port = free_port();
+    let mut cmd = serve_command(common::BIN, dir.path());
     cmd.env("TESSERA_HTTP_ADDR", format!("127.0.0.1:{port}"))
         .env("TESSERA_DATA_DIR", dir.path().join("nested/data"))
         .env("TESSERA_API_KEY", "env-key-0123456789")
         .env("TESSERA_LOG_FORMAT", "json");
-    let server = Server::launch(cmd, port, dir);
+    let server = Node::launch(cmd, port, dir);
 
     assert!(server.dir.path().join("nested/data").is_dir(), "data dir not created");
     assert_eq!(http::get(port, "/v1/layouts", Some("env-key-0123456789")).status, 200);
@@ -206,7 +205,7 @@ fn environment_configures_the_server_and_json_logs() {
 #[test]
 fn flags_override_env_and_env_overrides_the_config_file() {
     let config_dir = tempfile::tempdir().expect("temp dir");
-    let file_port = server::free_port();
+    let file_port = free_port();
     let config = config_dir.path().join("tessera.toml");
     let file_data = config_dir.path().join("file-data");
     std::fs::write(
@@ -220,35 +219,36 @@ fn flags_override_env_and_env_overrides_the_config_file() {
 
     // The file alone: its address, data directory, key and log format are used.
     let dir = tempfile::tempdir().expect("temp dir");
-    let mut cmd = server::command(dir.path());
+    let mut cmd = serve_command(common::BIN, dir.path());
     cmd.arg("--config").arg(&config);
-    let from_file = Server::launch(cmd, file_port, dir);
+    let from_file = Node::launch(cmd, file_port, dir);
     assert_eq!(http::get(file_port, "/v1/layouts", Some("file-key-0123456789")).status, 200);
     assert!(file_data.is_dir());
     assert!(from_file.stderr().starts_with('{'), "{}", from_file.stderr());
     assert_eq!(from_file.stop_with("TERM").code(), Some(0));
 
     // Env beats the file (key, log format); flags beat env (address) and the file.
-    let config_path = config.clone();
-    let server = Server::start_with(move |cmd, _| {
-        cmd.env("TESSERA_CONFIG", &config_path)
-            .env("TESSERA_API_KEY", "env-key-0123456789")
-            .env("TESSERA_LOG_FORMAT", "text")
-            .env("TESSERA_HTTP_ADDR", format!("127.0.0.1:{file_port}"));
-    });
+    let server = common::node()
+        .without_api_key()
+        .without_data_dir()
+        .env("TESSERA_CONFIG", &config)
+        .env("TESSERA_API_KEY", "env-key-0123456789")
+        .env("TESSERA_LOG_FORMAT", "text")
+        .env("TESSERA_HTTP_ADDR", format!("127.0.0.1:{file_port}"))
+        .start();
     assert_ne!(server.port, file_port);
     assert_eq!(http::get(server.port, "/v1/layouts", Some("env-key-0123456789")).status, 200);
     assert_error(&http::get(server.port, "/v1/layouts", Some("file-key-0123456789")), 401, "unauthorized");
     assert!(!server.stderr().starts_with('{'), "{}", server.stderr());
 
     // A flag beats env for the key too.
-    let config_path = config.clone();
-    let server = Server::start_with(move |cmd, _| {
-        cmd.args(["--config"])
-            .arg(&config_path)
-            .args(["--api-key", "flag-key-0123456789"])
-            .env("TESSERA_API_KEY", "env-key-0123456789");
-    });
+    let server = common::node()
+        .api_key("flag-key-0123456789")
+        .without_data_dir()
+        .arg("--config")
+        .arg(&config)
+        .env("TESSERA_API_KEY", "env-key-0123456789")
+        .start();
     assert_eq!(http::get(server.port, "/v1/layouts", Some("flag-key-0123456789")).status, 200);
     assert_error(&http::get(server.port, "/v1/layouts", Some("env-key-0123456789")), 401, "unauthorized");
 }
@@ -258,7 +258,7 @@ fn an_invalid_config_file_is_a_clear_error() {
     let dir = tempfile::tempdir().expect("temp dir");
     let config = dir.path().join("bad.toml");
     std::fs::write(&config, "htp_addr = \"127.0.0.1:1\"\n").expect("write config");
-    let mut cmd = server::command(dir.path());
+    let mut cmd = serve_command(common::BIN, dir.path());
     cmd.arg("--config").arg(&config);
     let status = cmd.status().expect("run");
     assert_eq!(status.code(), Some(2));

@@ -2,20 +2,15 @@
 //! server (nginx with its RTMP module): start, add and remove destinations while live, stop.
 //! Stream keys never come back; bad URLs and presets get the documented errors.
 
-#[allow(dead_code)]
-#[path = "../compositor/tests/common/analysis.rs"]
-mod analysis;
 mod common;
-#[allow(dead_code)]
-#[path = "../compositor/tests/common/servers.rs"]
-mod servers;
 
 use std::time::{Duration, Instant};
 
-use common::http::{self, Body};
-use common::server::{Server, TEST_KEY};
 use serde_json::Value;
-use servers::NginxRtmp;
+use tessera_testkit::analysis::{assert_no_frame_lost, ffprobe, video_packet_times};
+use tessera_testkit::http::{self, Body};
+use tessera_testkit::rtmp::NginxRtmp;
+use tessera_testkit::tessera::TEST_KEY;
 
 fn patch_json(port: u16, path: &str, body: &str) -> http::Response {
     let mut headers = http::auth(Some(TEST_KEY));
@@ -44,7 +39,7 @@ fn wait_all_live(port: u16, id: &str, n: usize) -> Value {
 #[test]
 fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
     let nginx = NginxRtmp::start();
-    let server = Server::start();
+    let server = common::node().start();
     let port = server.port;
     let mut bodies = Vec::new();
 
@@ -95,7 +90,7 @@ fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
         .expect("program fps");
     assert!((fps - 30.0).abs() < 1.5, "program fps {fps}");
     assert!(!text.contains("SECRET"));
-    let probe = analysis::ffprobe(&nginx.url("second-SECRET2"));
+    let probe = ffprobe(&nginx.url("second-SECRET2"));
     let video = probe.video.expect("video on the second ingest");
     assert_eq!((video.codec.as_str(), video.width, video.height), ("h264", Some(1280), Some(720)));
     std::thread::sleep(Duration::from_secs(2));
@@ -119,8 +114,8 @@ fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
     let first = nginx.recordings("first-SECRET1");
     let second = nginx.recordings("second-SECRET2");
     assert_eq!((first.len(), second.len()), (1, 1));
-    let n1 = servers::assert_no_frame_lost(&servers::video_packet_times(&first[0]), 30.0, "first");
-    let n2 = servers::assert_no_frame_lost(&servers::video_packet_times(&second[0]), 30.0, "second");
+    let n1 = assert_no_frame_lost(&video_packet_times(&first[0]), 30.0, "first");
+    let n2 = assert_no_frame_lost(&video_packet_times(&second[0]), 30.0, "second");
     assert!(n1 > 90 && n2 > 90, "{n1} and {n2} frames");
     for b in &bodies {
         assert!(!b.contains("SECRET"), "a stream key leaked: {b}");
@@ -135,10 +130,8 @@ fn stream_a_room_to_rtmp_and_change_destinations_while_live() {
 fn streams_survive_a_server_kill() {
     let nginx = NginxRtmp::start();
     let data = tempfile::tempdir().unwrap();
-    let with_data = |cmd: &mut std::process::Command, _: &std::path::Path| {
-        cmd.args(["--api-key", TEST_KEY, "--data-dir"]).arg(data.path());
-    };
-    let first = Server::start_with(with_data);
+    let with_data = common::node().data_dir(data.path());
+    let first = with_data.clone().start();
     let start = |key: &str| {
         let body = format!(r#"{{"destinations":["{}"],"video":{{"width":640,"height":360}}}}"#, nginx.url(key));
         let created = http::post_json(first.port, "/v1/rooms/keep/streams", Some(TEST_KEY), body.as_bytes());
@@ -158,7 +151,7 @@ fn streams_survive_a_server_kill() {
     assert_eq!(before_kill["status"], "active", "{before_kill}");
     first.stop_with("KILL");
 
-    let second = Server::start_with(with_data);
+    let second = with_data.clone().start();
     let port = second.port;
     let killed = http::get(port, &format!("/v1/streams/{live_id}"), Some(TEST_KEY));
     assert_eq!(killed.status, 200, "{}", String::from_utf8_lossy(&killed.body));
@@ -203,7 +196,7 @@ fn streams_survive_a_server_kill() {
         assert!(!text.contains("SECRET"), "a stream key on disk: {text}");
     }
     assert!(second.stop_with("TERM").success());
-    let third = Server::start_with(with_data);
+    let third = with_data.start();
     let again = http::get(third.port, &format!("/v1/streams/{live_id}"), Some(TEST_KEY)).json();
     assert_eq!(again["ended_at"], killed["ended_at"], "{again}");
 }

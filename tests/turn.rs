@@ -5,51 +5,35 @@
 //! through the TURN relay; its camera reaches the recorded program; WHIP answers carry the TURN
 //! servers as `Link` headers; neither the secret nor an issued password reaches the logs.
 
-#[path = "../sfu/tests/common/mod.rs"]
-mod browser;
-#[path = "support/cdp.rs"]
-mod cdp;
 mod common;
-#[path = "../compositor/tests/common/mod.rs"]
-mod room;
 
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use common::bot::Bot;
-use common::camera::red_camera;
-use common::http;
-use common::poll::{poll, wait};
-use common::server::{Server, TEST_KEY as KEY};
-use common::turn::Turn;
-use room::analysis::{close, decode_frames};
-use room::{BLUE, RED};
+use common::token;
 use serde_json::{Value, json};
+use tessera_testkit::analysis::{BLUE, Frame, RED, close, decode_frames};
+use tessera_testkit::chromium::{Browser, red_camera};
+use tessera_testkit::http;
+use tessera_testkit::poll::{poll, wait};
+use tessera_testkit::tessera::{Node, TEST_KEY as KEY, serve_command};
+use tessera_testkit::turn::Turn;
 
 const SECRET: &str = "turn-shared-secret-5e1f0c";
 const ROOM: &str = "relayed";
 
-fn token(port: u16, room: &str, identity: &str) -> String {
-    let body = json!({ "identity": identity, "name": identity }).to_string();
-    let r = http::post_json(port, &format!("/v1/rooms/{room}/tokens"), Some(KEY), body.as_bytes());
-    assert_eq!(r.status, 201, "{}", String::from_utf8_lossy(&r.body));
-    r.json()["token"].as_str().expect("a token").to_owned()
-}
-
 /// `tessera serve` with TURN; debug logs from our crates, so that the check for leaked
 /// credentials covers them too.
-fn serve(turn: &Turn) -> Server {
+fn serve(turn: &Turn) -> Node {
     let url = turn.url();
-    Server::start_with(|cmd, dir| {
-        cmd.args(["--api-key", KEY, "--data-dir"])
-            .arg(dir.join("data"))
-            .args(["--turn-urls", &url, "--turn-secret", SECRET])
-            .env("RUST_LOG", "info,tessera=debug,tessera_sfu=debug")
-            .env_remove("TESSERA_TURN_URLS")
-            .env_remove("TESSERA_TURN_SECRET")
-            .env_remove("TESSERA_TURN_TTL_S");
-    })
+    common::node()
+        .args(["--turn-urls", &url, "--turn-secret", SECRET])
+        .env("RUST_LOG", "info,tessera=debug,tessera_sfu=debug")
+        .env_remove("TESSERA_TURN_URLS")
+        .env_remove("TESSERA_TURN_SECRET")
+        .env_remove("TESSERA_TURN_TTL_S")
+        .start()
 }
 
 /// Independently of the server's code: `base64(HMAC-SHA1(secret, username))` by openssl.
@@ -125,7 +109,7 @@ fn recording_path(port: u16, id: &str) -> PathBuf {
 }
 
 /// Share of a frame's pixels close to `color`.
-fn share_of(frame: &room::Frame, color: u32) -> f64 {
+fn share_of(frame: &Frame, color: u32) -> f64 {
     let px = frame.rgb.chunks_exact(3).filter(|p| close((p[0], p[1], p[2]), color)).count();
     px as f64 / (frame.width * frame.height) as f64
 }
@@ -140,15 +124,15 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
     let port = server.port;
 
     // A bot publishes blue, directly (host candidates).
-    let mut blue = Bot::start(port, ROOM, "blue", &["--color", "#0000ff", "--size", "320x180", "--silent"]);
+    let mut blue = server.bot(ROOM, "blue", &["--color", "#0000ff", "--size", "320x180", "--silent"]);
     blue.wait_for("published", Duration::from_secs(30));
 
     // Chromium joins with iceTransportPolicy "relay": it can reach the server only through
     // coturn's relay address on 127.0.0.1.
-    let url = format!("http://127.0.0.1:{port}/rooms/{ROOM}?token={}&name=chrome&relay=1", token(port, ROOM, "chrome"));
-    let chrome = browser::Browser::open(&url, &[&red_camera(dir.path())]);
-    let devtools = chrome.devtools_port(Duration::from_secs(20)).expect("Chromium's DevTools port");
-    let mut page = cdp::Page::attach(devtools, &format!("/rooms/{ROOM}"), Duration::from_secs(20));
+    let url =
+        format!("http://127.0.0.1:{port}/rooms/{ROOM}?token={}&name=chrome&relay=1", token(port, KEY, ROOM, "chrome"));
+    let chrome = Browser::open(&url, &[&red_camera(dir.path())]);
+    let mut page = chrome.page(&format!("/rooms/{ROOM}"));
     page.wait_for(
         "typeof tesseraClient === 'object' && !!tesseraClient.pub && !!tesseraClient.sub",
         Duration::from_secs(40),
@@ -221,7 +205,7 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
     let path = recording_path(port, &rec);
     let frames = decode_frames(&path, 160, 90);
     let end = frames.last().expect("recorded frames").pts;
-    let last: Vec<&room::Frame> = frames.iter().filter(|f| f.pts >= end - 2.0).collect();
+    let last: Vec<&Frame> = frames.iter().filter(|f| f.pts >= end - 2.0).collect();
     assert!(last.len() > 20, "{} frames in the last 2 s", last.len());
     for f in &last {
         // Two tiles side by side in the grid: Chromium's red camera and the bot's blue.
@@ -231,8 +215,7 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
     }
 
     // A second bot receives only through the relay too (webrtc-rs's TURN client).
-    let mut green = Bot::start(
-        port,
+    let mut green = server.bot(
         ROOM,
         "green",
         &["--color", "#00ff00", "--size", "320x180", "--silent", "--subscribe", "--relay-only"],
@@ -250,7 +233,7 @@ fn a_relay_only_browser_publishes_and_receives_through_coturn() {
 
     // WHIP: the answer names the TURN server with credentials for the token's identity.
     let offer = page.eval(WHIP_OFFER_JS).as_str().expect("an SDP offer").to_owned();
-    let whip_token = token(port, ROOM, "whip-ada");
+    let whip_token = token(port, KEY, ROOM, "whip-ada");
     let headers = vec![
         ("Authorization".to_owned(), format!("Bearer {whip_token}")),
         ("Content-Type".to_owned(), "application/sdp".to_owned()),
@@ -306,7 +289,7 @@ fn bad_turn_settings_stop_the_server_at_start() {
     ];
     for (args, want) in cases {
         let dir = tempfile::tempdir().unwrap();
-        let status = common::server::command(dir.path())
+        let status = serve_command(common::BIN, dir.path())
             .args(["--api-key", KEY, "--http-addr", "127.0.0.1:0", "--data-dir"])
             .arg(dir.path().join("data"))
             .args(args)

@@ -1,4 +1,10 @@
-//! The compositor crate's one error type.
+//! The compositor crate's one error type. A variant with a cause keeps it (`source()`) and
+//! also shows it in its message, as the binary's error chain expects (it skips a cause already
+//! in the text); a plain string is only for what GStreamer gives as text alone.
+
+use std::path::PathBuf;
+
+use gst::glib;
 
 use crate::layout::LayoutError;
 
@@ -8,6 +14,27 @@ pub enum CompositorError {
     MissingElement(&'static str),
     #[error("invalid program configuration: {field}: {reason}")]
     InvalidConfig { field: &'static str, reason: String },
+    /// The extra CA file for `rtmps://` (`tls_ca_file`) cannot be read.
+    #[error("invalid program configuration: tls_ca_file: {path}: {source}")]
+    CaFile {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// GIO refuses the CA bundle made with the extra CA file.
+    #[error("invalid program configuration: tls_ca_file: {path}: {source}")]
+    CaBundle {
+        path: PathBuf,
+        #[source]
+        source: glib::Error,
+    },
+    /// A file of the program's own (the CA bundle) cannot be written.
+    #[error("cannot write {path}: {source}")]
+    Write {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
     #[error("invalid layout: {0}")]
     Layout(#[from] LayoutError),
     #[error("invalid track: {0}")]
@@ -26,25 +53,56 @@ pub enum CompositorError {
     NotRunning,
     #[error("timed out waiting for {0}")]
     Timeout(&'static str),
+    /// A thread of the program's own (`what`: its job) cannot be started.
+    #[error("cannot start the {what} thread: {source}")]
+    Thread {
+        what: &'static str,
+        #[source]
+        source: std::io::Error,
+    },
+    /// GStreamer refused a call.
+    #[error("GStreamer: {0}")]
+    Glib(#[from] glib::BoolError),
+    /// GStreamer refused a call, with what the program was doing.
+    #[error("GStreamer: {context}: {source}")]
+    GlibCall {
+        context: String,
+        #[source]
+        source: glib::BoolError,
+    },
+    /// GStreamer failed with an error of its own (initialisation, a pipeline description).
+    #[error("GStreamer: {context}: {source}")]
+    GlibError {
+        context: &'static str,
+        #[source]
+        source: glib::Error,
+    },
+    #[error("GStreamer: {0}")]
+    StateChange(#[from] gst::StateChangeError),
+    #[error("GStreamer: pad link failed: {0}")]
+    PadLink(#[from] gst::PadLinkError),
+    /// A buffer the program pushes itself was refused downstream.
+    #[error("GStreamer: {context}: {source}")]
+    Flow {
+        context: &'static str,
+        #[source]
+        source: gst::FlowError,
+    },
+    /// What GStreamer only says in words (a missing pad, a refused request).
     #[error("GStreamer: {0}")]
     Gst(String),
 }
 
-impl From<gst::glib::BoolError> for CompositorError {
-    fn from(e: gst::glib::BoolError) -> Self {
-        CompositorError::Gst(e.to_string())
+impl CompositorError {
+    /// For `map_err`: a refused GStreamer call, with what the program was doing.
+    pub(crate) fn glib(context: impl Into<String>) -> impl FnOnce(glib::BoolError) -> Self {
+        let context = context.into();
+        move |source| CompositorError::GlibCall { context, source }
     }
-}
 
-impl From<gst::StateChangeError> for CompositorError {
-    fn from(e: gst::StateChangeError) -> Self {
-        CompositorError::Gst(e.to_string())
-    }
-}
-
-impl From<gst::PadLinkError> for CompositorError {
-    fn from(e: gst::PadLinkError) -> Self {
-        CompositorError::Gst(format!("pad link failed: {e:?}"))
+    /// For `map_err`: a buffer of the program's own refused downstream.
+    pub(crate) fn flow(context: &'static str) -> impl FnOnce(gst::FlowError) -> Self {
+        move |source| CompositorError::Flow { context, source }
     }
 }
 

@@ -3,6 +3,7 @@
 //! benchmark and `tessera bot`.
 
 use crate::error::{CompositorError, Result};
+use crate::program::lock;
 use crate::rtp::{SenderReport, nanos_to_ntp, parse_rtp_header};
 use crate::track::{Codec, TrackKind, TrackParams};
 use gst::prelude::*;
@@ -127,7 +128,7 @@ impl SyntheticParticipant {
             return Err(CompositorError::InvalidTrack("a synthetic participant needs a track".into()));
         }
         let pipeline = gst::parse::launch(&branches.join("  "))
-            .map_err(|e| CompositorError::Gst(format!("synthetic participant: {e}")))?
+            .map_err(|source| CompositorError::GlibError { context: "synthetic participant", source })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| CompositorError::Gst("not a pipeline".into()))?;
         if spec.sync_marks {
@@ -171,13 +172,12 @@ impl SyntheticParticipant {
     /// Starts sending: every RTP packet, and a sender report per track each second.
     pub fn start(&self, sink: PacketSink) -> Result<()> {
         // One wall-clock origin for both tracks, as a real sender's NTP clock would be.
-        let wall_at_zero = SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos()
-            + NTP_UNIX_OFFSET_S * 1_000_000_000;
+        let wall_at_zero = ntp_now_ns();
         for (name, kind) in [("video", TrackKind::Camera), ("audio", TrackKind::Audio)] {
             let Some(appsink) = self.pipeline.by_name(name) else { continue };
             let Ok(appsink) = appsink.downcast::<gst_app::AppSink>() else { continue };
             let sink = sink.clone();
-            let state = Mutex::new(SrState::default());
+            let reports = Mutex::new(SenderReports::new(wall_at_zero));
             appsink.set_callbacks(
                 gst_app::AppSinkCallbacks::builder()
                     .new_sample(move |s| {
@@ -185,24 +185,7 @@ impl SyntheticParticipant {
                         let Some(buffer) = sample.buffer() else { return Ok(gst::FlowSuccess::Ok) };
                         let Ok(map) = buffer.map_readable() else { return Ok(gst::FlowSuccess::Ok) };
                         let data = map.as_slice().to_vec();
-                        let report = buffer.pts().and_then(|pts| {
-                            let h = parse_rtp_header(&data).ok()?;
-                            let mut st = state.lock().unwrap_or_else(|e| e.into_inner());
-                            st.packets += 1;
-                            st.octets += (data.len() - 12) as u32;
-                            let due = st.last.is_none_or(|l| pts.saturating_sub(l) >= gst::ClockTime::SECOND);
-                            if !due {
-                                return None;
-                            }
-                            st.last = Some(pts);
-                            Some(SenderReport {
-                                ssrc: h.ssrc,
-                                ntp_time: nanos_to_ntp(wall_at_zero + pts.nseconds() as u128),
-                                rtp_time: h.timestamp,
-                                packet_count: st.packets,
-                                octet_count: st.octets,
-                            })
-                        });
+                        let report = buffer.pts().and_then(|pts| lock(&reports).on_packet(&data, pts));
                         sink(SyntheticPacket::Rtp { kind, data });
                         if let Some(report) = report {
                             sink(SyntheticPacket::SenderReport { kind, report });
@@ -279,9 +262,73 @@ pub fn install_sync_marks(pipeline: &gst::Pipeline) {
     }
 }
 
-#[derive(Default)]
-struct SrState {
+/// The wall clock now, in nanoseconds since the NTP epoch (1900).
+pub fn ntp_now_ns() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos()
+        + NTP_UNIX_OFFSET_S * 1_000_000_000
+}
+
+/// A sender's RTCP sender reports for one RTP stream: it counts the packets and octets sent and
+/// makes a report at most once a second of stream time (PTS), which maps the packet's RTP
+/// time to the wall clock.
+#[derive(Debug, Clone)]
+pub struct SenderReports {
+    /// The NTP time (ns) of PTS 0, the same for all of a participant's tracks.
+    wall_at_zero: u128,
     last: Option<gst::ClockTime>,
     packets: u32,
     octets: u32,
+}
+
+impl SenderReports {
+    /// `wall_at_zero`: the NTP time (ns) of PTS 0 (e.g. [`ntp_now_ns`] when sending starts).
+    pub fn new(wall_at_zero: u128) -> Self {
+        SenderReports { wall_at_zero, last: None, packets: 0, octets: 0 }
+    }
+
+    /// Counts an RTP packet sent at `pts`; returns a report when one is due. Not an RTP
+    /// packet: not counted, no report.
+    pub fn on_packet(&mut self, packet: &[u8], pts: gst::ClockTime) -> Option<SenderReport> {
+        let header = parse_rtp_header(packet).ok()?;
+        self.packets = self.packets.wrapping_add(1);
+        self.octets = self.octets.wrapping_add(packet.len().saturating_sub(12) as u32);
+        if self.last.is_some_and(|last| pts.saturating_sub(last) < gst::ClockTime::SECOND) {
+            return None;
+        }
+        self.last = Some(pts);
+        Some(SenderReport {
+            ssrc: header.ssrc,
+            ntp_time: nanos_to_ntp(self.wall_at_zero + pts.nseconds() as u128),
+            rtp_time: header.timestamp,
+            packet_count: self.packets,
+            octet_count: self.octets,
+        })
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// An RTP packet (version 2, SSRC 7) with `payload` bytes after the header.
+    fn rtp(timestamp: u32, payload: usize) -> Vec<u8> {
+        let mut p = vec![0x80, 96, 0, 1];
+        p.extend(timestamp.to_be_bytes());
+        p.extend(7u32.to_be_bytes());
+        p.resize(12 + payload, 0);
+        p
+    }
+
+    #[test]
+    fn a_report_a_second_with_what_was_sent_until_then() {
+        let mut reports = SenderReports::new(0);
+        let ms = gst::ClockTime::from_mseconds;
+        let first = reports.on_packet(&rtp(0, 100), ms(0)).expect("the first packet is reported");
+        assert_eq!((first.ssrc, first.rtp_time, first.packet_count, first.octet_count), (7, 0, 1, 100));
+        assert!(reports.on_packet(&rtp(45_000, 50), ms(500)).is_none());
+        assert!(reports.on_packet(b"not RTP", ms(900)).is_none(), "not counted either");
+        let second = reports.on_packet(&rtp(90_000, 10), ms(1000)).expect("a second later");
+        assert_eq!((second.rtp_time, second.packet_count, second.octet_count), (90_000, 3, 160));
+        assert_eq!(second.ntp_time, nanos_to_ntp(1_000_000_000));
+    }
 }

@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::process::Command;
 use std::time::{Duration, Instant};
+use tessera_testkit::analysis::{GREEN, RED, assert_continuous, close, decode_audio, decode_frames, ffprobe};
 
 #[test]
 fn sigkill_mid_recording_leaves_a_playable_file() {

@@ -5,6 +5,9 @@ mod common;
 use common::*;
 use tessera_compositor::ProgramConfig;
 use tessera_compositor::layout::Layout;
+use tessera_testkit::analysis::{
+    BLUE, GREEN, RED, assert_color, assert_continuous, close, decode_frames, ffprobe, frames_in,
+};
 
 const CANVAS: (u32, u32) = (1280, 720);
 

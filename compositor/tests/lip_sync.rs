@@ -5,6 +5,7 @@ mod common;
 use common::*;
 use std::time::Duration;
 use tessera_compositor::ProgramConfig;
+use tessera_testkit::analysis::{Frame, assert_continuous, decode_audio, decode_frames};
 
 /// Starts of the white flashes in a tile (first white frame after a non-white one).
 fn flash_onsets(frames: &[Frame], at: (f64, f64)) -> Vec<f64> {

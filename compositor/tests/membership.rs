@@ -4,6 +4,9 @@ mod common;
 use common::*;
 use std::sync::atomic::Ordering;
 use tessera_compositor::{ProgramConfig, TrackKind};
+use tessera_testkit::analysis::{
+    GREEN, RED, assert_color, assert_continuous, decode_audio, decode_frames, tone_amplitude,
+};
 
 const CANVAS: (u32, u32) = (1280, 720);
 

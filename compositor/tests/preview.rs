@@ -7,6 +7,7 @@ use common::*;
 use std::time::{Duration, Instant};
 use tessera_compositor::ProgramConfig;
 use tessera_compositor::program::PREVIEW_FPS;
+use tessera_testkit::analysis::{BLUE, RED, assert_continuous, close, decode_frames, decode_jpeg};
 
 const CANVAS: (u32, u32) = (1280, 720);
 

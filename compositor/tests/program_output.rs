@@ -4,6 +4,10 @@
 mod common;
 use common::*;
 use tessera_compositor::{Codec, ProgramConfig};
+use tessera_testkit::analysis::{
+    BLUE, GREEN, RED, YELLOW, assert_color, assert_continuous, close, decode_audio, decode_frames, ffprobe, keyframes,
+    tone_amplitude,
+};
 
 #[test]
 fn records_every_participant_in_the_grid_with_the_promised_codecs() {

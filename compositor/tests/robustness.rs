@@ -4,6 +4,7 @@
 mod common;
 use common::*;
 use tessera_compositor::{Codec, CompositorError, ProgramConfig, TrackId, TrackKind, TrackParams};
+use tessera_testkit::analysis::{RED, assert_color, assert_continuous, decode_audio, decode_frames, tone_amplitude};
 
 #[test]
 fn garbage_rtp_is_rejected_and_the_program_keeps_recording() {

@@ -4,7 +4,6 @@
 //! the other destinations and the recording lose no frame; stream keys never show.
 
 mod common;
-use common::servers::*;
 use common::*;
 use std::time::{Duration, Instant};
 use tessera_compositor::destination::{IvsChannelType, ReconnectPolicy};
@@ -12,6 +11,12 @@ use tessera_compositor::{
     CompositorError, DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset, ProgramConfig,
     ProgramEvent, RtmpUrl,
 };
+use tessera_testkit::analysis::{
+    GREEN, RED, assert_continuous, assert_no_frame_lost, decode_frames, ffprobe, video_packet_times,
+};
+use tessera_testkit::ports::free_port;
+use tessera_testkit::rtmp::{BlackHole, NginxRtmp};
+use tessera_testkit::tls::{Stunnel, TestCa};
 
 fn destination(url: &str) -> DestinationSpec {
     DestinationSpec::new(RtmpUrl::parse(url).expect("valid URL"))

@@ -1,4 +1,7 @@
-//! The crate's one error type.
+//! The crate's one error type. Each variant keeps its cause (`source()`) and also shows it in
+//! its message, as the binary's error chain expects (it skips a cause already in the text).
+//! Storage calls have their own [`StorageError`](crate::storage::StorageError), which says
+//! whether a retry can help.
 
 use std::path::PathBuf;
 
@@ -15,6 +18,13 @@ pub enum Error {
     InvalidBox { offset: u64, reason: &'static str },
     #[error("journal {path}: {reason}")]
     Journal { path: PathBuf, reason: String },
+    /// A journal line that cannot be written as JSON.
+    #[error("journal {path}: {source}")]
+    JournalEncode {
+        path: PathBuf,
+        #[source]
+        source: serde_json::Error,
+    },
     #[error("configuration: {0}")]
     Config(String),
     #[error("storage: {0}")]

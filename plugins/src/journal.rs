@@ -62,6 +62,10 @@ pub enum Entry {
         dest: Destination,
         min_part_size: u64,
         started_unix_ms: u64,
+        /// The recording also stores its tail as tail objects (`tail-objects`): they are
+        /// deleted when its upload completes.
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        tail_objects: bool,
     },
     /// A (new) multipart upload: parts of an earlier one no longer count.
     Upload {
@@ -93,6 +97,8 @@ pub struct JournalState {
     pub dest: Option<Destination>,
     pub min_part_size: u64,
     pub started_unix_ms: u64,
+    /// Tail objects were stored (see [`Entry::Begin`]).
+    pub tail_objects: bool,
     pub upload_id: Option<String>,
     pub parts: Vec<PartRecord>,
     pub playable_end: u64,
@@ -106,10 +112,11 @@ pub struct JournalState {
 impl JournalState {
     pub fn apply(&mut self, entry: Entry) {
         match entry {
-            Entry::Begin { dest, min_part_size, started_unix_ms, .. } => {
+            Entry::Begin { dest, min_part_size, started_unix_ms, tail_objects, .. } => {
                 self.dest = Some(dest);
                 self.min_part_size = min_part_size;
                 self.started_unix_ms = started_unix_ms;
+                self.tail_objects = tail_objects;
             }
             Entry::Upload { upload_id } => {
                 self.upload_id = Some(upload_id);
@@ -225,7 +232,7 @@ impl JournalWriter {
 
     pub fn append(&mut self, entry: &Entry) -> Result<()> {
         let mut line =
-            serde_json::to_vec(entry).map_err(|e| Error::Journal { path: self.path.clone(), reason: e.to_string() })?;
+            serde_json::to_vec(entry).map_err(|source| Error::JournalEncode { path: self.path.clone(), source })?;
         line.push(b'\n');
         self.file.write_all(&line).map_err(Error::io("writing journal", &self.path))?;
         self.file.sync_data().map_err(Error::io("syncing journal", &self.path))
@@ -242,6 +249,7 @@ mod tests {
             dest: Destination::S3 { bucket: "b".into(), key: "k.mp4".into(), region: None, endpoint_url: None },
             min_part_size: 5,
             started_unix_ms: 7,
+            tail_objects: false,
         }
     }
 
@@ -280,6 +288,20 @@ mod tests {
         w.append(&Entry::Eos { end: 30 }).unwrap();
         let s = read_journal(&path).unwrap();
         assert_eq!(s.eos_end, Some(30));
+    }
+
+    #[test]
+    fn tail_objects_are_journaled_and_default_to_off() {
+        let mut e = begin();
+        let Entry::Begin { tail_objects, .. } = &mut e else { unreachable!() };
+        *tail_objects = true;
+        let line = serde_json::to_string(&e).unwrap();
+        assert!(line.contains(r#""tail_objects":true"#), "{line}");
+        assert!(replay(&format!("{line}\n")).tail_objects);
+        // Off: not written, and journals written before the field read as off.
+        let line = serde_json::to_string(&begin()).unwrap();
+        assert!(!line.contains("tail_objects"), "{line}");
+        assert!(!replay(&format!("{line}\n")).tail_objects);
     }
 
     #[test]

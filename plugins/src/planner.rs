@@ -30,6 +30,26 @@ pub fn next_part_end(start: u64, target: u64, boundaries: &[u64], final_end: Opt
     }
 }
 
+/// The next tail object, as (start, end), while the recording runs (once its end is known,
+/// parts store the rest): the spool from `covered` (the end of the parts and of the earlier
+/// tail objects) to `durable_end` (the end of the last whole fragment journaled), once the
+/// spool holds a whole fragment (`first_fragment`: where the first one starts; the header
+/// alone plays nothing). Both ends are fragment boundaries. A tail that failed for good up to
+/// `skipped_to` is tried again, from the same start, only with more fragments.
+pub fn next_tail(
+    covered: u64,
+    durable_end: u64,
+    first_fragment: Option<u64>,
+    final_end: Option<u64>,
+    skipped_to: u64,
+) -> Option<(u64, u64)> {
+    if final_end.is_some() {
+        return None;
+    }
+    let first = first_fragment?;
+    (durable_end > first && durable_end > covered && durable_end > skipped_to).then_some((covered, durable_end))
+}
+
 /// Delay before retry number `attempt` (0-based): exponential from 250 ms, capped at `max`.
 pub fn backoff(attempt: u32, max: Duration) -> Duration {
     Duration::from_millis(250u64.saturating_mul(1u64 << attempt.min(20))).min(max)
@@ -67,6 +87,29 @@ mod tests {
         // A boundary past the final end (recovery cuts at the last whole fragment).
         assert_eq!(next_part_end(250, 200, &b, Some(500)), Some(500));
         assert_eq!(next_part_end(0, 1000, &b, None), None);
+    }
+
+    #[test]
+    fn tails_cover_whole_fragments_not_yet_stored() {
+        // Header to 332, fragments start at 332, 1000, 1700.
+        let first = Some(332);
+        // Nothing before the first whole fragment.
+        assert_eq!(next_tail(0, 0, None, None, 0), None);
+        assert_eq!(next_tail(0, 332, first, None, 0), None);
+        // The first tail holds the header too.
+        assert_eq!(next_tail(0, 1000, first, None, 0), Some((0, 1000)));
+        // The next starts where the last one ended...
+        assert_eq!(next_tail(1000, 1700, first, None, 0), Some((1000, 1700)));
+        assert_eq!(next_tail(1700, 1700, first, None, 0), None);
+        // ...and an uploader that fell behind covers several fragments at once.
+        assert_eq!(next_tail(1000, 2400, first, None, 0), Some((1000, 2400)));
+        // After a part that ends past the tail objects: from the part's end.
+        assert_eq!(next_tail(1700, 2400, first, None, 0), Some((1700, 2400)));
+        // Once the end is known, parts store the rest.
+        assert_eq!(next_tail(1000, 1700, first, Some(1700), 0), None);
+        // A tail that failed for good is tried again from the same start with more data.
+        assert_eq!(next_tail(1000, 1700, first, None, 1700), None);
+        assert_eq!(next_tail(1000, 2400, first, None, 1700), Some((1000, 2400)));
     }
 
     #[test]

@@ -12,6 +12,7 @@ use crate::engine::{Feed, Outcome, Uploader};
 use crate::error::{Error, Result};
 use crate::isobmff::{BoxEvent, BoxScanner, FragmentTracker};
 use crate::journal::{Destination, Entry, JOURNAL_EXT, JournalWriter, SPOOL_EXT};
+use crate::lock;
 use crate::storage::Storage;
 use crate::storage::local::LocalStorage;
 use crate::storage::s3::{S3Config, S3Storage};
@@ -19,14 +20,22 @@ use crate::storage::s3::{S3Config, S3Storage};
 /// Where a recording goes, with what is needed to reach it.
 #[derive(Debug, Clone)]
 pub enum Target {
-    S3 { bucket: String, key: String, config: S3Config },
-    Local { location: PathBuf },
+    /// `tail_objects`: also store the fragments not yet in a part as tail objects.
+    S3 {
+        bucket: String,
+        key: String,
+        config: S3Config,
+        tail_objects: bool,
+    },
+    Local {
+        location: PathBuf,
+    },
 }
 
 impl Target {
     pub(crate) fn destination(&self) -> Destination {
         match self {
-            Target::S3 { bucket, key, config } => Destination::S3 {
+            Target::S3 { bucket, key, config, .. } => Destination::S3 {
                 bucket: bucket.clone(),
                 key: key.clone(),
                 region: config.region.clone(),
@@ -39,7 +48,7 @@ impl Target {
     /// Blocking (the S3 client loads its configuration): call on the uploader thread.
     pub(crate) fn storage(&self) -> Box<dyn Storage> {
         match self {
-            Target::S3 { bucket, key, config } => Box::new(S3Storage::new(config, bucket, key)),
+            Target::S3 { bucket, key, config, .. } => Box::new(S3Storage::new(config, bucket, key)),
             Target::Local { location } => Box::new(LocalStorage::new(location)),
         }
     }
@@ -87,7 +96,14 @@ impl Recorder {
             .map_err(Error::io("creating spool", &spool_path))?;
         let mut journal = JournalWriter::create(&journal_path)?;
         let dest = target.destination();
-        journal.append(&Entry::Begin { v: 1, dest: dest.clone(), min_part_size, started_unix_ms: unix_ms() })?;
+        let tail_objects = matches!(target, Target::S3 { tail_objects: true, .. });
+        journal.append(&Entry::Begin {
+            v: 1,
+            dest: dest.clone(),
+            min_part_size,
+            started_unix_ms: unix_ms(),
+            tail_objects,
+        })?;
         let journal = Arc::new(Mutex::new(journal));
         let feed = Arc::new(Feed::default());
 
@@ -106,6 +122,8 @@ impl Recorder {
                     parts: Vec::new(),
                     feed: f,
                     deadline: None,
+                    tail_objects,
+                    tail_interval: crate::engine::TAIL_INTERVAL,
                 };
                 up.run(|o| hook(o, &dest));
             })
@@ -159,7 +177,7 @@ impl Recorder {
         let end = self.tracker.playable_end;
         if end > self.journaled_end {
             self.spool.sync_data().map_err(Error::io("syncing spool", &self.spool_path))?;
-            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&Entry::Fragment { end })?;
+            lock(&self.journal).append(&Entry::Fragment { end })?;
             self.journaled_end = end;
             let ready = self.pending.partition_point(|&b| b <= end);
             self.feed.publish(self.pending.drain(..ready), end);
@@ -172,7 +190,7 @@ impl Recorder {
     pub fn finish(&mut self, timeout: Duration) -> Result<Option<Outcome>> {
         if self.feed.lock().final_end.is_none() {
             self.spool.sync_data().map_err(Error::io("syncing spool", &self.spool_path))?;
-            self.journal.lock().unwrap_or_else(|e| e.into_inner()).append(&Entry::Eos { end: self.written })?;
+            lock(&self.journal).append(&Entry::Eos { end: self.written })?;
             self.feed.finish(self.written);
         }
         Ok(self.feed.wait_outcome(timeout))

@@ -117,6 +117,10 @@ fn recover(journal_path: &Path, options: &RecoveryOptions) -> Result<(Option<Des
         parts: state.parts.clone(),
         feed,
         deadline: Some(Instant::now() + options.retry_for),
+        // None are stored now (the end is known), but those of the process that died are
+        // deleted once the upload is complete.
+        tail_objects: state.tail_objects && matches!(dest, Destination::S3 { .. }),
+        tail_interval: crate::engine::TAIL_INTERVAL,
     };
     let outcome = match uploader.run(|_| {}) {
         Outcome::Failed { reason } => RecoveryOutcome::Failed { reason },
@@ -168,6 +172,7 @@ mod tests {
                 dest: Destination::Local { location: location.clone() },
                 min_part_size: 1000,
                 started_unix_ms: 0,
+                tail_objects: false,
             },
             Entry::Upload { upload_id: "local".into() },
             Entry::Fragment { end: header as u64 + 1108 },

@@ -3,50 +3,16 @@
 
 mod common;
 
-use std::io::{BufRead, BufReader};
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::*;
 use tessera_plugins::journal::read_journal;
 use tessera_plugins::{Outcome, RecoveryOptions, RecoveryOutcome, recover_spool_dir};
+use tessera_testkit::analysis::probe;
+use tessera_testkit::files::files_in;
+use tessera_testkit::s3::{ACCESS_KEY, SECRET_KEY, Weed};
 
 const NOISE: &str = "video/x-raw,width=640,height=360,framerate=30/1 ! x264enc tune=zerolatency key-int-max=30 speed-preset=ultrafast bitrate=16000";
-
-fn unix_ms() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap().as_millis()
-}
-
-/// A pseudo-random delay in [lo, hi) ms, so the kill lands anywhere in a fragment.
-fn random_ms(lo: u64, hi: u64) -> u64 {
-    lo + (SystemTime::now().duration_since(UNIX_EPOCH).unwrap().subsec_nanos() as u64 * 7919) % (hi - lo)
-}
-
-/// Starts `record-live` with `sink`, kills it (SIGKILL) a random while after it reports
-/// the recording started, and returns the seconds recorded until the kill.
-fn record_and_kill(sink: &str, env: &[(&str, String)], (lo, hi): (u64, u64)) -> f64 {
-    let mut child: Child = Command::new(env!("CARGO_BIN_EXE_record-live"))
-        .env("VIDEO_PATTERN", "snow")
-        // Half-second fragments: what survives a kill lags it by at most one fragment plus
-        // the pipeline's latency (~0.1 s), so "within 1 s" holds with a margin.
-        .env("FRAGMENT_MS", "500")
-        .args(["0", sink])
-        .envs(env.iter().map(|(k, v)| (*k, v.as_str())))
-        .stdout(Stdio::piped())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("record-live");
-    let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
-    let first = lines.next().expect("child output").expect("line");
-    let started: u128 =
-        first.strip_prefix("recording-started ").and_then(|s| s.parse().ok()).expect("recording-started line");
-    std::thread::sleep(Duration::from_millis(random_ms(lo, hi)));
-    child.kill().expect("SIGKILL");
-    let killed = unix_ms();
-    let _ = child.wait();
-    (killed - started) as f64 / 1000.0
-}
 
 fn check_recovered(file: &Path, recorded: f64) {
     let p = probe(file);
@@ -94,7 +60,7 @@ fn s3_record_and_kill(key: &str) -> (Weed, tempfile::TempDir, PathBuf, String, f
 
 /// Recovers the spool directory and checks the object.
 fn recover_and_check(weed: &Weed, spool: &Path, key: &str, recorded: f64) {
-    let opts = RecoveryOptions { s3: weed.config(), ..Default::default() };
+    let opts = RecoveryOptions { s3: s3_config(&weed.endpoint()), ..Default::default() };
     let t0 = std::time::Instant::now();
     let reports = recover_spool_dir(spool, &opts);
     eprintln!("recovery took {:?}: {reports:?}", t0.elapsed());

@@ -7,6 +7,9 @@ use std::time::Instant;
 
 use common::*;
 use tessera_plugins::journal::read_journal;
+use tessera_testkit::analysis::probe;
+use tessera_testkit::files::files_in;
+use tessera_testkit::s3::Weed;
 
 #[test]
 fn a_minute_without_s3_loses_nothing() {

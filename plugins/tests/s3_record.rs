@@ -8,6 +8,9 @@ use common::*;
 use tessera_plugins::isobmff::{BoxScanner, FragmentTracker};
 use tessera_plugins::journal::read_journal;
 use tessera_plugins::planner::{S3_MIN_PART_SIZE, next_part_end, target_part_size};
+use tessera_testkit::analysis::probe;
+use tessera_testkit::files::files_in;
+use tessera_testkit::s3::{ACCESS_KEY, SECRET_KEY, Weed};
 
 /// Part sizes the planner gives for `data` (what the sink should have uploaded).
 fn planned_parts(data: &[u8], min_part_size: u64) -> Vec<u64> {

@@ -7,7 +7,7 @@ use rtc::peer_connection::configuration::media_engine::{
 };
 use rtc::rtp_transceiver::rtp_sender::{RTCPFeedback, RTCRtpCodec, RTCRtpCodecParameters, RtpCodecKind};
 
-use crate::error::Result;
+use crate::error::{Error, Result};
 
 fn codec(
     mime: &str,
@@ -61,7 +61,7 @@ pub(crate) fn codec_list() -> Vec<(RTCRtpCodecParameters, RtpCodecKind)> {
 /// Registers [`codec_list`] with a peer connection's media engine.
 pub(crate) fn register_codecs(me: &mut MediaEngine) -> Result<()> {
     for (codec, kind) in codec_list() {
-        me.register_codec(codec, kind)?;
+        me.register_codec(codec, kind).map_err(Error::rtc("cannot register a codec"))?;
     }
     Ok(())
 }

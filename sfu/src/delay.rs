@@ -2,11 +2,11 @@
 //! a publisher's packet from its socket to the moment the copy for one subscriber left the
 //! socket.
 //!
-//! A packet's arrival is the instant the shared transport read its datagram (the core hands it
-//! up with the packet, see `transport/`). The forwarder notes each copy's arrival by its
-//! outgoing SSRC and sequence number ([`ArrivalLog`]); the transport looks the copy up in the
-//! (unencrypted) RTP header of each datagram it has sent and records the difference into the
-//! [`DelayHistogram`]. Retransmissions are not samples.
+//! A packet's arrival is the instant the shared transport read its datagram (the peer
+//! connection hands it up with the packet, see `transport/`). The forwarder notes each copy's
+//! arrival by its outgoing SSRC and sequence number ([`ArrivalLog`]); the transport looks the
+//! copy up in the (unencrypted) RTP header of each datagram it has sent and records the
+//! difference into the [`DelayHistogram`]. Retransmissions are not samples.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};

@@ -20,7 +20,7 @@ mod peer;
 #[cfg(test)]
 mod proptests;
 mod random;
-mod resend;
+mod resend_limiter;
 pub mod room;
 mod rtx;
 mod sfu;
@@ -35,7 +35,7 @@ pub use config::{IceConfig, IceServerProvider, SfuConfig};
 pub use error::{Error, Result};
 pub use events::{ParticipantEvent, RoomObserver};
 pub use handoff::{KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
-pub use http::{Grants, TokenValidator, router};
+pub use http::{Grants, TokenValidator, router, serve_socket, valid_room};
 pub use participant::Participant;
 pub use peer::{AUDIO_LEVEL_URI, build_client_peer, build_peer};
 pub use room::Room;

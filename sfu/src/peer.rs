@@ -1,4 +1,15 @@
-//! Building `webrtc` 0.21 peer connections the way the SFU needs them.
+//! What every peer connection is made of, how each kind is built, and the SDP text the SFU
+//! reads or rewrites.
+//!
+//! - `engines`: the codecs (`codecs.rs`), header extensions and interceptors of every peer
+//!   connection, the SFU's own among them: `RtcpToApp` (here), `ResendLimiter`
+//!   (`resend_limiter.rs`), `RtxRepairs` (`rtx.rs`) and the counters (`stats.rs`).
+//! - `build_sfu_peer`: the SFU's side of a call, a sans-IO `rtc` 0.21 peer connection that
+//!   the shared transport drives (`transport/`).
+//! - [`build_peer`], [`build_client_peer`]: a `webrtc` 0.21 peer connection with its own
+//!   sockets and event loop, for `tessera bot`'s client side.
+//! - SDP text: `advertise_public_ips` (the `--rtc-ips` public addresses in our candidates),
+//!   `extmap_id`, `simulcast_rids`.
 
 use std::collections::{HashSet, VecDeque};
 use std::net::SocketAddr;
@@ -20,7 +31,7 @@ use webrtc::peer_connection::{
 
 use crate::config::SfuConfig;
 use crate::error::{Error, Result};
-use crate::resend::ResendLimiter;
+use crate::resend_limiter::ResendLimiter;
 use crate::rtx::RtxRepairs;
 use crate::stats::{CountingInterceptor, TransportCounters};
 use crate::tap::{PacketTap, Tapped};
@@ -135,9 +146,11 @@ pub(crate) fn engines_with_codecs(
         RTCRtpHeaderExtensionCapability { uri: AUDIO_LEVEL_URI.to_owned() },
         RtpCodecKind::Audio,
         None,
-    )?;
+    )
+    .map_err(Error::rtc("cannot register the audio level header extension"))?;
     // The defaults register the feedback (NACK, PLI, transport-cc) every role negotiates.
-    let defaults = register_default_interceptors(Registry::new(), &mut me)?;
+    let defaults = register_default_interceptors(Registry::new(), &mut me)
+        .map_err(Error::rtc("cannot register the default interceptors"))?;
     let registry = match role {
         Role::Both => defaults,
         // Every interceptor is a step each forwarded copy takes; a connection that only sends
@@ -212,7 +225,7 @@ pub async fn build_client_peer(
         .with_tcp_addrs(tcp)
         .build()
         .await
-        .map_err(|e| Error::WebRtc(e.to_string()))?;
+        .map_err(Error::rtc("cannot build the client peer connection"))?;
     Ok(Arc::new(pc))
 }
 
@@ -231,22 +244,22 @@ pub(crate) enum Role {
     SendOnly,
 }
 
-/// Builds the SFU's side of a peer connection, an `rtc` core for the shared transport (see
-/// `transport/`), and returns it with its local ICE username fragment.
-pub(crate) fn build_core(counters: Arc<TransportCounters>, role: Role) -> Result<(RTCPeerConnection, String)> {
+/// Builds the SFU's side of a peer connection, a sans-IO `rtc` peer connection for the shared
+/// transport (see `transport/`), and returns it with its local ICE username fragment.
+pub(crate) fn build_sfu_peer(counters: Arc<TransportCounters>, role: Role) -> Result<(RTCPeerConnection, String)> {
     let (me, registry) = engines(Some(counters), role)?;
     let ufrag = ice_credential(16);
     let se = SettingEngineBuilder::new()
         .with_multicast_dns_mode(rtc::ice::mdns::MulticastDnsMode::Disabled)
         .with_ice_credentials(ufrag.clone(), ice_credential(32));
-    let core = RTCPeerConnectionBuilder::new()
+    let pc = RTCPeerConnectionBuilder::new()
         .with_configuration(RTCConfigurationBuilder::new().build())
         .with_media_engine(me)
         .with_setting_engine(se.build())
         .with_interceptor_registry(registry)
         .build(std::time::Instant::now())
-        .map_err(|e| Error::WebRtc(e.to_string()))?;
-    Ok((core, ufrag))
+        .map_err(Error::rtc("cannot build the SFU's peer connection"))?;
+    Ok((pc, ufrag))
 }
 
 /// Rewrites the addresses of our `a=candidate` lines for `public_ips` (1:1 NAT): the i-th

@@ -216,9 +216,9 @@ pub const DELAY_BUCKETS_US: [u64; 18] =
     [25, 50, 75, 100, 150, 200, 300, 500, 750, 1_000, 1_500, 2_000, 3_000, 5_000, 10_000, 20_000, 50_000, 100_000];
 
 /// Forwarding delay: from the transport reading a publisher's packet from its socket to the
-/// packet's copy for one subscriber leaving the socket (through the forwarding core, the
-/// subscriber's core with SRTP, and the send batch; see `delay.rs`). One sample per forwarded
-/// copy.
+/// packet's copy for one subscriber leaving the socket (through the forwarding path, the
+/// subscriber's peer connection with SRTP, and the send batch; see `delay.rs`). One sample per
+/// forwarded copy.
 #[derive(Debug, Default)]
 pub struct DelayHistogram {
     buckets: [AtomicU64; DELAY_BUCKETS_US.len() + 1],

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 use common::relay::{Loss, LossyRelay, RELAY_IP};
 use common::*;
 use tessera_sfu::{Counter, SfuConfig};
+use tessera_testkit::chromium::Browser;
+use tessera_testkit::poll::wait_until;
 
 /// The limit toward the slow subscriber (bit/s); the top layer is sent at up to 1.5 Mbit/s
 /// (Chromium's fake camera: 0.7 to 1.5 Mbit/s), the lowest at up to 150 kbit/s.

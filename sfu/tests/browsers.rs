@@ -6,6 +6,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tessera_testkit::chromium::Browser;
+use tessera_testkit::poll::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn two_browsers_see_and_hear_each_other() {

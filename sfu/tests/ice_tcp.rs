@@ -7,6 +7,8 @@ mod common;
 use std::time::Duration;
 
 use common::*;
+use tessera_testkit::chromium::Browser;
+use tessera_testkit::poll::wait_until;
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn browsers_without_udp_connect_over_ice_tcp() {

@@ -9,6 +9,8 @@ use std::time::Duration;
 use common::*;
 use futures_util::{SinkExt, StreamExt};
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo};
+use tessera_testkit::chromium::Browser;
+use tessera_testkit::poll::wait_until;
 use tokio_tungstenite::tungstenite::Message;
 
 #[derive(Default)]

@@ -10,6 +10,8 @@ use std::time::Duration;
 use common::relay::{Loss, LossyRelay, RELAY_IP};
 use common::*;
 use tessera_sfu::{Counter, SfuConfig};
+use tessera_testkit::chromium::Browser;
+use tessera_testkit::poll::wait_until;
 
 /// The SFU reachable only through a relay losing RTP at these rates.
 async fn lossy_server(loss: Loss) -> (Server, LossyRelay) {

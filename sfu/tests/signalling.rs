@@ -7,6 +7,8 @@ use std::time::Duration;
 
 use common::*;
 use futures_util::{SinkExt, StreamExt};
+use tessera_testkit::chromium::Browser;
+use tessera_testkit::poll::wait_until;
 use tokio_tungstenite::tungstenite::Message;
 
 /// Structurally an SDP offer (passes the quick checks) but no ICE credentials or fingerprint.

@@ -95,13 +95,13 @@ impl SyntheticMedia {
     /// Builds and starts the pipeline; packets arrive on the returned receivers (video,
     /// audio). A full receiver drops packets rather than stalling the pipeline.
     pub fn start(opts: &MediaOptions) -> Result<(Self, Option<PacketRx>, PacketRx), BotError> {
-        gst::init().map_err(|e| BotError::Media(format!("GStreamer: {e}")))?;
+        gst::init().map_err(|source| BotError::Gst { what: "GStreamer", source })?;
         let mut description = opts.audio_description();
         if opts.video {
             description = format!("{} {description}", opts.video_description());
         }
         let pipeline = gst::parse::launch(&description)
-            .map_err(|e| BotError::Media(format!("cannot build the media pipeline: {e}")))?
+            .map_err(|source| BotError::Gst { what: "cannot build the media pipeline", source })?
             .downcast::<gst::Pipeline>()
             .map_err(|_| BotError::Media("the media pipeline is not a pipeline".into()))?;
         let sink = |name: &str| -> Result<(gst_app::AppSink, PacketRx), BotError> {

@@ -6,7 +6,10 @@
 pub mod media;
 pub mod pacer;
 mod peer;
+mod pumps;
+mod session;
 mod signalling;
+mod token;
 
 use std::future::Future;
 use std::time::Duration;
@@ -16,25 +19,67 @@ use serde_json::json;
 use crate::cli::BotArgs;
 use media::{MediaOptions, SyntheticMedia};
 
+/// A cause of any kind (HTTP, WebSocket, JSON), kept as the error's `source()`.
+pub type Cause = Box<dyn std::error::Error + Send + Sync>;
+
+/// Why the bot stopped. A variant with a cause keeps it (`source()`) and shows it in its
+/// message; a plain string is for what has no cause (a refusal, a timeout, a closed socket).
 #[derive(Debug, thiserror::Error)]
 pub enum BotError {
     #[error("{0}")]
     Config(String),
+    /// No TLS client (for an `https://` token request or `wss://` signalling).
+    #[error("TLS: {0}")]
+    Tls(#[from] crate::http_client::TlsError),
     #[error("cannot get a participant token: {0}")]
     Token(String),
+    /// The token request failed (`what`: the server, or the step).
+    #[error("cannot get a participant token: {what}: {source}")]
+    TokenRequest {
+        what: String,
+        #[source]
+        source: Cause,
+    },
     #[error("signalling: {0}")]
     Signalling(String),
+    /// The signalling WebSocket failed (`what`: the server, or the step).
+    #[error("signalling: {what}: {source}")]
+    SignallingFailed {
+        what: String,
+        #[source]
+        source: Cause,
+    },
     #[error("the server refused: {code}: {message}")]
     Refused { code: String, message: String },
     #[error("WebRTC: {0}")]
     WebRtc(String),
+    #[error("WebRTC: {0}")]
+    Rtc(#[from] webrtc::error::Error),
+    /// A peer connection could not be built.
+    #[error("WebRTC: {0}")]
+    Peer(#[from] tessera_sfu::Error),
     #[error("media: {0}")]
     Media(String),
+    /// GStreamer failed (`what`: the step).
+    #[error("media: {what}: {source}")]
+    Gst {
+        what: &'static str,
+        #[source]
+        source: gst::glib::Error,
+    },
 }
 
-impl From<webrtc::error::Error> for BotError {
-    fn from(e: webrtc::error::Error) -> Self {
-        BotError::WebRtc(e.to_string())
+impl BotError {
+    /// For `map_err`: the token request failed at `what`.
+    fn token<E: Into<Cause>>(what: impl Into<String>) -> impl FnOnce(E) -> Self {
+        let what = what.into();
+        move |e| BotError::TokenRequest { what, source: e.into() }
+    }
+
+    /// For `map_err`: signalling failed at `what`.
+    fn signalling<E: Into<Cause>>(what: impl Into<String>) -> impl FnOnce(E) -> Self {
+        let what = what.into();
+        move |e| BotError::SignallingFailed { what, source: e.into() }
     }
 }
 
@@ -96,7 +141,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
     let server = ServerUrl::parse(&args.url)?;
     let token = match (&args.token, &args.api_key) {
         (Some(token), _) => token.clone(),
-        (None, Some(key)) => signalling::mint_token(&server, key, &args).await?,
+        (None, Some(key)) => token::mint_token(&server, key, &args).await?,
         (None, None) => return Err(BotError::Config("give --api-key (or TESSERA_API_KEY) or --token".into())),
     };
     let opts = MediaOptions {
@@ -125,7 +170,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
             _ = deadline => {}
         }
     };
-    let session = signalling::Session::new(server, token, args.room.clone(), args.name.clone(), opts, args.relay_only);
+    let session = session::Session::new(server, token, args.room.clone(), args.name.clone(), opts, args.relay_only);
     let report = session.run(media, stop).await?;
     announce("left", serde_json::to_value(&report).unwrap_or_default());
     Ok(report)
@@ -133,6 +178,8 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
 
 /// How long to wait for our own ICE gathering before sending an offer or answer anyway.
 const GATHER_TIMEOUT: Duration = Duration::from_secs(3);
+/// How long the server has to answer the token request, or to accept the WebSocket.
+const HTTP_TIMEOUT: Duration = Duration::from_secs(10);
 
 #[cfg(test)]
 mod tests {

@@ -69,9 +69,7 @@ impl ClientPeer {
         let (state_tx, state) = watch::channel(RTCPeerConnectionState::New);
         let (tracks_tx, tracks) = mpsc::unbounded_channel();
         let events = Arc::new(PeerEvents { gathered: gathered_tx, state: state_tx, tracks: tracks_tx });
-        let pc = tessera_sfu::build_client_peer(&config, &ice.servers, ice.relay_only, events)
-            .await
-            .map_err(|e| BotError::WebRtc(e.to_string()))?;
+        let pc = tessera_sfu::build_client_peer(&config, &ice.servers, ice.relay_only, events).await?;
         Ok(ClientPeer { pc, gathered, state, tracks })
     }
 

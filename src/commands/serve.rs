@@ -7,6 +7,7 @@ use tokio::net::TcpListener;
 
 use crate::api_key::ApiKey;
 use crate::cli::ServeArgs;
+use crate::cluster::ClusterNode;
 use crate::config::ServeConfig;
 use crate::logging;
 use crate::media::ProgramHub;
@@ -45,48 +46,78 @@ pub fn run(args: ServeArgs) -> ExitCode {
             tracing::info!("stopped");
             ExitCode::SUCCESS
         }
-        Err(message) => {
-            tracing::error!("{message}");
+        Err(err) => {
+            // Each error's message carries its causes.
+            tracing::error!("{err}");
             ExitCode::FAILURE
         }
     }
 }
 
-async fn serve(mut config: ServeConfig) -> Result<(), String> {
+/// Why the server could not start or stopped: the error of the step that failed, with its
+/// causes (`source()`), or a message.
+type ServeError = Box<dyn std::error::Error + Send + Sync>;
+
+async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
     tracing::info!(version = env!("CARGO_PKG_VERSION"), "tessera starting");
     std::fs::create_dir_all(&config.data_dir)
         .map_err(|err| format!("cannot create data directory {}: {err}", config.data_dir.display()))?;
     tracing::info!(data_dir = %config.data_dir.display(), "data directory ready");
 
     // A missing element would only show when the first participant joins a room.
-    tessera_compositor::program::init().map_err(|err| err.to_string())?;
+    tessera_compositor::program::init()?;
     let missing = tessera_compositor::program::missing_elements();
     if !missing.is_empty() {
         let list: Vec<String> =
             missing.iter().map(|(element, package)| format!("{element} (Debian: {package})")).collect();
-        return Err(format!("GStreamer elements missing: {}", list.join(", ")));
+        return Err(format!("GStreamer elements missing: {}", list.join(", ")).into());
     }
 
     if let Some(ca) = &config.tls_ca_file {
-        tessera_compositor::destination::trust_extra_ca_file(ca).map_err(|err| err.to_string())?;
+        tessera_compositor::destination::trust_extra_ca_file(ca)?;
         tracing::info!(file = %ca.display(), "trusting extra CA certificates for rtmps:// destinations");
     }
-    let recordings = RecordingStore::new(&config.data_dir, config.storage.clone())
-        .map_err(|err| err.to_string())?
-        .with_download_url_ttl(config.download_url_ttl);
+    let recordings = RecordingStore::new(&config.data_dir, config.storage.clone())?
+        .with_download_url_ttl(config.download_url_ttl)
+        .with_tail_objects(config.cluster.is_some());
     match &config.storage.s3_bucket {
         Some(bucket) => tracing::info!(%bucket, prefix = %config.storage.s3_prefix, "recordings go to S3"),
         None => tracing::info!(dir = %config.data_dir.join("recordings").display(), "recordings are written locally"),
     }
 
-    let api_key = match config.api_key.take() {
-        Some(key) => {
+    let node_id = match config.cluster.as_ref().and_then(|c| c.node_id.clone()) {
+        Some(id) => id,
+        None => tessera_cluster::node_id::load_or_create(&config.data_dir).map_err(|err| err.to_string())?,
+    };
+    // Cluster mode: joining needs the runtime; the secrets all nodes share come from Redis.
+    let cluster = match &config.cluster {
+        Some(settings) => {
+            let node = ClusterNode::join(settings, node_id.clone(), config.program_budget)?;
+            tracing::info!(node = %node_id, url = %settings.public_url, "cluster mode: joining the cluster on redis");
+            let host = settings.public_url.split("://").nth(1).unwrap_or_default();
+            if host.starts_with("127.") || host.starts_with("localhost") || host.starts_with("[::1]") {
+                tracing::warn!(
+                    url = %settings.public_url,
+                    "the public URL is a loopback address: only nodes on this machine can reach this one (set --public-url)"
+                );
+            }
+            Some(node)
+        }
+        None => None,
+    };
+    let api_key = match (config.api_key.take(), &cluster) {
+        (Some(key), _) => {
             if key.len() < 16 {
                 tracing::warn!("the configured API key is shorter than 16 characters");
             }
             key
         }
-        None => development_key()?,
+        (None, Some(node)) => {
+            let key = node.shared_api_key().await?;
+            show_development_key(&key, "shared by the cluster's nodes");
+            key
+        }
+        (None, None) => development_key()?,
     };
 
     let listener = TcpListener::bind(config.http_addr)
@@ -106,6 +137,7 @@ async fn serve(mut config: ServeConfig) -> Result<(), String> {
         None => Webhooks::default(),
     };
     let hub = ProgramHub::with_webhooks(webhooks);
+    hub.set_program_budget(config.program_budget);
     let sfu = tessera_sfu::Sfu::new(sfu_config(&config), Some(Arc::new(hub.clone())));
     sfu.set_room_observer(hub.room_observer());
     let ice = sfu.bind_transport().map_err(|err| format!("cannot open the WebRTC ports: {err}"))?;
@@ -120,8 +152,20 @@ async fn serve(mut config: ServeConfig) -> Result<(), String> {
     // delays them to the next start.
     let recovering = media.recordings.clone();
     tokio::task::spawn_blocking(move || recovering.recover());
-    let state = AppState::new(api_key, config.data_dir).with_media(media.clone());
-    run_until_stopped(listener, state, media, signals, config.shutdown_grace).await
+    let state = AppState::new(api_key, config.data_dir).with_media(media.clone()).with_node_id(node_id);
+    let state = match &cluster {
+        Some(node) => {
+            // The cluster's keys first: the node serves (and says it does) once it can check
+            // tokens and forwarded requests.
+            let tokens = node.shared_keys().await?;
+            media.recordings.share_with(node.records().clone());
+            media.streams.share_with(node.records().clone());
+            node.run(media.clone());
+            state.with_cluster(node.clone(), tokens)
+        }
+        None => state,
+    };
+    Ok(run_until_stopped(listener, state, media, signals, config.shutdown_grace, cluster).await?)
 }
 
 /// Serves until SIGTERM or SIGINT, then stops gracefully: no new requests, every running
@@ -134,6 +178,7 @@ async fn run_until_stopped(
     media: Media,
     mut signals: server::shutdown::Signals,
     grace: std::time::Duration,
+    cluster: Option<ClusterNode>,
 ) -> Result<(), String> {
     let (closing, closed) = tokio::sync::oneshot::channel::<()>();
     let mut http = tokio::spawn(server::serve(listener, state, async move {
@@ -150,9 +195,19 @@ async fn run_until_stopped(
         }
     };
     tracing::info!(grace_s = grace.as_secs_f64(), "{signal} received: finishing recordings and streams, then exiting");
-    let _ = closing.send(());
+    // Alone, the node stops taking requests at once. In a cluster it drains: no new room is
+    // placed here, but requests for the rooms it still hosts (a stop, a participant leaving)
+    // are served until they are finished; other nodes take the new ones.
+    let mut closing = Some(closing);
+    match &cluster {
+        Some(node) => node.drain(&media).await,
+        None => {
+            let _ = closing.take().map(|c| c.send(()));
+        }
+    }
     let deadline = std::time::Instant::now() + grace;
     let webhooks = media.hub.webhooks().clone();
+    let media_left = media.clone();
     let mut finishing = tokio::task::spawn_blocking(move || media.finish(deadline));
     tokio::select! {
         finished = tokio::time::timeout(grace, &mut finishing) => match finished {
@@ -170,6 +225,12 @@ async fn run_until_stopped(
     if undelivered > 0 {
         tracing::warn!(undelivered, "webhooks not delivered before the grace period ended");
     }
+    // The final records reach the cluster and the node says it has left before the HTTP
+    // server closes: nobody is forwarded to a node that is gone.
+    if let Some(node) = &cluster {
+        node.leave(&media_left, tokio::time::Instant::from_std(deadline)).await;
+    }
+    let _ = closing.take().map(|c| c.send(()));
     // In-flight requests get a moment; long-lived connections (WebSockets) are not waited for.
     let _ = tokio::time::timeout(std::time::Duration::from_secs(1), http).await;
     Ok(())
@@ -197,16 +258,16 @@ fn sfu_config(config: &ServeConfig) -> tessera_sfu::SfuConfig {
 /// Generates a key and shows it once on stdout (not in the logs, which may be shipped elsewhere).
 fn development_key() -> Result<ApiKey, String> {
     let key = ApiKey::generate().map_err(|err| format!("cannot generate an API key: {err}"))?;
+    show_development_key(&key, "generated at startup, changes on every start");
+    Ok(key)
+}
+
+fn show_development_key(key: &ApiKey, origin: &str) {
     tracing::warn!(
         "no API key configured (--api-key / TESSERA_API_KEY); using a generated development key, printed on stdout"
     );
     let mut stdout = std::io::stdout().lock();
     // Printing is best effort: a closed stdout must not stop the server.
-    let _ = writeln!(
-        stdout,
-        "development API key: {} (generated at startup, changes on every start; set TESSERA_API_KEY for production)",
-        key.expose()
-    );
+    let _ = writeln!(stdout, "development API key: {} ({origin}; set TESSERA_API_KEY for production)", key.expose());
     let _ = stdout.flush();
-    Ok(key)
 }

@@ -78,6 +78,8 @@ pub struct ProgramHub {
     lifecycle: Arc<RoomLifecycle>,
     /// SFU track id → (room, program input) for the per-packet path.
     inputs: Arc<Mutex<Inputs>>,
+    /// Programs this node runs at most (0: no limit).
+    program_budget: Arc<std::sync::atomic::AtomicU32>,
 }
 
 impl ProgramHub {
@@ -107,6 +109,16 @@ impl ProgramHub {
         &self.webhooks
     }
 
+    /// At most `budget` programs at once: one more is refused with [`Error::NoCapacity`]
+    /// rather than overload the machine (every program on it would drop frames).
+    pub fn set_program_budget(&self, budget: u32) {
+        self.program_budget.store(budget, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    pub fn program_budget(&self) -> u32 {
+        self.program_budget.load(std::sync::atomic::Ordering::Relaxed)
+    }
+
     /// What the SFU tells of joins and leaves, for the room and participant webhooks.
     pub fn room_observer(&self) -> Arc<dyn tessera_sfu::RoomObserver> {
         self.lifecycle.clone()
@@ -132,6 +144,13 @@ impl ProgramHub {
         config: ProgramConfig,
         layout: Layout,
     ) -> Result<Arc<Program>> {
+        let budget = self.program_budget();
+        let running = rooms.values().filter(|m| m.program.is_some()).count();
+        if budget > 0 && running >= budget as usize && rooms.get(room).is_none_or(|m| m.program.is_none()) {
+            return Err(Error::NoCapacity(format!(
+                "this node runs {running} room programs, its budget (--program-budget {budget}); try again later"
+            )));
+        }
         let media = rooms.entry(room.to_string()).or_default();
         if media.program.is_some() {
             return Err(Error::Conflict(format!("room {room} already has a program")));

@@ -94,6 +94,7 @@ impl Recordings {
             location,
             error: None,
             download_url: None,
+            node: None,
         };
         self.hub.with_program(room, config.clone(), layout, |program, started| {
             if !started {
@@ -162,6 +163,15 @@ impl Recordings {
         let name = if done.status == RecordingStatus::Completed { "recording.completed" } else { "recording.failed" };
         self.hub.webhooks().send(name, &done.room, serde_json::to_value(&done).unwrap_or_default());
         self.hub.stop_if_idle(&room);
+    }
+
+    /// From now on every saved recording also goes to `mirror` (cluster mode: the records all
+    /// nodes list); the ones already known are given to it at once.
+    pub fn share_with(&self, mirror: Arc<dyn crate::json_store::RecordMirror>) {
+        self.state.set_mirror(mirror);
+        for rec in self.list(None) {
+            self.save(&rec);
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Recording> {

@@ -53,4 +53,7 @@ pub struct Recording {
     /// kept on disk nor sent in webhooks.
     #[serde(skip_serializing_if = "Option::is_none", skip_deserializing)]
     pub download_url: Option<String>,
+    /// In a cluster, the node that records it (set in answers and shared records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }

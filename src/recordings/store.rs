@@ -31,12 +31,25 @@ pub enum RecordingLocation {
     Local { path: PathBuf },
 }
 
+/// Where recordings are stored refused; a variant with a cause keeps it (`source()`).
 #[derive(Debug, thiserror::Error)]
 pub enum RecordingError {
     #[error("cannot create {path}: {source}")]
-    Dir { path: PathBuf, source: std::io::Error },
+    Dir {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    /// The sinks could not be registered.
     #[error("the recording sinks are unavailable: {0}")]
-    Elements(String),
+    Elements(#[source] gst::glib::BoolError),
+    /// One sink could not be made.
+    #[error("the recording sinks are unavailable: {factory}: {source}")]
+    Element {
+        factory: &'static str,
+        #[source]
+        source: gst::glib::BoolError,
+    },
     #[error("invalid recording name {0:?}: use letters, digits, '-', '_' and '.'")]
     Name(String),
 }
@@ -50,6 +63,9 @@ pub struct RecordingStore {
     local_dir: PathBuf,
     state_dir: PathBuf,
     download_url_ttl: Duration,
+    /// Cluster mode: S3 recordings also keep their tail (the fragments not yet in a part) in
+    /// the bucket, so that another node can complete them if this one dies.
+    tail_objects: bool,
     /// Presigns download URLs; built from the standard AWS configuration on first use.
     s3: Arc<tokio::sync::OnceCell<aws_sdk_s3::Client>>,
 }
@@ -63,7 +79,7 @@ impl RecordingStore {
         for dir in [&spool_dir, &local_dir, &state_dir] {
             std::fs::create_dir_all(dir).map_err(|source| RecordingError::Dir { path: dir.clone(), source })?;
         }
-        tessera_plugins::register_static().map_err(|e| RecordingError::Elements(e.to_string()))?;
+        tessera_plugins::register_static().map_err(RecordingError::Elements)?;
         Ok(RecordingStore {
             storage,
             data_dir: data_dir.to_owned(),
@@ -71,8 +87,16 @@ impl RecordingStore {
             local_dir,
             state_dir,
             download_url_ttl: DEFAULT_DOWNLOAD_URL_TTL,
+            tail_objects: false,
             s3: Arc::default(),
         })
+    }
+
+    /// S3 recordings keep their tail in the bucket too (cluster mode: see
+    /// `tessera_plugins::complete_abandoned`).
+    pub fn with_tail_objects(mut self, on: bool) -> Self {
+        self.tail_objects = on;
+        self
     }
 
     /// How long presigned download URLs stay valid (at most [`MAX_DOWNLOAD_URL_TTL`]).
@@ -147,6 +171,9 @@ impl RecordingStore {
                 let sink = make("tesseras3sink")?;
                 sink.set_property("bucket", bucket);
                 sink.set_property("key", key);
+                if self.tail_objects && sink.find_property("tail-objects").is_some() {
+                    sink.set_property("tail-objects", true);
+                }
                 sink
             }
             RecordingLocation::Local { path } => {
@@ -185,8 +212,8 @@ impl RecordingStore {
     }
 }
 
-fn make(factory: &str) -> Result<gst::Element, RecordingError> {
-    gst::ElementFactory::make(factory).build().map_err(|e| RecordingError::Elements(format!("{factory}: {e}")))
+fn make(factory: &'static str) -> Result<gst::Element, RecordingError> {
+    gst::ElementFactory::make(factory).build().map_err(|source| RecordingError::Element { factory, source })
 }
 
 /// Room and recording names become path segments and object keys.

@@ -25,7 +25,7 @@ pub use state::{AppState, Media};
 /// bearer auth on `/v1` except `/v1/health`, and a 1 MiB request body limit.
 pub fn app(state: AppState) -> Router {
     let api = api(state.clone());
-    match state.media() {
+    let app = match state.media() {
         // The SFU's own routes (web client, WebSocket signalling, WHIP) check participant
         // tokens themselves.
         Some(media) => {
@@ -33,11 +33,16 @@ pub fn app(state: AppState) -> Router {
             api.merge(tessera_sfu::router(media.sfu.clone(), std::sync::Arc::new(tokens)))
         }
         None => api,
+    };
+    match state.cluster() {
+        // In front of everything: a request for a room on another node goes there.
+        Some(_) => app.layer(middleware::from_fn_with_state(state.clone(), crate::cluster::routing::route)),
+        None => app,
     }
 }
 
 /// Participant tokens as the SFU checks them; a participant is known by its token's identity.
-struct RoomTokens(crate::tokens::TokenSigner);
+pub(crate) struct RoomTokens(pub(crate) crate::tokens::TokenSigner);
 
 impl tessera_sfu::TokenValidator for RoomTokens {
     fn validate(&self, room: &str, token: &str) -> bool {

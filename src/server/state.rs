@@ -4,6 +4,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 
 use crate::api_key::ApiKey;
+use crate::cluster::ClusterNode;
 use crate::media::ProgramHub;
 use crate::recordings::Recordings;
 use crate::recordings::store::RecordingStore;
@@ -74,6 +75,10 @@ struct Inner {
     data_dir: PathBuf,
     tokens: TokenSigner,
     media: Option<Media>,
+    /// This node's id (in a cluster, its id there; alone, kept in the data directory too).
+    node_id: String,
+    /// Cluster mode: this node's part in it.
+    cluster: Option<ClusterNode>,
 }
 
 impl AppState {
@@ -85,18 +90,53 @@ impl AppState {
             tracing::warn!(%err, "cannot keep the token signing key in the data directory; using a temporary one");
             TokenSigner::from_key(crate::ids::random_bytes())
         });
-        Self { inner: Arc::new(Inner { api_key, data_dir, tokens, media: None }) }
+        let node_id = "local".to_owned();
+        Self { inner: Arc::new(Inner { api_key, data_dir, tokens, media: None, node_id, cluster: None }) }
+    }
+
+    fn rebuilt(&self, change: impl FnOnce(&mut Inner)) -> Self {
+        let mut inner = Inner {
+            api_key: self.inner.api_key.clone(),
+            data_dir: self.inner.data_dir.clone(),
+            tokens: self.inner.tokens.clone(),
+            media: self.inner.media.clone(),
+            node_id: self.inner.node_id.clone(),
+            cluster: self.inner.cluster.clone(),
+        };
+        change(&mut inner);
+        Self { inner: Arc::new(inner) }
     }
 
     /// The same state with the SFU and room programs.
     pub fn with_media(self, media: Media) -> Self {
-        let inner = Inner {
-            api_key: self.inner.api_key.clone(),
-            data_dir: self.inner.data_dir.clone(),
-            tokens: self.inner.tokens.clone(),
-            media: Some(media),
-        };
-        Self { inner: Arc::new(inner) }
+        self.rebuilt(|inner| inner.media = Some(media))
+    }
+
+    /// The same state with this node's id.
+    pub fn with_node_id(self, node_id: String) -> Self {
+        self.rebuilt(|inner| inner.node_id = node_id)
+    }
+
+    /// The same state in cluster mode: `tokens` is the cluster-wide signing key.
+    pub fn with_cluster(self, cluster: ClusterNode, tokens: TokenSigner) -> Self {
+        self.rebuilt(|inner| {
+            inner.node_id = cluster.node_id().to_owned();
+            inner.cluster = Some(cluster);
+            inner.tokens = tokens;
+        })
+    }
+
+    /// Programs this node runs at most (0: no limit).
+    pub fn program_budget(&self) -> u32 {
+        self.media().map(|m| m.hub.program_budget()).unwrap_or(0)
+    }
+
+    pub fn node_id(&self) -> &str {
+        &self.inner.node_id
+    }
+
+    pub fn cluster(&self) -> Option<&ClusterNode> {
+        self.inner.cluster.as_ref()
     }
 
     pub fn api_key(&self) -> &ApiKey {

@@ -51,6 +51,9 @@ pub struct Stream {
     /// Why the stream ended other than by a stop request (the server stopped).
     #[serde(default)]
     pub error: Option<String>,
+    /// In a cluster, the node that streams it (set in answers and shared records).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub node: Option<String>,
 }
 
 struct Entry {
@@ -176,6 +179,7 @@ impl Streams {
             ended_at: None,
             destinations: Vec::new(),
             error: None,
+            node: None,
         };
         tracing::info!(stream = %id, room, destinations = ids.len(), "stream started");
         let entry = Entry { stream, live: Some(Live { preset, program, destinations: ids }) };
@@ -185,6 +189,15 @@ impl Streams {
         self.state.save(&id, &shown);
         entries.insert(id, entry);
         Ok(shown)
+    }
+
+    /// From now on every saved stream also goes to `mirror` (cluster mode: the records all
+    /// nodes list); the ones already known are given to it at once.
+    pub fn share_with(&self, mirror: Arc<dyn crate::json_store::RecordMirror>) {
+        self.state.set_mirror(mirror);
+        for stream in self.list(None) {
+            self.state.save(&stream.id, &stream);
+        }
     }
 
     pub fn get(&self, id: &str) -> Option<Stream> {

@@ -13,28 +13,44 @@ const SYSTEM_BUNDLE: &str = "/etc/ssl/certs/ca-certificates.crt";
 /// Trusts the PEM certificates in `ca_file` for every TLS connection made from now on, in
 /// addition to the system's CAs.
 pub fn trust_extra_ca_file(ca_file: &Path) -> Result<()> {
-    let err = |reason: String| CompositorError::InvalidConfig { field: "tls_ca_file", reason };
-    let extra = std::fs::read(ca_file).map_err(|e| err(format!("{}: {e}", ca_file.display())))?;
+    let extra =
+        std::fs::read(ca_file).map_err(|source| CompositorError::CaFile { path: ca_file.to_owned(), source })?;
     if !String::from_utf8_lossy(&extra).contains("-----BEGIN CERTIFICATE-----") {
-        return Err(err(format!("{}: no PEM certificate in it", ca_file.display())));
+        let reason = format!("{}: no PEM certificate in it", ca_file.display());
+        return Err(CompositorError::InvalidConfig { field: "tls_ca_file", reason });
     }
     // GIO reads one file: write the system bundle and the extra CAs into a private copy.
-    let mut bundle = tempfile_in_tmp()?;
-    if let Ok(system) = std::fs::read(SYSTEM_BUNDLE) {
-        bundle.1.write_all(&system).map_err(|e| err(e.to_string()))?;
-        bundle.1.write_all(b"\n").map_err(|e| err(e.to_string()))?;
-    }
-    bundle.1.write_all(&extra).map_err(|e| err(e.to_string()))?;
-    bundle.1.flush().map_err(|e| err(e.to_string()))?;
-    let db = gio::TlsFileDatabase::new(&bundle.0).map_err(|e| err(format!("{}: {e}", ca_file.display())))?;
+    let path = std::env::temp_dir().join(format!("tessera-ca-bundle-{}.pem", std::process::id()));
+    let write = |file: &mut std::fs::File| -> std::io::Result<()> {
+        if let Ok(system) = std::fs::read(SYSTEM_BUNDLE) {
+            file.write_all(&system)?;
+            file.write_all(b"\n")?;
+        }
+        file.write_all(&extra)?;
+        file.flush()
+    };
+    std::fs::File::create(&path)
+        .and_then(|mut file| write(&mut file))
+        .map_err(|source| CompositorError::Write { path: path.clone(), source })?;
+    let db = gio::TlsFileDatabase::new(&path)
+        .map_err(|source| CompositorError::CaBundle { path: ca_file.to_owned(), source })?;
     let backend = gio::TlsBackend::default();
     backend.set_default_database(Some(&db));
     Ok(())
 }
 
-fn tempfile_in_tmp() -> Result<(std::path::PathBuf, std::fs::File)> {
-    let path = std::env::temp_dir().join(format!("tessera-ca-bundle-{}.pem", std::process::id()));
-    let file = std::fs::File::create(&path)
-        .map_err(|e| CompositorError::Gst(format!("cannot write {}: {e}", path.display())))?;
-    Ok((path, file))
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_missing_ca_file_is_named_and_its_cause_kept() {
+        let err = trust_extra_ca_file(Path::new("/nonexistent/ca.pem")).unwrap_err();
+        assert!(
+            err.to_string().starts_with("invalid program configuration: tls_ca_file: /nonexistent/ca.pem: "),
+            "{err}"
+        );
+        let cause = std::error::Error::source(&err).and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert_eq!(cause.map(std::io::Error::kind), Some(std::io::ErrorKind::NotFound));
+    }
 }

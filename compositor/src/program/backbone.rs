@@ -206,9 +206,6 @@ impl Backbone {
             b.set_pts(gst::ClockTime::ZERO);
             b.set_duration(gst::ClockTime::from_nseconds(ms(AUDIO_BLOCK_MS)));
         }
-        self.audio_primer
-            .push(buffer)
-            .map(|_| ())
-            .map_err(|e| CompositorError::Gst(format!("starting the audio mixer: {e:?}")))
+        self.audio_primer.push(buffer).map(|_| ()).map_err(CompositorError::flow("starting the audio mixer"))
     }
 }

@@ -62,8 +62,7 @@ pub(crate) fn background_source(caps: &gst::Caps, argb: u32) -> Result<(gst::Ele
         gst::PadProbeReturn::Ok
     });
     let sink = freeze.static_pad("sink").ok_or(CompositorError::Gst("imagefreeze without sink pad".into()))?;
-    let info =
-        gst_video::VideoInfo::from_caps(caps).map_err(|e| CompositorError::Gst(format!("background caps: {e}")))?;
+    let info = gst_video::VideoInfo::from_caps(caps).map_err(CompositorError::glib("background caps"))?;
     let pad = live_src_pad("background", "background", caps)?;
     let picture = BackgroundPicture { state: Mutex::new(PictureState { pad, sink, shown: None, wanted: argb }), info };
     Ok((freeze, BackgroundColor { picture: Arc::new(picture) }))
@@ -110,7 +109,7 @@ impl BackgroundPicture {
     fn push(&self, state: &mut PictureState, argb: u32) -> Result<()> {
         // Untimed: the freeze stamps what it sends on.
         let buffer = solid_frame(&self.info, argb)?;
-        state.pad.push(buffer).map_err(|e| CompositorError::Gst(format!("pushing the background frame: {e:?}")))?;
+        state.pad.push(buffer).map_err(CompositorError::flow("pushing the background frame"))?;
         state.shown = Some(argb & 0x00ff_ffff);
         Ok(())
     }
@@ -123,11 +122,12 @@ fn solid_frame(info: &gst_video::VideoInfo, argb: u32) -> Result<gst::Buffer> {
         return Err(CompositorError::Gst(format!("background format {:?} is not I420", info.format())));
     }
     let (y, u, v) = bt601_limited(argb);
-    let buffer = gst::Buffer::with_size(info.size()).map_err(|e| CompositorError::Gst(e.to_string()))?;
+    let buffer =
+        gst::Buffer::with_size(info.size()).map_err(CompositorError::glib("allocating the background frame"))?;
     let mut frame = gst_video::VideoFrame::from_buffer_writable(buffer, info)
         .map_err(|_| CompositorError::Gst("mapping the background frame".into()))?;
     for (plane, value) in [(0u32, y), (1, u), (2, v)] {
-        let data = frame.plane_data_mut(plane).map_err(|e| CompositorError::Gst(e.to_string()))?;
+        let data = frame.plane_data_mut(plane).map_err(CompositorError::glib("mapping the background frame"))?;
         data.fill(value);
     }
     Ok(frame.into_buffer())

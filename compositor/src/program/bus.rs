@@ -25,7 +25,7 @@ pub(super) fn spawn(inner: &Arc<Inner>) -> Result<std::thread::JoinHandle<()>> {
                 }
             }
         })
-        .map_err(|e| CompositorError::Gst(format!("cannot start the bus thread: {e}")))
+        .map_err(|source| CompositorError::Thread { what: "bus", source })
 }
 
 fn handle(inner: &Arc<Inner>, msg: &gst::Message) {

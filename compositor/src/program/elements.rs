@@ -94,7 +94,7 @@ pub(crate) fn live_src_pad(name: &str, stream_id: &str, caps: &gst::Caps) -> Res
             _ => gst::Pad::query_default(pad, parent, query),
         })
         .build();
-    pad.set_active(true).map_err(|e| CompositorError::Gst(format!("activating {name}: {e}")))?;
+    pad.set_active(true).map_err(CompositorError::glib(format!("activating {name}")))?;
     // Unlinked, these are only stored; the first push sends them.
     let _ = pad.push_event(gst::event::StreamStart::builder(stream_id).build());
     let _ = pad.push_event(gst::event::Caps::new(caps));

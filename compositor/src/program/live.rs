@@ -93,7 +93,7 @@ impl Inner {
             let handle = std::thread::Builder::new()
                 .name("room-destinations".into())
                 .spawn(move || supervise(weak))
-                .map_err(|e| CompositorError::Gst(format!("cannot start the destination supervisor: {e}")))?;
+                .map_err(|source| CompositorError::Thread { what: "destination supervisor", source })?;
             d.supervisor = Some(handle);
         }
         Ok(id)

@@ -138,7 +138,7 @@ pub(crate) struct Inner {
 
 /// Initialises GStreamer once; safe to call from anywhere.
 pub fn init() -> Result<()> {
-    gst::init().map_err(|e| CompositorError::Gst(e.to_string()))
+    gst::init().map_err(|source| CompositorError::GlibError { context: "initialising", source })
 }
 
 impl Program {

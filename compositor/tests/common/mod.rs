@@ -1,22 +1,16 @@
-//! Test harness: synthetic participants pushing real RTP into a Program, and decoding of
-//! what the program recorded (pixels, audio tones, stream metadata via ffprobe).
+//! The compositor's own test harness: synthetic participants pushing real RTP into a
+//! Program, and recordings of it. Reading back what was recorded (frames, colours, tones,
+//! ffprobe) and the servers outputs go to are in the test kit (`tessera_testkit::analysis`,
+//! `rtmp`, `tls`).
 #![allow(dead_code)]
-
-pub mod analysis;
-pub mod servers;
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
-use tessera_compositor::layout::Layout;
+use tessera_compositor::layout::{Layout, Tile, TileSource};
 use tessera_compositor::synthetic::{SyntheticPacket, SyntheticParticipant, SyntheticSpec};
-use tessera_compositor::{Program, ProgramConfig, TrackId, TrackKind};
-
-pub const RED: u32 = 0xff0000;
-pub const GREEN: u32 = 0x00ff00;
-pub const BLUE: u32 = 0x0000ff;
-pub const YELLOW: u32 = 0xffff00;
+use tessera_compositor::{OutputId, OutputSpec, OutputStats, Program, ProgramConfig, TrackId, TrackKind};
 
 pub struct Sender {
     pub synth: Arc<SyntheticParticipant>,
@@ -165,11 +159,6 @@ pub fn tmpdir() -> tempfile::TempDir {
     tempfile::tempdir().expect("temp dir")
 }
 
-#[allow(unused_imports)]
-pub use analysis::{Frame, close, decode_audio, decode_frames, decode_jpeg, ffprobe, keyframes, tone_amplitude};
-use tessera_compositor::layout::{Tile, TileSource};
-use tessera_compositor::{OutputId, OutputSpec, OutputStats};
-
 /// Centre of a participant's camera tile (or name card) in canvas pixels.
 pub fn tile_center(tiles: &[Tile], participant: &str) -> Option<(f64, f64)> {
     tiles
@@ -202,50 +191,9 @@ impl Recording {
 
     pub fn finish(&self, room: &Room) -> OutputStats {
         let stats = room.program.detach_output(self.output).expect("output finishes");
-        LAST_FINISHED.with(|l| l.set(Some(stats)));
+        tessera_testkit::analysis::note_muxed_frames(stats.video_frames);
         room.assert_no_failures();
         assert_eq!(stats.overruns, 0, "the recording's queues overran and dropped buffers: {stats:?}");
         stats
     }
-}
-
-thread_local! {
-    /// The stats of the output this thread finished last: a gap report compares the frames
-    /// the output passed to its muxer with the frames in the file.
-    static LAST_FINISHED: std::cell::Cell<Option<OutputStats>> = const { std::cell::Cell::new(None) };
-}
-
-/// Asserts frames are evenly spaced at `fps` with no gap or repeat, and returns their count.
-pub fn assert_continuous(frames: &[Frame], fps: f64) -> usize {
-    let step = 1.0 / fps;
-    for w in frames.windows(2) {
-        let d = w[1].pts - w[0].pts;
-        if (d - step).abs() >= 0.002 {
-            let first: Vec<String> = frames.iter().take(6).map(|f| format!("{:.4}", f.pts)).collect();
-            panic!(
-                "timestamp gap: {:.4} -> {:.4}; first decoded frames at {first:?}; first packets in the file (pts,dts,flags): {}; {} frames decoded, the last finished output passed {:?} to its muxer",
-                w[0].pts,
-                w[1].pts,
-                analysis::last_decoded_packets(6),
-                frames.len(),
-                LAST_FINISHED.with(|l| l.get()).map(|s| s.video_frames)
-            );
-        }
-    }
-    frames.len()
-}
-
-pub fn frames_in(frames: &[Frame], from: f64, to: f64) -> impl Iterator<Item = &Frame> {
-    frames.iter().filter(move |f| f.pts >= from && f.pts < to)
-}
-
-/// Asserts that in every frame of [from, to) the participant's tile centre shows `color`.
-pub fn assert_color(frames: &[Frame], from: f64, to: f64, at: (f64, f64), canvas: (u32, u32), color: u32, who: &str) {
-    let mut n = 0;
-    for f in frames_in(frames, from, to) {
-        let c = f.color_at(at.0, at.1, canvas.0, canvas.1);
-        assert!(close(c, color), "{who} at {at:?} t={:.3}: got {c:?}, want #{color:06x}", f.pts);
-        n += 1;
-    }
-    assert!(n > 0, "no frames between {from} and {to}");
 }

@@ -6,6 +6,8 @@
 //! and prints every `tessera-recording` message. `VIDEO` in the environment replaces the
 //! caps/encoder part (default: 320x240 at 30 fps, 1 Mbit/s), `VIDEO_PATTERN` the
 //! videotestsrc pattern (default: ball), `FRAGMENT_MS` the fragment duration (default: 1000).
+//! `TAIL_OBJECTS=1` turns `tail-objects` on in every `tesseras3sink` of SINK (as the server
+//! does in cluster mode).
 
 use std::io::Write;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -37,6 +39,15 @@ fn main() {
             std::process::exit(2);
         }
     };
+    if std::env::var("TAIL_OBJECTS").is_ok_and(|v| v == "1" || v == "true")
+        && let Some(bin) = pipeline.downcast_ref::<gst::Bin>()
+    {
+        for e in bin.iterate_recurse().into_iter().flatten() {
+            if e.factory().is_some_and(|f| f.name() == "tesseras3sink") {
+                e.set_property("tail-objects", true);
+            }
+        }
+    }
     if pipeline.set_state(gst::State::Playing).is_err() {
         eprintln!("cannot start the pipeline");
         std::process::exit(1);

@@ -7,7 +7,7 @@ use gst::prelude::*;
 mod imp;
 
 glib::wrapper! {
-    pub struct LocalRecordingSink(ObjectSubclass<imp::LocalRecordingSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
+    pub struct LocalRecordingSink(ObjectSubclass<imp::LocalRecordingSink>) @extends crate::recordingsink::RecordingSink, gst_base::BaseSink, gst::Element, gst::Object;
 }
 
 pub fn register(plugin: Option<&gst::Plugin>) -> Result<(), glib::BoolError> {

@@ -6,7 +6,7 @@ use gst::prelude::*;
 mod imp;
 
 glib::wrapper! {
-    pub struct S3MultipartSink(ObjectSubclass<imp::S3MultipartSink>) @extends gst_base::BaseSink, gst::Element, gst::Object;
+    pub struct S3MultipartSink(ObjectSubclass<imp::S3MultipartSink>) @extends crate::recordingsink::RecordingSink, gst_base::BaseSink, gst::Element, gst::Object;
 }
 
 pub fn register(plugin: Option<&gst::Plugin>) -> Result<(), glib::BoolError> {

@@ -41,7 +41,7 @@ fn io_err(what: &str, path: &Path, e: std::io::Error) -> StorageError {
         std::io::ErrorKind::PermissionDenied | std::io::ErrorKind::ReadOnlyFilesystem => ErrorKind::Permanent,
         _ => ErrorKind::Transient,
     };
-    StorageError::new(kind, format!("{what} {}: {e}", path.display()))
+    StorageError::with_source(kind, format!("{what} {}: {e}", path.display()), e)
 }
 
 impl Storage for LocalStorage {
@@ -99,5 +99,32 @@ impl Storage for LocalStorage {
             Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(io_err("removing", &self.partial, e)),
             _ => Ok(()),
         }
+    }
+
+    /// The spool is on the same machine as the file: nothing to keep elsewhere.
+    fn put_tail(&mut self, _offset: u64, _range: &SpoolRange) -> Result<(), StorageError> {
+        Ok(())
+    }
+
+    fn delete_tails(&mut self, _below: Option<u64>) -> Result<(), StorageError> {
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn an_io_failure_says_where_and_keeps_its_cause() {
+        let dir = tempfile::tempdir().unwrap();
+        let file = dir.path().join("file");
+        std::fs::write(&file, b"").unwrap();
+        // A directory cannot be made under a file: not a permission problem, so retried.
+        let err = LocalStorage::new(&file.join("sub/out.mp4")).create_upload().unwrap_err();
+        assert_eq!(err.kind, ErrorKind::Transient);
+        assert!(err.message.starts_with(&format!("creating {}: ", file.join("sub").display())), "{err}");
+        let cause = std::error::Error::source(&err).and_then(|c| c.downcast_ref::<std::io::Error>());
+        assert!(cause.is_some(), "{err:?}");
     }
 }

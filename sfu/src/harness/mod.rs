@@ -1,14 +1,15 @@
 //! Fast SFU tests without a browser: the SFU on an in-memory network with `rtc` client peers.
 //!
 //! A [`Net`] is an [`Sfu`] whose transport is a `Wire` (`transport/memory.rs`) instead of
-//! sockets, and [`Client`]s, each a participant's two `rtc` peer connection cores (publish and
-//! subscribe). Datagrams go from core to core in memory: what the SFU's connections send is
-//! carried to the client whose address it names, what a client's cores send is handed to
-//! `Transport::deliver` as the UDP receive loop would. Time is the network's own clock,
-//! passed to every core (the SFU's through `Transport::now`), and only the harness moves it:
-//! from one timeout or packet to the next (str0m style), so a second of a call runs in a few
-//! milliseconds, with no sleep and nothing timed by the machine. Signalling calls the
-//! participant's API directly and reads its outbox, as the WebSocket handler does.
+//! sockets, and [`Client`]s, each a participant's two `rtc` peer connections (publish and
+//! subscribe). Datagrams go from peer connection to peer connection in memory: what the SFU's
+//! connections send is carried to the client whose address it names, what a client's peer
+//! connections send is handed to `Transport::deliver` as the UDP receive loop would. Time is
+//! the network's own clock, passed to every peer connection (the SFU's through
+//! `Transport::now`), and only the harness moves it: from one timeout or packet to the next
+//! (str0m style), so a second of a call runs in a few milliseconds, with no sleep and nothing
+//! timed by the machine. Signalling calls the participant's API directly and reads its
+//! outbox, as the WebSocket handler does.
 //!
 //! ```rust,ignore
 //! let mut net = Net::new();
@@ -269,7 +270,7 @@ impl Net {
         }
         for c in &mut self.clients {
             for peer in c.peers_mut() {
-                while let Some(d) = peer.core.poll_write() {
+                while let Some(d) = peer.pc.poll_write() {
                     moved += 1;
                     if d.transport.peer_addr == self.wire.addr() {
                         self.transport.deliver(
@@ -293,8 +294,8 @@ impl Net {
         self.wire.handle_timeouts(now);
         for c in &mut self.clients {
             for peer in c.peers_mut() {
-                if peer.core.poll_timeout().is_some_and(|t| t <= now) {
-                    let _ = peer.core.handle_timeout(now);
+                if peer.pc.poll_timeout().is_some_and(|t| t <= now) {
+                    let _ = peer.pc.handle_timeout(now);
                 }
             }
         }
@@ -306,7 +307,7 @@ impl Net {
         for c in &mut self.clients {
             let media = c.next_send();
             for peer in c.peers_mut() {
-                next = min(next, peer.core.poll_timeout());
+                next = min(next, peer.pc.poll_timeout());
             }
             next = min(next, media);
         }

@@ -28,7 +28,7 @@ use crate::error::{Error, Result};
 use crate::events::ParticipantEvent;
 use crate::forward::DownTrack;
 use crate::handoff::TrackSource;
-use crate::peer::{Role, build_core};
+use crate::peer::{Role, build_sfu_peer};
 use crate::room::Room;
 use crate::sfu::Sfu;
 use crate::signal::{ParticipantInfo, ServerMessage, Target};
@@ -219,9 +219,9 @@ impl Participant {
             Target::Publish => Role::Both,
             Target::Subscribe => Role::SendOnly,
         };
-        let (core, ufrag) = build_core(Arc::clone(&sfu.counters), role)?;
+        let (peer, ufrag) = build_sfu_peer(Arc::clone(&sfu.counters), role)?;
         let handler = Box::new(PeerHandler { participant: Arc::downgrade(self), target });
-        let conn = Connection::open(transport, core, &ufrag, handler)?;
+        let conn = Connection::open(transport, peer, &ufrag, handler)?;
         *pc = Some(Arc::clone(&conn));
         Ok(conn)
     }

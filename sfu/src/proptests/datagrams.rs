@@ -1,7 +1,7 @@
 //! Whole datagrams into a negotiated peer connection, as the shared transport hands them over
 //! once a path or a ufrag routed them: `rtc` demultiplexes them (RFC 7983) and parses STUN,
-//! DTLS and SRTP/SRTCP. Whatever a peer sends, the core takes it or refuses it with an error
-//! that says something, and goes on.
+//! DTLS and SRTP/SRTCP. Whatever a peer sends, the peer connection takes it or refuses it with
+//! an error that says something, and goes on.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -17,21 +17,22 @@ use rtc::shared::{TaggedBytesMut, TransportContext, TransportProtocol};
 
 use super::config;
 use super::mutate::{mutate, mutations};
-use crate::peer::{Role, build_core};
+use crate::peer::{Role, build_sfu_peer};
 use crate::stats::TransportCounters;
 
 /// A connection that has answered a browser's offer (`sdp.rs`'s fixture), and its local ufrag.
 fn negotiated() -> (RTCPeerConnection, String) {
-    let (mut core, ufrag) = build_core(Arc::new(TransportCounters::default()), Role::Both).expect("a core builds");
+    let (mut pc, ufrag) =
+        build_sfu_peer(Arc::new(TransportCounters::default()), Role::Both).expect("a peer connection builds");
     let offer = RTCSessionDescription::offer(super::sdp::offer()).expect("the fixture parses");
-    core.set_remote_description(Instant::now(), offer).expect("the fixture applies");
-    let answer = core.create_answer(None).expect("an answer");
-    core.set_local_description(Instant::now(), answer).expect("the answer applies");
-    (core, ufrag)
+    pc.set_remote_description(Instant::now(), offer).expect("the fixture applies");
+    let answer = pc.create_answer(None).expect("an answer");
+    pc.set_local_description(Instant::now(), answer).expect("the answer applies");
+    (pc, ufrag)
 }
 
 thread_local! {
-    static CORE: RefCell<Option<(RTCPeerConnection, String)>> = const { RefCell::new(None) };
+    static NEGOTIATED: RefCell<Option<(RTCPeerConnection, String)>> = const { RefCell::new(None) };
 }
 
 /// A connectivity check naming `ufrag` (with a MESSAGE-INTEGRITY that cannot be right), then
@@ -84,8 +85,8 @@ proptest! {
     fn any_datagram_is_taken_or_refused(datagrams in prop::collection::vec(datagram(), 1..4), udp in any::<bool>()) {
         let peer: SocketAddr = "192.0.2.10:50000".parse().expect("an address");
         let local: SocketAddr = "127.0.0.1:7882".parse().expect("an address");
-        CORE.with_borrow_mut(|slot| -> Result<(), TestCaseError> {
-            let (core, ufrag) = slot.get_or_insert_with(negotiated);
+        NEGOTIATED.with_borrow_mut(|slot| -> Result<(), TestCaseError> {
+            let (pc, ufrag) = slot.get_or_insert_with(negotiated);
             let now = Instant::now();
             for d in datagrams {
                 let bytes = match d {
@@ -106,16 +107,16 @@ proptest! {
                     },
                     message: BytesMut::from(&bytes[..]),
                 };
-                if let Err(e) = core.handle_read(msg) {
+                if let Err(e) = pc.handle_read(msg) {
                     prop_assert!(!e.to_string().trim().is_empty(), "an error without a message: {e:?}");
                 }
                 // Act on what it produced, as the transport does.
-                while core.poll_write().is_some() {}
-                while core.poll_event().is_some() {}
-                while core.poll_read().is_some() {}
+                while pc.poll_write().is_some() {}
+                while pc.poll_event().is_some() {}
+                while pc.poll_read().is_some() {}
             }
-            let _ = core.handle_timeout(now + Duration::from_millis(50));
-            while core.poll_write().is_some() {}
+            let _ = pc.handle_timeout(now + Duration::from_millis(50));
+            while pc.poll_write().is_some() {}
             Ok(())
         })?;
     }

@@ -14,7 +14,7 @@ use super::mutate::{mutate_text, mutations};
 use crate::config::SfuConfig;
 use crate::error::Error;
 use crate::participant::validate_sdp;
-use crate::peer::{AUDIO_LEVEL_URI, Role, advertise_public_ips, build_core, extmap_id, simulcast_rids};
+use crate::peer::{AUDIO_LEVEL_URI, Role, advertise_public_ips, build_sfu_peer, extmap_id, simulcast_rids};
 use crate::stats::TransportCounters;
 
 /// A Chromium publish offer: Opus with audio levels, VP8 simulcast with RTX.
@@ -78,20 +78,20 @@ pub(super) fn offer() -> String {
     OFFER.iter().map(|l| format!("{l}\r\n")).collect()
 }
 
-/// An SFU-side core, as a publisher's connection has.
-fn core() -> rtc::peer_connection::RTCPeerConnection {
-    build_core(Arc::new(TransportCounters::default()), Role::Both).expect("a core builds").0
+/// An SFU-side peer connection, as a publisher's connection has.
+fn sfu_peer() -> rtc::peer_connection::RTCPeerConnection {
+    build_sfu_peer(Arc::new(TransportCounters::default()), Role::Both).expect("a peer connection builds").0
 }
 
-/// What `Connection::answer` does with an offer, on a core of its own; errors must say what
-/// was wrong.
+/// What `Connection::answer` does with an offer, on a peer connection of its own; errors must
+/// say what was wrong.
 fn negotiate(sdp: String) -> Result<rtc::peer_connection::RTCPeerConnection, String> {
     let offer = RTCSessionDescription::offer(sdp).map_err(|e| e.to_string())?;
-    let mut core = core();
-    core.set_remote_description(Instant::now(), offer).map_err(|e| e.to_string())?;
-    let answer = core.create_answer(None).map_err(|e| e.to_string())?;
-    core.set_local_description(Instant::now(), answer).map_err(|e| e.to_string())?;
-    Ok(core)
+    let mut pc = sfu_peer();
+    pc.set_remote_description(Instant::now(), offer).map_err(|e| e.to_string())?;
+    let answer = pc.create_answer(None).map_err(|e| e.to_string())?;
+    pc.set_local_description(Instant::now(), answer).map_err(|e| e.to_string())?;
+    Ok(pc)
 }
 
 /// Damaged SDP: line-level damage (dropped, duplicated, cut lines; huge numbers) and bytes.
@@ -204,13 +204,14 @@ proptest! {
         sdp_mline_index in prop::option::of(any::<u16>()),
     ) {
         thread_local! {
-            static CORE: std::cell::RefCell<Option<rtc::peer_connection::RTCPeerConnection>> = const { std::cell::RefCell::new(None) };
+            static NEGOTIATED: std::cell::RefCell<Option<rtc::peer_connection::RTCPeerConnection>> = const { std::cell::RefCell::new(None) };
         }
-        // One negotiated core takes every case's candidate, as a connection takes a stream of them.
-        let refused = CORE.with_borrow_mut(|core| {
-            let core = core.get_or_insert_with(|| negotiate(offer()).expect("the fixture negotiates"));
+        // One negotiated peer connection takes every case's candidate, as a connection takes a
+        // stream of them.
+        let refused = NEGOTIATED.with_borrow_mut(|slot| {
+            let pc = slot.get_or_insert_with(|| negotiate(offer()).expect("the fixture negotiates"));
             let init = RTCIceCandidateInit { candidate, sdp_mid, sdp_mline_index, username_fragment: None, url: None };
-            core.add_remote_candidate(init).err().map(|e| e.to_string())
+            pc.add_remote_candidate(init).err().map(|e| e.to_string())
         });
         if let Some(e) = refused {
             prop_assert!(!e.trim().is_empty());

@@ -1,8 +1,8 @@
-//! One peer connection: an `rtc` core behind a lock, driven by the shared transport (reads),
-//! its own timer task (timeouts) and the application (descriptions, tracks, forwarded media).
-//! Whoever drives the core acts on what it produced before returning: datagrams go out,
-//! events and media go to the [`ConnectionHandler`] (with the core unlocked, so a handler may
-//! write into other connections).
+//! One peer connection on the shared transport: a sans-IO `rtc` peer connection behind a
+//! lock, driven by the transport (reads), its own timer task (timeouts) and the application
+//! (descriptions, tracks, forwarded media). Whoever drives it acts on what it produced before
+//! returning: datagrams go out, events and media go to the [`ConnectionHandler`] (with the
+//! peer connection unlocked, so a handler may write into other connections).
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -25,7 +25,7 @@ use tokio::sync::Notify;
 use super::{Transport, lock};
 use crate::error::{Error, Result};
 
-/// The longest a timer task sleeps without looking at its core again.
+/// The longest a timer task sleeps without looking at its peer connection again.
 const MAX_TIMER_SLEEP: Duration = Duration::from_secs(1);
 /// The shortest: a timeout that is still due right after being handled waits this long.
 const MIN_TIMER_SLEEP: Duration = Duration::from_millis(1);
@@ -42,8 +42,9 @@ pub(crate) struct TrackOpen {
     pub codec: Option<RTCRtpCodec>,
 }
 
-/// What a connection tells the application. Called with the core unlocked, on whichever task
-/// drove the core (the transport's receive loop, the timer task, an API call); must not block.
+/// What a connection tells the application. Called with the peer connection unlocked, on
+/// whichever task drove it (the transport's receive loop, the timer task, an API call); must
+/// not block.
 pub(crate) trait ConnectionHandler: Send + Sync {
     fn on_state(&self, _conn: &Arc<Connection>, _state: RTCPeerConnectionState) {}
     fn on_track_open(&self, _conn: &Arc<Connection>, _open: TrackOpen) {}
@@ -55,7 +56,7 @@ pub(crate) trait ConnectionHandler: Send + Sync {
     fn on_rtcp(&self, _track_id: &str, _pkts: Vec<Box<dyn rtcp::Packet>>) {}
 }
 
-/// What driving the core produced besides datagrams.
+/// What driving the peer connection produced besides datagrams.
 #[derive(Default)]
 struct Produced {
     events: Vec<Happened>,
@@ -72,9 +73,9 @@ enum Happened {
 /// A peer connection on the shared transport.
 pub(crate) struct Connection {
     transport: Arc<Transport>,
-    core: Mutex<RTCPeerConnection>,
+    pc: Mutex<RTCPeerConnection>,
     handler: Box<dyn ConnectionHandler>,
-    /// When the core next wants `handle_timeout`, as the timer task knows it.
+    /// When the peer connection next wants `handle_timeout`, as the timer task knows it.
     deadline: Mutex<Instant>,
     timer: Arc<Notify>,
     closed: AtomicBool,
@@ -92,25 +93,26 @@ impl Drop for Connection {
 }
 
 impl Connection {
-    /// Puts `core` on `transport`: adds the transport's host candidates, routes connectivity
-    /// checks for `ufrag` (the core's local username fragment) to it and starts its timer.
+    /// Puts `pc` on `transport`: adds the transport's host candidates, routes connectivity
+    /// checks for `ufrag` (`pc`'s local username fragment) to it and starts its timer.
     pub(crate) fn open(
         transport: Arc<Transport>,
-        mut core: RTCPeerConnection,
+        mut pc: RTCPeerConnection,
         ufrag: &str,
         handler: Box<dyn ConnectionHandler>,
     ) -> Result<Arc<Connection>> {
         for addr in transport.udp_addrs() {
-            add_host_candidate(&mut core, "udp", addr, rtc::ice::tcp_type::TcpType::Unspecified)?;
+            add_host_candidate(&mut pc, "udp", addr, rtc::ice::tcp_type::TcpType::Unspecified)?;
         }
         for &addr in transport.tcp_addrs() {
-            add_host_candidate(&mut core, "tcp", addr, rtc::ice::tcp_type::TcpType::Passive)?;
+            add_host_candidate(&mut pc, "tcp", addr, rtc::ice::tcp_type::TcpType::Passive)?;
         }
         // End of candidates: gathering is complete at once.
-        core.add_local_candidate(RTCIceCandidateInit::default()).map_err(webrtc_error)?;
+        pc.add_local_candidate(RTCIceCandidateInit::default())
+            .map_err(Error::rtc("cannot mark the end of our candidates"))?;
         let conn = Arc::new(Connection {
             transport: Arc::clone(&transport),
-            core: Mutex::new(core),
+            pc: Mutex::new(pc),
             handler,
             deadline: Mutex::new(Instant::now() + MAX_TIMER_SLEEP),
             timer: Arc::new(Notify::new()),
@@ -128,28 +130,28 @@ impl Connection {
         Ok(conn)
     }
 
-    /// Runs `f` on the core, then acts on what it produced.
+    /// Runs `f` on the peer connection, then acts on what it produced.
     fn drive<T>(self: &Arc<Self>, f: impl FnOnce(&mut RTCPeerConnection) -> T) -> T {
         let (out, produced) = {
-            let mut core = lock(&self.core);
-            let out = f(&mut core);
-            (out, self.flush(&mut core, true))
+            let mut pc = lock(&self.pc);
+            let out = f(&mut pc);
+            (out, self.flush(&mut pc, true))
         };
         self.dispatch(produced);
         out
     }
 
-    /// Sends the core's datagrams and collects its events, media and next deadline.
-    fn flush(&self, core: &mut RTCPeerConnection, with_deadline: bool) -> Produced {
-        while let Some(d) = core.poll_write() {
+    /// Sends the peer connection's datagrams and collects its events, media and next deadline.
+    fn flush(&self, pc: &mut RTCPeerConnection, with_deadline: bool) -> Produced {
+        while let Some(d) = pc.poll_write() {
             self.transport.send(d);
         }
         let mut p = Produced::default();
-        while let Some(e) = core.poll_event() {
+        while let Some(e) = pc.poll_event() {
             match e {
                 RTCPeerConnectionEvent::OnConnectionStateChangeEvent(s) => p.events.push(Happened::State(s)),
                 RTCPeerConnectionEvent::OnTrack(RTCTrackEvent::OnOpen(init)) => {
-                    let Some(receiver) = core.rtp_receiver(init.receiver_id) else { continue };
+                    let Some(receiver) = pc.rtp_receiver(init.receiver_id) else { continue };
                     let track = receiver.track();
                     p.events.push(Happened::Open(TrackOpen {
                         track_id: init.track_id.clone(),
@@ -164,11 +166,11 @@ impl Connection {
                 _ => {}
             }
         }
-        while let Some(m) = core.poll_read() {
+        while let Some(m) = pc.poll_read() {
             p.events.push(Happened::Media(m));
         }
         if with_deadline {
-            p.deadline = core.poll_timeout();
+            p.deadline = pc.poll_timeout();
         }
         p
     }
@@ -201,28 +203,28 @@ impl Connection {
             return;
         }
         let peer = msg.transport.peer_addr;
-        if let Err(e) = self.drive(|core| core.handle_read(msg)) {
+        if let Err(e) = self.drive(|pc| pc.handle_read(msg)) {
             // A malformed or unexpected datagram; the connection goes on.
             tracing::debug!(%peer, "datagram rejected: {e}");
         }
     }
 
-    /// When the core next wants [`Self::handle_timeout`] (the test network's timer).
+    /// When the peer connection next wants [`Self::handle_timeout`] (the test network's timer).
     #[cfg(any(test, feature = "test-harness"))]
     pub(super) fn next_timeout(&self) -> Option<Instant> {
         if self.closed.load(Ordering::Acquire) {
             return None;
         }
-        lock(&self.core).poll_timeout()
+        lock(&self.pc).poll_timeout()
     }
 
     pub(super) fn handle_timeout(self: &Arc<Self>, now: Instant) {
         let produced = {
-            let mut core = lock(&self.core);
-            if let Err(e) = core.handle_timeout(now) {
+            let mut pc = lock(&self.pc);
+            if let Err(e) = pc.handle_timeout(now) {
                 tracing::debug!("timeout handling: {e}");
             }
-            let p = self.flush(&mut core, true);
+            let p = self.flush(&mut pc, true);
             // A deadline still due after handling waits a millisecond, not a spin (no protocol
             // timer is finer).
             *lock(&self.deadline) =
@@ -232,67 +234,62 @@ impl Connection {
         self.dispatch(Produced { deadline: None, ..produced });
     }
 
-    /// The time its core is driven with (see `Transport::now`).
+    /// The time its peer connection is driven with (see `Transport::now`).
     pub(crate) fn now(&self) -> Instant {
         self.transport.now()
     }
 
     /// Applies a remote offer and returns our answer.
     pub(crate) fn answer(self: &Arc<Self>, offer: String) -> Result<String> {
-        let offer =
-            RTCSessionDescription::offer(offer).map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
-        self.drive(|core| {
-            core.set_remote_description(self.transport.now(), offer)
-                .map_err(|e| Error::BadRequest(format!("invalid offer: {e}")))?;
-            let answer = core.create_answer(None).map_err(webrtc_error)?;
-            core.set_local_description(self.transport.now(), answer).map_err(webrtc_error)?;
-            core.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
+        let offer = RTCSessionDescription::offer(offer).map_err(Error::invalid("offer"))?;
+        self.drive(|pc| {
+            pc.set_remote_description(self.transport.now(), offer).map_err(Error::invalid("offer"))?;
+            let answer = pc.create_answer(None).map_err(Error::rtc("cannot create an answer"))?;
+            pc.set_local_description(self.transport.now(), answer).map_err(Error::rtc("cannot apply our answer"))?;
+            pc.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
         })
     }
 
     /// Creates and applies an offer and returns it.
     pub(crate) fn offer(self: &Arc<Self>) -> Result<String> {
-        self.drive(|core| {
-            let offer = core.create_offer(None).map_err(webrtc_error)?;
-            core.set_local_description(self.transport.now(), offer).map_err(webrtc_error)?;
-            core.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
+        self.drive(|pc| {
+            let offer = pc.create_offer(None).map_err(Error::rtc("cannot create an offer"))?;
+            pc.set_local_description(self.transport.now(), offer).map_err(Error::rtc("cannot apply our offer"))?;
+            pc.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
         })
     }
 
     /// Applies the remote answer to our offer.
     pub(crate) fn accept_answer(self: &Arc<Self>, answer: String) -> Result<()> {
-        let answer =
-            RTCSessionDescription::answer(answer).map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))?;
-        self.drive(|core| core.set_remote_description(self.transport.now(), answer))
-            .map_err(|e| Error::BadRequest(format!("invalid answer: {e}")))
+        let answer = RTCSessionDescription::answer(answer).map_err(Error::invalid("answer"))?;
+        self.drive(|pc| pc.set_remote_description(self.transport.now(), answer)).map_err(Error::invalid("answer"))
     }
 
     /// Adds a trickled remote candidate.
     pub(crate) fn add_remote_candidate(self: &Arc<Self>, c: RTCIceCandidateInit) -> Result<()> {
-        self.drive(|core| core.add_remote_candidate(c))
-            .map_err(|e| Error::BadRequest(format!("invalid candidate: {e}")))
+        self.drive(|pc| pc.add_remote_candidate(c)).map_err(Error::invalid("candidate"))
     }
 
     /// Adds a track to send (renegotiation is the caller's).
     pub(crate) fn add_track(self: &Arc<Self>, track: MediaStreamTrack) -> Result<RTCRtpSenderId> {
-        self.drive(|core| core.add_track(track)).map_err(webrtc_error)
+        self.drive(|pc| pc.add_track(track)).map_err(Error::rtc("cannot add a track"))
     }
 
     pub(crate) fn remove_track(self: &Arc<Self>, sender: RTCRtpSenderId) {
-        if let Err(e) = self.drive(|core| core.remove_track(sender)) {
+        if let Err(e) = self.drive(|pc| pc.remove_track(sender)) {
             tracing::debug!("remove track: {e}");
         }
     }
 
     /// The codecs negotiated for a sender.
     pub(crate) fn sender_codecs(&self, sender: RTCRtpSenderId) -> Vec<RTCRtpCodecParameters> {
-        let mut core = lock(&self.core);
-        core.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default()
+        let mut pc = lock(&self.pc);
+        pc.rtp_sender(sender).map(|mut s| s.get_parameters().rtp_parameters.codecs.clone()).unwrap_or_default()
     }
 
     /// Sends RTCP about a remote track (a keyframe request).
     pub(crate) fn write_receiver_rtcp(self: &Arc<Self>, receiver: RTCRtpReceiverId, pkts: Vec<Box<dyn rtcp::Packet>>) {
-        let r = self.drive(|core| match core.rtp_receiver(receiver) {
+        let r = self.drive(|pc| match pc.rtp_receiver(receiver) {
             Some(mut r) => r.write_rtcp(self.transport.now(), pkts),
             None => Ok(()),
         });
@@ -307,13 +304,13 @@ impl Connection {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
-        let mut core = lock(&self.core);
-        let written = match core.rtp_sender(sender) {
+        let mut pc = lock(&self.pc);
+        let written = match pc.rtp_sender(sender) {
             Some(mut s) => s.write_rtp(self.transport.now(), pkt).is_ok(),
             None => false,
         };
         // Only datagrams: a write produces no events, and moves no timer earlier.
-        while let Some(d) = core.poll_write() {
+        while let Some(d) = pc.poll_write() {
             self.transport.send(d);
         }
         written
@@ -325,9 +322,9 @@ impl Connection {
             return;
         }
         {
-            let mut core = lock(&self.core);
-            let _ = core.close();
-            while let Some(d) = core.poll_write() {
+            let mut pc = lock(&self.pc);
+            let _ = pc.close();
+            while let Some(d) = pc.poll_write() {
                 self.transport.send(d);
             }
         }
@@ -336,12 +333,8 @@ impl Connection {
     }
 }
 
-fn webrtc_error(e: rtc::shared::error::Error) -> Error {
-    Error::WebRtc(e.to_string())
-}
-
 fn add_host_candidate(
-    core: &mut RTCPeerConnection,
+    pc: &mut RTCPeerConnection,
     network: &str,
     addr: std::net::SocketAddr,
     tcp_type: rtc::ice::tcp_type::TcpType,
@@ -357,12 +350,13 @@ fn add_host_candidate(
         tcp_type,
     }
     .new_candidate_host()
-    .map_err(webrtc_error)?;
-    let init = RTCIceCandidate::from(&c).to_json().map_err(webrtc_error)?;
-    core.add_local_candidate(init).map_err(webrtc_error)
+    .map_err(Error::rtc("cannot make a host candidate"))?;
+    let init = RTCIceCandidate::from(&c).to_json().map_err(Error::rtc("cannot encode a host candidate"))?;
+    pc.add_local_candidate(init).map_err(Error::rtc("cannot add a host candidate"))
 }
 
-/// Calls the core's `handle_timeout` when it is due, for as long as the connection lives.
+/// Calls the peer connection's `handle_timeout` when it is due, for as long as the connection
+/// lives.
 async fn run_timer(conn: std::sync::Weak<Connection>, timer: Arc<Notify>) {
     loop {
         let Some(c) = conn.upgrade() else { return };

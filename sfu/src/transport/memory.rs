@@ -5,7 +5,8 @@
 //! kept here for the test to carry to its clients, what the clients send comes in through
 //! [`Transport::deliver`] as it would from a socket, and the connections' timeouts are handled
 //! when the test says, at the time the test says: the wire's clock is the only clock the
-//! connections' cores see (`Transport::now`), so seconds of a call take milliseconds.
+//! connections' peer connections see (`Transport::now`), so seconds of a call take
+//! milliseconds.
 
 use std::net::SocketAddr;
 use std::sync::{Arc, Mutex, Weak};

@@ -156,6 +156,54 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
             "Storage calls of recordings retried after a transient failure.",
         );
         m.sample("tessera_recording_upload_retries_total", &[], tessera_plugins::UPLOAD_RETRIES.load(relaxed) as f64);
+        m.head("tessera_programs", "gauge", "Room programs running on this node.");
+        m.sample("tessera_programs", &[], media.hub.rooms().len() as f64);
+        m.head("tessera_program_budget", "gauge", "Room programs this node runs at most (--program-budget).");
+        m.sample("tessera_program_budget", &[], f64::from(media.hub.program_budget()));
+    }
+    if let Some(node) = state.cluster() {
+        cluster_metrics(&mut m, node).await;
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.out)
+}
+
+/// One number of a node's record.
+type NodeGauge = fn(&tessera_cluster::NodeRecord) -> f64;
+
+/// Cluster mode: placements, forwarded calls, Redis health, and every node's load as the
+/// cluster sees it (so one scrape of any node shows the whole cluster).
+async fn cluster_metrics(m: &mut Family, node: &crate::cluster::ClusterNode) {
+    let relaxed = std::sync::atomic::Ordering::Relaxed;
+    let stats = node.cluster.stats();
+    m.head("tessera_cluster_placements_total", "counter", "Rooms this node placed (on any node).");
+    m.sample("tessera_cluster_placements_total", &[], stats.placements as f64);
+    m.head("tessera_cluster_placements_refused_total", "counter", "Placements refused: no node had capacity.");
+    m.sample("tessera_cluster_placements_refused_total", &[], stats.refused as f64);
+    m.head("tessera_cluster_redis_up", "gauge", "1 if this node's last Redis command succeeded.");
+    m.sample("tessera_cluster_redis_up", &[], if stats.redis_up { 1.0 } else { 0.0 });
+    m.head("tessera_cluster_redis_errors_total", "counter", "Redis commands of this node that failed.");
+    m.sample("tessera_cluster_redis_errors_total", &[], stats.redis_errors as f64);
+    let forwarded = node.forward_stats();
+    m.head("tessera_cluster_forwarded_total", "counter", "Requests this node forwarded to the room's node.");
+    m.sample("tessera_cluster_forwarded_total", &[("kind", "http")], forwarded.http.load(relaxed) as f64);
+    m.sample("tessera_cluster_forwarded_total", &[("kind", "websocket")], forwarded.websockets.load(relaxed) as f64);
+    m.head("tessera_cluster_forward_failures_total", "counter", "Forwarded requests whose node could not be reached.");
+    m.sample("tessera_cluster_forward_failures_total", &[], forwarded.failed.load(relaxed) as f64);
+    let Ok(nodes) = node.cluster.nodes().await else { return };
+    m.head("tessera_cluster_node_up", "gauge", "1 per node that is serving or draining, 0 if down.");
+    for n in &nodes {
+        m.sample("tessera_cluster_node_up", &[("node", n.id())], if n.is_up() { 1.0 } else { 0.0 });
+    }
+    let gauges: [(&str, &str, NodeGauge); 4] = [
+        ("tessera_cluster_node_rooms", "Rooms per node, as its heartbeat reports them.", |r| f64::from(r.load.rooms)),
+        ("tessera_cluster_node_participants", "Participants per node.", |r| f64::from(r.load.participants)),
+        ("tessera_cluster_node_programs", "Room programs per node.", |r| f64::from(r.load.programs)),
+        ("tessera_cluster_node_cpu", "CPU use per node's machine, 0 to 1.", |r| f64::from(r.load.cpu)),
+    ];
+    for (name, help, value) in gauges {
+        m.head(name, "gauge", help);
+        for n in &nodes {
+            m.sample(name, &[("node", n.id())], value(&n.record));
+        }
+    }
 }

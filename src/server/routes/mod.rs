@@ -4,6 +4,7 @@ mod control;
 mod health;
 mod layouts;
 mod metrics;
+mod nodes;
 mod params;
 #[cfg(test)]
 mod proptests;
@@ -29,6 +30,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/layouts", get(layouts::list))
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))
+        .route("/v1/nodes", get(nodes::list))
         .route("/v1/rooms", get(room_status::list))
         .route("/v1/rooms/{room}", get(room_status::show).patch(room_status::patch))
         .route("/v1/rooms/{room}/preview.jpg", get(room_status::preview))

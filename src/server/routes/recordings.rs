@@ -106,7 +106,20 @@ pub async fn start(
     let (layout, name) = parse_layout(req.layout.as_ref())?;
     let config = program_config(&req.video, &req.audio)?;
     let recs = media(&state)?.recordings;
-    let rec = blocking(move || recs.start(&room, layout, name, config), api_error).await?;
+    let asked = room.clone();
+    let started = blocking(move || recs.start(&room, layout, name, config), api_error).await;
+    if let (Err(refusal), Some(node), Some(media)) = (&started, state.cluster(), state.media())
+        && refusal.code == "no_capacity"
+    {
+        node.refused(media, &asked).await;
+    }
+    let mut rec = started?;
+    if let Some(node) = state.cluster() {
+        // Acknowledged once every node can find it (if Redis is up: a node that dies now
+        // leaves a recording the others complete).
+        node.records().flushed("recordings", &rec.id, std::time::Duration::from_secs(1)).await;
+        rec.node = Some(state.node_id().to_owned());
+    }
     Ok((StatusCode::CREATED, Json(rec)))
 }
 
@@ -117,8 +130,20 @@ pub async fn list(
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
     let recs = media(&state)?.recordings;
+    let mut all = recs.list(q.room.as_deref());
+    if let Some(node) = state.cluster() {
+        for rec in &mut all {
+            rec.node = Some(state.node_id().to_owned());
+        }
+        // The other nodes' recordings, as last shared (a running one's duration and size
+        // are those of its last change of status).
+        let here: std::collections::HashSet<String> = all.iter().map(|r| r.id.clone()).collect();
+        let others: Vec<Recording> = crate::cluster::shared_records(node, "recordings", q.room.as_deref()).await;
+        all.extend(others.into_iter().filter(|r| !here.contains(&r.id)));
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+    }
     let mut shown = Vec::new();
-    for rec in recs.list(q.room.as_deref()) {
+    for rec in all {
         shown.push(recs.with_download_url(rec).await);
     }
     Ok(Json(json!({ "recordings": shown })))
@@ -131,7 +156,16 @@ pub async fn show(
 ) -> Result<Json<Recording>, ApiError> {
     let id = path_param(id)?;
     let recs = media(&state)?.recordings;
-    let rec = recs.get(&id).ok_or_else(|| ApiError::not_found(format!("no recording {id}")))?;
+    let rec = match (recs.get(&id), state.cluster()) {
+        (Some(mut rec), cluster) => {
+            rec.node = cluster.map(|_| state.node_id().to_owned());
+            Some(rec)
+        }
+        // Another node's (one that is down: requests for the live ones are forwarded).
+        (None, Some(node)) => crate::cluster::shared_record(node, "recordings", &id).await,
+        (None, None) => None,
+    };
+    let rec = rec.ok_or_else(|| ApiError::not_found(format!("no recording {id}")))?;
     Ok(Json(recs.with_download_url(rec).await))
 }
 

@@ -7,7 +7,7 @@ use std::time::Duration;
 use axum::Json;
 use axum::extract::rejection::PathRejection;
 use axum::extract::{Path, State};
-use axum::http::{HeaderValue, StatusCode, header};
+use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use serde_json::{Value, json};
 use tessera_compositor::CompositorError;
@@ -24,14 +24,29 @@ const FIRST_STILL_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// `GET /v1/rooms` → `{"rooms": [room...]}`: every room with participants, a program, or a
 /// running recording or stream, by name.
-pub async fn list(State(state): State<AppState>) -> Result<Json<Value>, ApiError> {
+pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<Json<Value>, ApiError> {
     let media = media(&state)?;
     let mut names: BTreeSet<String> = media.sfu.rooms().into_iter().collect();
     names.extend(media.hub.rooms());
     names.extend(media.recordings.list(None).into_iter().filter(|r| running(r.status)).map(|r| r.room));
     names.extend(media.streams.list(None).into_iter().filter(|s| s.status == StreamStatus::Active).map(|s| s.room));
-    let rooms: Vec<Value> = names.iter().map(|n| describe(&media, n)).collect();
+    let mut rooms: Vec<Value> = names.iter().map(|n| with_node(describe(&media, n), state.node_id())).collect();
+    // In a cluster, asked directly (not by another node gathering the same list): every
+    // other node's rooms too.
+    if let Some(node) = state.cluster()
+        && !headers.contains_key(crate::cluster::FORWARDED_BY)
+    {
+        let auth = headers.get(header::AUTHORIZATION).and_then(|v| v.to_str().ok());
+        rooms.extend(crate::cluster::gather(node, "/v1/rooms", "rooms", auth).await);
+        rooms.sort_by(|a, b| a["name"].as_str().cmp(&b["name"].as_str()));
+    }
     Ok(Json(json!({ "rooms": rooms })))
+}
+
+/// The room as this node describes it, with the node's id.
+fn with_node(mut room: Value, node_id: &str) -> Value {
+    room["node"] = node_id.into();
+    room
 }
 
 /// `GET /v1/rooms/{room}` → the room, or 404 when nothing is going on in it.
@@ -45,7 +60,7 @@ pub async fn show(
     if !active(&room_value) {
         return Err(no_room(&room));
     }
-    Ok(Json(room_value))
+    Ok(Json(with_node(room_value, state.node_id())))
 }
 
 /// `PATCH /v1/rooms/{room}` `{"pinned": [identity...]}`: the participants layouts show in

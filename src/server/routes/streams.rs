@@ -53,7 +53,18 @@ pub async fn start(
     let (layout, name) = parse_layout(req.layout.as_ref())?;
     let config = program_config(&req.video, &req.audio)?;
     let s = media(&state)?.streams;
-    let stream = blocking(move || s.start(&room, urls, preset, layout, name, config), api_error).await?;
+    let asked = room.clone();
+    let started = blocking(move || s.start(&room, urls, preset, layout, name, config), api_error).await;
+    if let (Err(refusal), Some(node), Some(media)) = (&started, state.cluster(), state.media())
+        && refusal.code == "no_capacity"
+    {
+        node.refused(media, &asked).await;
+    }
+    let mut stream = started?;
+    if let Some(node) = state.cluster() {
+        node.records().flushed("streams", &stream.id, std::time::Duration::from_secs(1)).await;
+        stream.node = Some(state.node_id().to_owned());
+    }
     Ok((StatusCode::CREATED, Json(stream)))
 }
 
@@ -63,7 +74,17 @@ pub async fn list(
     query: Result<Query<ListQuery>, QueryRejection>,
 ) -> Result<Json<Value>, ApiError> {
     let Query(q) = query.map_err(|e| ApiError::bad_request(e.body_text()))?;
-    Ok(Json(json!({ "streams": media(&state)?.streams.list(q.room.as_deref()) })))
+    let mut all = media(&state)?.streams.list(q.room.as_deref());
+    if let Some(node) = state.cluster() {
+        for stream in &mut all {
+            stream.node = Some(state.node_id().to_owned());
+        }
+        let here: std::collections::HashSet<String> = all.iter().map(|s| s.id.clone()).collect();
+        let others: Vec<Stream> = crate::cluster::shared_records(node, "streams", q.room.as_deref()).await;
+        all.extend(others.into_iter().filter(|s| !here.contains(&s.id)));
+        all.sort_by(|a, b| a.id.cmp(&b.id));
+    }
+    Ok(Json(json!({ "streams": all })))
 }
 
 /// `GET /v1/streams/{id}`.
@@ -72,7 +93,15 @@ pub async fn show(
     id: Result<Path<String>, PathRejection>,
 ) -> Result<Json<Stream>, ApiError> {
     let id = path_param(id)?;
-    media(&state)?.streams.get(&id).map(Json).ok_or_else(|| ApiError::not_found(format!("no stream {id}")))
+    let stream = match (media(&state)?.streams.get(&id), state.cluster()) {
+        (Some(mut stream), cluster) => {
+            stream.node = cluster.map(|_| state.node_id().to_owned());
+            Some(stream)
+        }
+        (None, Some(node)) => crate::cluster::shared_record(node, "streams", &id).await,
+        (None, None) => None,
+    };
+    stream.map(Json).ok_or_else(|| ApiError::not_found(format!("no stream {id}")))
 }
 
 /// `PATCH /v1/streams/{id}` `{"layout", "add_destinations", "remove_destinations"}`.

@@ -1,0 +1,263 @@
+//! The forwarding side of a published track: its simulcast layers (by SSRC, with their
+//! measured bitrates and heights) and the fan-out of each packet to its down tracks and the
+//! hand-off.
+
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, RwLock};
+use std::time::Instant;
+
+use rtc::rtp;
+
+use super::down_track::{DownTrack, PacketMeta};
+use super::rate_meter::RateMeter;
+use crate::core::keyframe::{VideoCodec, vp8_keyframe_size};
+use crate::core::{LayerInfo, is_keyframe};
+use crate::sync::lock;
+
+/// What the forwarder learnt of the track's layers.
+struct TrackState {
+    /// SSRC → layer index.
+    ssrc_layer: HashMap<u32, usize>,
+    /// Layer index → SSRC.
+    layer_ssrc: Vec<Option<u32>>,
+    meters: Vec<RateMeter>,
+    layers: Vec<LayerInfo>,
+    /// The hand-off down track's last forwarded packet: (source SSRC, input ts, output ts), to
+    /// map the publisher's sender reports into the handed-over stream.
+    handoff_sample: Option<(u32, u32, u32)>,
+}
+
+/// The forwarding side of a published track. Its packets come from whichever task drove the
+/// publisher's connection (the transport's receive loop), so it is shared, behind locks.
+pub struct TrackForwarder {
+    codec: Option<VideoCodec>,
+    video: bool,
+    simulcast_rids: Vec<String>,
+    state: Mutex<TrackState>,
+    downs: RwLock<Vec<Arc<DownTrack>>>,
+    handoff: RwLock<Option<Arc<DownTrack>>>,
+    received: AtomicU64,
+}
+
+impl TrackForwarder {
+    /// A forwarder for a track of this MIME type; `rids` orders simulcast layers low→high
+    /// (empty: one layer).
+    pub fn new(mime_type: &str, rids: Vec<String>) -> Self {
+        let codec = VideoCodec::from_mime(mime_type);
+        let n = rids.len().max(1);
+        Self {
+            codec,
+            video: mime_type.to_ascii_lowercase().starts_with("video/"),
+            simulcast_rids: rids,
+            state: Mutex::new(TrackState {
+                ssrc_layer: HashMap::new(),
+                layer_ssrc: vec![None; n],
+                meters: vec![RateMeter::default(); n],
+                layers: vec![LayerInfo::default(); n],
+                handoff_sample: None,
+            }),
+            downs: RwLock::new(Vec::new()),
+            handoff: RwLock::new(None),
+            received: AtomicU64::new(0),
+        }
+    }
+
+    /// Layer index of a RID (`q`/`h`/`f` or the order the publisher declared).
+    pub fn layer_of_rid(&self, rid: Option<&str>) -> usize {
+        let Some(rid) = rid else { return 0 };
+        if let Some(i) = self.simulcast_rids.iter().position(|r| r == rid) {
+            return i;
+        }
+        match rid {
+            "q" | "l" | "0" => 0,
+            "h" | "m" | "1" => 1,
+            _ => self.simulcast_rids.len().saturating_sub(1).min(2),
+        }
+    }
+
+    /// Registers the SSRC of a layer (from the first packet of that layer).
+    pub fn set_layer_ssrc(&self, ssrc: u32, layer: usize) {
+        let mut st = lock(&self.state);
+        let n = st.layers.len();
+        let layer = layer.min(n - 1);
+        st.ssrc_layer.insert(ssrc, layer);
+        st.layer_ssrc[layer] = Some(ssrc);
+    }
+
+    /// SSRC of a layer, for keyframe requests.
+    pub fn layer_ssrc(&self, layer: usize) -> Option<u32> {
+        let st = lock(&self.state);
+        st.layer_ssrc.get(layer).copied().flatten().or_else(|| st.layer_ssrc.iter().flatten().next().copied())
+    }
+
+    /// Number of layers.
+    pub fn layer_count(&self) -> usize {
+        lock(&self.state).layers.len()
+    }
+
+    /// Current layer measurements.
+    pub fn layers(&self) -> Vec<LayerInfo> {
+        lock(&self.state).layers.clone()
+    }
+
+    /// Adds a subscriber.
+    pub fn add_down(&self, d: Arc<DownTrack>) {
+        self.downs.write().unwrap_or_else(|e| e.into_inner()).push(d);
+    }
+
+    /// Removes a subscriber's down track.
+    pub fn remove_down(&self, subscriber_id: &str) -> Option<Arc<DownTrack>> {
+        let mut downs = self.downs.write().unwrap_or_else(|e| e.into_inner());
+        let i = downs.iter().position(|d| d.subscriber_id == subscriber_id)?;
+        Some(downs.remove(i))
+    }
+
+    /// The down tracks.
+    pub fn downs(&self) -> Vec<Arc<DownTrack>> {
+        self.downs.read().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// Sets the hand-off down track.
+    pub fn set_handoff(&self, d: Option<Arc<DownTrack>>) {
+        *self.handoff.write().unwrap_or_else(|e| e.into_inner()) = d;
+    }
+
+    /// Packets received from the publisher.
+    pub fn received(&self) -> u64 {
+        self.received.load(Ordering::Relaxed)
+    }
+
+    /// Maps a publisher sender report's RTP time into the hand-off stream.
+    pub fn handoff_sender_report_time(&self, ssrc: u32, rtp_time: u32) -> Option<u32> {
+        let (layer, sample) = {
+            let st = lock(&self.state);
+            let layer = *st.ssrc_layer.get(&ssrc)?;
+            let sample = st.handoff_sample.filter(|s| s.0 == ssrc).map(|s| (s.1, s.2));
+            (layer, sample)
+        };
+        let h = self.handoff.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        h.map_sender_report(ssrc, layer, rtp_time, sample)
+    }
+
+    /// Forwards one packet from the publisher to every down track and the hand-off. Returns
+    /// the layer whose keyframe a down track is waiting for, if any (the last one that asked).
+    pub fn on_rtp(&self, pkt: &rtp::Packet, now: Instant) -> Option<usize> {
+        self.received.fetch_add(1, Ordering::Relaxed);
+        let keyframe = match self.codec {
+            Some(c) => is_keyframe(c, &pkt.payload),
+            None => false,
+        };
+        let (layer, layers, layers_changed) = {
+            let mut st = lock(&self.state);
+            let layer = match st.ssrc_layer.get(&pkt.header.ssrc) {
+                Some(&l) => l,
+                None => {
+                    // Unannounced SSRC: the first free layer.
+                    let l = st.layer_ssrc.iter().position(|s| s.is_none()).unwrap_or(0);
+                    st.ssrc_layer.insert(pkt.header.ssrc, l);
+                    st.layer_ssrc[l] = Some(pkt.header.ssrc);
+                    l
+                }
+            };
+            let mut changed = st.meters[layer].add(pkt.payload.len() + 12, now);
+            if keyframe
+                && self.codec == Some(VideoCodec::Vp8)
+                && let Some((_, h)) = vp8_keyframe_size(&pkt.payload)
+                && st.layers[layer].height != h
+            {
+                st.layers[layer].height = h;
+                changed = true;
+            }
+            let before: Vec<bool> = st.layers.iter().map(|l| l.bitrate_bps > 0).collect();
+            for i in 0..st.layers.len() {
+                st.layers[i].bitrate_bps = st.meters[i].bps(now);
+            }
+            changed |= st.layers.iter().map(|l| l.bitrate_bps > 0).ne(before);
+            (layer, st.layers.clone(), changed)
+        };
+        let meta = PacketMeta { video: self.video, layer, keyframe, layers: &layers, layers_changed };
+        let mut want = None;
+        for d in self.downs.read().unwrap_or_else(|e| e.into_inner()).iter() {
+            let (k, _) = d.forward(pkt, &meta, now);
+            if k {
+                want = Some(d.target_layer());
+            }
+        }
+        if let Some(h) = self.handoff.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+            let (k, sample) = h.forward(pkt, &meta, now);
+            if k {
+                want = Some(h.target_layer());
+            }
+            if let Some((i, o)) = sample {
+                lock(&self.state).handoff_sample = Some((pkt.header.ssrc, i, o));
+            }
+        }
+        want
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use std::time::Duration;
+
+    use bytes::Bytes;
+    use tokio::sync::mpsc;
+
+    use super::*;
+    use crate::forward::Output;
+
+    fn vp8(ssrc: u32, seq: u16, ts: u32, key: bool, len: usize) -> rtp::Packet {
+        let mut p = rtp::Packet::default();
+        p.header.version = 2;
+        p.header.ssrc = ssrc;
+        p.header.sequence_number = seq;
+        p.header.timestamp = ts;
+        p.header.payload_type = 96;
+        let mut payload = vec![0u8; len];
+        payload[0] = 0x10;
+        payload[1] = if key { 0x00 } else { 0x01 };
+        p.payload = Bytes::from(payload);
+        p
+    }
+
+    #[test]
+    fn simulcast_fan_out_switches_at_keyframes_with_continuous_numbers() {
+        let f = TrackForwarder::new("video/VP8", vec!["q".into(), "h".into(), "f".into()]);
+        for (l, s) in [(0, 10), (1, 20), (2, 30)] {
+            f.set_layer_ssrc(s, l);
+        }
+        let (tx, mut rx) = mpsc::channel(10_000);
+        let d = Arc::new(DownTrack::new("sub".into(), 777, 100, 90_000, Output::Queue(tx)));
+        f.add_down(Arc::clone(&d));
+        let t0 = Instant::now();
+        let mut want = vec![];
+        // 2 s of three layers at 30 fps, keyframes every 15 frames, no bandwidth limit.
+        for i in 0..60u32 {
+            let now = t0 + Duration::from_millis(33 * i as u64);
+            for (s, base, len) in [(10u32, 1000u16, 50), (20, 5000, 200), (30, 9000, 800)] {
+                let key = i % 15 == 0;
+                if let Some(l) = f.on_rtp(&vp8(s, base.wrapping_add(i as u16), i * 3000, key, len), now) {
+                    want.push(l);
+                }
+            }
+            if i == 30 {
+                // Bandwidth drops (layers are ~15, ~50 and ~195 kbit/s): down to the middle.
+                assert_eq!(d.current_layer(), Some(2));
+                d.set_bandwidth(100_000);
+            }
+        }
+        let mut out = vec![];
+        while let Ok(p) = rx.try_recv() {
+            out.push(p);
+        }
+        assert!(!out.is_empty());
+        for w in out.windows(2) {
+            assert_eq!(w[1].header.sequence_number, w[0].header.sequence_number.wrapping_add(1));
+            assert!(w[1].header.timestamp.wrapping_sub(w[0].header.timestamp) < 0x8000_0000);
+        }
+        assert!(out.iter().all(|p| p.header.ssrc == 777 && p.header.payload_type == 100));
+        assert_eq!(d.current_layer(), Some(1), "bandwidth limited to the middle layer");
+        assert!(want.contains(&1), "asked for a keyframe on the new target");
+    }
+}

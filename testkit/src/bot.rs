@@ -1,0 +1,85 @@
+//! `tessera bot`: a synthetic WebRTC participant (GStreamer test media over the SFU's own
+//! stack) that reports what it does as JSON lines on stdout.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, ExitStatus, Stdio};
+use std::sync::mpsc;
+use std::time::{Duration, Instant};
+
+use serde_json::Value;
+
+pub struct Bot {
+    pub name: String,
+    child: Child,
+    lines: mpsc::Receiver<Value>,
+    seen: Vec<Value>,
+}
+
+impl Bot {
+    /// `BIN bot --url http://127.0.0.1:PORT --room ROOM --name NAME --api-key KEY ARGS…`, with
+    /// no `TESSERA_TOKEN` inherited. `bin` is the `tessera` binary (`CARGO_BIN_EXE_tessera` in
+    /// its package's tests); [`crate::tessera::Node::bot`] fills in a node's.
+    pub fn start(bin: impl AsRef<Path>, port: u16, api_key: &str, room: &str, name: &str, args: &[&str]) -> Bot {
+        let mut child = Command::new(bin.as_ref())
+            .args(["bot", "--url", &format!("http://127.0.0.1:{port}"), "--room", room, "--name", name])
+            .args(["--api-key", api_key])
+            .args(args)
+            .env_remove("TESSERA_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::piped())
+            .stderr(Stdio::inherit())
+            .spawn()
+            .expect("tessera bot starts");
+        let stdout = child.stdout.take().expect("stdout");
+        let (tx, lines) = mpsc::channel();
+        std::thread::spawn(move || {
+            for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+                if let Ok(v) = serde_json::from_str::<Value>(&line) {
+                    let _ = tx.send(v);
+                }
+            }
+        });
+        Bot { name: name.to_owned(), child, lines, seen: Vec::new() }
+    }
+
+    /// Waits for the bot's `event` line (`joined`, `published`, `left`).
+    pub fn wait_for(&mut self, event: &str, timeout: Duration) -> Value {
+        if let Some(v) = self.seen.iter().find(|v| v["event"] == event) {
+            return v.clone();
+        }
+        let deadline = Instant::now() + timeout;
+        loop {
+            let left = deadline.saturating_duration_since(Instant::now());
+            match self.lines.recv_timeout(left) {
+                Ok(v) => {
+                    self.seen.push(v.clone());
+                    if v["event"] == event {
+                        return v;
+                    }
+                }
+                Err(_) => panic!("bot {} never said `{event}` (said {:?})", self.name, self.seen),
+            }
+        }
+    }
+
+    /// The bot's participant id once joined.
+    pub fn participant_id(&mut self) -> String {
+        self.wait_for("joined", Duration::from_secs(20))["participant_id"].as_str().unwrap_or_default().to_owned()
+    }
+
+    /// SIGTERM, then its exit status and its `left` report.
+    pub fn stop(mut self) -> (ExitStatus, Value) {
+        crate::process::signal(self.child.id(), "TERM");
+        let status = crate::process::wait_exit(&mut self.child, Duration::from_secs(10))
+            .unwrap_or_else(|| panic!("bot {} did not leave within 10 s of SIGTERM", self.name));
+        let left = self.wait_for("left", Duration::from_secs(2));
+        (status, left)
+    }
+}
+
+impl Drop for Bot {
+    fn drop(&mut self) {
+        crate::process::kill(&mut self.child);
+    }
+}
