@@ -7,7 +7,12 @@
 //! the upload without the spool ([`complete_abandoned`](crate::abandoned::complete_abandoned)).
 //! At most one every [`TAIL_INTERVAL`] (mp4mux writes a fragment per track: audio and video
 //! make two per fragment duration), so one may hold several fragments. Parts come first; a
-//! tail object gets one attempt at a time, so a failing one never holds the parts back.
+//! tail object gets one attempt at a time, so a failing one never holds the parts back
+//! (`tails.rs`).
+
+mod tails;
+#[cfg(test)]
+mod tests;
 
 use std::path::PathBuf;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard};
@@ -17,6 +22,7 @@ use crate::journal::{Entry, JournalWriter, PartRecord};
 use crate::lock;
 use crate::planner::{backoff, next_part_end, next_tail, target_part_size};
 use crate::storage::{ErrorKind, RemotePart, SpoolRange, Storage, StorageError};
+use tails::Tails;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
 /// Tail objects start at least this long after each other: about two requests a second per
@@ -113,20 +119,6 @@ enum Step {
     /// A tail object: start and end.
     Tail(u64, u64),
     Done(u64),
-}
-
-/// The tail objects stored so far, and when to try again after a failure.
-#[derive(Debug, Default)]
-struct Tails {
-    /// Tail objects cover the spool up to here (parts may cover more).
-    end: u64,
-    /// Transient failures in a row.
-    failures: u32,
-    /// No tail object before then (pacing, or a backoff after a failure).
-    not_before: Option<Instant>,
-    /// A tail object that failed for good ended here: the next one, from the same start,
-    /// waits for more fragments.
-    skipped_to: u64,
 }
 
 pub(crate) struct Uploader {
@@ -263,63 +255,6 @@ impl Uploader {
         }
     }
 
-    /// One attempt at storing the spool from `from` to `to` as a tail object. A transient
-    /// failure is tried again after a backoff (with whatever fragments came meanwhile), a
-    /// permanent one is skipped: the next tail object starts at the same offset, no gap.
-    fn put_tail(&mut self, from: u64, to: u64, tails: &mut Tails) {
-        let range = SpoolRange { path: self.spool_path.clone(), offset: from, len: to - from };
-        let started = Instant::now();
-        match self.storage.put_tail(from, &range) {
-            Ok(()) => {
-                if tails.failures > 0 {
-                    log::info(&format!(
-                        "{}: tail objects stored again after {} failures",
-                        self.storage.destination(),
-                        tails.failures
-                    ));
-                    self.feed.lock().last_error = None;
-                }
-                TAIL_OBJECTS.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                *tails = Tails { end: to, not_before: Some(started + self.tail_interval), ..Tails::default() };
-            }
-            Err(e) if e.kind == ErrorKind::Transient => {
-                if tails.failures == 0 {
-                    log::warn(&format!("{}: tail object at {from}: {e}; retrying", self.storage.destination()));
-                }
-                self.feed.lock().last_error = Some(e.message.clone());
-                UPLOAD_RETRIES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                tails.not_before = Some(Instant::now() + backoff(tails.failures, MAX_BACKOFF));
-                tails.failures += 1;
-            }
-            Err(e) => {
-                log::error(&format!("{}: tail object at {from} skipped: {e}", self.storage.destination()));
-                tails.skipped_to = to;
-                tails.failures = 0;
-                tails.not_before = Some(started + self.tail_interval);
-            }
-        }
-    }
-
-    /// Deletes every tail object of the recording, once its upload is complete or aborted:
-    /// best effort (a few tries), logged when they stay.
-    fn delete_all_tails(&mut self) {
-        if !self.tail_objects {
-            return;
-        }
-        for attempt in 0..4 {
-            match self.storage.delete_tails(None) {
-                Ok(()) => return,
-                Err(e) if e.kind == ErrorKind::Transient && attempt < 3 => {
-                    std::thread::sleep(backoff(attempt, MAX_BACKOFF));
-                }
-                Err(e) => {
-                    log::warn(&format!("{}: tail objects left in place: {e}", self.storage.destination()));
-                    return;
-                }
-            }
-        }
-    }
-
     /// Keeps journaled parts the server confirms, then adopts parts uploaded after the last
     /// journal line when they match the deterministic plan.
     fn reconcile(&mut self, remote: &[RemotePart]) -> Result<(), StorageError> {
@@ -406,163 +341,5 @@ pub(crate) mod log {
     }
     pub fn error(msg: &str) {
         gst::error!(crate::CAT, "{msg}");
-    }
-}
-
-#[cfg(test)]
-mod tests {
-    use std::collections::VecDeque;
-
-    use super::*;
-    use crate::journal::Destination;
-
-    #[derive(Debug, Clone, PartialEq, Eq)]
-    enum Call {
-        Create,
-        Part { n: u32, offset: u64, len: u64 },
-        Tail { offset: u64, len: u64 },
-        TailFailed { offset: u64, len: u64 },
-        DeleteTails(Option<u64>),
-        Complete { parts: usize },
-    }
-
-    /// Records the calls; tail objects fail as `tail_failures` says, in order.
-    struct Mock {
-        dest: Destination,
-        calls: Arc<Mutex<Vec<Call>>>,
-        tail_failures: Arc<Mutex<VecDeque<ErrorKind>>>,
-    }
-
-    impl Storage for Mock {
-        fn destination(&self) -> &Destination {
-            &self.dest
-        }
-        fn create_upload(&mut self) -> Result<String, StorageError> {
-            lock(&self.calls).push(Call::Create);
-            Ok("u".into())
-        }
-        fn list_parts(&mut self, _: &str) -> Result<Vec<RemotePart>, StorageError> {
-            Ok(Vec::new())
-        }
-        fn upload_part(&mut self, _: &str, n: u32, part: &SpoolRange) -> Result<String, StorageError> {
-            lock(&self.calls).push(Call::Part { n, offset: part.offset, len: part.len });
-            Ok(format!("e{n}"))
-        }
-        fn complete(&mut self, _: &str, parts: &[PartRecord]) -> Result<(), StorageError> {
-            lock(&self.calls).push(Call::Complete { parts: parts.len() });
-            Ok(())
-        }
-        fn abort(&mut self, _: &str) -> Result<(), StorageError> {
-            Ok(())
-        }
-        fn put_tail(&mut self, offset: u64, range: &SpoolRange) -> Result<(), StorageError> {
-            assert_eq!(offset, range.offset);
-            if let Some(kind) = lock(&self.tail_failures).pop_front() {
-                lock(&self.calls).push(Call::TailFailed { offset, len: range.len });
-                return Err(StorageError::new(kind, "injected"));
-            }
-            lock(&self.calls).push(Call::Tail { offset, len: range.len });
-            Ok(())
-        }
-        fn delete_tails(&mut self, below: Option<u64>) -> Result<(), StorageError> {
-            lock(&self.calls).push(Call::DeleteTails(below));
-            Ok(())
-        }
-    }
-
-    /// A recording of 300-byte fragments after a 100-byte header, parts of at least 2000
-    /// bytes: tail objects follow the fragments (paced: fragments that come close together
-    /// share one), a transient failure is tried again, a permanent one is skipped without a
-    /// gap, parts come first and clear the tail objects below them, and the end deletes them
-    /// all.
-    #[test]
-    fn tail_objects_follow_the_fragments_and_give_way_to_parts() {
-        let dir = tempfile::tempdir().unwrap();
-        let journal = JournalWriter::create(&dir.path().join("r.journal")).unwrap();
-        let calls = Arc::new(Mutex::new(Vec::new()));
-        let tail_failures = Arc::new(Mutex::new(VecDeque::new()));
-        let feed = Arc::new(Feed::default());
-        let uploader = Uploader {
-            storage: Box::new(Mock {
-                dest: Destination::Local { location: dir.path().join("out.mp4") },
-                calls: calls.clone(),
-                tail_failures: tail_failures.clone(),
-            }),
-            journal: Arc::new(Mutex::new(journal)),
-            spool_path: dir.path().join("r.mp4"),
-            min_part_size: 2000,
-            upload_id: None,
-            parts: Vec::new(),
-            feed: feed.clone(),
-            deadline: None,
-            tail_objects: true,
-            tail_interval: Duration::from_millis(300),
-        };
-        let thread = std::thread::spawn(move || uploader.run(|_| {}));
-        let wait_for = |n: usize| {
-            let deadline = Instant::now() + Duration::from_secs(10);
-            while lock(&calls).len() < n {
-                assert!(Instant::now() < deadline, "calls: {:?}", lock(&calls));
-                std::thread::sleep(Duration::from_millis(2));
-            }
-        };
-        let wait_calls = |n: usize| {
-            wait_for(n);
-            // Nothing more comes by itself (also once the pacing interval is over).
-            std::thread::sleep(Duration::from_millis(350));
-            assert_eq!(lock(&calls).len(), n, "{:?}", lock(&calls));
-        };
-        let fragment = |k: u64| 100 + 300 * k;
-
-        // The header alone: no tail object.
-        feed.publish([], 100);
-        wait_calls(1);
-        // The first fragment: header and fragment in one.
-        feed.publish([fragment(0)], fragment(1));
-        wait_calls(2);
-        // A transient failure: tried again after a backoff.
-        lock(&tail_failures).push_back(ErrorKind::Transient);
-        feed.publish([fragment(1)], fragment(2));
-        wait_calls(4);
-        // A permanent failure: skipped until the next fragment, which starts at the same offset.
-        lock(&tail_failures).push_back(ErrorKind::Permanent);
-        feed.publish([fragment(2)], fragment(3));
-        wait_calls(5);
-        feed.publish([fragment(3)], fragment(4));
-        wait_calls(6);
-        // Two fragments soon after a tail object (as mp4mux writes audio and video): one
-        // tail object for both, once the interval is over.
-        feed.publish([fragment(4)], fragment(5));
-        wait_for(7);
-        feed.publish([fragment(5)], fragment(6));
-        feed.publish([fragment(6)], fragment(7));
-        wait_calls(8);
-        // The part first, then the tail from its end.
-        feed.publish([fragment(7)], fragment(8));
-        wait_calls(11);
-        feed.finish(fragment(8));
-        let outcome = thread.join().unwrap();
-        assert_eq!(outcome, Outcome::Complete { bytes: fragment(8), parts: 2 });
-        let t = |offset, end| Call::Tail { offset, len: end - offset };
-        assert_eq!(
-            *lock(&calls),
-            vec![
-                Call::Create,
-                t(0, fragment(1)),
-                Call::TailFailed { offset: fragment(1), len: 300 },
-                t(fragment(1), fragment(2)),
-                Call::TailFailed { offset: fragment(2), len: 300 },
-                t(fragment(2), fragment(4)),
-                t(fragment(4), fragment(5)),
-                t(fragment(5), fragment(7)),
-                Call::Part { n: 1, offset: 0, len: fragment(7) },
-                Call::DeleteTails(Some(fragment(7))),
-                t(fragment(7), fragment(8)),
-                Call::Part { n: 2, offset: fragment(7), len: 300 },
-                Call::DeleteTails(Some(fragment(8))),
-                Call::Complete { parts: 2 },
-                Call::DeleteTails(None),
-            ]
-        );
     }
 }
