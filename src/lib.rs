@@ -13,6 +13,7 @@ pub mod error;
 pub mod http_client;
 pub mod ids;
 pub mod json_store;
+mod locks;
 pub mod logging;
 pub mod media;
 #[cfg(test)]

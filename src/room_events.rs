@@ -8,6 +8,7 @@ use std::sync::Mutex;
 
 use tessera_sfu::{ParticipantEvent, RoomObserver};
 
+use crate::locks::lock;
 use crate::webhooks::Webhooks;
 
 /// One room's life as the webhooks tell it (a pure decider: events in, webhook names out).
@@ -68,7 +69,7 @@ impl RoomLifecycle {
     }
 
     fn update(&self, room: &str, change: impl FnOnce(&mut RoomLife) -> Option<&'static str>) -> Option<&'static str> {
-        let mut rooms = self.rooms.lock().unwrap_or_else(|e| e.into_inner());
+        let mut rooms = lock(&self.rooms);
         let life = rooms.entry(room.to_owned()).or_default();
         let event = change(life);
         if life.is_blank() {

@@ -10,6 +10,7 @@ pub mod destination;
 pub mod error;
 pub mod keyframe;
 pub mod layout;
+mod locks;
 pub mod program;
 pub mod rtp;
 pub mod sync;

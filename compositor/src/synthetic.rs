@@ -3,7 +3,7 @@
 //! benchmark and `tessera bot`.
 
 use crate::error::{CompositorError, Result};
-use crate::program::lock;
+use crate::locks::lock;
 use crate::rtp::{SenderReport, nanos_to_ntp, parse_rtp_header};
 use crate::track::{Codec, TrackKind, TrackParams};
 use gst::prelude::*;

@@ -60,8 +60,15 @@ fn applied_delays(room: &Room, sender: &Sender) -> String {
 }
 
 fn av_offsets(audio_delay: Duration) -> (Vec<f64>, String) {
+    av_offsets_joining_after(audio_delay, 0.0)
+}
+
+/// The A/V offsets of the marks when the sender joins `join_after` seconds into a running
+/// program (and recording).
+fn av_offsets_joining_after(audio_delay: Duration, join_after: f64) -> (Vec<f64>, String) {
     let room = Room::new(ProgramConfig::default(), "grid");
     let rec = Recording::start(&room);
+    sleep(join_after);
     let mut s = spec("alice", 0x202020, 1000.0);
     s.sync_marks = true;
     let alice = room.join_with_audio_delay(s, audio_delay);
@@ -114,6 +121,18 @@ fn assert_in_sync_window(offsets: &[f64], delays: &str) {
 #[test]
 fn audio_and_video_are_in_sync_on_an_even_path() {
     let (offsets, delays) = av_offsets(Duration::ZERO);
+    assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
+    assert_in_sync_window(&offsets, &delays);
+}
+
+/// A speaker joining a program that has run for a while (its audio mixer well past its first
+/// deadline, 420 ms in) is in sync too. (This was one suspect for the intermittent steady
+/// -220 to -250 ms: with the mixer's former start (`start-time-selection=zero`, no silence
+/// primer) its next block went back to PTS 0; this test passes with that start too, so the
+/// suspect is cleared, see docs/known-issues.md.)
+#[test]
+fn a_speaker_joining_a_running_program_is_in_sync() {
+    let (offsets, delays) = av_offsets_joining_after(Duration::ZERO, 1.5);
     assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
     assert_in_sync_window(&offsets, &delays);
 }

@@ -57,6 +57,8 @@ impl Target {
 /// What the uploader reports to the element (turned into bus messages there).
 pub type OutcomeHook = Box<dyn FnOnce(&Outcome, &Destination) + Send>;
 
+/// Lock order: `journal` and the feed's lock are leaves, never held together (both are taken
+/// under the sink's `state`, see `recordingsink/imp.rs`).
 pub(crate) struct Recorder {
     spool: File,
     spool_path: PathBuf,

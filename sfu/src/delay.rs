@@ -13,20 +13,19 @@ use std::sync::{Arc, Mutex, RwLock};
 use std::time::Instant;
 
 use crate::stats::DelayHistogram;
+use crate::sync::{lock, read, write};
 
 /// Arrivals remembered per outgoing stream (by sequence number modulo this): more than the
 /// connection's send queue and a track's backlog hold, so a copy is still there when it leaves.
 const RING: usize = 2048;
-
-fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
 
 /// Arrival times of one outgoing stream's packets: (sequence number, µs since the epoch + 1;
 /// 0 when empty).
 type Ring = Box<[(u16, u64)]>;
 
 /// Arrival times of the SFU's outgoing streams, and the histogram departures are timed into.
+///
+/// Lock order: `streams`, then one stream's ring (`departed`); each is also taken alone.
 pub(crate) struct ForwardDelay {
     epoch: Instant,
     streams: RwLock<HashMap<u32, Arc<Mutex<Ring>>>>,
@@ -41,7 +40,7 @@ impl ForwardDelay {
     /// Starts noting the arrivals of the outgoing stream `ssrc`; stops when the log is dropped.
     pub(crate) fn log(self: &Arc<Self>, ssrc: u32) -> ArrivalLog {
         let ring: Arc<Mutex<Ring>> = Arc::new(Mutex::new(vec![(0u16, 0u64); RING].into_boxed_slice()));
-        self.streams.write().unwrap_or_else(|e| e.into_inner()).insert(ssrc, Arc::clone(&ring));
+        write(&self.streams).insert(ssrc, Arc::clone(&ring));
         ArrivalLog { owner: Arc::clone(self), ssrc, ring }
     }
 
@@ -53,7 +52,7 @@ impl ForwardDelay {
     pub(crate) fn departed(&self, ssrc: u32, seq: u16, now: Instant) {
         let arrived = {
             // Per packet: looked up under the read lock, no reference taken.
-            let streams = self.streams.read().unwrap_or_else(|e| e.into_inner());
+            let streams = read(&self.streams);
             let Some(ring) = streams.get(&ssrc) else { return };
             let mut r = lock(ring);
             let slot = &mut r[seq as usize % RING];
@@ -85,7 +84,7 @@ impl ArrivalLog {
 
 impl Drop for ArrivalLog {
     fn drop(&mut self) {
-        let mut streams = self.owner.streams.write().unwrap_or_else(|e| e.into_inner());
+        let mut streams = write(&self.owner.streams);
         if streams.get(&self.ssrc).is_some_and(|r| Arc::ptr_eq(r, &self.ring)) {
             streams.remove(&self.ssrc);
         }
@@ -117,6 +116,6 @@ mod tests {
         d.departed(42, 8, t0 + Duration::from_micros(10));
         assert_eq!(h.counts().iter().sum::<u64>(), 1);
         drop(log);
-        assert!(d.streams.read().unwrap().is_empty(), "the log unregisters its stream");
+        assert!(read(&d.streams).is_empty(), "the log unregisters its stream");
     }
 }

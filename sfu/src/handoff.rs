@@ -8,6 +8,8 @@ use std::sync::{Arc, Condvar, Mutex};
 
 use tokio::sync::mpsc;
 
+use crate::sync::{lock, wait};
+
 /// What a published track is: who, what kind, which RTP parameters the consumer receives.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct TrackInfo {
@@ -169,7 +171,7 @@ impl HandoffDispatcher {
     fn run(&self, sink: Arc<dyn MediaHandoff>) {
         loop {
             let ev = {
-                let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+                let mut q = lock(&self.queue);
                 loop {
                     if let Some(ev) = q.items.pop_front() {
                         if matches!(ev, HandoffEvent::Rtp(..) | HandoffEvent::SenderReport(..)) {
@@ -180,7 +182,7 @@ impl HandoffDispatcher {
                     if self.closed.load(Ordering::Acquire) {
                         return;
                     }
-                    q = self.ready.wait(q).unwrap_or_else(|e| e.into_inner());
+                    q = wait(&self.ready, q);
                 }
             };
             match ev {
@@ -196,7 +198,7 @@ impl HandoffDispatcher {
     /// Enqueues without blocking; media beyond the capacity is dropped.
     pub(crate) fn push(&self, ev: HandoffEvent) {
         let media = matches!(ev, HandoffEvent::Rtp(..) | HandoffEvent::SenderReport(..));
-        let mut q = self.queue.lock().unwrap_or_else(|e| e.into_inner());
+        let mut q = lock(&self.queue);
         if media {
             if q.media >= self.capacity {
                 self.dropped.fetch_add(1, Ordering::Relaxed);

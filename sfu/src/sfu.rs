@@ -28,6 +28,7 @@ pub struct Sfu {
     pub(crate) inner: Arc<SfuInner>,
 }
 
+/// Lock order: `rooms`, then a room's `participants` (see [`Room`]); `transport` is a leaf.
 pub(crate) struct SfuInner {
     pub(crate) config: SfuConfig,
     pub(crate) rooms: Mutex<HashMap<String, Arc<Room>>>,

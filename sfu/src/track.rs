@@ -21,6 +21,8 @@ use crate::sync::lock;
 use crate::transport::Connection;
 
 /// A published track.
+///
+/// Lock order: `receivers` and `handoff_info` are leaves, each held for one statement.
 pub struct PublishedTrack {
     /// Server track id.
     pub id: String,

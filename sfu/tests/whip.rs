@@ -2,8 +2,9 @@
 //! (libnice + OpenSSL) sends live VP8 (or H.264) video and Opus audio to `POST /whip/{room}`,
 //! non-trickle, ICE restricted to 127.0.0.1. The recording hand-off consumer sees both tracks,
 //! a plausible number of packets with few sequence gaps and RTCP sender reports; the video
-//! depayloads and decodes; `DELETE` on the Location ends the session. The publisher, the
-//! consumer and the HTTP requests are in `whip_support/`.
+//! depayloads and decodes; `DELETE` on the Location ends the session. The publisher is the
+//! test kit's (`tessera_testkit::whip`); the consumer, decoding and the HTTP requests are in
+//! `whip_support/`.
 
 mod common;
 mod whip_support;
@@ -14,9 +15,10 @@ use std::time::{Duration, Instant};
 use common::*;
 use tessera_sfu::{MediaHandoff, SenderReportInfo, TrackInfo};
 use tessera_testkit::poll::wait_until;
+use tessera_testkit::whip::{self, ConnectionState, Publisher, candidate_addr, candidates};
+use whip_support::decode::decode;
 use whip_support::handoff::{Recorder, rtp_header, sequence_gaps};
-use whip_support::http::{candidate_addr, candidates, header, http};
-use whip_support::publisher::{Publisher, decode};
+use whip_support::http::{header, http};
 
 struct Expect {
     video_mime: &'static str,
@@ -29,7 +31,8 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
     let rec = Arc::new(Recorder::default());
     let server = start(Some(rec.clone() as Arc<dyn MediaHandoff>)).await;
     let publisher = Publisher::new(video_chain);
-    let offer = publisher.offer().await;
+    // webrtcbin gathers on its own threads: the offer blocks for a moment.
+    let offer = tokio::task::block_in_place(|| publisher.offer());
     let ours = candidates(&offer);
     assert!(!ours.is_empty(), "the offer carries no candidates:\n{offer}");
     assert!(ours.iter().all(|c| candidate_addr(c) == "127.0.0.1"), "offer candidates beyond 127.0.0.1: {ours:#?}");
@@ -65,7 +68,7 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
     publisher.set_answer(&answer);
 
     let deadline = Instant::now() + Duration::from_secs(15);
-    while publisher.connection_state() != gst_webrtc::WebRTCPeerConnectionState::Connected {
+    while publisher.connection_state() != ConnectionState::Connected {
         publisher.check_bus();
         assert!(Instant::now() < deadline, "webrtcbin did not connect: {:?}", publisher.connection_state());
         tokio::time::sleep(Duration::from_millis(20)).await;
@@ -89,7 +92,7 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
         publisher.check_bus();
         tokio::time::sleep(Duration::from_millis(100)).await;
     }
-    assert_eq!(publisher.connection_state(), gst_webrtc::WebRTCPeerConnectionState::Connected);
+    assert_eq!(publisher.connection_state(), ConnectionState::Connected);
     let vp = rec.packets_of(&video.track_id);
     let ap = rec.packets_of(&audio.track_id);
     let (vgaps, vspan) = sequence_gaps(&vp);
@@ -173,7 +176,7 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
     let (frames, size) = decode(&video, &vp, expect.decoder);
     eprintln!("decoded {frames} frames of {size:?}");
     assert!(frames >= 100, "only {frames} frames decoded from {} packets", vp.len());
-    assert_eq!(size, Some((320, 240)));
+    assert_eq!(size, Some((whip::WIDTH as i32, whip::HEIGHT as i32)));
 
     // DELETE with a wrong token is refused; with the right one it ends the session.
     let (status, _, _) = http(server.addr, "DELETE", &location, &[("Authorization", "Bearer nope")], "").await;
@@ -208,21 +211,14 @@ async fn publish_over_whip(room: &str, video_chain: &str, expect: Expect) {
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gstreamer_webrtcbin_publishes_vp8_and_opus_over_whip() {
-    publish_over_whip(
-        "whip-vp8",
-        "vp8enc deadline=1 ! rtpvp8pay pt=96 ! application/x-rtp,media=video,encoding-name=VP8,payload=96,clock-rate=90000",
-        Expect { video_mime: "video/VP8", decoder: "rtpvp8depay ! vp8dec" },
-    )
-    .await;
+    publish_over_whip("whip-vp8", whip::VP8, Expect { video_mime: "video/VP8", decoder: "rtpvp8depay ! vp8dec" }).await;
 }
 
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn gstreamer_webrtcbin_publishes_h264_and_opus_over_whip() {
     publish_over_whip(
         "whip-h264",
-        "x264enc tune=zerolatency speed-preset=ultrafast key-int-max=60 ! video/x-h264,profile=constrained-baseline \
-         ! rtph264pay pt=102 config-interval=-1 aggregate-mode=zero-latency \
-         ! application/x-rtp,media=video,encoding-name=H264,payload=102,clock-rate=90000",
+        whip::H264,
         Expect { video_mime: "video/H264", decoder: "rtph264depay ! avdec_h264" },
     )
     .await;

@@ -20,6 +20,7 @@ use std::time::Duration;
 use tessera_cluster::{Cluster, ClusterConfig};
 
 use crate::config::ClusterSettings;
+use crate::locks::lock;
 use crate::server::Media;
 
 /// Marks a request one node forwarded to another, with the forwarding node's id: such a
@@ -67,6 +68,9 @@ const RECONCILE_INTERVAL: Duration = Duration::from_secs(10);
 const IDLE_RELEASE_AFTER: Duration = Duration::from_secs(30);
 
 /// This node in the cluster; cheap to clone.
+///
+/// Lock order: `tasks` is a leaf; `records` has its own locks (see
+/// [`records::SharedRecords`]). The Redis locks of `takeover.rs` are taken one at a time.
 #[derive(Clone)]
 pub struct ClusterNode {
     pub cluster: Cluster,
@@ -199,7 +203,7 @@ impl ClusterNode {
         let reconcile = tokio::spawn(async move { node.release_idle_rooms(rooms).await });
         let node = self.clone();
         let takeover = tokio::spawn(async move { node.take_over_from_down_nodes(media).await });
-        self.tasks.lock().unwrap_or_else(|e| e.into_inner()).extend([heartbeat, reconcile, takeover]);
+        lock(&self.tasks).extend([heartbeat, reconcile, takeover]);
     }
 
     /// A start refused here for lack of capacity: if nothing runs in the room, its placement
@@ -222,7 +226,7 @@ impl ClusterNode {
     /// records written (until `deadline` at the latest), the rooms placed here released, and
     /// the node marked `down` so that nobody forwards to it any more.
     pub async fn leave(&self, media: &Media, deadline: tokio::time::Instant) {
-        for task in self.tasks.lock().unwrap_or_else(|e| e.into_inner()).drain(..) {
+        for task in lock(&self.tasks).drain(..) {
             task.abort();
         }
         if !self.records.flush_all(deadline).await {

@@ -13,10 +13,15 @@ use std::time::Duration;
 use tessera_cluster::Cluster;
 
 use crate::json_store::RecordMirror;
+use crate::locks::lock;
 
 /// Pending copies by (kind, id): only the latest version of a record matters.
 type Pending = BTreeMap<(&'static str, String), serde_json::Value>;
 
+/// The copies on their way to Redis.
+///
+/// Lock order: `pending`, then `writing`; `pending` is also taken under a registry's lock
+/// (the streams save under their `entries`, through [`RecordMirror::mirror`]).
 #[derive(Debug)]
 pub struct SharedRecords {
     node_id: String,
@@ -48,24 +53,23 @@ impl SharedRecords {
         shared
     }
 
-    /// The pending records, now being written. Lock order: `pending`, then `writing`.
+    /// The pending records, now being written.
     fn take(&self) -> Pending {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = lock(&self.pending);
         let batch = std::mem::take(&mut *pending);
-        *self.writing.lock().unwrap_or_else(|e| e.into_inner()) = batch.keys().cloned().collect();
+        *lock(&self.writing) = batch.keys().cloned().collect();
         batch
     }
 
     fn is_written(&self, key: &(&'static str, String)) -> bool {
-        let pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
-        !pending.contains_key(key) && !self.writing.lock().unwrap_or_else(|e| e.into_inner()).contains(key)
+        let pending = lock(&self.pending);
+        !pending.contains_key(key) && !lock(&self.writing).contains(key)
     }
 
     /// Waits until every record is written, until `deadline` at the latest.
     pub async fn flush_all(&self, deadline: tokio::time::Instant) -> bool {
         loop {
-            let idle = self.pending.lock().unwrap_or_else(|e| e.into_inner()).is_empty()
-                && self.writing.lock().unwrap_or_else(|e| e.into_inner()).is_empty();
+            let idle = lock(&self.pending).is_empty() && lock(&self.writing).is_empty();
             if idle {
                 return true;
             }
@@ -94,11 +98,11 @@ impl SharedRecords {
     }
 
     fn put_back(&self, failed: Pending) {
-        let mut pending = self.pending.lock().unwrap_or_else(|e| e.into_inner());
+        let mut pending = lock(&self.pending);
         for (key, value) in failed {
             pending.entry(key).or_insert(value);
         }
-        self.writing.lock().unwrap_or_else(|e| e.into_inner()).clear();
+        lock(&self.writing).clear();
     }
 
     async fn write_pending(&self, cluster: Cluster) {
@@ -116,7 +120,7 @@ impl SharedRecords {
                     }
                 }
                 if failed.is_empty() {
-                    self.writing.lock().unwrap_or_else(|e| e.into_inner()).clear();
+                    lock(&self.writing).clear();
                     continue;
                 }
                 // Put back what failed, unless a newer version came meanwhile; retry soon.
@@ -132,7 +136,7 @@ impl RecordMirror for SharedRecords {
         if let Some(object) = value.as_object_mut() {
             object.insert("node".into(), self.node_id.clone().into());
         }
-        self.pending.lock().unwrap_or_else(|e| e.into_inner()).insert((kind_key(kind), id.to_owned()), value);
+        lock(&self.pending).insert((kind_key(kind), id.to_owned()), value);
         self.wake.notify_one();
     }
 }

@@ -117,8 +117,9 @@ fn may_act(state: &AppState, request: &Request, target: &Target) -> bool {
         .map(|(_, token)| token.trim());
     let Some(bearer) = bearer else { return false };
     match target {
+        // A WHIP publisher: a token of the room that allows publishing.
         Target::Room { room, .. } if request.uri().path().starts_with("/whip/") => {
-            state.tokens().verify(bearer, room, crate::time::unix_now()).is_ok()
+            state.tokens().verify(bearer, room, crate::time::unix_now()).is_ok_and(|claims| claims.publish)
         }
         _ => state.api_key().matches(bearer),
     }

@@ -7,6 +7,7 @@ use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, 
 
 use super::{KeyframeRoutes, ProgramHub, Track};
 use crate::error::Result;
+use crate::locks::lock;
 
 /// What the compositor needs to know about an SFU track; `participant` is its id in the
 /// program.
@@ -46,7 +47,7 @@ pub(super) fn add_input(
     })?;
     program.add_participant(&params.participant, &params.name)?;
     let input = program.add_track(params)?;
-    routes.lock().unwrap_or_else(|e| e.into_inner()).insert(input, keyframes.clone());
+    lock(routes).insert(input, keyframes.clone());
     keyframes.request();
     Ok(input)
 }
@@ -86,7 +87,7 @@ impl MediaHandoff for ProgramHub {
         let removed = media.tracks.remove(&track.track_id);
         let still_there = media.tracks.values().any(|t| t.info.participant_id == track.participant_id);
         if let (Some(program), Some(Track { input: Some(input), program_id, .. })) = (&media.program, removed) {
-            media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).remove(&input);
+            lock(&media.keyframe_routes).remove(&input);
             let _ = program.remove_track(input);
             if !still_there {
                 let _ = program.remove_participant(&program_id);

@@ -17,6 +17,7 @@ use handoff::add_input;
 pub use handoff::track_params;
 
 use crate::error::{Error, Result};
+use crate::locks::lock;
 use crate::room_events::RoomLifecycle;
 use crate::webhooks::Webhooks;
 
@@ -67,8 +68,9 @@ pub type ProgramListener = Arc<dyn Fn(&ProgramOrigin, &ProgramEvent) + Send + Sy
 ///
 /// Lock order: `rooms`, then `inputs`; `rooms`, then a program's own locks (inside its
 /// methods), then a room's `keyframe_routes` (a program asks for a keyframe from inside
-/// `add_track`). Program events reach the listeners with the program's locks released, so a
-/// listener may call into the hub.
+/// `add_track`); `rooms`, then the recordings' `entries` (a recording's output is noted inside
+/// [`Self::with_program`]). `listeners` is a leaf. Program events reach the listeners with the
+/// program's locks released, so a listener may call into the hub.
 #[derive(Default, Clone)]
 pub struct ProgramHub {
     rooms: Arc<Mutex<HashMap<String, RoomMedia>>>,
@@ -125,11 +127,11 @@ impl ProgramHub {
     }
 
     fn lock(&self) -> MutexGuard<'_, HashMap<String, RoomMedia>> {
-        self.rooms.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.rooms)
     }
 
     fn inputs(&self) -> MutexGuard<'_, Inputs> {
-        self.inputs.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.inputs)
     }
 
     /// Starts a room's program; the tracks already published join it at once.
@@ -159,14 +161,14 @@ impl ProgramHub {
         let listeners = self.listeners.clone();
         let origin = ProgramOrigin { room: room.to_string(), program: program.id() };
         program.set_event_handler(Arc::new(move |event| {
-            let all: Vec<ProgramListener> = listeners.lock().unwrap_or_else(|e| e.into_inner()).clone();
+            let all: Vec<ProgramListener> = lock(&listeners).clone();
             for listener in all {
                 listener(&origin, &event);
             }
         }));
         let routes = media.keyframe_routes.clone();
         program.set_keyframe_request_handler(Arc::new(move |input| {
-            let requester = routes.lock().unwrap_or_else(|e| e.into_inner()).get(&input).cloned();
+            let requester = lock(&routes).get(&input).cloned();
             if let Some(r) = requester {
                 r.request();
             }
@@ -219,7 +221,7 @@ impl ProgramHub {
 
     /// Registers a listener for every program's events (recordings, streams).
     pub fn listen(&self, listener: ProgramListener) {
-        self.listeners.lock().unwrap_or_else(|e| e.into_inner()).push(listener);
+        lock(&self.listeners).push(listener);
     }
 
     /// Calls `attach` with the room's running program, or with one started from `config` and
@@ -304,7 +306,7 @@ impl ProgramHub {
                 t.input = None;
                 t.keyframes.media().close();
             }
-            media.keyframe_routes.lock().unwrap_or_else(|e| e.into_inner()).clear();
+            lock(&media.keyframe_routes).clear();
             let program = media.program.take()?;
             // Nothing of the room is left to remember once its program and tracks are gone.
             if media.tracks.is_empty() && media.pinned.is_empty() {

@@ -20,6 +20,7 @@ use tessera_compositor::{OutputId, Program, ProgramConfig, ProgramEvent};
 
 use crate::error::{Error, Result};
 use crate::json_store::JsonStore;
+use crate::locks::lock;
 use crate::media::{ProgramHub, ProgramOrigin};
 use crate::time::rfc3339;
 use store::RecordingStore;
@@ -49,6 +50,9 @@ impl Live {
 }
 
 /// All recordings of this process.
+///
+/// Lock order: the hub's `rooms` (a recording starts inside `with_program`), then `entries`,
+/// then a program's own locks (`refresh` reads its output's figures).
 #[derive(Clone)]
 pub struct Recordings {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
@@ -69,7 +73,7 @@ impl Recordings {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.entries)
     }
 
     /// Starts recording `room` (blocking: may build the room's program).

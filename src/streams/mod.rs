@@ -23,6 +23,7 @@ pub use request::{parse_preset, parse_urls};
 
 use crate::error::{Error, Result};
 use crate::json_store::{JsonStore, Stored};
+use crate::locks::lock;
 use crate::media::{ProgramHub, ProgramOrigin};
 use crate::time::rfc3339;
 
@@ -70,6 +71,10 @@ struct Live {
 }
 
 /// All streams of this process.
+///
+/// Lock order: `entries`, then a program's own locks (`refresh` reads its destinations) and
+/// the cluster's records (`state` saves under `entries`). The hub's `rooms` is never taken
+/// under `entries`.
 #[derive(Clone)]
 pub struct Streams {
     entries: Arc<Mutex<BTreeMap<String, Entry>>>,
@@ -90,7 +95,7 @@ impl Streams {
             loop {
                 std::thread::sleep(SNAPSHOT_EVERY);
                 let Some(entries) = weak.upgrade() else { return };
-                let entries = entries.lock().unwrap_or_else(|e| e.into_inner());
+                let entries = lock(&entries);
                 for e in entries.values().filter(|e| e.stream.status == StreamStatus::Active) {
                     snapshots.save(&e.stream.id, &refresh(e));
                 }
@@ -133,7 +138,7 @@ impl Streams {
     }
 
     fn lock(&self) -> MutexGuard<'_, BTreeMap<String, Entry>> {
-        self.entries.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.entries)
     }
 
     /// Starts streaming `room` to `urls` (blocking: may build the room's program). A new

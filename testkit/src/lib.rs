@@ -23,3 +23,4 @@ pub mod tessera;
 pub mod tls;
 pub mod turn;
 pub mod webhook;
+pub mod whip;

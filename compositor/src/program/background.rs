@@ -11,8 +11,8 @@ use std::sync::{Arc, Mutex};
 use gst::prelude::*;
 
 use super::elements::{live_src_pad, make};
-use super::lock;
 use crate::error::{CompositorError, Result};
+use crate::locks::lock;
 
 /// The colour the background should show (`0xAARRGGBB`), applied to the next frames.
 #[derive(Clone)]

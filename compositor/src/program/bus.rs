@@ -3,6 +3,7 @@
 use super::elements::owning_bin_name;
 use super::{Inner, OutputId, ProgramEvent};
 use crate::error::{CompositorError, Result};
+use crate::locks::lock;
 use crate::track::TrackId;
 use gst::prelude::*;
 use std::sync::atomic::Ordering;
@@ -55,7 +56,7 @@ fn handle(inner: &Arc<Inner>, msg: &gst::Message) {
                     tracing::warn!(track = %id, error = %text, "input track failed; removing it");
                     let inner2 = inner.clone();
                     std::thread::spawn(move || {
-                        let _t = super::lock(&inner2.topology);
+                        let _t = lock(&inner2.topology);
                         let _ = inner2.remove_track_locked(id);
                     });
                     inner.emit(ProgramEvent::TrackFailed { track: id, error: text });

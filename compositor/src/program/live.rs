@@ -5,9 +5,10 @@
 //! `destination::state` with the program's elapsed time.
 
 use super::elements::make;
-use super::{Inner, OutputId, OutputSpec, ProgramEvent, lock};
+use super::{Inner, OutputId, OutputSpec, ProgramEvent};
 use crate::destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationState, DestinationStatus};
 use crate::error::{CompositorError, Result};
+use crate::locks::lock;
 use gst::prelude::*;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicU64, Ordering};

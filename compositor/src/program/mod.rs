@@ -26,6 +26,7 @@ use crate::config::ProgramConfig;
 use crate::destination::{DestinationId, DestinationStatus};
 use crate::error::{CompositorError, Result};
 use crate::layout::{Canvas, Layout, ParticipantView, Tile, TileSource, VideoSize};
+use crate::locks::{lock, read, try_lock, wait_timeout, write};
 use crate::rtp::SenderReport;
 use crate::sync::LipSync;
 use crate::track::{TrackId, TrackKind, TrackParams};
@@ -103,10 +104,14 @@ pub struct Program {
 
 /// The program's state.
 ///
-/// Lock order: `topology` first, held across a whole change of the pipeline's shape (a track,
-/// a name card, an output, the preview); every other lock is a leaf, taken one at a time and
-/// never while another is held, except `scene`, which `wait_applied` holds while it waits on
-/// `scene_applied`. Events reach the handler with no lock held.
+/// Lock order: `destinations` first (a destination's output is attached, and its totals read,
+/// under it: `topology`, `outputs`). Then `topology`, held across a whole change of the
+/// pipeline's shape (a track, a name card, an output, the preview), with the others taken
+/// under it. Then `placeholders`, then `scene` (`refresh_placeholders`); `preview`, then
+/// `preview_idle` and the branch's own lock. Every other lock is a leaf, taken one at a time
+/// and never while another is held, except `scene`, which `wait_applied` holds while it waits
+/// on `scene_applied`. Events reach the handler with no lock held; the keyframe handler may be
+/// called under `topology` (a new video track asks for its first keyframe).
 pub(crate) struct Inner {
     pipeline: gst::Pipeline,
     config: ProgramConfig,
@@ -196,11 +201,11 @@ impl Program {
     }
 
     pub fn set_keyframe_request_handler(&self, handler: KeyframeRequestHandler) {
-        *self.inner.keyframe_handler.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+        *write(&self.inner.keyframe_handler) = Some(handler);
     }
 
     pub fn set_event_handler(&self, handler: EventHandler) {
-        *self.inner.event_handler.write().unwrap_or_else(|e| e.into_inner()) = Some(handler);
+        *write(&self.inner.event_handler) = Some(handler);
     }
 
     /// Swaps the layout. Returns once the program composes with it, so the caller knows that
@@ -291,16 +296,6 @@ fn remove_bin(pipeline: &gst::Pipeline, bin: &gst::Bin) {
     let _ = pipeline.remove(bin);
 }
 
-pub(crate) fn lock<T>(m: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    m.lock().unwrap_or_else(|e| e.into_inner())
-}
-fn read<T>(m: &RwLock<T>) -> std::sync::RwLockReadGuard<'_, T> {
-    m.read().unwrap_or_else(|e| e.into_inner())
-}
-fn write<T>(m: &RwLock<T>) -> std::sync::RwLockWriteGuard<'_, T> {
-    m.write().unwrap_or_else(|e| e.into_inner())
-}
-
 impl Inner {
     pub(super) fn emit(&self, event: ProgramEvent) {
         let handler = read(&self.event_handler).clone();
@@ -320,11 +315,7 @@ impl Inner {
             if left.is_zero() {
                 return Err(CompositorError::Timeout("the program to compose the new layout"));
             }
-            scene = self
-                .scene_applied
-                .wait_timeout(scene, left.min(Duration::from_millis(100)))
-                .unwrap_or_else(|e| e.into_inner())
-                .0;
+            scene = wait_timeout(&self.scene_applied, scene, left.min(Duration::from_millis(100)));
         }
         Ok(())
     }
@@ -336,7 +327,7 @@ impl Inner {
             let inner = weak.upgrade()?;
             // Never block this thread on the scene: if the lock is busy, the change lands on
             // the next frame.
-            let plan = inner.scene.try_lock().ok().and_then(|mut scene| scene.take_plan());
+            let plan = try_lock(&inner.scene).and_then(|mut scene| scene.take_plan());
             if let Some(plan) = plan {
                 plan.apply_pads();
                 lock(&inner.scene).mark_applied(plan.generation);

@@ -4,6 +4,7 @@
 
 use super::elements::{make, ms};
 use crate::error::{CompositorError, Result};
+use crate::locks::lock;
 use gst::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -208,6 +209,8 @@ impl OutputSpec {
 /// passed already. It is held until the keyframe decides the start, not dropped: dropping it
 /// made a recording's audio start up to ~200 ms after its video, which MP4 muxing then moved to
 /// zero, i.e. audio that played that much early.
+///
+/// Lock order (each pad's probe): `segment`, then `held`.
 pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters>, timeline: Timeline) {
     counters.start_pts.store(u64::MAX, Ordering::SeqCst);
     counters.last_pts.store(u64::MAX, Ordering::SeqCst);
@@ -221,14 +224,14 @@ pub(crate) fn install_start_probes(bin: &gst::Bin, counters: &Arc<OutputCounters
         let segment = std::sync::Mutex::new(gst::FormattedSegment::<gst::ClockTime>::new());
         let probe_types = gst::PadProbeType::BUFFER | gst::PadProbeType::EVENT_DOWNSTREAM;
         pad.add_probe(probe_types, move |_, info| {
-            let mut seg = segment.lock().unwrap_or_else(|e| e.into_inner());
+            let mut seg = lock(&segment);
             match info.data.as_mut() {
                 Some(gst::PadProbeData::Buffer(buffer)) => {
                     if !is_video && c.start_pts.load(Ordering::SeqCst) == u64::MAX {
-                        held.lock().unwrap_or_else(|e| e.into_inner()).hold(buffer.clone(), &seg);
+                        lock(&held).hold(buffer.clone(), &seg);
                         return drop_data(info);
                     }
-                    let earlier = held.lock().unwrap_or_else(|e| e.into_inner()).take();
+                    let earlier = lock(&held).take();
                     if let Some(internal) = &internal {
                         for mut b in earlier {
                             if rebase(&mut b, &seg, &c, is_video, timeline) {

@@ -6,6 +6,7 @@
 
 use super::elements::{add_chain, capsfilter, make};
 use crate::error::{CompositorError, Result};
+use crate::locks::{lock, wait_timeout};
 use gst::prelude::*;
 use std::sync::{Arc, Condvar, Mutex};
 use std::time::{Duration, Instant};
@@ -54,7 +55,7 @@ pub(crate) struct Shared {
 
 impl Shared {
     fn lock(&self) -> std::sync::MutexGuard<'_, Latest> {
-        self.latest.lock().unwrap_or_else(|e| e.into_inner())
+        lock(&self.latest)
     }
 
     /// Notes a request; the branch stays attached while requests keep coming.
@@ -78,7 +79,7 @@ impl Shared {
             if left.is_zero() {
                 return Err(CompositorError::Timeout("the first preview still"));
             }
-            latest = self.arrived.wait_timeout(latest, left).unwrap_or_else(|e| e.into_inner()).0;
+            latest = wait_timeout(&self.arrived, latest, left);
         }
     }
 
@@ -159,7 +160,7 @@ fn still_of(sample: &gst::Sample) -> Option<(Vec<u8>, Duration)> {
 }
 
 // The program's side: attaching the branch on demand and detaching it when idle.
-use super::{Inner, Program, lock};
+use super::{Inner, Program};
 use std::sync::atomic::Ordering;
 
 impl Program {

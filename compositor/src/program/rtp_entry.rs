@@ -10,6 +10,7 @@
 
 use super::elements::live_src_pad;
 use crate::error::Result;
+use crate::locks::lock;
 use gst::prelude::*;
 use std::sync::Mutex;
 
@@ -29,13 +30,13 @@ impl RtpEntry {
 
     /// Hands one packet to the jitter buffer. An error means the track is shutting down.
     pub fn push(&self, buffer: gst::Buffer) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
-        let pad = self.pad.lock().unwrap_or_else(|e| e.into_inner());
+        let pad = lock(&self.pad);
         pad.push(buffer)
     }
 
     /// Unlinks and deactivates the pad (when the track's bin is gone).
     pub fn close(&self) {
-        let pad = self.pad.lock().unwrap_or_else(|e| e.into_inner());
+        let pad = lock(&self.pad);
         if let Some(peer) = pad.peer() {
             let _ = pad.unlink(&peer);
         }

@@ -19,9 +19,9 @@ use std::sync::{Arc, Condvar, Mutex, MutexGuard};
 use std::time::{Duration, Instant};
 
 use crate::journal::{Entry, JournalWriter, PartRecord};
-use crate::lock;
 use crate::planner::{backoff, next_part_end, next_tail, target_part_size};
 use crate::storage::{ErrorKind, RemotePart, SpoolRange, Storage, StorageError};
+use crate::{lock, wait, wait_timeout};
 use tails::Tails;
 
 const MAX_BACKOFF: Duration = Duration::from_secs(8);
@@ -109,7 +109,7 @@ impl Feed {
             if now >= deadline {
                 return None;
             }
-            s = self.cond.wait_timeout(s, deadline - now).unwrap_or_else(|e| e.into_inner()).0;
+            s = wait_timeout(&self.cond, s, deadline - now);
         }
     }
 }
@@ -121,6 +121,7 @@ enum Step {
     Done(u64),
 }
 
+/// Lock order: `journal` and the feed's lock are leaves, never held together.
 pub(crate) struct Uploader {
     pub storage: Box<dyn Storage>,
     pub journal: Arc<Mutex<JournalWriter>>,
@@ -246,11 +247,9 @@ impl Uploader {
                 .flatten();
             let now = Instant::now();
             s = match (tail, tails.not_before) {
-                (Some(_), Some(at)) if at > now => {
-                    self.feed.cond.wait_timeout(s, at - now).unwrap_or_else(|e| e.into_inner()).0
-                }
+                (Some(_), Some(at)) if at > now => wait_timeout(&self.feed.cond, s, at - now),
                 (Some((from, to)), _) => return Step::Tail(from, to),
-                (None, _) => self.feed.cond.wait(s).unwrap_or_else(|e| e.into_inner()),
+                (None, _) => wait(&self.feed.cond, s),
             };
         }
     }

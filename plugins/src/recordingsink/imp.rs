@@ -41,6 +41,9 @@ struct State {
     discarding: bool,
 }
 
+/// Lock order: `settings` is a leaf, copied out. `state` is held while the recorder writes or
+/// finishes, so the recorder's journal and the uploader's feed are taken under it, one at a
+/// time (see `recorder.rs`).
 #[derive(Default)]
 pub struct RecordingSink {
     settings: Mutex<Settings>,

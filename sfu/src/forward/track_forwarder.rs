@@ -13,7 +13,7 @@ use super::down_track::{DownTrack, PacketMeta};
 use super::rate_meter::RateMeter;
 use crate::core::keyframe::{VideoCodec, vp8_keyframe_size};
 use crate::core::{LayerInfo, is_keyframe};
-use crate::sync::lock;
+use crate::sync::{lock, read, write};
 
 /// What the forwarder learnt of the track's layers.
 struct TrackState {
@@ -30,6 +30,11 @@ struct TrackState {
 
 /// The forwarding side of a published track. Its packets come from whichever task drove the
 /// publisher's connection (the transport's receive loop), so it is shared, behind locks.
+///
+/// Lock order: `downs` or `handoff` (read), then a down track's `state` and, after that is
+/// released, its output's (the subscriber connection's `pc`, or the hand-off queue);
+/// `handoff`, then `state` (the hand-off sample is noted under the read guard). Otherwise
+/// `state` is released before any other lock is taken.
 pub struct TrackForwarder {
     codec: Option<VideoCodec>,
     video: bool,
@@ -103,24 +108,24 @@ impl TrackForwarder {
 
     /// Adds a subscriber.
     pub fn add_down(&self, d: Arc<DownTrack>) {
-        self.downs.write().unwrap_or_else(|e| e.into_inner()).push(d);
+        write(&self.downs).push(d);
     }
 
     /// Removes a subscriber's down track.
     pub fn remove_down(&self, subscriber_id: &str) -> Option<Arc<DownTrack>> {
-        let mut downs = self.downs.write().unwrap_or_else(|e| e.into_inner());
+        let mut downs = write(&self.downs);
         let i = downs.iter().position(|d| d.subscriber_id == subscriber_id)?;
         Some(downs.remove(i))
     }
 
     /// The down tracks.
     pub fn downs(&self) -> Vec<Arc<DownTrack>> {
-        self.downs.read().unwrap_or_else(|e| e.into_inner()).clone()
+        read(&self.downs).clone()
     }
 
     /// Sets the hand-off down track.
     pub fn set_handoff(&self, d: Option<Arc<DownTrack>>) {
-        *self.handoff.write().unwrap_or_else(|e| e.into_inner()) = d;
+        *write(&self.handoff) = d;
     }
 
     /// Packets received from the publisher.
@@ -136,7 +141,7 @@ impl TrackForwarder {
             let sample = st.handoff_sample.filter(|s| s.0 == ssrc).map(|s| (s.1, s.2));
             (layer, sample)
         };
-        let h = self.handoff.read().unwrap_or_else(|e| e.into_inner()).clone()?;
+        let h = read(&self.handoff).clone()?;
         h.map_sender_report(ssrc, layer, rtp_time, sample)
     }
 
@@ -178,13 +183,13 @@ impl TrackForwarder {
         };
         let meta = PacketMeta { video: self.video, layer, keyframe, layers: &layers, layers_changed };
         let mut want = None;
-        for d in self.downs.read().unwrap_or_else(|e| e.into_inner()).iter() {
+        for d in read(&self.downs).iter() {
             let (k, _) = d.forward(pkt, &meta, now);
             if k {
                 want = Some(d.target_layer());
             }
         }
-        if let Some(h) = self.handoff.read().unwrap_or_else(|e| e.into_inner()).as_ref() {
+        if let Some(h) = read(&self.handoff).as_ref() {
             let (k, sample) = h.forward(pkt, &meta, now);
             if k {
                 want = Some(h.target_layer());

@@ -14,6 +14,7 @@ use super::{AppState, ice_servers_for, valid_room};
 use crate::error::Error;
 use crate::participant::Participant;
 use crate::signal::{ClientMessage, ServerMessage};
+use crate::sync::lock;
 
 /// Garbage messages tolerated before a client is dropped.
 const MAX_BAD_MESSAGES: u32 = 5;
@@ -163,7 +164,7 @@ async fn handle(p: &Arc<Participant>, m: ClientMessage) -> crate::Result<()> {
         }
         ClientMessage::Stats { stats } => {
             tracing::debug!(participant = %p.id, %stats, "client stats");
-            *p.stats.lock().unwrap_or_else(|e| e.into_inner()) = Some(stats);
+            *lock(&p.stats) = Some(stats);
             Ok(())
         }
         ClientMessage::Ping => {

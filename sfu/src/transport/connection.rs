@@ -71,6 +71,11 @@ enum Happened {
 }
 
 /// A peer connection on the shared transport.
+///
+/// Lock order: `pc`, then `deadline` (`handle_timeout` re-arms the timer under `pc`). What
+/// the peer connection produces is sent from under `pc`, so the transport's `routes`, the
+/// delay log's locks and, in tests, the wire's are taken after it; its events are dispatched
+/// to the handler once `pc` is released.
 pub(crate) struct Connection {
     transport: Arc<Transport>,
     pc: Mutex<RTCPeerConnection>,

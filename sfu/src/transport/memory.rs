@@ -18,6 +18,9 @@ use super::{Connection, Routes, Transport, lock};
 use crate::delay::ForwardDelay;
 
 /// The SFU's end of the in-memory network: one host address, a clock, and what was sent.
+///
+/// Lock order: `clock`, `sent` and `connections` are leaves, each held for one statement;
+/// `clock` and `sent` are taken under a connection's `pc` when it sends.
 pub(crate) struct Wire {
     addr: SocketAddr,
     clock: Mutex<Instant>,

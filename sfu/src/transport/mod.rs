@@ -55,6 +55,9 @@ use crate::error::{Error, Result};
 pub(crate) use crate::sync::lock;
 
 /// The sockets all of one SFU's peer connections share.
+///
+/// Lock order: `routes` and `tasks` are leaves, never held together; `routes` is taken under
+/// a connection's `pc` when an ICE-TCP datagram is sent (see [`Connection`]).
 pub(crate) struct Transport {
     udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
     tcp: Vec<SocketAddr>,

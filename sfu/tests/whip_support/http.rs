@@ -1,4 +1,5 @@
-//! WHIP over plain HTTP/1.1 (a request per connection), and the candidates of an SDP.
+//! WHIP over plain HTTP/1.1 (a request per connection), async: the SFU runs in the test's
+//! own runtime. Reading the candidates of an SDP is the test kit's (`tessera_testkit::whip`).
 
 use std::net::SocketAddr;
 use std::time::Duration;
@@ -39,14 +40,4 @@ pub async fn http(
 
 pub fn header<'a>(headers: &'a [(String, String)], name: &str) -> Option<&'a str> {
     headers.iter().find(|(k, _)| k == name).map(|(_, v)| v.as_str())
-}
-
-/// The `a=candidate` lines of an SDP.
-pub fn candidates(sdp: &str) -> Vec<&str> {
-    sdp.lines().map(str::trim).filter(|l| l.starts_with("a=candidate:")).collect()
-}
-
-/// The connection address of a candidate line (`a=candidate:F C proto prio ADDR port typ …`).
-pub fn candidate_addr(line: &str) -> &str {
-    line.split_whitespace().nth(4).unwrap_or("")
 }

@@ -1,6 +1,6 @@
 use super::libopus::{self, Decoder, RATE, Source};
 use super::loss::{Frame, LossPlanner, PLC_STEP, Step};
-use crate::program::lock;
+use crate::locks::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::*;
@@ -29,6 +29,7 @@ struct State {
     corrupt: u64,
 }
 
+/// Lock order: `settings` and `state` are leaves, never held together.
 #[derive(Default)]
 pub struct OpusDecoder {
     settings: Mutex<Settings>,

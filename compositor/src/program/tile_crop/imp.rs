@@ -1,5 +1,5 @@
-use super::super::lock;
 use crate::layout::Rect;
+use crate::locks::lock;
 use gst::glib;
 use gst::subclass::prelude::*;
 use gst_base::subclass::prelude::*;
@@ -29,6 +29,7 @@ struct Negotiated {
     crop: Option<Rect>,
 }
 
+/// Lock order: `wanted` and `negotiated` are leaves, never held together.
 #[derive(Default)]
 pub struct TileCrop {
     /// What the scene asked for; any thread.

@@ -10,6 +10,7 @@
 mod imp;
 
 use crate::layout::Rect;
+use crate::locks::lock;
 use gst::glib;
 use gst::prelude::*;
 use gst::subclass::prelude::ObjectSubclassIsExt;
@@ -30,7 +31,7 @@ impl TileCrop {
     /// Callable from any thread.
     pub fn set_crop(&self, crop: Option<Rect>) {
         let changed = {
-            let mut wanted = super::lock(&self.imp().wanted);
+            let mut wanted = lock(&self.imp().wanted);
             let changed = *wanted != crop;
             *wanted = crop;
             changed
