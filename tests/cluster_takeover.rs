@@ -11,15 +11,17 @@ use tessera_testkit::poll::wait_for;
 use tessera_testkit::redis::Redis;
 use tessera_testkit::s3::Weed;
 use tessera_testkit::tessera::{Node, TEST_KEY};
+use tessera_testkit::webhook;
 
 const KEY: Option<&str> = Some(TEST_KEY);
 const IDS: [&str; 3] = ["n1", "n2", "n3"];
 
-fn node(redis: &Redis, weed: &Weed, id: &str) -> Node {
+fn node(redis: &Redis, weed: &Weed, hooks: u16, id: &str) -> Node {
     Node::builder(env!("CARGO_BIN_EXE_tessera"))
         .name(id)
         .rtc_ports()
         .args(["--redis-url", &redis.url(), "--node-id", id, "--max-cpu", "1.0"])
+        .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hooks}/hooks"))
         .env("TESSERA_S3_BUCKET", "calls")
         .env("TESSERA_S3_PREFIX", "cluster/")
         .envs(weed.aws_env())
@@ -37,7 +39,9 @@ fn a_killed_nodes_s3_recording_is_completed_by_another_node() {
     let weed = Weed::start();
     weed.create_bucket("calls");
     let redis = Redis::start();
-    let mut nodes: Vec<Option<Node>> = IDS.iter().map(|id| Some(node(&redis, &weed, id))).collect();
+    // Every node sends its webhooks to one application.
+    let (hooks, delivered) = webhook::receiver();
+    let mut nodes: Vec<Option<Node>> = IDS.iter().map(|id| Some(node(&redis, &weed, hooks, id))).collect();
 
     // A participant, and a recording started through another node than the room's.
     let n1 = nodes[0].as_ref().unwrap();
@@ -92,6 +96,22 @@ fn a_killed_nodes_s3_recording_is_completed_by_another_node() {
     let reported = done["duration_s"].as_f64().unwrap();
     assert!((reported - end).abs() < 0.5, "the API says {reported:.2} s, the file plays {end:.2} s");
     assert_color(&frames, 1.0, end - 0.2, (320.0, 180.0), (640, 360), RED, "red");
+
+    // The application heard of the recording once: started by its node, completed by the
+    // one survivor that took it over (the others saw it done under the lock).
+    std::thread::sleep(Duration::from_secs(3));
+    let events = |name: &str| -> Vec<Value> {
+        let delivered = delivered.lock().unwrap();
+        delivered
+            .iter()
+            .filter_map(|(_, _, body)| serde_json::from_slice::<Value>(body).ok())
+            .filter(|v| v["event"] == name && v["data"]["id"] == id.as_str())
+            .collect()
+    };
+    assert_eq!(events("recording.started").len(), 1, "recording.started");
+    let completed = events("recording.completed");
+    assert_eq!(completed.len(), 1, "recording.completed once: {completed:?}");
+    assert!(completed[0]["data"]["error"].as_str().unwrap_or_default().contains("was lost"), "{completed:?}");
 
     // The room's next use places it on a node that is up.
     // Its signalling went through the node that died: it is gone from the call.
