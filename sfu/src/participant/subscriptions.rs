@@ -144,6 +144,8 @@ impl Participant {
     /// tells a slow link from a busy receiver (see [`BandwidthEstimator`]). Audio and video
     /// share the connection's path, and Chromium reports each stream on its own schedule
     /// (its audio far more regularly under loss), so any of its streams counts.
+    ///
+    /// [`BandwidthEstimator`]: crate::core::BandwidthEstimator
     pub(crate) fn on_receiver_report(&self, rr: &ReceiverReport, now: Instant) {
         let lost = {
             let subs = lock(&self.subs);
@@ -167,6 +169,8 @@ impl Participant {
     /// The receive bandwidth its layers are chosen from (bit/s, 0: no limit): the smaller of
     /// the cap the client set and the limit its REMB estimates set (see
     /// [`BandwidthEstimator`]: only congestion limits, and the top layer is probed again).
+    ///
+    /// [`BandwidthEstimator`]: crate::core::BandwidthEstimator
     pub fn effective_bandwidth(&self, now: Instant) -> u64 {
         lock(&self.remb).effective(self.max_bitrate.load(Ordering::Relaxed), now)
     }
