@@ -9,8 +9,8 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::tile_center;
 use serde_json::Value;
+use tessera_compositor::harness::tile_center;
 use tessera_compositor::layout::{Canvas, Layout, LayoutEngine, ParticipantView, Tile, VideoSize};
 use tessera_testkit::analysis::{
     BLUE, RED, assert_color, assert_continuous, decode_audio, decode_frames, ffprobe, tone_amplitude,

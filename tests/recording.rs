@@ -9,10 +9,9 @@ use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
-use common::program::{Room, sleep};
-use common::tile_center;
 use tessera::config::StorageConfig;
 use tessera::recordings::store::{RecordingLocation, RecordingStore};
+use tessera_compositor::harness::{Room, sleep, spec, tile_center};
 use tessera_compositor::{ProgramConfig, ProgramEvent};
 use tessera_testkit::analysis::{GREEN, RED, assert_color, assert_continuous, decode_frames, ffprobe, probe};
 use tessera_testkit::files::files_in;
@@ -58,8 +57,8 @@ fn a_room_program_records_into_s3_while_it_runs() {
     assert_eq!(location, RecordingLocation::S3 { bucket: "calls".into(), key: "tessera/standup/rec-1.mp4".into() });
 
     let room = Room::new(ProgramConfig::default(), "grid");
-    let _alice = room.join("alice", RED, 440.0);
-    let _bob = room.join("bob", GREEN, 660.0);
+    let _alice = room.join(spec("alice", RED, 440.0));
+    let _bob = room.join(spec("bob", GREEN, 660.0));
     let output = room.program.attach_output(store.output(&location).unwrap()).expect("recording starts");
     sleep(6.0);
     // Fragments are spooled while the call runs.

@@ -7,7 +7,8 @@ mod common;
 use std::time::{Duration, Instant};
 
 use common::app::App;
-use common::{participants, tile_center};
+use common::participants;
+use tessera_compositor::harness::tile_center;
 use tessera_compositor::layout::Layout;
 use tessera_compositor::{OutputSpec, ProgramConfig};
 use tessera_testkit::analysis::{RED, assert_color, assert_continuous, decode_frames};

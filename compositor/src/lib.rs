@@ -8,6 +8,8 @@
 pub mod config;
 pub mod destination;
 pub mod error;
+#[cfg(feature = "test-harness")]
+pub mod harness;
 pub mod keyframe;
 pub mod layout;
 mod locks;

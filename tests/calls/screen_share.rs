@@ -4,6 +4,7 @@
 
 use std::time::Duration;
 
+use tessera_compositor::harness::tile_center;
 use tessera_compositor::layout::{Layout, TileSource};
 use tessera_compositor::{OutputSpec, ProgramConfig};
 use tessera_testkit::analysis::{GREEN, RED, assert_color, decode_frames};
@@ -15,7 +16,7 @@ use tessera_testkit::poll::wait;
 use super::{KEY, devtools, open};
 use crate::common::app::App;
 use crate::common::observer::Observer;
-use crate::common::{BIN, participants, tile_center, token};
+use crate::common::{BIN, participants, token};
 
 #[test]
 fn a_screen_share_reaches_the_others_and_the_program() {

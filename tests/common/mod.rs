@@ -1,17 +1,16 @@
 //! What the binary's integration tests share beyond the test kit (`tessera-testkit`, where
 //! the servers, the bot, Chromium and the media analysis are): this package's `tessera`
 //! binary, and helpers that need the crates' own types (the in-process app, the SFU's
-//! participants, the compositor's tiles and a synthetic room program).
+//! participants). A synthetic room program, and where a participant's tile is, come from the
+//! compositor's test harness (`tessera_compositor::harness`, its feature `test-harness`).
 #![allow(dead_code)]
 
 pub mod app;
 pub mod observer;
-pub mod program;
 
 use std::sync::Arc;
 
 use serde_json::json;
-use tessera_compositor::layout::{Tile, TileSource};
 use tessera_sfu::{Participant, Sfu};
 use tessera_testkit::http;
 use tessera_testkit::tessera::{Node, NodeBuilder};
@@ -36,12 +35,4 @@ pub fn token(port: u16, key: &str, room: &str, identity: &str) -> String {
 /// The participants of a room of the in-process SFU.
 pub fn participants(sfu: &Sfu, room: &str) -> Vec<Arc<Participant>> {
     sfu.get_room(room).map(|r| r.participants()).unwrap_or_default()
-}
-
-/// Centre of a participant's camera tile (or name card) in canvas pixels.
-pub fn tile_center(tiles: &[Tile], participant: &str) -> Option<(f64, f64)> {
-    tiles
-        .iter()
-        .find(|t| t.participant == participant && t.source != TileSource::Screen)
-        .map(|t| (t.rect.x as f64 + t.rect.width as f64 / 2.0, t.rect.y as f64 + t.rect.height as f64 / 2.0))
 }
