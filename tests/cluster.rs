@@ -13,43 +13,13 @@ use tessera_testkit::chromium::{Browser, red_camera};
 use tessera_testkit::http;
 use tessera_testkit::poll::wait_for;
 use tessera_testkit::redis::{Persistence, Redis};
-use tessera_testkit::tessera::{Node, TEST_KEY};
+use tessera_testkit::tessera::Node;
 
-const KEY: Option<&str> = Some(TEST_KEY);
+mod common;
+use common::cluster::{KEY, get, index, post};
+
 const W: u32 = 1280;
 const H: u32 = 720;
-
-/// A node of the cluster on `redis`. `--max-cpu 1.0`: the three share one machine, so its
-/// CPU use says nothing about which of them is busier (placement goes by programs and rooms).
-fn node(redis: &Redis, id: &str) -> Node {
-    Node::builder(env!("CARGO_BIN_EXE_tessera"))
-        .name(id)
-        .rtc_ports()
-        .args(["--redis-url", &redis.url(), "--node-id", id, "--max-cpu", "1.0"])
-        .start()
-}
-
-fn cluster(redis: &Redis) -> Vec<Node> {
-    let nodes: Vec<Node> = ["n1", "n2", "n3"].iter().map(|id| node(redis, id)).collect();
-    wait_for("three serving nodes", Duration::from_secs(15), || {
-        let listed = http::get(nodes[0].port, "/v1/nodes", KEY).json();
-        let serving = listed["nodes"].as_array()?.iter().filter(|n| n["status"] == "serving").count();
-        (serving == 3).then_some(())
-    });
-    nodes
-}
-
-fn get(node: &Node, path: &str) -> Value {
-    let r = http::get(node.port, path, KEY);
-    assert_eq!(r.status, 200, "GET {path} on {}: {}", node.url(), String::from_utf8_lossy(&r.body));
-    r.json()
-}
-
-fn post(node: &Node, path: &str, body: Value) -> Value {
-    let r = http::post_json(node.port, path, KEY, body.to_string().as_bytes());
-    assert!(r.status == 200 || r.status == 201, "POST {path}: {} {}", r.status, String::from_utf8_lossy(&r.body));
-    r.json()
-}
 
 /// The centre of each participant's tile in the grid, in join order.
 fn grid_centres(names: &[&str]) -> Vec<(f64, f64)> {
@@ -79,7 +49,7 @@ fn grid_centres(names: &[&str]) -> Vec<(f64, f64)> {
 #[test]
 fn any_node_answers_for_a_room_that_lives_on_one() {
     let redis = Redis::start();
-    let nodes = cluster(&redis);
+    let nodes = common::cluster::start(|id| common::cluster::node(&redis, id));
 
     // Two bots and a browser join one room, each through a different node.
     let mut green = nodes[0].bot("call", "green", &["--color", "#00ff00", "--size", "640x360"]);
@@ -104,7 +74,7 @@ fn any_node_answers_for_a_room_that_lives_on_one() {
         });
         whole.then_some(host)
     });
-    let host_index = ["n1", "n2", "n3"].iter().position(|id| *id == host).expect("a node of the cluster");
+    let host_index = index(&host);
     let listed = get(&nodes[2], "/v1/rooms");
     let rooms: Vec<&Value> = listed["rooms"].as_array().unwrap().iter().filter(|r| r["name"] == "call").collect();
     assert_eq!(rooms.len(), 1, "one room in the cluster-wide list: {listed}");
@@ -152,7 +122,7 @@ fn any_node_answers_for_a_room_that_lives_on_one() {
         .sum();
     assert_eq!(relayed, 2.0, "relayed signalling sockets");
     let metrics = String::from_utf8(http::get(nodes[2].port, "/metrics", None).body).unwrap();
-    for id in ["n1", "n2", "n3"] {
+    for id in common::cluster::IDS {
         assert!(metrics.contains(&format!("tessera_cluster_node_up{{node=\"{id}\"}} 1")), "{metrics}");
     }
     let _ = green.stop();
@@ -181,7 +151,7 @@ async fn join(node: &Node, room: &str) -> Signalling {
 #[test]
 fn rooms_created_through_one_node_spread_over_all() {
     let redis = Redis::start();
-    let nodes = cluster(&redis);
+    let nodes = common::cluster::start(|id| common::cluster::node(&redis, id));
     let runtime = tokio::runtime::Builder::new_current_thread().enable_all().build().unwrap();
     // One after another, as an application creating rooms would.
     let participants: Vec<Signalling> = runtime.block_on(async {
@@ -210,13 +180,13 @@ fn rooms_created_through_one_node_spread_over_all() {
 fn a_redis_outage_leaves_calls_and_recordings_running() {
     // Persistence as docs/cluster.md asks for it: every acknowledged write survives a restart.
     let mut redis = Redis::start_with(Persistence::AppendOnly);
-    let nodes = cluster(&redis);
+    let nodes = common::cluster::start(|id| common::cluster::node(&redis, id));
     let mut red = nodes[0].bot("outage", "red", &["--color", "#ff0000", "--size", "640x360"]);
     red.wait_for("published", Duration::from_secs(30));
     let rec = post(&nodes[0], "/v1/rooms/outage/recordings", json!({"video": {"width": 640, "height": 360}}));
     let id = rec["id"].as_str().unwrap().to_owned();
     let host = get(&nodes[0], "/v1/rooms/outage")["node"].as_str().unwrap().to_owned();
-    let host = &nodes[["n1", "n2", "n3"].iter().position(|n| *n == host).unwrap()];
+    let host = &nodes[index(&host)];
     std::thread::sleep(Duration::from_secs(2));
 
     redis.stop();
@@ -265,12 +235,12 @@ fn a_redis_outage_leaves_calls_and_recordings_running() {
 #[test]
 fn sigterm_drains_a_node_and_its_rooms_go_elsewhere() {
     let redis = Redis::start();
-    let mut nodes = cluster(&redis);
+    let mut nodes = common::cluster::start(|id| common::cluster::node(&redis, id));
     let rec = post(&nodes[0], "/v1/rooms/drained/recordings", json!({"video": {"width": 640, "height": 360}}));
     let id = rec["id"].as_str().unwrap().to_owned();
     let host = get(&nodes[0], "/v1/rooms/drained")["node"].as_str().unwrap().to_owned();
     std::thread::sleep(Duration::from_secs(3));
-    let host_node = nodes.remove(["n1", "n2", "n3"].iter().position(|n| *n == host).unwrap());
+    let host_node = nodes.remove(index(&host));
     let (status, log) = host_node.stop_with_log("TERM");
     assert!(status.success(), "{status}\n{log}");
     // It said it was draining before it finished its recording, and the recording completed.
@@ -282,7 +252,7 @@ fn sigterm_drains_a_node_and_its_rooms_go_elsewhere() {
     assert_eq!(done["status"], "completed", "{done}");
     assert!(done["duration_s"].as_f64().unwrap() > 2.5, "{done}");
     // New rooms, and the drained room's next use, go to the nodes that are left.
-    let left: Vec<&str> = ["n1", "n2", "n3"].into_iter().filter(|n| *n != host).collect();
+    let left: Vec<&str> = common::cluster::IDS.into_iter().filter(|n| *n != host).collect();
     for room in ["after1", "after2", "drained"] {
         let rec =
             post(&nodes[0], &format!("/v1/rooms/{room}/recordings"), json!({"video": {"width": 320, "height": 180}}));

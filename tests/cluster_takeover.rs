@@ -10,29 +10,11 @@ use tessera_testkit::http;
 use tessera_testkit::poll::wait_for;
 use tessera_testkit::redis::Redis;
 use tessera_testkit::s3::Weed;
-use tessera_testkit::tessera::{Node, TEST_KEY};
+use tessera_testkit::tessera::Node;
 use tessera_testkit::webhook;
 
-const KEY: Option<&str> = Some(TEST_KEY);
-const IDS: [&str; 3] = ["n1", "n2", "n3"];
-
-fn node(redis: &Redis, weed: &Weed, hooks: u16, id: &str) -> Node {
-    Node::builder(env!("CARGO_BIN_EXE_tessera"))
-        .name(id)
-        .rtc_ports()
-        .args(["--redis-url", &redis.url(), "--node-id", id, "--max-cpu", "1.0"])
-        .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hooks}/hooks"))
-        .env("TESSERA_S3_BUCKET", "calls")
-        .env("TESSERA_S3_PREFIX", "cluster/")
-        .envs(weed.aws_env())
-        .start()
-}
-
-fn get(node: &Node, path: &str) -> Value {
-    let r = http::get(node.port, path, KEY);
-    assert_eq!(r.status, 200, "GET {path} on {}: {}", node.url(), String::from_utf8_lossy(&r.body));
-    r.json()
-}
+mod common;
+use common::cluster::{IDS, KEY, get};
 
 #[test]
 fn a_killed_nodes_s3_recording_is_completed_by_another_node() {
@@ -41,7 +23,14 @@ fn a_killed_nodes_s3_recording_is_completed_by_another_node() {
     let redis = Redis::start();
     // Every node sends its webhooks to one application.
     let (hooks, delivered) = webhook::receiver();
-    let mut nodes: Vec<Option<Node>> = IDS.iter().map(|id| Some(node(&redis, &weed, hooks, id))).collect();
+    let nodes = common::cluster::start(|id| {
+        common::cluster::node(&redis, id)
+            .env("TESSERA_WEBHOOK_URL", format!("http://127.0.0.1:{hooks}/hooks"))
+            .env("TESSERA_S3_BUCKET", "calls")
+            .env("TESSERA_S3_PREFIX", "cluster/")
+            .envs(weed.aws_env())
+    });
+    let mut nodes: Vec<Option<Node>> = nodes.into_iter().map(Some).collect();
 
     // A participant, and a recording started through another node than the room's.
     let n1 = nodes[0].as_ref().unwrap();

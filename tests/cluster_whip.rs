@@ -15,37 +15,17 @@ use tessera_testkit::analysis::{RED, close, decode_frames, decode_jpeg};
 use tessera_testkit::http;
 use tessera_testkit::poll::wait_for;
 use tessera_testkit::redis::Redis;
-use tessera_testkit::tessera::{Node, TEST_KEY};
+use tessera_testkit::tessera::Node;
+
+mod common;
+use common::cluster::{IDS, KEY, get, post};
 use tessera_testkit::whip::{self, Publisher, candidate, candidates};
 
-const KEY: Option<&str> = Some(TEST_KEY);
-const IDS: [&str; 3] = ["n1", "n2", "n3"];
 const ROOM: &str = "whipcall";
 const OTHER: &str = "whipother";
 /// The program's size: the publisher's video is the only tile, its centre the canvas's.
 const W: u32 = 320;
 const H: u32 = 180;
-
-/// A node of the cluster on `redis`. `--max-cpu 1.0`: the three share one machine.
-fn node(redis: &Redis, id: &str) -> Node {
-    Node::builder(env!("CARGO_BIN_EXE_tessera"))
-        .name(id)
-        .rtc_ports()
-        .args(["--redis-url", &redis.url(), "--node-id", id, "--max-cpu", "1.0"])
-        .start()
-}
-
-fn get(node: &Node, path: &str) -> Value {
-    let r = http::get(node.port, path, KEY);
-    assert_eq!(r.status, 200, "GET {path} on {}: {}", node.url(), String::from_utf8_lossy(&r.body));
-    r.json()
-}
-
-fn post(node: &Node, path: &str, body: Value) -> Value {
-    let r = http::post_json(node.port, path, KEY, body.to_string().as_bytes());
-    assert!(r.status == 200 || r.status == 201, "POST {path}: {} {}", r.status, String::from_utf8_lossy(&r.body));
-    r.json()
-}
 
 /// The room's participant with `identity`, as `node` describes the room.
 fn participant(node: &Node, identity: &str) -> Option<Value> {
@@ -66,12 +46,7 @@ fn mime_types(participant: &Value) -> Vec<String> {
 fn whip_through_a_node_that_does_not_host_the_room() {
     let started = Instant::now();
     let redis = Redis::start();
-    let nodes: Vec<Node> = IDS.iter().map(|id| node(&redis, id)).collect();
-    wait_for("three serving nodes", Duration::from_secs(15), || {
-        let listed = http::get(nodes[0].port, "/v1/nodes", KEY).json();
-        let serving = listed["nodes"].as_array()?.iter().filter(|n| n["status"] == "serving").count();
-        (serving == 3).then_some(())
-    });
+    let nodes = common::cluster::start(|id| common::cluster::node(&redis, id));
     eprintln!("cluster serving after {:?}", started.elapsed());
 
     // The room is placed by a recording started through the first node.

@@ -6,6 +6,7 @@
 #![allow(dead_code)]
 
 pub mod app;
+pub mod cluster;
 pub mod observer;
 
 use std::sync::Arc;

@@ -96,20 +96,8 @@ impl S3Storage {
 
     /// Uploads part `n` from memory; returns its ETag.
     pub(crate) fn upload_part_bytes(&self, upload_id: &str, n: u32, bytes: Vec<u8>) -> Result<String, StorageError> {
-        let number = i32::try_from(n).map_err(|_| StorageError::new(ErrorKind::Permanent, "too many parts"))?;
-        let req = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .content_length(i64::try_from(bytes.len()).unwrap_or(i64::MAX))
-            .body(ByteStream::from(bytes));
-        let out = block_on(req.send()).map_err(|e| self.err("UploadPart", e))?;
-        out.e_tag()
-            .map(str::to_owned)
-            .ok_or_else(|| StorageError::new(ErrorKind::Transient, "UploadPart: no ETag in the reply"))
+        let len = bytes.len() as u64;
+        self.send_part(upload_id, n, len, ByteStream::from(bytes))
     }
 
     /// Deletes `keys` (DeleteObjects, in batches); returns the keys that are gone.

@@ -66,6 +66,30 @@ impl S3Storage {
         &self.client
     }
 
+    /// UploadPart of `len` bytes from `body`; returns the part's ETag.
+    pub(super) fn send_part(
+        &self,
+        upload_id: &str,
+        n: u32,
+        len: u64,
+        body: ByteStream,
+    ) -> Result<String, StorageError> {
+        let number = i32::try_from(n).map_err(|_| StorageError::new(ErrorKind::Permanent, "too many parts"))?;
+        let req = self
+            .client
+            .upload_part()
+            .bucket(&self.bucket)
+            .key(&self.key)
+            .upload_id(upload_id)
+            .part_number(number)
+            .content_length(i64::try_from(len).unwrap_or(i64::MAX))
+            .body(body);
+        let out = block_on(req.send()).map_err(|e| self.err("UploadPart", e))?;
+        out.e_tag()
+            .map(str::to_owned)
+            .ok_or_else(|| StorageError::new(ErrorKind::Transient, "UploadPart: no ETag in the reply"))
+    }
+
     fn err<E>(&self, what: &str, e: SdkError<E, HttpResponse>) -> StorageError
     where
         E: ProvideErrorMetadata + std::error::Error + Send + Sync + 'static,
@@ -140,7 +164,6 @@ impl Storage for S3Storage {
     }
 
     fn upload_part(&mut self, upload_id: &str, n: u32, part: &SpoolRange) -> Result<String, StorageError> {
-        let number = i32::try_from(n).map_err(|_| StorageError::new(ErrorKind::Permanent, "too many parts"))?;
         // Streamed from the spool file (re-read on a retry), never held in memory.
         let body = block_on(
             ByteStream::read_from().path(&part.path).offset(part.offset).length(Length::Exact(part.len)).build(),
@@ -148,19 +171,7 @@ impl Storage for S3Storage {
         .map_err(|e| {
             StorageError::with_source(ErrorKind::Permanent, format!("reading spool {}: {e}", part.path.display()), e)
         })?;
-        let req = self
-            .client
-            .upload_part()
-            .bucket(&self.bucket)
-            .key(&self.key)
-            .upload_id(upload_id)
-            .part_number(number)
-            .content_length(i64::try_from(part.len).unwrap_or(i64::MAX))
-            .body(body);
-        let out = block_on(req.send()).map_err(|e| self.err("UploadPart", e))?;
-        out.e_tag()
-            .map(str::to_owned)
-            .ok_or_else(|| StorageError::new(ErrorKind::Transient, "UploadPart: no ETag in the reply"))
+        self.send_part(upload_id, n, part.len, body)
     }
 
     fn complete(&mut self, upload_id: &str, parts: &[PartRecord]) -> Result<(), StorageError> {
