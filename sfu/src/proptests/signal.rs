@@ -147,3 +147,17 @@ proptest! {
         }
     }
 }
+
+/// Found by `damaged_messages_are_refused_or_round_trip` (CI, 2026-12-07): a float one ulp
+/// off after a re-send, until serde_json parsed floats correctly rounded (`float_roundtrip`).
+#[test]
+fn a_float_survives_a_resend_to_the_last_digit() -> Result<(), TestCaseError> {
+    for text in [
+        r#"{"type":"stats","stats":[[-1.5148904512452855e+28]]}"#,
+        r#"{"type":"stats","stats":[-15148904512452852736000000000, 0.1, 2.2250738585072014e-308]}"#,
+    ] {
+        let m = parse(text)?.ok_or_else(|| TestCaseError::fail(format!("refused: {text}")))?;
+        round_trips(&m)?;
+    }
+    Ok(())
+}
