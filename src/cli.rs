@@ -142,6 +142,11 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_PUBLIC_URL", value_name = "URL")]
     pub public_url: Option<String>,
 
+    /// In a cluster, this node's region label (letters, digits, '-', '_', '.'; e.g. eu-west):
+    /// a participant token asked for with `"region"` joins through a node of that region.
+    #[arg(long, env = "TESSERA_REGION", value_name = "REGION")]
+    pub region: Option<String>,
+
     /// Room programs (composited rooms with recordings or streams) this node runs at most;
     /// more are refused with 503 `no_capacity` [default: 1.5 per CPU core, at least 1].
     #[arg(long, env = "TESSERA_PROGRAM_BUDGET", value_name = "N")]

@@ -38,6 +38,8 @@ pub struct ClusterConfig {
     pub public_url: String,
     /// Programs this node admits.
     pub program_budget: u32,
+    /// This node's region label, if any (`--region`).
+    pub region: Option<String>,
     pub admission: Admission,
     /// Prefix of every key (`tessera:`): several clusters can share one Redis database.
     pub key_prefix: String,
@@ -50,6 +52,7 @@ impl std::fmt::Debug for ClusterConfig {
             .field("node_id", &self.node_id)
             .field("public_url", &self.public_url)
             .field("program_budget", &self.program_budget)
+            .field("region", &self.region)
             .field("admission", &self.admission)
             .field("key_prefix", &self.key_prefix)
             .finish()
@@ -197,6 +200,7 @@ impl Cluster {
             id: self.node_id().to_owned(),
             url: self.public_url().to_owned(),
             status,
+            region: self.inner.config.region.clone(),
             load,
             program_budget: self.inner.config.program_budget,
             updated_at_ms: unix_ms(),
@@ -332,6 +336,7 @@ mod tests {
             node_id: "n1".into(),
             public_url: "http://127.0.0.1:8080".into(),
             program_budget: 3,
+            region: None,
             admission: Admission::default(),
             key_prefix: "tessera:".into(),
         };

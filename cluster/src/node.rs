@@ -42,6 +42,9 @@ pub struct NodeRecord {
     pub url: String,
     /// What the node says of itself: `serving`, `draining`, or `down` once it has left.
     pub status: NodeStatus,
+    /// The node's region label (`--region`), if it has one: tokens may ask for a node there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub region: Option<String>,
     #[serde(flatten)]
     pub load: NodeLoad,
     /// How many programs the node admits (its budget), for placement.
@@ -103,6 +106,7 @@ mod tests {
 
     fn record(updated_at_ms: u64, status: NodeStatus) -> NodeRecord {
         NodeRecord {
+            region: None,
             id: "n1".into(),
             url: "http://127.0.0.1:1".into(),
             status,

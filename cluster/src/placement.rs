@@ -74,6 +74,26 @@ pub fn choose<'a>(
     }
 }
 
+/// The node a new participant should join through: the least loaded of the nodes that admit
+/// new work, among those of `region` when one is asked for and any there admits (else among
+/// all: a call in a farther region beats no call). Unlike [`choose`], this is deterministic:
+/// a join URL is handed out once per token, not at the rate of placements, so herding on one
+/// node between heartbeats is not a concern. Ties go to fewer participants, then the id.
+pub fn least_loaded<'a>(nodes: &'a [NodeInfo], admission: Admission, region: Option<&str>) -> Option<&'a NodeInfo> {
+    let open: Vec<&NodeInfo> = nodes.iter().filter(|n| admits(n, admission)).collect();
+    let in_region: Vec<&NodeInfo> = match region {
+        Some(r) => open.iter().copied().filter(|n| n.record.region.as_deref() == Some(r)).collect(),
+        None => Vec::new(),
+    };
+    let pool = if in_region.is_empty() { open } else { in_region };
+    pool.into_iter().min_by(|a, b| {
+        let (la, lb) = (level(a, admission), level(b, admission));
+        // Levels within a tenth of each other are the same load (see `lighter`).
+        let by_level = if (la - lb).abs() >= 0.1 { la.total_cmp(&lb) } else { std::cmp::Ordering::Equal };
+        by_level.then(a.record.load.participants.cmp(&b.record.load.participants)).then_with(|| a.id().cmp(b.id()))
+    })
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -85,6 +105,7 @@ mod tests {
                 id: id.into(),
                 url: format!("http://{id}"),
                 status,
+                region: None,
                 load: NodeLoad { rooms: 0, participants: 0, programs, cpu },
                 program_budget: 3,
                 updated_at_ms: 0,
@@ -140,6 +161,37 @@ mod tests {
                 assert_ne!(chosen.id(), "n2", "picks {first},{second}");
             }
         }
+    }
+
+    fn in_region(mut n: NodeInfo, region: &str, participants: u32) -> NodeInfo {
+        n.record.region = Some(region.into());
+        n.record.load.participants = participants;
+        n
+    }
+
+    #[test]
+    fn a_region_is_preferred_and_the_least_loaded_node_there_is_chosen() {
+        let a = Admission::default();
+        let nodes = [
+            in_region(node("eu1", NodeStatus::Serving, 0.5, 0), "eu", 4),
+            in_region(node("eu2", NodeStatus::Serving, 0.1, 0), "eu", 9),
+            in_region(node("us1", NodeStatus::Serving, 0.0, 0), "us", 0),
+            in_region(node("us2", NodeStatus::Serving, 0.02, 0), "us", 0),
+            in_region(node("ap1", NodeStatus::Draining, 0.0, 0), "ap", 0),
+        ];
+        assert_eq!(least_loaded(&nodes, a, Some("eu")).unwrap().id(), "eu2", "lower CPU level wins");
+        assert_eq!(least_loaded(&nodes, a, Some("us")).unwrap().id(), "us1", "equal levels: then the id");
+        assert_eq!(least_loaded(&nodes, a, None).unwrap().id(), "us1");
+        // A region whose only node is draining (or an unknown one): the least loaded anywhere.
+        assert_eq!(least_loaded(&nodes, a, Some("ap")).unwrap().id(), "us1");
+        assert_eq!(least_loaded(&nodes, a, Some("mars")).unwrap().id(), "us1");
+        // Near-equal levels: fewer participants wins.
+        let close = [
+            in_region(node("x", NodeStatus::Serving, 0.20, 0), "eu", 7),
+            in_region(node("y", NodeStatus::Serving, 0.25, 0), "eu", 2),
+        ];
+        assert_eq!(least_loaded(&close, a, Some("eu")).unwrap().id(), "y");
+        assert!(least_loaded(&[], a, None).is_none());
     }
 
     #[test]

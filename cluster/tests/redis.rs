@@ -13,6 +13,7 @@ fn node(redis: &Redis, id: &str) -> Cluster {
         node_id: id.into(),
         public_url: format!("http://{id}.test"),
         program_budget: 2,
+        region: None,
         admission: Admission { max_cpu: 1.0 },
         key_prefix: "test:".into(),
     })

@@ -20,6 +20,7 @@ mod peer;
 #[cfg(test)]
 mod proptests;
 mod random;
+pub mod relay;
 mod resend_limiter;
 pub mod room;
 mod rtx;

@@ -107,6 +107,7 @@ impl ClusterNode {
             node_id,
             public_url: settings.public_url.clone(),
             program_budget,
+            region: settings.region.clone(),
             admission: tessera_cluster::Admission { max_cpu: settings.max_cpu },
             key_prefix: "tessera:".into(),
         };
@@ -345,6 +346,7 @@ mod tests {
             node_id: None,
             public_url: "http://127.0.0.1:1".into(),
             max_cpu: 1.0,
+            region: None,
         };
         let node = ClusterNode::join(&settings, id.into(), 3).expect("joins lazily");
         let _ = node.forward_key.set("the-key".into());

@@ -18,6 +18,8 @@ pub struct ClusterSettings {
     pub public_url: String,
     /// CPU share above which the node takes no new rooms.
     pub max_cpu: f32,
+    /// This node's region label (`--region`).
+    pub region: Option<String>,
 }
 
 /// 1.5 programs per core: a 720p program costs about 0.6 of a core (bench/compositor.md), so
@@ -76,7 +78,16 @@ pub fn cluster_settings(args: &ServeArgs, file: &FileConfig) -> Result<Option<Cl
     if !(0.1..=1.0).contains(&max_cpu) {
         return Err(ConfigError::Invalid { setting: "max_cpu", reason: "a share of the CPU from 0.1 to 1.0".into() });
     }
-    Ok(Some(ClusterSettings { redis_url: Secret::new(url), node_id, public_url, max_cpu }))
+    let region = args.region.clone().or_else(|| file.region.clone()).filter(|r| !r.trim().is_empty());
+    if let Some(r) = &region
+        && !tessera_cluster::node_id::valid(r)
+    {
+        return Err(ConfigError::Invalid {
+            setting: "region",
+            reason: "use letters, digits, '-', '_' and '.' (1 to 64 characters)".into(),
+        });
+    }
+    Ok(Some(ClusterSettings { redis_url: Secret::new(url), node_id, public_url, max_cpu, region }))
 }
 
 /// `http://ADDR` from the listening address; a wildcard address is replaced by the first

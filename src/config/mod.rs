@@ -90,6 +90,7 @@ pub struct FileConfig {
     pub redis_url: Option<Secret>,
     pub node_id: Option<String>,
     pub public_url: Option<String>,
+    pub region: Option<String>,
     pub program_budget: Option<u32>,
     pub max_cpu: Option<f32>,
 }

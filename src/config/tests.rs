@@ -158,10 +158,13 @@ fn bad_turn_settings_are_config_errors_naming_the_setting() {
 #[test]
 fn cluster_mode_needs_a_redis_url_and_checks_its_settings() {
     assert!(cluster_settings(&ServeArgs::default(), &FileConfig::default()).unwrap().is_none());
-    let file = FileConfig::parse("redis_url = \"redis://:pw@127.0.0.1:6379/2\"\nnode_id = \"eu-1\"\n").unwrap();
+    let file =
+        FileConfig::parse("redis_url = \"redis://:pw@127.0.0.1:6379/2\"\nnode_id = \"eu-1\"\nregion = \"eu-west\"\n")
+            .unwrap();
     let args = ServeArgs { http_addr: Some("0.0.0.0:9000".parse().unwrap()), ..ServeArgs::default() };
     let c = cluster_settings(&args, &file).unwrap().expect("cluster mode");
     assert_eq!(c.node_id.as_deref(), Some("eu-1"));
+    assert_eq!(c.region.as_deref(), Some("eu-west"));
     assert_eq!(c.public_url, "http://127.0.0.1:9000");
     assert_eq!(c.max_cpu, 0.85);
     assert!(!format!("{c:?} {file:?}").contains("pw@"), "the Redis password is not shown");
@@ -183,6 +186,7 @@ fn cluster_mode_needs_a_redis_url_and_checks_its_settings() {
     let redis = "redis_url = \"redis://127.0.0.1\"\n";
     assert!(err(ServeArgs::default(), "redis_url = \"http://x\"").starts_with("redis_url: "));
     assert!(err(ServeArgs { node_id: Some("a b".into()), ..ServeArgs::default() }, redis).starts_with("node_id: "));
+    assert!(err(ServeArgs { region: Some("eu west".into()), ..ServeArgs::default() }, redis).starts_with("region: "));
     assert!(
         err(ServeArgs { public_url: Some("ftp://x".into()), ..ServeArgs::default() }, redis)
             .starts_with("public_url: ")

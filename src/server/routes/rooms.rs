@@ -29,6 +29,9 @@ pub struct TokenRequest {
     subscribe: bool,
     #[serde(default)]
     ttl_s: Option<u64>,
+    /// In a cluster: the join URL names a node of this region (if one takes new rooms).
+    #[serde(default)]
+    region: Option<String>,
 }
 
 fn yes() -> bool {
@@ -62,7 +65,18 @@ pub async fn create_token(
         exp: unix_now() + ttl,
         jti: new_token_id(),
     };
+    if let Some(region) = &req.region
+        && !tessera_cluster::node_id::valid(region)
+    {
+        return Err(ApiError::invalid_field("/region", "use letters, digits, '-', '_' and '.' (1 to 64 characters)"));
+    }
     let token = state.tokens().mint(&claims);
+    let path = format!("/rooms/{room}?token={token}");
+    let (join_url, node, region) = match join_node(&state, req.region.as_deref()).await {
+        Some(n) => (format!("{}{path}", n.url()), n.id().to_owned(), n.record.region.clone()),
+        // A single node: the join URL is relative to it, as it always was.
+        None => (path, state.node_id().to_owned(), None),
+    };
     Ok((
         StatusCode::CREATED,
         Json(json!({
@@ -70,7 +84,28 @@ pub async fn create_token(
             "room": room,
             "identity": req.identity,
             "expires_at": claims.exp,
-            "join_url": format!("/rooms/{room}?token={token}"),
+            "join_url": join_url,
+            "node": node,
+            "region": region,
         })),
     ))
+}
+
+/// In a cluster, the node a participant should join through (see
+/// [`tessera_cluster::placement::least_loaded`]); this node when the cluster's state cannot
+/// be read (it can still take the join and relay it). `None` for a single node.
+async fn join_node(state: &AppState, region: Option<&str>) -> Option<tessera_cluster::NodeInfo> {
+    let cluster = &state.cluster()?.cluster;
+    match cluster.nodes().await {
+        Ok(nodes) => {
+            let admission = cluster.config().admission;
+            if let Some(n) = tessera_cluster::placement::least_loaded(&nodes, admission, region) {
+                return Some(n.clone());
+            }
+            tracing::warn!(?region, "no node takes new rooms: the join URL names this node");
+        }
+        Err(err) => tracing::warn!(%err, "cannot list the nodes: the join URL names this node"),
+    }
+    let load = state.media().map(crate::cluster::load::of).unwrap_or_default();
+    Some(cluster.record(load).at(tessera_cluster::node::unix_ms()))
 }
