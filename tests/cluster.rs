@@ -110,17 +110,22 @@ fn any_node_answers_for_a_room_that_lives_on_one() {
     assert_color(&frames, 1.5, end - 0.2, centres[0], (W, H), GREEN, "green (a bot through the first node)");
     assert_color(&frames, 1.5, end - 0.2, centres[1], (W, H), BLUE, "blue (a bot through the second node)");
     assert_color(&frames, 1.5, end - 0.2, centres[2], (W, H), RED, "red (Chromium through the third node)");
-    // Two of the three participants came through a node that does not host the room: their
-    // sockets were relayed (the host's own are handed to its SFU), and the metrics say so.
-    let relayed: f64 = nodes
-        .iter()
-        .map(|n| {
-            let metrics = String::from_utf8(http::get(n.port, "/metrics", None).body).unwrap();
-            let line = metrics.lines().find(|l| l.starts_with("tessera_cluster_forwarded_total{kind=\"websocket\"}"));
-            line.and_then(|l| l.rsplit(' ').next()).and_then(|v| v.parse().ok()).unwrap_or(0.0)
-        })
+    // Each participant is hosted by the node it joined through; their media reached the
+    // room's home node over relay links, and the metrics say so.
+    let room = get(&nodes[host_index], "/v1/rooms/call");
+    for (name, node) in [("green", "n1"), ("blue", "n2"), ("red", "n3")] {
+        let p = room["participants"].as_array().unwrap().iter().find(|p| p["name"] == name).cloned();
+        assert_eq!(p.unwrap_or_default()["node"], node, "{name} in {room}");
+    }
+    assert_eq!(room["nodes"], json!(["n1", "n2", "n3"]), "{room}");
+    let metrics = String::from_utf8(http::get(nodes[host_index].port, "/metrics", None).body).unwrap();
+    let received: f64 = metrics
+        .lines()
+        .filter(|l| l.starts_with("tessera_relay_packets_received_total{"))
+        .filter_map(|l| l.rsplit(' ').next()?.parse::<f64>().ok())
         .sum();
-    assert_eq!(relayed, 2.0, "relayed signalling sockets");
+    assert!(received > 500.0, "relayed packets at the home node: {metrics}");
+    assert!(metrics.contains("tessera_relay_link_up{peer="), "{metrics}");
     let metrics = String::from_utf8(http::get(nodes[2].port, "/metrics", None).body).unwrap();
     for id in common::cluster::IDS {
         assert!(metrics.contains(&format!("tessera_cluster_node_up{{node=\"{id}\"}} 1")), "{metrics}");
@@ -161,10 +166,16 @@ fn rooms_created_through_one_node_spread_over_all() {
         }
         joined
     });
-    let listed = get(&nodes[0], "/v1/rooms");
+    // Each room is listed by its home node, which learns of a participant hosted elsewhere
+    // within a sync round (300 ms); every participant stays hosted where it joined.
+    let listed = wait_for("twelve rooms listed by their homes", Duration::from_secs(5), || {
+        let listed = get(&nodes[0], "/v1/rooms");
+        (listed["rooms"].as_array()?.len() == 12).then_some(listed)
+    });
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for room in listed["rooms"].as_array().unwrap() {
         *per_node.entry(room["node"].as_str().unwrap().to_owned()).or_default() += 1;
+        assert_eq!(room["participants"][0]["node"], "n1", "{room}");
     }
     assert_eq!(per_node.values().sum::<usize>(), 12, "{listed}");
     assert_eq!(per_node.len(), 3, "every node hosts rooms: {per_node:?}");

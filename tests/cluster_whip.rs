@@ -1,11 +1,11 @@
 //! WHIP in cluster mode, end to end: three `tessera serve` nodes on one real `redis-server`, a
 //! room placed by a recording, and GStreamer's `webrtcbin` (a WebRTC stack we did not write)
-//! publishing a solid red VP8 camera and an Opus tone through a node that does not host the
-//! room. The POST is forwarded: the answer's candidates are the host's, the publisher connects
-//! to it, the third node lists the participant with both tracks, the program shows it (its
-//! preview through the third node, the recording on the host's disk), and a DELETE of the
-//! `Location` through the third node ends the session. A token of another room is refused
-//! (401) by a node that is not the host and places nothing.
+//! publishing a solid red VP8 camera and an Opus tone through a node that is not the room's
+//! home. The publisher is hosted where its POST landed: the answer's candidates are that
+//! node's, the third node lists the participant on it with both tracks, the program on the
+//! home node shows it (its media crossing a relay link: the preview through the third node,
+//! the recording on the home node's disk), and a DELETE of the `Location` on the node that
+//! answered ends the session. A token of another room is refused (401) and places nothing.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -75,7 +75,7 @@ fn whip_through_a_node_that_does_not_host_the_room() {
     let listed = get(third, "/v1/rooms");
     assert!(listed["rooms"].as_array().unwrap().iter().all(|r| r["name"] != OTHER), "{listed}");
 
-    // The WHIP POST through a node that does not host the room reaches the host.
+    // The WHIP POST through a node that is not the room's home is answered there.
     let answer = whip::post(receiver.port, ROOM, &token, &offer);
     assert_eq!(answer.status, 201, "WHIP POST through {}: {}", receiver.url(), answer.sdp);
     assert!(
@@ -89,20 +89,21 @@ fn whip_through_a_node_that_does_not_host_the_room() {
     eprintln!("answer candidates: {theirs:?}");
     let udp: Vec<_> = theirs.iter().filter(|c| c.transport == "udp").collect();
     assert!(!udp.is_empty(), "no UDP candidate in the answer (non-trickle WHIP):\n{}", answer.sdp);
-    let host_udp = host.rtc_udp_port.expect("rtc ports");
+    let receiver_udp = receiver.rtc_udp_port.expect("rtc ports");
     assert!(
-        udp.iter().all(|c| c.addr == "127.0.0.1" && c.port == host_udp),
-        "UDP candidates are not the host's 127.0.0.1:{host_udp} (the receiving node's is {:?}): {udp:?}",
-        receiver.rtc_udp_port
+        udp.iter().all(|c| c.addr == "127.0.0.1" && c.port == receiver_udp),
+        "UDP candidates are not the receiving node's 127.0.0.1:{receiver_udp} (the home's is {:?}): {udp:?}",
+        host.rtc_udp_port
     );
     for c in theirs.iter().filter(|c| c.transport == "tcp") {
-        assert_eq!(Some(c.port), host.rtc_tcp_port, "ICE-TCP candidate not the host's: {c:?}");
+        assert_eq!(Some(c.port), receiver.rtc_tcp_port, "ICE-TCP candidate not the receiving node's: {c:?}");
     }
     publisher.set_answer(&answer.sdp);
     let took = publisher.wait_connected(Duration::from_secs(15));
-    eprintln!("webrtcbin connected to {host_id} {took:?} after the answer");
+    eprintln!("webrtcbin connected to {} {took:?} after the answer", IDS[(h + 1) % 3]);
 
-    // The third node lists the WHIP participant, on the host, with its video and audio.
+    // The third node lists the WHIP participant, on the receiving node, with its video and
+    // audio.
     let whip_pub =
         wait_for("the WHIP participant with two tracks, through the third node", Duration::from_secs(15), || {
             publisher.check_bus();
@@ -112,6 +113,7 @@ fn whip_through_a_node_that_does_not_host_the_room() {
     let pid = whip_pub["id"].as_str().expect("participant id");
     assert!(location.ends_with(&format!("/{pid}")), "{location} vs {whip_pub}");
     assert_eq!(get(third, &format!("/v1/rooms/{ROOM}"))["node"], host_id.as_str());
+    assert_eq!(whip_pub["node"], IDS[(h + 1) % 3], "{whip_pub}");
 
     // The program shows it: its preview, through the third node, turns red in the middle.
     let shown = Instant::now();
@@ -128,15 +130,15 @@ fn whip_through_a_node_that_does_not_host_the_room() {
     std::thread::sleep(Duration::from_secs(2));
     assert_eq!(publisher.connection_state(), whip::ConnectionState::Connected);
 
-    // DELETE through the third node ends the session on the host.
-    let refused = whip::delete(third.port, &location, "nope");
+    // DELETE of the Location on the node that answered ends the session.
+    let refused = whip::delete(receiver.port, &location, "nope");
     assert_eq!(refused.status, 401, "{}", String::from_utf8_lossy(&refused.body));
-    let deleted = whip::delete(third.port, &location, &token);
+    let deleted = whip::delete(receiver.port, &location, &token);
     assert_eq!(deleted.status, 200, "DELETE {location}: {}", String::from_utf8_lossy(&deleted.body));
     wait_for("the WHIP participant gone", Duration::from_secs(10), || {
         participant(third, "whip-pub").is_none().then_some(())
     });
-    let again = whip::delete(third.port, &location, &token);
+    let again = whip::delete(receiver.port, &location, &token);
     assert_eq!(again.status, 404, "a second DELETE: {}", String::from_utf8_lossy(&again.body));
     std::thread::sleep(Duration::from_secs(2));
 

@@ -87,6 +87,8 @@ pub(crate) struct Inner {
     pub refused: AtomicU64,
     redis_errors: AtomicU64,
     redis_up: AtomicBool,
+    /// The relay socket's address, once bound (in the heartbeat).
+    pub relay: std::sync::OnceLock<String>,
 }
 
 impl std::fmt::Debug for Cluster {
@@ -120,6 +122,7 @@ impl Cluster {
                 refused: AtomicU64::new(0),
                 redis_errors: AtomicU64::new(0),
                 redis_up: AtomicBool::new(false),
+                relay: std::sync::OnceLock::new(),
             }),
         })
     }
@@ -193,6 +196,11 @@ impl Cluster {
         result
     }
 
+    /// Where this node receives relay links (`ip:port`), told once it has bound the socket.
+    pub fn set_relay_addr(&self, addr: String) {
+        let _ = self.inner.relay.set(addr);
+    }
+
     /// This node's record with `load`, as of now.
     pub fn record(&self, load: NodeLoad) -> NodeRecord {
         let status = if self.is_draining() { NodeStatus::Draining } else { NodeStatus::Serving };
@@ -201,6 +209,7 @@ impl Cluster {
             url: self.public_url().to_owned(),
             status,
             region: self.inner.config.region.clone(),
+            relay: self.inner.relay.get().cloned(),
             load,
             program_budget: self.inner.config.program_budget,
             updated_at_ms: unix_ms(),

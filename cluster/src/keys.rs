@@ -30,6 +30,21 @@ impl Keys {
         format!("{}records:{kind}", self.prefix)
     }
 
+    /// The nodes that have a part in a room (a set).
+    pub fn room_nodes(&self, room: &str) -> String {
+        format!("{}room-nodes:{room}", self.prefix)
+    }
+
+    /// One node's part of a room (JSON, expiring unless refreshed).
+    pub fn room_part(&self, room: &str, node: &str) -> String {
+        format!("{}room-part:{room}:{node}", self.prefix)
+    }
+
+    /// The relay links' keys (a hash: `from>to` → hex).
+    pub fn relay_keys(&self) -> String {
+        format!("{}relay-keys", self.prefix)
+    }
+
     pub fn secret(&self, name: &str) -> String {
         format!("{}secret:{name}", self.prefix)
     }

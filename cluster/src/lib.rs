@@ -28,6 +28,7 @@ pub mod node_id;
 pub mod placement;
 mod random;
 mod records;
+mod room_parts;
 mod rooms;
 
 pub use client::{Cluster, ClusterConfig, ClusterStats};
@@ -35,3 +36,4 @@ pub use error::{ClusterError, Result};
 pub use lock::RedisLock;
 pub use node::{NodeInfo, NodeLoad, NodeRecord, NodeStatus};
 pub use placement::Admission;
+pub use room_parts::ROOM_PART_TTL;

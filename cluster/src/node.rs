@@ -45,6 +45,9 @@ pub struct NodeRecord {
     /// The node's region label (`--region`), if it has one: tokens may ask for a node there.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub region: Option<String>,
+    /// Where the node's relay links are received (`ip:port`), once it has bound them.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub relay: Option<String>,
     #[serde(flatten)]
     pub load: NodeLoad,
     /// How many programs the node admits (its budget), for placement.
@@ -107,6 +110,7 @@ mod tests {
     fn record(updated_at_ms: u64, status: NodeStatus) -> NodeRecord {
         NodeRecord {
             region: None,
+            relay: None,
             id: "n1".into(),
             url: "http://127.0.0.1:1".into(),
             status,

@@ -106,6 +106,7 @@ mod tests {
                 url: format!("http://{id}"),
                 status,
                 region: None,
+                relay: None,
                 load: NodeLoad { rooms: 0, participants: 0, programs, cpu },
                 program_budget: 3,
                 updated_at_ms: 0,

@@ -4,6 +4,7 @@
 //! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest and an in-process hand-off to
 //! the compositor ([`MediaHandoff`]). No GStreamer here.
 
+pub mod cascade;
 mod codecs;
 pub mod config;
 pub mod core;

@@ -2,14 +2,12 @@
 //! speaker.
 
 use std::collections::HashMap;
-use std::sync::atomic::{AtomicBool, AtomicU64};
 use std::sync::{Arc, Mutex, Weak};
 use std::time::Instant;
 
 use tokio::sync::mpsc;
 
-use crate::core::SubscribeNegotiation;
-use crate::core::{ActiveSpeakerDetector, BandwidthEstimator};
+use crate::core::ActiveSpeakerDetector;
 use crate::error::{Error, Result};
 use crate::handoff::HandoffEvent;
 use crate::participant::Participant;
@@ -79,32 +77,7 @@ impl Room {
         outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
     ) -> Result<Arc<Participant>> {
         let sfu = self.sfu().ok_or_else(|| Error::Internal("sfu is gone".into()))?;
-        let subscribes = outbox.is_some();
-        let p = Arc::new(Participant {
-            id: sfu.next_id("PA_"),
-            name,
-            identity: identity.map(std::sync::OnceLock::from).unwrap_or_default(),
-            may_publish: AtomicBool::new(true),
-            may_subscribe: AtomicBool::new(true),
-            room: Arc::downgrade(self),
-            outbox,
-            publish_pc: tokio::sync::Mutex::new(None),
-            subscribe_pc: tokio::sync::Mutex::new(None),
-            inbound: Mutex::new(HashMap::new()),
-            sync_lock: tokio::sync::Mutex::new(()),
-            decls: Mutex::new(HashMap::new()),
-            publish_sdp: Mutex::new(String::new()),
-            tracks: Mutex::new(HashMap::new()),
-            subs: Mutex::new(HashMap::new()),
-            filter: Mutex::new(None),
-            negotiation: tokio::sync::Mutex::new(SubscribeNegotiation::default()),
-            max_bitrate: AtomicU64::new(0),
-            remb: Mutex::new(BandwidthEstimator::default()),
-            video_sizes: Mutex::new(HashMap::new()),
-            subscribes,
-            closed: AtomicBool::new(false),
-            stats: Mutex::new(None),
-        });
+        let p = Arc::new(Participant::new(sfu.next_id("PA_"), name, identity, Arc::downgrade(self), outbox, None));
         let others: Vec<ParticipantInfo> = {
             let mut ps = lock(&self.participants);
             if ps.len() >= sfu.inner.config.max_participants {
@@ -127,6 +100,7 @@ impl Room {
         if let Some(o) = sfu.inner.observer.get() {
             o.participant_joined(&p.event(&self.name));
         }
+        sfu.local_room_changed(&self.name);
         Ok(p)
     }
 

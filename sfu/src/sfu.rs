@@ -4,6 +4,7 @@
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex};
 
+use crate::cascade::{Cascade, NodeRoomState, PeerLink, RelayHub};
 use crate::config::SfuConfig;
 use crate::core::ActiveSpeakerDetector;
 use crate::delay::ForwardDelay;
@@ -21,6 +22,9 @@ pub struct IceAddrs {
     pub udp: Vec<std::net::SocketAddr>,
     pub tcp: Vec<std::net::SocketAddr>,
 }
+
+/// Told the name of a room whose local part changed.
+pub(crate) type RoomListener = Box<dyn Fn(&str) + Send + Sync>;
 
 /// The SFU: all rooms of this process.
 #[derive(Clone)]
@@ -40,6 +44,10 @@ pub(crate) struct SfuInner {
     pub(crate) transport: Mutex<Option<Arc<Transport>>>,
     /// Told of every join and leave.
     pub(crate) observer: std::sync::OnceLock<Arc<dyn RoomObserver>>,
+    /// Rooms spread over nodes (cluster mode), once enabled.
+    pub(crate) cascade: std::sync::OnceLock<Arc<Cascade>>,
+    /// Told when this node's part of a room changed (cascade).
+    pub(crate) local_room_listener: std::sync::OnceLock<RoomListener>,
 }
 
 impl Drop for SfuInner {
@@ -66,6 +74,8 @@ impl Sfu {
                 delay_probe,
                 transport: Mutex::new(None),
                 observer: std::sync::OnceLock::new(),
+                cascade: std::sync::OnceLock::new(),
+                local_room_listener: std::sync::OnceLock::new(),
             }),
         }
     }
@@ -146,6 +156,65 @@ impl Sfu {
     /// collide and none can be guessed from another.
     pub(crate) fn next_id(&self, prefix: &str) -> String {
         format!("{prefix}{}", crate::random::token(12))
+    }
+
+    /// Spreads rooms over nodes: binds the relay socket at `addr` (port 0: any) and from now
+    /// on relays this node's tracks to the other nodes of their rooms that want them (see
+    /// `cascade/`). Must run inside the Tokio runtime; once only.
+    pub fn enable_cascade(&self, addr: std::net::SocketAddr) -> Result<Arc<RelayHub>> {
+        if let Some(c) = self.inner.cascade.get() {
+            return Ok(Arc::clone(&c.hub));
+        }
+        let cascade = Cascade::start(addr)?;
+        let hub = Arc::clone(&cascade.hub);
+        let _ = self.inner.cascade.set(cascade);
+        Ok(hub)
+    }
+
+    pub(crate) fn cascade(&self) -> Option<Arc<Cascade>> {
+        self.inner.cascade.get().cloned()
+    }
+
+    /// Calls `listener` with a room's name whenever this node's part of it changes (a
+    /// participant joins or leaves, a track is published, unpublished or muted). Set once.
+    pub fn set_local_room_listener(&self, listener: impl Fn(&str) + Send + Sync + 'static) {
+        let _ = self.inner.local_room_listener.set(Box::new(listener));
+    }
+
+    pub(crate) fn local_room_changed(&self, room: &str) {
+        if let Some(l) = self.inner.local_room_listener.get() {
+            l(room);
+        }
+    }
+
+    /// This node's part of `room` (empty when it has none), for the other nodes.
+    pub fn local_room_state(&self, room: &str) -> NodeRoomState {
+        match (self.cascade(), self.get_room(room)) {
+            (Some(c), Some(r)) => c.local_state(&r),
+            _ => NodeRoomState::default(),
+        }
+    }
+
+    /// Applies another node's part of `room` (an empty one: it has none any more).
+    pub fn apply_remote_room_state(&self, room: &str, node: &str, state: NodeRoomState) {
+        if let Some(c) = self.cascade() {
+            c.apply(self, room, node, state);
+        }
+    }
+
+    /// The other nodes with a part in `room`, as last applied.
+    pub fn room_nodes(&self, room: &str) -> Vec<String> {
+        self.cascade().map(|c| c.nodes_of(room)).unwrap_or_default()
+    }
+
+    /// The relay socket and links, once [`Sfu::enable_cascade`] ran.
+    pub fn relay_hub(&self) -> Option<Arc<RelayHub>> {
+        self.cascade().map(|c| Arc::clone(&c.hub))
+    }
+
+    /// The relay links to other nodes.
+    pub fn relay_links(&self) -> Vec<Arc<PeerLink>> {
+        self.cascade().map(|c| c.hub.peers()).unwrap_or_default()
     }
 
     pub(crate) fn remove_room_if_empty(&self, name: &str) {

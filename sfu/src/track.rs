@@ -41,6 +41,8 @@ pub struct PublishedTrack {
     pub(crate) receivers: Mutex<Vec<(Weak<Connection>, RTCRtpReceiverId)>>,
     pub(crate) keyframe_tx: mpsc::UnboundedSender<usize>,
     pub(crate) handoff_info: Mutex<Option<TrackInfo>>,
+    /// For another node's track: the link its layers arrive on (keyframe requests go there).
+    pub(crate) relayed_from: Option<crate::cascade::RelaySource>,
 }
 
 impl PublishedTrack {
@@ -106,7 +108,9 @@ pub(crate) fn spawn_keyframe_requests(
                 continue;
             }
             let Some(ssrc) = t.forwarder.layer_ssrc(layer) else { continue };
-            if let Some((conn, id)) = receiver {
+            if let Some(source) = &t.relayed_from {
+                source.request_keyframe(ssrc);
+            } else if let Some((conn, id)) = receiver {
                 conn.write_receiver_rtcp(
                     id,
                     vec![Box::new(PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc })],

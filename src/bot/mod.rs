@@ -2,7 +2,10 @@
 //! joins a room over the WebSocket signalling protocol (`sfu/PROTOCOL.md`), publishes a
 //! GStreamer-made camera and microphone over WebRTC as a browser does, answers the server's
 //! subscribe offers (receiving and counting the others' media), and leaves when told to stop.
+//! With `--subscribers N` it is a load generator instead: N receive-only subscribers in one
+//! process, each counted and reported (`load/`).
 
+pub mod load;
 pub mod media;
 pub mod pacer;
 mod peer;
@@ -60,6 +63,9 @@ pub enum BotError {
     Peer(#[from] tessera_sfu::Error),
     #[error("media: {0}")]
     Media(String),
+    /// The load generator could not finish its run (`--subscribers`).
+    #[error("{0}")]
+    Load(String),
     /// GStreamer failed (`what`: the step).
     #[error("media: {what}: {source}")]
     Gst {

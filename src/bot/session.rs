@@ -142,7 +142,7 @@ impl Session {
                         publish.pc.set_remote_description(answer).await?;
                         answered = true;
                     }
-                    ServerMessage::SubscribeOffer { sdp } => self.answer_subscribe(&mut ws, &mut subscribe, sdp).await?,
+                    ServerMessage::SubscribeOffer { sdp } => answer_subscribe(&mut ws, &mut subscribe, &self.server, &self.ice, sdp).await?,
                     ServerMessage::Error { code, message, fatal } => {
                         if fatal {
                             break Err(BotError::Refused { code, message });
@@ -172,27 +172,6 @@ impl Session {
         Ok(self.report(participant_id))
     }
 
-    /// Answers a subscribe offer on the subscribe connection (created on the first offer).
-    async fn answer_subscribe(
-        &self,
-        ws: &mut Ws,
-        subscribe: &mut Option<ClientPeer>,
-        sdp: String,
-    ) -> Result<(), BotError> {
-        let offer = RTCSessionDescription::offer(sdp).map_err(BotError::signalling("bad offer"))?;
-        if subscribe.is_none() {
-            *subscribe = Some(ClientPeer::new(&self.server.host, self.server.port, &self.ice).await?);
-        }
-        if let Some(sub) = subscribe.as_mut() {
-            sub.pc.set_remote_description(offer).await?;
-            let answer = sub.pc.create_answer(None).await?;
-            sub.pc.set_local_description(answer).await?;
-            let sdp = sub.local_sdp().await?;
-            send(ws, &ClientMessage::SubscribeAnswer { sdp }).await?;
-        }
-        Ok(())
-    }
-
     /// `--no-publish`: only answers subscribe offers and counts what arrives, until `stop`.
     async fn receive_only(
         self,
@@ -210,7 +189,7 @@ impl Session {
                 _ = ping.tick() => send(&mut ws, &ClientMessage::Ping).await?,
                 Some(track) = recv_track(&mut subscribe) => drains.push(tokio::spawn(drain(track, Arc::clone(&self.counters)))),
                 msg = next_message(&mut ws) => match msg? {
-                    ServerMessage::SubscribeOffer { sdp } => self.answer_subscribe(&mut ws, &mut subscribe, sdp).await?,
+                    ServerMessage::SubscribeOffer { sdp } => answer_subscribe(&mut ws, &mut subscribe, &self.server, &self.ice, sdp).await?,
                     ServerMessage::Error { code, message, fatal: true } => break Err(BotError::Refused { code, message }),
                     _ => {}
                 },
@@ -240,6 +219,29 @@ impl Session {
     }
 }
 
+/// Answers a subscribe offer on the subscribe connection (created on the first offer).
+pub(crate) async fn answer_subscribe(
+    ws: &mut Ws,
+    subscribe: &mut Option<ClientPeer>,
+    server: &ServerUrl,
+    ice: &ClientIce,
+    sdp: String,
+) -> Result<(), BotError> {
+    let offer = RTCSessionDescription::offer(sdp).map_err(BotError::signalling("bad offer"))?;
+    if subscribe.is_none() {
+        *subscribe = Some(ClientPeer::new(&server.host, server.port, ice).await?);
+    }
+    if let Some(sub) = subscribe.as_mut() {
+        sub.pc.set_remote_description(offer).await?;
+        let answer = sub.pc.create_answer(None).await?;
+        sub.pc.set_local_description(answer).await?;
+        let sdp = sub.local_sdp().await?;
+        send(ws, &ClientMessage::SubscribeAnswer { sdp }).await?;
+    }
+    Ok(())
+}
+
+/// The next track of the subscribe connection; never, while there is none.
 async fn recv_track(subscribe: &mut Option<ClientPeer>) -> Option<Arc<dyn TrackRemote>> {
     match subscribe {
         Some(peer) => peer.tracks.recv().await,

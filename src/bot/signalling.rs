@@ -12,12 +12,14 @@ use crate::bot::{BotError, HTTP_TIMEOUT, ServerUrl};
 pub type Ws = tokio_tungstenite::WebSocketStream<tokio_tungstenite::MaybeTlsStream<tokio::net::TcpStream>>;
 
 pub async fn connect(server: &ServerUrl) -> Result<Ws, BotError> {
-    let connector = if server.ws.starts_with("wss:") {
-        let config = crate::http_client::tls_client_config()?;
-        Some(tokio_tungstenite::Connector::Rustls(Arc::new(config)))
-    } else {
-        None
-    };
+    let tls =
+        if server.ws.starts_with("wss:") { Some(Arc::new(crate::http_client::tls_client_config()?)) } else { None };
+    connect_with(server, tls).await
+}
+
+/// [`connect`] with a TLS configuration made once for many connections (`wss://` only).
+pub async fn connect_with(server: &ServerUrl, tls: Option<Arc<rustls::ClientConfig>>) -> Result<Ws, BotError> {
+    let connector = tls.filter(|_| server.ws.starts_with("wss:")).map(tokio_tungstenite::Connector::Rustls);
     let connecting = tokio_tungstenite::connect_async_tls_with_config(server.ws.as_str(), None, false, connector);
     let (ws, _) = tokio::time::timeout(HTTP_TIMEOUT, connecting)
         .await

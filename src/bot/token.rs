@@ -7,20 +7,49 @@ use serde_json::{Value, json};
 use crate::bot::{BotError, HTTP_TIMEOUT, ServerUrl};
 use crate::cli::BotArgs;
 
-/// `POST /v1/rooms/{room}/tokens` with the API key.
+/// `POST /v1/rooms/{room}/tokens` with the API key, for the bot's own participant.
 pub async fn mint_token(server: &ServerUrl, key: &str, args: &BotArgs) -> Result<String, BotError> {
     let identity = match &args.identity {
         Some(id) => id.clone(),
-        None => {
-            let base: String =
-                args.name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(40).collect();
-            let base = if base.is_empty() { "bot".to_owned() } else { base };
-            format!("{base}-{:06x}", getrandom::u32().unwrap_or(0) & 0xff_ffff)
-        }
+        None => format!("{}-{}", identity_base(&args.name), random_suffix()),
     };
-    let body = json!({ "identity": identity, "name": args.name, "publish": true, "subscribe": args.subscribe });
     let client = crate::http_client::https_client()?;
-    let request = hyper::Request::post(format!("{}/v1/rooms/{}/tokens", server.http, args.room))
+    let grants = Grants { publish: true, subscribe: args.subscribe };
+    mint(&client, server, key, &args.room, &identity, &args.name, grants).await
+}
+
+/// What a minted token allows.
+#[derive(Debug, Clone, Copy)]
+pub struct Grants {
+    pub publish: bool,
+    pub subscribe: bool,
+}
+
+/// The name's letters, digits, '-' and '_' (at most 40), as an identity's start: `bot` when
+/// none are left.
+pub fn identity_base(name: &str) -> String {
+    let base: String = name.chars().filter(|c| c.is_ascii_alphanumeric() || *c == '-' || *c == '_').take(40).collect();
+    if base.is_empty() { "bot".to_owned() } else { base }
+}
+
+/// Six random hex digits, so that two bots of one name get different identities.
+pub fn random_suffix() -> String {
+    format!("{:06x}", getrandom::u32().unwrap_or(0) & 0xff_ffff)
+}
+
+/// `POST /v1/rooms/{room}/tokens` through `client` (shared by the load generator's
+/// subscribers).
+pub async fn mint(
+    client: &crate::http_client::HttpsClient,
+    server: &ServerUrl,
+    key: &str,
+    room: &str,
+    identity: &str,
+    name: &str,
+    grants: Grants,
+) -> Result<String, BotError> {
+    let body = json!({ "identity": identity, "name": name, "publish": grants.publish, "subscribe": grants.subscribe });
+    let request = hyper::Request::post(format!("{}/v1/rooms/{}/tokens", server.http, room))
         .header(hyper::header::AUTHORIZATION, format!("Bearer {key}"))
         .header(hyper::header::CONTENT_TYPE, "application/json")
         .body(Full::new(Bytes::from(body.to_string())))

@@ -9,7 +9,12 @@ use crate::streams::StreamStatus;
 /// Rooms, participants and programs as of now (the CPU is measured by the heartbeat).
 pub fn of(media: &Media) -> NodeLoad {
     let rooms = media.sfu.rooms();
-    let participants: usize = rooms.iter().filter_map(|r| media.sfu.get_room(r)).map(|r| r.participants().len()).sum();
+    // This node's own participants (another node's, relayed here, count there).
+    let participants: usize = rooms
+        .iter()
+        .filter_map(|r| media.sfu.get_room(r))
+        .map(|r| r.participants().iter().filter(|p| p.node().is_none()).count())
+        .sum();
     let mut names: std::collections::BTreeSet<String> = rooms.into_iter().collect();
     let programs = media.hub.rooms();
     let program_count = programs.len();
@@ -20,7 +25,7 @@ pub fn of(media: &Media) -> NodeLoad {
 /// Whether anything of `room` runs here: participants, a program, a running recording or
 /// stream.
 pub fn hosts(media: &Media, room: &str) -> bool {
-    media.sfu.get_room(room).is_some_and(|r| !r.participants().is_empty())
+    media.sfu.get_room(room).is_some_and(|r| r.participants().iter().any(|p| p.node().is_none()))
         || media.hub.program(room).is_some()
         || media.recordings.list(Some(room)).iter().any(|r| {
             matches!(r.status, RecordingStatus::Starting | RecordingStatus::Recording | RecordingStatus::Stopping)

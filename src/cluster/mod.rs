@@ -6,6 +6,7 @@
 //! [`signalling`] for the WebSocket), recordings' and streams' records are shared
 //! ([`records`]). The SFU and the compositor never see any of it.
 
+pub mod cascade;
 pub mod forward;
 pub mod load;
 pub mod records;
@@ -82,6 +83,10 @@ pub struct ClusterNode {
     forward_key: Arc<std::sync::OnceLock<String>>,
     /// The heartbeat and the room reconciliation, stopped when the node leaves.
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
+    /// Rooms spread over nodes (`cascade.rs`).
+    cascade: Arc<cascade::CascadeState>,
+    /// The relay socket's port (0: any).
+    relay_port: u16,
 }
 
 /// Requests this node forwarded to others, for the metrics.
@@ -120,6 +125,8 @@ impl ClusterNode {
             records,
             forward_key: Arc::default(),
             tasks: Arc::default(),
+            cascade: Arc::default(),
+            relay_port: settings.relay_port,
         })
     }
 
@@ -203,8 +210,15 @@ impl ClusterNode {
         let rooms = media.clone();
         let reconcile = tokio::spawn(async move { node.release_idle_rooms(rooms).await });
         let node = self.clone();
+        let relayed = media.clone();
         let takeover = tokio::spawn(async move { node.take_over_from_down_nodes(media).await });
         lock(&self.tasks).extend([heartbeat, reconcile, takeover]);
+        let node = self.clone();
+        tokio::spawn(async move {
+            if let Err(err) = node.start_cascade(&relayed, node.relay_port).await {
+                tracing::error!(%err, "relay links cannot start: rooms stay on one node's participants");
+            }
+        });
     }
 
     /// A start refused here for lack of capacity: if nothing runs in the room, its placement
@@ -347,6 +361,7 @@ mod tests {
             public_url: "http://127.0.0.1:1".into(),
             max_cpu: 1.0,
             region: None,
+            relay_port: 0,
         };
         let node = ClusterNode::join(&settings, id.into(), 3).expect("joins lazily");
         let _ = node.forward_key.set("the-key".into());

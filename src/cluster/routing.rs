@@ -27,6 +27,8 @@ pub enum Target {
     Record { kind: &'static str, id: String },
     /// The signalling WebSocket: the room is in its first message.
     Signalling,
+    /// A WHIP publisher: hosted here (the room gets a home node if it has none).
+    Whip { room: String },
 }
 
 pub fn target(method: &Method, path: &str) -> Target {
@@ -43,8 +45,9 @@ pub fn target(method: &Method, path: &str) -> Target {
         (_, ["v1", "rtc"]) => Target::Signalling,
         (_, ["v1", "rooms", r]) | (_, ["v1", "rooms", r, "preview.jpg"]) => room(r, false),
         (&Method::POST, ["v1", "rooms", r, "recordings" | "streams"]) => room(r, true),
-        (&Method::POST, ["whip", r]) => room(r, true),
-        (_, ["whip", r, _]) => room(r, false),
+        (&Method::POST, ["whip", r]) if tessera_sfu::valid_room(r) => Target::Whip { room: (*r).to_owned() },
+        // A WHIP session lives where its POST was answered (its Location names that node).
+        (_, ["whip", _, _]) => Target::Any,
         (_, ["v1", kind @ ("recordings" | "streams"), id, ..]) => {
             let kind = if *kind == "recordings" { "recordings" } else { "streams" };
             Target::Record { kind, id: (*id).to_owned() }
@@ -78,13 +81,21 @@ pub async fn route(State(state): State<AppState>, mut request: Request, next: Ne
     let target = target(request.method(), request.uri().path());
     // Only a caller who may start something in the room gets a room placed; the others are
     // answered here (401 from the API key check or the SFU's token check).
-    if matches!(target, Target::Room { place: true, .. } | Target::Record { .. }) && !may_act(&state, &request, &target)
+    if matches!(target, Target::Room { place: true, .. } | Target::Record { .. } | Target::Whip { .. })
+        && !may_act(&state, &request, &target)
     {
         return next.run(request).await;
     }
     match target {
         Target::Any => next.run(request).await,
         Target::Signalling => super::signalling::accept(state, node, request).await,
+        Target::Whip { room } => match host(&state, &node, &room, true).await {
+            Ok(_) => {
+                node.follow_room(&room);
+                next.run(request).await
+            }
+            Err(refusal) => refusal.into_response(),
+        },
         Target::Room { room, place } => match host(&state, &node, &room, place).await {
             Ok(Some(peer)) => node.forward(&peer, request).await,
             Ok(None) => next.run(request).await,
@@ -118,7 +129,7 @@ fn may_act(state: &AppState, request: &Request, target: &Target) -> bool {
     let Some(bearer) = bearer else { return false };
     match target {
         // A WHIP publisher: a token of the room that allows publishing.
-        Target::Room { room, .. } if request.uri().path().starts_with("/whip/") => {
+        Target::Whip { room } => {
             state.tokens().verify(bearer, room, crate::time::unix_now()).is_ok_and(|claims| claims.publish)
         }
         _ => state.api_key().matches(bearer),
@@ -208,8 +219,8 @@ mod tests {
         assert_eq!(target(&Method::GET, "/v1/rooms/a/preview.jpg"), room("a", false));
         assert_eq!(target(&Method::POST, "/v1/rooms/a/recordings"), room("a", true));
         assert_eq!(target(&Method::POST, "/v1/rooms/a/streams"), room("a", true));
-        assert_eq!(target(&Method::POST, "/whip/a"), room("a", true));
-        assert_eq!(target(&Method::DELETE, "/whip/a/p1"), room("a", false));
+        assert_eq!(target(&Method::POST, "/whip/a"), Target::Whip { room: "a".into() });
+        assert_eq!(target(&Method::DELETE, "/whip/a/p1"), Target::Any);
         assert_eq!(target(&Method::GET, "/v1/rtc"), Target::Signalling);
         let rec = |kind, id: &str| Target::Record { kind, id: id.into() };
         assert_eq!(target(&Method::GET, "/v1/recordings/r1"), rec("recordings", "r1"));

@@ -252,7 +252,7 @@ fn sfu_config(config: &ServeConfig) -> tessera_sfu::SfuConfig {
     ice.tcp_port_range = config.rtc_tcp_port.map(|p| (p, p));
     // TURN: clients get time-limited credentials with their join answer (see turn.rs).
     let ice_servers = config.turn.clone().map(|t| Arc::new(t) as Arc<dyn tessera_sfu::IceServerProvider>);
-    tessera_sfu::SfuConfig { ice, ice_servers, ..Default::default() }
+    tessera_sfu::SfuConfig { ice, ice_servers, max_participants: config.max_participants, ..Default::default() }
 }
 
 /// Generates a key and shows it once on stdout (not in the logs, which may be shipped elsewhere).

@@ -20,6 +20,8 @@ pub struct ClusterSettings {
     pub max_cpu: f32,
     /// This node's region label (`--region`).
     pub region: Option<String>,
+    /// The relay links' UDP port (`--relay-port`; 0: any free port).
+    pub relay_port: u16,
 }
 
 /// 1.5 programs per core: a 720p program costs about 0.6 of a core (bench/compositor.md), so
@@ -87,7 +89,8 @@ pub fn cluster_settings(args: &ServeArgs, file: &FileConfig) -> Result<Option<Cl
             reason: "use letters, digits, '-', '_' and '.' (1 to 64 characters)".into(),
         });
     }
-    Ok(Some(ClusterSettings { redis_url: Secret::new(url), node_id, public_url, max_cpu, region }))
+    let relay_port = args.relay_port.or(file.relay_port).unwrap_or(0);
+    Ok(Some(ClusterSettings { redis_url: Secret::new(url), node_id, public_url, max_cpu, region, relay_port }))
 }
 
 /// `http://ADDR` from the listening address; a wildcard address is replaced by the first

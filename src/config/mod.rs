@@ -51,9 +51,14 @@ pub struct ServeConfig {
     pub turn: Option<TurnConfig>,
     /// Room programs this node runs at most (admission; in a cluster, also placement).
     pub program_budget: u32,
+    /// Participants one room holds at most.
+    pub max_participants: usize,
     /// Cluster mode (`None`: a single node, no Redis).
     pub cluster: Option<ClusterSettings>,
 }
+
+/// Participants per room when no limit is given.
+pub const DEFAULT_MAX_PARTICIPANTS: usize = 50;
 
 /// `shutdown_grace_s` when none is given.
 pub const DEFAULT_SHUTDOWN_GRACE_S: u64 = 30;
@@ -91,7 +96,9 @@ pub struct FileConfig {
     pub node_id: Option<String>,
     pub public_url: Option<String>,
     pub region: Option<String>,
+    pub relay_port: Option<u16>,
     pub program_budget: Option<u32>,
+    pub max_participants: Option<u32>,
     pub max_cpu: Option<f32>,
 }
 
@@ -132,6 +139,9 @@ impl ServeConfig {
                 reason: format!("must be between 1 and {max} seconds (7 days)"),
             });
         }
+        if file.max_participants.is_some_and(|n| !(1..=100_000).contains(&n)) {
+            return Err(ConfigError::Invalid { setting: "max_participants", reason: "from 1 to 100000".into() });
+        }
         let turn = turn_config(&args, &file)?;
         let program_budget = cluster::program_budget(&args, &file)?;
         let cluster = cluster_settings(&args, &file)?;
@@ -171,6 +181,10 @@ impl ServeConfig {
             ),
             turn: None,
             program_budget: default_program_budget(),
+            max_participants: args
+                .max_participants
+                .or(file.max_participants)
+                .map_or(DEFAULT_MAX_PARTICIPANTS, |n| n as usize),
             cluster: None,
         }
     }

@@ -32,6 +32,9 @@ pub struct DownTrack {
     pub(crate) max_height: AtomicU64,
     state: Mutex<DownState>,
     output: Output,
+    /// Whether its consumer wants media now (the hand-off's: whether a program runs); `None`:
+    /// always.
+    wanted: Option<Box<dyn Fn() -> bool + Send + Sync>>,
     /// Packets its output refused (a full queue, a connection not ready to send).
     pub(crate) dropped: AtomicU64,
     pub(crate) forwarded: AtomicU64,
@@ -56,10 +59,18 @@ impl DownTrack {
                 keyframe_asked: None,
             }),
             output,
+            wanted: None,
             dropped: AtomicU64::new(0),
             forwarded: AtomicU64::new(0),
             forwarded_bytes: AtomicU64::new(0),
         }
+    }
+
+    /// Tells whether its consumer wants media now (see [`DownTrack::wants_media`]): relayed
+    /// tracks are only pulled from their node while someone wants them.
+    pub fn with_wanted(mut self, wanted: impl Fn() -> bool + Send + Sync + 'static) -> Self {
+        self.wanted = Some(Box::new(wanted));
+        self
     }
 
     /// The layer currently forwarded.
@@ -115,6 +126,26 @@ impl DownTrack {
         // `sample` is (input ts, output ts) of the last forwarded packet of that source.
         let (in_ts, out_ts) = sample?;
         Some(out_ts.wrapping_add(rtp_time.wrapping_sub(in_ts)))
+    }
+
+    /// Whether it takes media now (not paused; the hand-off's gate is checked by its output).
+    pub(super) fn wants_media(&self) -> bool {
+        !self.paused.load(Ordering::Relaxed) && self.wanted.as_ref().is_none_or(|w| w())
+    }
+
+    /// The layer it forwards now, and the one it would choose among `layers` with its
+    /// bandwidth and size limits (without changing its state).
+    pub(super) fn layers_wanted(&self, layers: &[LayerInfo]) -> (Option<usize>, usize) {
+        let st = lock(&self.state);
+        let mut choice = st.selector.clone();
+        drop(st);
+        let bw = self.bandwidth.load(Ordering::Relaxed);
+        choice.set_bandwidth((bw > 0).then_some(bw));
+        let h = self.max_height.load(Ordering::Relaxed);
+        choice.set_max_height((h > 0).then_some(h as u32));
+        let current = choice.current();
+        choice.update(layers);
+        (current, choice.target())
     }
 
     /// The layer this down track switches to (or stays on).

@@ -23,7 +23,7 @@ use rtc::rtp;
 use tokio::sync::mpsc;
 
 pub use down_track::DownTrack;
-pub use track_forwarder::TrackForwarder;
+pub use track_forwarder::{RelayTap, TrackForwarder};
 
 /// PT value meaning "not negotiated yet": packets are held back.
 pub(crate) const PT_UNKNOWN: u8 = 0xff;

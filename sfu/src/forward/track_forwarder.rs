@@ -28,6 +28,12 @@ struct TrackState {
     handoff_sample: Option<(u32, u32, u32)>,
 }
 
+/// Where a track's packets go besides its down tracks: the relay links to other nodes of the
+/// room (see `crate::cascade`). Called for every packet with its layer; must not block.
+pub trait RelayTap: Send + Sync {
+    fn on_rtp(&self, pkt: &rtp::Packet, layer: usize);
+}
+
 /// The forwarding side of a published track. Its packets come from whichever task drove the
 /// publisher's connection (the transport's receive loop), so it is shared, behind locks.
 ///
@@ -42,6 +48,10 @@ pub struct TrackForwarder {
     state: Mutex<TrackState>,
     downs: RwLock<Vec<Arc<DownTrack>>>,
     handoff: RwLock<Option<Arc<DownTrack>>>,
+    relay: RwLock<Option<Arc<dyn RelayTap>>>,
+    /// For a track relayed from another node: its layers as the origin measures them (only
+    /// the layers someone here wants arrive, so they cannot be measured here).
+    reported: Mutex<Option<Vec<LayerInfo>>>,
     received: AtomicU64,
 }
 
@@ -64,8 +74,15 @@ impl TrackForwarder {
             }),
             downs: RwLock::new(Vec::new()),
             handoff: RwLock::new(None),
+            relay: RwLock::new(None),
+            reported: Mutex::new(None),
             received: AtomicU64::new(0),
         }
+    }
+
+    /// The layer a publisher's SSRC carries, once its packets arrived.
+    pub fn layer_of_ssrc(&self, ssrc: u32) -> Option<usize> {
+        lock(&self.state).ssrc_layer.get(&ssrc).copied()
     }
 
     /// Layer index of a RID (`q`/`h`/`f` or the order the publisher declared).
@@ -128,6 +145,43 @@ impl TrackForwarder {
         *write(&self.handoff) = d;
     }
 
+    /// Sets where the packets also go to other nodes.
+    pub fn set_relay(&self, tap: Option<Arc<dyn RelayTap>>) {
+        *write(&self.relay) = tap;
+    }
+
+    /// The layers of a relayed track as its origin reports them (bitrates and heights).
+    pub fn set_reported_layers(&self, layers: Vec<LayerInfo>) {
+        let mut st = lock(&self.state);
+        let n = st.layers.len();
+        if layers.len() == n {
+            st.layers = layers.clone();
+            *lock(&self.reported) = Some(layers);
+        }
+    }
+
+    /// The layer each down track (and the hand-off) would take now and the layer it takes:
+    /// what a relayed track must receive.
+    pub fn wanted_layers(&self) -> Vec<usize> {
+        let layers = self.layers();
+        let mut wanted: Vec<usize> = Vec::new();
+        let downs = read(&self.downs).clone();
+        let handoff = read(&self.handoff).clone();
+        for d in downs.iter().chain(handoff.iter()) {
+            if !d.wants_media() {
+                continue;
+            }
+            let (current, preferred) = if self.video { d.layers_wanted(&layers) } else { (None, 0) };
+            for l in current.into_iter().chain(std::iter::once(preferred)) {
+                if !wanted.contains(&l) {
+                    wanted.push(l);
+                }
+            }
+        }
+        wanted.sort_unstable();
+        wanted
+    }
+
     /// Packets received from the publisher.
     pub fn received(&self) -> u64 {
         self.received.load(Ordering::Relaxed)
@@ -175,8 +229,13 @@ impl TrackForwarder {
                 changed = true;
             }
             let before: Vec<bool> = st.layers.iter().map(|l| l.bitrate_bps > 0).collect();
-            for i in 0..st.layers.len() {
-                st.layers[i].bitrate_bps = st.meters[i].bps(now);
+            match lock(&self.reported).as_ref() {
+                Some(reported) => st.layers.clone_from(reported),
+                None => {
+                    for i in 0..st.layers.len() {
+                        st.layers[i].bitrate_bps = st.meters[i].bps(now);
+                    }
+                }
             }
             changed |= st.layers.iter().map(|l| l.bitrate_bps > 0).ne(before);
             (layer, st.layers.clone(), changed)
@@ -188,6 +247,9 @@ impl TrackForwarder {
             if k {
                 want = Some(d.target_layer());
             }
+        }
+        if let Some(r) = read(&self.relay).as_ref() {
+            r.on_rtp(pkt, layer);
         }
         if let Some(h) = read(&self.handoff).as_ref() {
             let (k, sample) = h.forward(pkt, &meta, now);

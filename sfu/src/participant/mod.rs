@@ -90,6 +90,9 @@ pub struct Participant {
     pub(crate) closed: AtomicBool,
     /// Latest client statistics (from `stats` messages).
     pub stats: Mutex<Option<serde_json::Value>>,
+    /// The node that hosts it, for a participant of another node of the room (its media
+    /// arrives over a relay link); `None` for this node's own.
+    pub(crate) node: Option<String>,
 }
 
 pub(crate) struct PeerHandler {
@@ -139,6 +142,50 @@ impl ConnectionHandler for PeerHandler {
 }
 
 impl Participant {
+    /// A participant of `room`: this node's own (`node` None) or another node's.
+    pub(crate) fn new(
+        id: String,
+        name: String,
+        identity: Option<String>,
+        room: Weak<Room>,
+        outbox: Option<mpsc::UnboundedSender<ServerMessage>>,
+        node: Option<String>,
+    ) -> Self {
+        let subscribes = outbox.is_some();
+        Participant {
+            id,
+            name,
+            identity: identity.map(std::sync::OnceLock::from).unwrap_or_default(),
+            may_publish: AtomicBool::new(true),
+            may_subscribe: AtomicBool::new(true),
+            room,
+            outbox,
+            publish_pc: tokio::sync::Mutex::new(None),
+            subscribe_pc: tokio::sync::Mutex::new(None),
+            inbound: Mutex::new(HashMap::new()),
+            sync_lock: tokio::sync::Mutex::new(()),
+            decls: Mutex::new(HashMap::new()),
+            publish_sdp: Mutex::new(String::new()),
+            tracks: Mutex::new(HashMap::new()),
+            subs: Mutex::new(HashMap::new()),
+            filter: Mutex::new(None),
+            negotiation: tokio::sync::Mutex::new(SubscribeNegotiation::default()),
+            max_bitrate: AtomicU64::new(0),
+            remb: Mutex::new(BandwidthEstimator::default()),
+            video_sizes: Mutex::new(HashMap::new()),
+            subscribes,
+            closed: AtomicBool::new(false),
+            stats: Mutex::new(None),
+            node,
+        }
+    }
+
+    /// The node hosting this participant when it is another node's (see [`crate::Sfu`]'s
+    /// cascade); `None` for this node's own participants.
+    pub fn node(&self) -> Option<&str> {
+        self.node.as_deref()
+    }
+
     pub(crate) fn event(&self, room: &str) -> ParticipantEvent {
         ParticipantEvent {
             room: room.to_owned(),
@@ -252,10 +299,14 @@ impl Participant {
         if let Some(None) = speaker_gone {
             room.announce_speaker(None);
         }
-        tracing::info!(room = %room.name, participant = %self.id, "left");
+        tracing::info!(room = %room.name, participant = %self.id, node = ?self.node, "left");
         if let Some(sfu) = room.sfu() {
-            if let Some(o) = sfu.inner.observer.get() {
-                o.participant_left(&self.event(&room.name));
+            // Another node's participant is told of by that node.
+            if self.node.is_none() {
+                if let Some(o) = sfu.inner.observer.get() {
+                    o.participant_left(&self.event(&room.name));
+                }
+                sfu.local_room_changed(&room.name);
             }
             sfu.remove_room_if_empty(&room.name);
         }

@@ -29,6 +29,11 @@ impl Participant {
         let t =
             lock(&self.tracks).get(track_id).cloned().ok_or_else(|| Error::NotFound(format!("track {track_id}")))?;
         t.muted.store(muted, Ordering::Relaxed);
+        if let Some(sfu) = self.room.upgrade().and_then(|r| r.sfu())
+            && self.node.is_none()
+        {
+            sfu.local_room_changed(&self.room.upgrade().map(|r| r.name.clone()).unwrap_or_default());
+        }
         if let Some(room) = self.room.upgrade() {
             room.broadcast(
                 &ServerMessage::Mute { track_id: track_id.to_owned(), participant_id: self.id.clone(), muted },
@@ -74,6 +79,7 @@ impl Participant {
             receivers: Mutex::new(vec![receiver]),
             keyframe_tx: ktx,
             handoff_info: Mutex::new(None),
+            relayed_from: None,
         });
         let layer = track.forwarder.layer_of_rid(open.rid.as_deref());
         track.forwarder.set_layer_ssrc(open.ssrc, layer);
@@ -84,6 +90,10 @@ impl Participant {
         spawn_keyframe_requests(Arc::downgrade(&track), krx, sfu.inner.config.keyframe_request_interval);
         tracing::info!(room = %room.name, track = %track.id, mime = %codec.mime_type, layers = track.forwarder.layer_count(), "published");
         self.attach_handoff(&room, &track);
+        if let Some(cascade) = sfu.cascade() {
+            cascade.relay_local_track(&room.name, &track);
+        }
+        sfu.local_room_changed(&room.name);
         // The publisher hears of its own tracks too: their server ids are what `mute` takes.
         room.broadcast(&ServerMessage::TrackPublished { track: track.info() }, None);
         for p in room.participants() {
@@ -130,6 +140,9 @@ impl Participant {
         for p in pkts {
             if let Some(sr) = p.as_any().downcast_ref::<SenderReport>() {
                 track.on_sender_report(sr, &room);
+                if let Some(cascade) = room.sfu().and_then(|s| s.cascade()) {
+                    cascade.relay_sender_report(&track, sr);
+                }
             }
         }
     }
@@ -162,6 +175,7 @@ impl Participant {
         });
         let gate = MediaGate::default();
         h.push(HandoffEvent::Published(info.clone(), KeyframeRequester { tx: ktx, gate: gate.clone() }));
+        let program_wants = gate.clone();
         let id: Arc<str> = Arc::from(track.id.as_str());
         let h2 = Arc::clone(&h);
         let down = DownTrack::new(
@@ -178,7 +192,8 @@ impl Participant {
                 }
                 true
             })),
-        );
+        )
+        .with_wanted(move || program_wants.is_open());
         track.forwarder.set_handoff(Some(Arc::new(down)));
         *lock(&track.handoff_info) = Some(info);
     }
@@ -190,6 +205,14 @@ impl Participant {
         let Some(room) = self.room.upgrade() else { return };
         tracing::info!(room = %room.name, track = %track.id, "unpublished");
         track.forwarder.set_handoff(None);
+        if let Some(sfu) = room.sfu() {
+            if let Some(cascade) = sfu.cascade() {
+                cascade.forget_track(&track);
+            }
+            if self.node.is_none() {
+                sfu.local_room_changed(&room.name);
+            }
+        }
         if let (Some(info), Some(h)) =
             (lock(&track.handoff_info).take(), room.sfu.upgrade().and_then(|s| s.handoff.clone()))
         {

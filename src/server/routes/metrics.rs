@@ -44,7 +44,8 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         let (mut participants, mut received, mut forwarded, mut forwarded_bytes) = (0usize, 0u64, 0u64, 0u64);
         for room in rooms.iter().filter_map(|r| media.sfu.get_room(r)) {
             for p in room.participants() {
-                participants += 1;
+                // Another node's participants (relayed here) are counted there.
+                participants += usize::from(p.node().is_none());
                 for t in p.tracks() {
                     received += t.forwarder.received();
                     for d in t.forwarder.downs() {
@@ -160,11 +161,53 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         m.sample("tessera_programs", &[], media.hub.rooms().len() as f64);
         m.head("tessera_program_budget", "gauge", "Room programs this node runs at most (--program-budget).");
         m.sample("tessera_program_budget", &[], f64::from(media.hub.program_budget()));
+        relay_metrics(&mut m, &media.sfu);
     }
     if let Some(node) = state.cluster() {
         cluster_metrics(&mut m, node).await;
     }
     ([(header::CONTENT_TYPE, "text/plain; version=0.0.4; charset=utf-8")], m.out)
+}
+
+/// A relay link's figure.
+type LinkFigure = fn(&tessera_sfu::relay::LinkCounters) -> u64;
+
+/// The relay links to other nodes (rooms spread over nodes), by peer node.
+fn relay_metrics(m: &mut Family, sfu: &tessera_sfu::Sfu) {
+    let links = sfu.relay_links();
+    if links.is_empty() {
+        return;
+    }
+    m.head("tessera_relay_link_up", "gauge", "1 per relay link whose other node was heard in the last 3 s.");
+    for l in &links {
+        let up = l.state() == tessera_sfu::relay::LinkState::Up;
+        m.sample("tessera_relay_link_up", &[("peer", l.node())], if up { 1.0 } else { 0.0 });
+    }
+    let figures: [(&str, &str, &str, LinkFigure); 11] = [
+        ("tessera_relay_packets_sent_total", "counter", "RTP packets sent on the link.", |c| c.packets_sent.get()),
+        ("tessera_relay_bytes_sent_total", "counter", "RTP payload bytes sent on the link.", |c| c.bytes_sent.get()),
+        ("tessera_relay_packets_received_total", "counter", "RTP packets received (repairs included).", |c| {
+            c.packets_received.get()
+        }),
+        ("tessera_relay_bytes_received_total", "counter", "RTP payload bytes received.", |c| c.bytes_received.get()),
+        ("tessera_relay_nacks_sent_total", "counter", "Missing packets asked for.", |c| c.nacks_sent.get()),
+        ("tessera_relay_retransmitted_total", "counter", "Repairs (RTX) sent.", |c| c.retransmitted.get()),
+        ("tessera_relay_repaired_total", "counter", "Missing packets that arrived as repairs.", |c| c.repaired.get()),
+        ("tessera_relay_lost_total", "counter", "Missing packets given up on.", |c| c.lost.get()),
+        ("tessera_relay_rejected_total", "counter", "Datagrams that did not decrypt.", |c| c.rejected.get()),
+        ("tessera_relay_keyframe_requests_total", "counter", "Keyframe requests sent over the link.", |c| {
+            c.keyframe_requests_sent.get()
+        }),
+        ("tessera_relay_rtt_seconds", "gauge", "The link's round trip, as its probe measures it.", |c| c.rtt_us.get()),
+    ];
+    for (name, kind, help, value) in figures {
+        m.head(name, kind, help);
+        for l in &links {
+            let v = value(l.counters()) as f64;
+            let v = if name == "tessera_relay_rtt_seconds" { v / 1e6 } else { v };
+            m.sample(name, &[("peer", l.node())], v);
+        }
+    }
 }
 
 /// One number of a node's record.

@@ -61,6 +61,7 @@ fn this_node(state: &AppState) -> NodeInfo {
         url: String::new(),
         status: NodeStatus::Serving,
         region: None,
+        relay: None,
         load,
         program_budget: state.program_budget(),
         updated_at_ms: tessera_cluster::node::unix_ms(),

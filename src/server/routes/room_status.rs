@@ -30,6 +30,12 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
     names.extend(media.hub.rooms());
     names.extend(media.recordings.list(None).into_iter().filter(|r| running(r.status)).map(|r| r.room));
     names.extend(media.streams.list(None).into_iter().filter(|s| s.status == StreamStatus::Active).map(|s| s.room));
+    // A room spread over nodes is listed once, by its home node (where it is placed).
+    if let Some(node) = state.cluster()
+        && let Ok(placed) = node.cluster.placed_here().await
+    {
+        names.retain(|n| placed.contains(n));
+    }
     let mut rooms: Vec<Value> = names.iter().map(|n| with_node(describe(&media, n), state.node_id())).collect();
     // In a cluster, asked directly (not by another node gathering the same list): every
     // other node's rooms too.
@@ -43,9 +49,23 @@ pub async fn list(State(state): State<AppState>, headers: HeaderMap) -> Result<J
     Ok(Json(json!({ "rooms": rooms })))
 }
 
-/// The room as this node describes it, with the node's id.
+/// The room as this node describes it, with the node's id (the room's home node when asked
+/// through the cluster's routing), each participant's node, and every node of the room.
 fn with_node(mut room: Value, node_id: &str) -> Value {
     room["node"] = node_id.into();
+    let mut nodes = BTreeSet::new();
+    if let Some(participants) = room["participants"].as_array_mut() {
+        for p in participants {
+            if p["node"].is_null() {
+                p["node"] = node_id.into();
+            }
+            if let Some(n) = p["node"].as_str() {
+                nodes.insert(n.to_owned());
+            }
+        }
+    }
+    nodes.insert(node_id.to_owned());
+    room["nodes"] = nodes.into_iter().collect::<Vec<_>>().into();
     room
 }
 
@@ -201,6 +221,8 @@ fn describe(media: &Media, name: &str) -> Value {
                 "name": p.name,
                 "speaking": speaker.as_deref() == Some(p.id.as_str()),
                 "tracks": tracks,
+                // Another node's participant (relayed here); `with_node` fills in ours.
+                "node": p.node(),
             })
         })
         .collect();
