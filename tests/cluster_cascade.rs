@@ -1,0 +1,214 @@
+//! One room over three nodes (cascaded SFUs), end to end: three `tessera serve` processes on
+//! one `redis-server`. A recording places the room's home; a green bot joins through the home,
+//! a blue bot through a second node, a red bot and three receive-only subscribers (one
+//! `tessera bot --subscribers` process) through the third. Every participant is hosted where
+//! it joined; the subscribers receive both other nodes' publishers over relay links; the
+//! recording shows all three colours. Then the blue bot's node is SIGKILLed: the others keep
+//! their call (the subscribers' green and red tracks go on without freezing), the room drops
+//! the dead node's participant, and the recording goes on to a clean end with green and red.
+
+use std::io::Read;
+use std::path::Path;
+use std::process::{Command, Stdio};
+use std::time::{Duration, Instant};
+
+use serde_json::{Value, json};
+use tessera_compositor::layout::{Canvas, Layout, LayoutEngine, ParticipantView, VideoSize};
+use tessera_testkit::analysis::{BLUE, GREEN, RED, assert_color, decode_frames};
+use tessera_testkit::poll::wait_for;
+use tessera_testkit::process;
+use tessera_testkit::redis::Redis;
+use tessera_testkit::tessera::{Node, TEST_KEY};
+
+mod common;
+use common::cluster::{IDS, get, index, post};
+
+const W: u32 = 640;
+const H: u32 = 360;
+const SUBSCRIBERS: usize = 3;
+
+/// The centre of each named participant's tile in the grid, in join order.
+fn grid_centres(names: &[&str]) -> Vec<(f64, f64)> {
+    let people: Vec<ParticipantView> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ParticipantView {
+            id: (*name).into(),
+            name: (*name).into(),
+            join_order: i as u64,
+            speaker_rank: None,
+            pinned: false,
+            camera: Some(VideoSize { width: 320, height: 180 }),
+            screen: None,
+        })
+        .collect();
+    let tiles = LayoutEngine::compute(&Layout::builtin("grid").unwrap(), &people, Canvas { width: W, height: H });
+    names
+        .iter()
+        .map(|name| {
+            let t = tiles.iter().find(|t| t.participant == *name).expect("a tile");
+            (f64::from(t.rect.x) + f64::from(t.rect.width) / 2.0, f64::from(t.rect.y) + f64::from(t.rect.height) / 2.0)
+        })
+        .collect()
+}
+
+/// Node `i`, while it runs.
+fn node(nodes: &[Option<Node>], i: usize) -> &Node {
+    nodes[i].as_ref().expect("a running node")
+}
+
+/// `tessera bot` flags for a small camera of `color`.
+fn camera(color: &str) -> [&str; 6] {
+    ["--color", color, "--size", "320x180", "--fps", "15"]
+}
+
+/// The room as its home describes it, through `node`.
+fn room(node: &Node) -> Value {
+    get(node, "/v1/rooms/mesh")
+}
+
+/// The names of the room's publishing participants (bots) and their nodes.
+fn publishers(room: &Value) -> Vec<(String, String)> {
+    let mut found: Vec<(String, String)> = room["participants"]
+        .as_array()
+        .into_iter()
+        .flatten()
+        .filter(|p| p["tracks"].as_array().is_some_and(|t| t.len() == 2))
+        .map(|p| (p["name"].as_str().unwrap_or("").to_owned(), p["node"].as_str().unwrap_or("").to_owned()))
+        .collect();
+    found.sort();
+    found
+}
+
+#[test]
+fn a_room_over_three_nodes_survives_one_of_them_dying() {
+    let redis = Redis::start();
+    let mut nodes: Vec<Option<Node>> = common::cluster::start(|id| common::cluster::node(&redis, id))
+        .into_iter()
+        .map(Some)
+        .collect();
+
+    // The recording places the room: its home runs the program.
+    let rec = post(node(&nodes, 0), "/v1/rooms/mesh/recordings", json!({"video": {"width": W, "height": H}}));
+    let rec_id = rec["id"].as_str().expect("a recording id").to_owned();
+    let recording_started = Instant::now();
+    let home = rec["node"].as_str().map(str::to_owned).unwrap_or_else(|| {
+        room(node(&nodes, 0))["node"].as_str().expect("the room's node").to_owned()
+    });
+    let h = index(&home);
+    let (victim, third) = ((h + 1) % 3, (h + 2) % 3);
+    eprintln!("home {home}; blue on {}, red and the subscribers on {}", IDS[victim], IDS[third]);
+
+    let mut green = node(&nodes, h).bot("mesh", "green", &camera("#00ff00"));
+    green.wait_for("published", Duration::from_secs(30));
+    let mut blue = node(&nodes, victim).bot("mesh", "blue", &camera("#0000ff"));
+    blue.wait_for("published", Duration::from_secs(30));
+    let mut red = node(&nodes, third).bot("mesh", "red", &camera("#ff0000"));
+    red.wait_for("published", Duration::from_secs(30));
+
+    // Three subscribers through the third node, for 16 s (across the kill).
+    let dir = tempfile::tempdir().expect("temp dir");
+    let report_path = dir.path().join("report.json");
+    let mut load = Command::new(common::BIN)
+        .args(["bot", "--url", &node(&nodes, third).url(), "--room", "mesh", "--name", "viewer", "--api-key", TEST_KEY])
+        .args(["--subscribers", &SUBSCRIBERS.to_string(), "--duration", "16", "--report-every", "4"])
+        .arg("--report")
+        .arg(&report_path)
+        .env_remove("TESSERA_TOKEN")
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("tessera bot --subscribers starts");
+    let mut load_err = load.stderr.take().expect("stderr piped");
+    let reading = std::thread::spawn(move || {
+        let mut text = String::new();
+        let _ = load_err.read_to_string(&mut text);
+        text
+    });
+
+    // Seen through any node: the whole room, each publisher on the node it joined through.
+    let expected = vec![
+        ("blue".to_owned(), IDS[victim].to_owned()),
+        ("green".to_owned(), home.clone()),
+        ("red".to_owned(), IDS[third].to_owned()),
+    ];
+    let whole = wait_for("the three publishers, each on its node", Duration::from_secs(20), || {
+        let seen = room(node(&nodes, victim));
+        (publishers(&seen) == expected).then_some(seen)
+    });
+    assert_eq!(whole["node"], home.as_str(), "{whole}");
+    assert_eq!(whole["nodes"], json!(IDS), "{whole}");
+    let blue_tracks: Vec<String> = whole["participants"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter(|p| p["name"] == "blue")
+        .flat_map(|p| p["tracks"].as_array().cloned().unwrap_or_default())
+        .filter_map(|t| t["id"].as_str().map(str::to_owned))
+        .collect();
+    std::thread::sleep(Duration::from_secs(5));
+
+    // The blue bot's node dies.
+    let killed_at = recording_started.elapsed().as_secs_f64();
+    let status = nodes[victim].take().expect("the victim").stop_with("KILL");
+    assert!(!status.success());
+    drop(blue);
+    let dropped = Instant::now();
+    wait_for("the dead node's participant gone from the room", Duration::from_secs(15), || {
+        let seen = room(node(&nodes, third));
+        let left = publishers(&seen);
+        (left.len() == 2 && left.iter().all(|(n, _)| n != "blue")).then_some(())
+    });
+    eprintln!("blue dropped {:?} after the kill", dropped.elapsed());
+    std::thread::sleep(Duration::from_secs(4));
+
+    // The subscribers kept green and red all along.
+    let status = process::wait_exit(&mut load, Duration::from_secs(30)).unwrap_or_else(|| {
+        process::kill(&mut load);
+        panic!("the load generator did not finish")
+    });
+    let load_log = reading.join().expect("stderr");
+    assert!(status.success(), "{load_log}");
+    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).expect("a report")).expect("JSON");
+    assert_eq!(report["totals"]["connected"], SUBSCRIBERS, "{}", report["totals"]);
+    for s in report["subscribers"].as_array().unwrap() {
+        let tracks = s["tracks"].as_array().unwrap();
+        let alive: Vec<&Value> = tracks.iter().filter(|t| !blue_tracks.contains(&t["track_id"].as_str().unwrap_or("").to_owned())).collect();
+        assert_eq!(alive.len(), 4, "green's and red's audio and video: {s}");
+        for t in alive {
+            assert!(t["packets"].as_u64().unwrap_or(0) > 100, "{t}");
+            let lost = t["lost"].as_u64().unwrap_or(0) as f64 / t["packets"].as_u64().unwrap_or(1) as f64;
+            assert!(lost < 0.01, "loss on a track of a live node: {t}");
+            if t["kind"] == "video" {
+                assert_eq!(t["freezes"], 0, "a freeze on a live node's video: {t}");
+            }
+        }
+        assert!(tracks.iter().any(|t| blue_tracks.contains(&t["track_id"].as_str().unwrap_or("").to_owned())), "{s}");
+    }
+
+    // The recording goes on to a clean end, through the third node.
+    post(node(&nodes, third), &format!("/v1/recordings/{rec_id}/stop"), json!({}));
+    let done = node(&nodes, third).wait_recording_ended(&rec_id, Duration::from_secs(30));
+    assert_eq!(done["status"], "completed", "{done}");
+    let path = done["location"]["path"].as_str().expect("a local recording");
+    let path = if Path::new(path).is_absolute() {
+        Path::new(path).to_path_buf()
+    } else {
+        node(&nodes, h).dir.path().join(path)
+    };
+    let frames = decode_frames(&path, 160, 90);
+    let end = frames.last().expect("frames").pts;
+    eprintln!("recording {end:.1} s, killed at about {killed_at:.1} s");
+    let three = grid_centres(&["green", "blue", "red"]);
+    let before = (killed_at - 4.0, killed_at - 0.5);
+    assert_color(&frames, before.0, before.1, three[0], (W, H), GREEN, "green (hosted by the home node)");
+    assert_color(&frames, before.0, before.1, three[1], (W, H), BLUE, "blue (relayed from the node that dies)");
+    assert_color(&frames, before.0, before.1, three[2], (W, H), RED, "red (relayed from the third node)");
+    let two = grid_centres(&["green", "red"]);
+    let after = (end - 3.0, end - 0.3);
+    assert_color(&frames, after.0, after.1, two[0], (W, H), GREEN, "green after the kill");
+    assert_color(&frames, after.0, after.1, two[1], (W, H), RED, "red after the kill");
+    let _ = green.stop();
+    let _ = red.stop();
+}
