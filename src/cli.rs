@@ -155,6 +155,12 @@ pub struct ServeArgs {
     #[arg(long, env = "TESSERA_RELAY_PORT", value_name = "PORT")]
     pub relay_port: Option<u16>,
 
+    /// In a cluster, the address (IP:PORT) other nodes send relay media to when it is not the
+    /// bound one (a NAT's or a load balancer's forwarded port) [default: the public URL's IP
+    /// and the relay port].
+    #[arg(long, env = "TESSERA_RELAY_PUBLIC_ADDR", value_name = "IP:PORT")]
+    pub relay_public_addr: Option<std::net::SocketAddr>,
+
     /// Participants one room holds at most (1 to 100000); one more is refused with
     /// `room is full` [default: 50].
     #[arg(long, env = "TESSERA_MAX_PARTICIPANTS", value_name = "N",

@@ -83,18 +83,17 @@ fn publishers(room: &Value) -> Vec<(String, String)> {
 #[test]
 fn a_room_over_three_nodes_survives_one_of_them_dying() {
     let redis = Redis::start();
-    let mut nodes: Vec<Option<Node>> = common::cluster::start(|id| common::cluster::node(&redis, id))
-        .into_iter()
-        .map(Some)
-        .collect();
+    let mut nodes: Vec<Option<Node>> =
+        common::cluster::start(|id| common::cluster::node(&redis, id)).into_iter().map(Some).collect();
 
     // The recording places the room: its home runs the program.
     let rec = post(node(&nodes, 0), "/v1/rooms/mesh/recordings", json!({"video": {"width": W, "height": H}}));
     let rec_id = rec["id"].as_str().expect("a recording id").to_owned();
     let recording_started = Instant::now();
-    let home = rec["node"].as_str().map(str::to_owned).unwrap_or_else(|| {
-        room(node(&nodes, 0))["node"].as_str().expect("the room's node").to_owned()
-    });
+    let home = rec["node"]
+        .as_str()
+        .map(str::to_owned)
+        .unwrap_or_else(|| room(node(&nodes, 0))["node"].as_str().expect("the room's node").to_owned());
     let h = index(&home);
     let (victim, third) = ((h + 1) % 3, (h + 2) % 3);
     eprintln!("home {home}; blue on {}, red and the subscribers on {}", IDS[victim], IDS[third]);
@@ -174,7 +173,8 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
     assert_eq!(report["totals"]["connected"], SUBSCRIBERS, "{}", report["totals"]);
     for s in report["subscribers"].as_array().unwrap() {
         let tracks = s["tracks"].as_array().unwrap();
-        let alive: Vec<&Value> = tracks.iter().filter(|t| !blue_tracks.contains(&t["track_id"].as_str().unwrap_or("").to_owned())).collect();
+        let alive: Vec<&Value> =
+            tracks.iter().filter(|t| !blue_tracks.contains(&t["track_id"].as_str().unwrap_or("").to_owned())).collect();
         assert_eq!(alive.len(), 4, "green's and red's audio and video: {s}");
         for t in alive {
             assert!(t["packets"].as_u64().unwrap_or(0) > 100, "{t}");

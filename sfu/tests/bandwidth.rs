@@ -7,10 +7,10 @@ mod common;
 
 use std::time::{Duration, Instant};
 
-use common::relay::{Loss, LossyRelay, RELAY_IP};
 use common::*;
 use tessera_sfu::{Counter, SfuConfig};
 use tessera_testkit::chromium::Browser;
+use tessera_testkit::lossy_relay::{Loss, LossyRelay, RELAY_IP};
 use tessera_testkit::poll::wait_until;
 
 /// The limit toward the slow subscriber (bit/s); the top layer is sent at up to 1.5 Mbit/s

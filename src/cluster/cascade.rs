@@ -51,8 +51,8 @@ impl ClusterNode {
         self.cascade.wake.notify_one();
     }
 
-    /// Binds the relay socket (the public URL's address, `port` 0: any), renews this node's
-    /// relay keys and starts the sync loop.
+    /// Binds the relay socket (the public URL's address, `port` 0: any; advertised as
+    /// `--relay-public-addr` when set), renews this node's relay keys and starts the sync loop.
     pub(super) async fn start_cascade(&self, media: &Media, port: u16) -> Result<(), String> {
         let advertised = advertised_ip(self.cluster.public_url());
         let bind = if advertised.is_loopback() {
@@ -63,7 +63,7 @@ impl ClusterNode {
             IpAddr::from([0u16; 8])
         };
         let hub = media.sfu.enable_cascade(SocketAddr::new(bind, port)).map_err(|e| e.to_string())?;
-        let addr = SocketAddr::new(advertised, hub.local_addr().port());
+        let addr = self.relay_public_addr.unwrap_or_else(|| SocketAddr::new(advertised, hub.local_addr().port()));
         self.cluster.set_relay_addr(addr.to_string());
         tracing::info!(relay = %addr, "relay links: listening");
         let peers: Vec<String> = match self.cluster.nodes().await {

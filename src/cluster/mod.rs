@@ -85,8 +85,9 @@ pub struct ClusterNode {
     tasks: Arc<std::sync::Mutex<Vec<tokio::task::JoinHandle<()>>>>,
     /// Rooms spread over nodes (`cascade.rs`).
     cascade: Arc<cascade::CascadeState>,
-    /// The relay socket's port (0: any).
+    /// The relay socket's port (0: any) and the address other nodes send to, if not its own.
     relay_port: u16,
+    relay_public_addr: Option<std::net::SocketAddr>,
 }
 
 /// Requests this node forwarded to others, for the metrics.
@@ -127,6 +128,7 @@ impl ClusterNode {
             tasks: Arc::default(),
             cascade: Arc::default(),
             relay_port: settings.relay_port,
+            relay_public_addr: settings.relay_public_addr,
         })
     }
 
@@ -362,6 +364,7 @@ mod tests {
             max_cpu: 1.0,
             region: None,
             relay_port: 0,
+            relay_public_addr: None,
         };
         let node = ClusterNode::join(&settings, id.into(), 3).expect("joins lazily");
         let _ = node.forward_key.set("the-key".into());

@@ -22,6 +22,8 @@ pub struct ClusterSettings {
     pub region: Option<String>,
     /// The relay links' UDP port (`--relay-port`; 0: any free port).
     pub relay_port: u16,
+    /// The relay address other nodes use, when not the bound one (`--relay-public-addr`).
+    pub relay_public_addr: Option<SocketAddr>,
 }
 
 /// 1.5 programs per core: a 720p program costs about 0.6 of a core (bench/compositor.md), so
@@ -90,7 +92,16 @@ pub fn cluster_settings(args: &ServeArgs, file: &FileConfig) -> Result<Option<Cl
         });
     }
     let relay_port = args.relay_port.or(file.relay_port).unwrap_or(0);
-    Ok(Some(ClusterSettings { redis_url: Secret::new(url), node_id, public_url, max_cpu, region, relay_port }))
+    let relay_public_addr = args.relay_public_addr.or(file.relay_public_addr);
+    Ok(Some(ClusterSettings {
+        redis_url: Secret::new(url),
+        node_id,
+        public_url,
+        max_cpu,
+        region,
+        relay_port,
+        relay_public_addr,
+    }))
 }
 
 /// `http://ADDR` from the listening address; a wildcard address is replaced by the first

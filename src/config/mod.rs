@@ -97,6 +97,7 @@ pub struct FileConfig {
     pub public_url: Option<String>,
     pub region: Option<String>,
     pub relay_port: Option<u16>,
+    pub relay_public_addr: Option<std::net::SocketAddr>,
     pub program_budget: Option<u32>,
     pub max_participants: Option<u32>,
     pub max_cpu: Option<f32>,

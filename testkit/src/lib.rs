@@ -13,6 +13,7 @@ pub mod cdp;
 pub mod chromium;
 pub mod files;
 pub mod http;
+pub mod lossy_relay;
 pub mod poll;
 pub mod ports;
 pub mod process;

@@ -12,13 +12,20 @@ use crate::error::{Error, Result};
 use crate::relay::{LinkCounters, LinkEvent, LinkKeys, LinkState, RelayLink};
 use crate::sync::{lock, read, write};
 
+/// A link's address may change only after it was silent this long.
+const REBIND_AFTER: Duration = Duration::from_secs(1);
+
 /// How often the links' timers run (NACKs are answered to this precision).
 const TICK: Duration = Duration::from_millis(5);
 
 /// A link to one other node.
 pub struct PeerLink {
     pub(crate) node: String,
-    pub(crate) addr: SocketAddr,
+    /// Where the other node says it receives (its heartbeat).
+    advertised: SocketAddr,
+    /// Where its datagrams come from, and ours go: the advertised address until a datagram
+    /// under its keys arrives from elsewhere (a NAT that rebound, a relay in between).
+    addr: RwLock<SocketAddr>,
     keys: (LinkKeys, LinkKeys),
     link: Mutex<RelayLink>,
     counters: Arc<LinkCounters>,
@@ -31,8 +38,9 @@ impl PeerLink {
     pub(crate) fn with<R>(&self, f: impl FnOnce(&mut RelayLink) -> R) -> R {
         let mut link = lock(&self.link);
         let r = f(&mut link);
+        let addr = *read(&self.addr);
         while let Some(d) = link.poll_transmit() {
-            if self.socket.send_to(&d, self.addr).is_err() {
+            if self.socket.send_to(&d, addr).is_err() {
                 self.send_drops.inc();
             }
         }
@@ -97,7 +105,7 @@ impl RelayHub {
     /// with other keys or another address is replaced (the other node restarted).
     pub fn connect(&self, node: &str, addr: SocketAddr, ours: LinkKeys, theirs: LinkKeys) -> Result<Arc<PeerLink>> {
         if let Some(p) = read(&self.by_node).get(node)
-            && p.addr == addr
+            && p.advertised == addr
             && p.keys == (ours.clone(), theirs.clone())
         {
             return Ok(Arc::clone(p));
@@ -105,7 +113,8 @@ impl RelayHub {
         let link = RelayLink::new(&ours, &theirs, Instant::now())?;
         let peer = Arc::new(PeerLink {
             node: node.to_owned(),
-            addr,
+            advertised: addr,
+            addr: RwLock::new(addr),
             keys: (ours, theirs),
             counters: Arc::clone(link.counters()),
             link: Mutex::new(link),
@@ -115,7 +124,7 @@ impl RelayHub {
         let old = write(&self.by_node).insert(node.to_owned(), Arc::clone(&peer));
         let mut by_addr = write(&self.by_addr);
         if let Some(old) = old {
-            by_addr.remove(&old.addr);
+            by_addr.remove(&*read(&old.addr));
         }
         by_addr.insert(addr, Arc::clone(&peer));
         tracing::info!(peer = node, %addr, "relay link set up");
@@ -125,7 +134,7 @@ impl RelayHub {
     /// Drops the link to `node`.
     pub fn disconnect(&self, node: &str) {
         if let Some(old) = write(&self.by_node).remove(node) {
-            write(&self.by_addr).remove(&old.addr);
+            write(&self.by_addr).remove(&*read(&old.addr));
             tracing::info!(peer = node, "relay link closed");
         }
     }
@@ -140,6 +149,26 @@ impl RelayHub {
         read(&self.by_node).values().cloned().collect()
     }
 
+    /// A datagram from an address no link knows: a link whose current address went silent
+    /// (a NAT that rebound) and whose keys open it now sends to that address (SRTP's
+    /// authentication is the proof; a replay fails it). A link still heard from keeps its
+    /// address: two paths between the same nodes never take turns.
+    fn learn(&self, from: SocketAddr, datagram: &[u8], now: Instant) -> Option<(Arc<PeerLink>, Vec<LinkEvent>)> {
+        for peer in self.peers() {
+            let opened =
+                peer.with(|l| if l.heard_within(now, REBIND_AFTER) { None } else { l.try_receive(datagram, now) });
+            if let Some(events) = opened {
+                let old = std::mem::replace(&mut *write(&peer.addr), from);
+                let mut by_addr = write(&self.by_addr);
+                by_addr.remove(&old);
+                by_addr.insert(from, Arc::clone(&peer));
+                tracing::info!(peer = %peer.node, %old, new = %from, "relay link: the other node now sends from another address");
+                return Some((peer, events));
+            }
+        }
+        None
+    }
+
     /// Starts the receive task and the timer; they stop when the hub is dropped.
     pub(crate) fn start(self: &Arc<Self>, handler: Weak<dyn LinkHandler>) -> Result<()> {
         let socket = self.socket.try_clone().map_err(Error::io("relay socket: clone"))?;
@@ -151,9 +180,18 @@ impl RelayHub {
             loop {
                 let Ok((n, from)) = socket.recv_from(&mut buf).await else { continue };
                 let (Some(hub), Some(handler)) = (hub.upgrade(), h.upgrade()) else { return };
-                let Some(peer) = read(&hub.by_addr).get(&from).cloned() else { continue };
                 let now = Instant::now();
-                let events = peer.with(|l| l.receive(&buf[..n], now));
+                let known = read(&hub.by_addr).get(&from).cloned();
+                let (peer, events) = match known {
+                    Some(peer) => {
+                        let events = peer.with(|l| l.receive(&buf[..n], now));
+                        (peer, events)
+                    }
+                    None => match hub.learn(from, &buf[..n], now) {
+                        Some(found) => found,
+                        None => continue,
+                    },
+                };
                 for e in events {
                     handler.on_event(&peer, e, now);
                 }
@@ -168,11 +206,12 @@ impl RelayHub {
                 let (Some(hub), Some(handler)) = (hub.upgrade(), handler.upgrade()) else { return };
                 let now = Instant::now();
                 for peer in hub.peers() {
-                    peer.with(|l| {
-                        if l.poll_timeout().is_some_and(|t| t <= now) {
-                            l.handle_timeout(now);
-                        }
+                    let overdue = peer.with(|l| {
+                        if l.poll_timeout().is_some_and(|t| t <= now) { l.handle_timeout(now) } else { Vec::new() }
                     });
+                    for e in overdue {
+                        handler.on_event(&peer, e, now);
+                    }
                 }
                 handler.on_tick(now);
             }

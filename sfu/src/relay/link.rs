@@ -28,6 +28,7 @@ use rtc::srtp::option::{srtcp_replay_protection, srtp_replay_protection};
 use super::counters::LinkCounters;
 use super::history::{SendHistory, is_rtx, unwrap_rtx};
 use super::keys::{LinkKeys, PROFILE};
+use super::order::InOrder;
 use super::receive::{Arrival, ReceiveStream};
 use super::wire::{self, RtcpPart};
 use crate::error::{Error, Result};
@@ -79,7 +80,7 @@ pub struct RelayLink {
     /// The SSRC our RTCP is sent from (random).
     rtcp_ssrc: u32,
     history: SendHistory,
-    streams: HashMap<u32, ReceiveStream>,
+    streams: HashMap<u32, (ReceiveStream, InOrder)>,
     outbox: VecDeque<Vec<u8>>,
     counters: Arc<LinkCounters>,
     /// Our clock's zero, for the probe's timestamps.
@@ -142,6 +143,11 @@ impl RelayLink {
         }
     }
 
+    /// Whether anything under the far node's keys arrived within `within` of `now`.
+    pub fn heard_within(&self, now: Instant, within: Duration) -> bool {
+        self.last_heard.is_some_and(|t| now.saturating_duration_since(t) <= within)
+    }
+
     fn rtt_or_initial(&self) -> Duration {
         self.rtt.unwrap_or(INITIAL_RTT)
     }
@@ -199,19 +205,31 @@ impl RelayLink {
     /// When [`RelayLink::handle_timeout`] wants to run next.
     pub fn poll_timeout(&self) -> Option<Instant> {
         let (interval, give_up) = (self.nack_interval(), GIVE_UP);
-        let nacks = self.streams.values().filter_map(|s| s.next_due(interval, give_up)).min();
+        let hold = self.hold();
+        let nacks =
+            self.streams.values().filter_map(|(s, o)| s.next_due(interval, give_up).min(o.next_due(hold))).min();
         [self.next_probe, self.next_report, nacks].into_iter().flatten().min()
+    }
+
+    /// How long a packet after a gap waits for the repair: two round trips and a margin (the
+    /// first NACK leaves as soon as the gap shows).
+    fn hold(&self) -> Duration {
+        (self.rtt_or_initial() * 2 + Duration::from_millis(20)).min(Duration::from_millis(300))
     }
 
     fn nack_interval(&self) -> Duration {
         (self.rtt_or_initial() * 3 / 2).max(Duration::from_millis(5))
     }
 
-    /// Runs what is due at `now`: NACKs, the probe, receiver reports.
-    pub fn handle_timeout(&mut self, now: Instant) {
+    /// Runs what is due at `now`: NACKs, the probe, receiver reports; returns the packets
+    /// that waited for a repair long enough (they go on without it).
+    pub fn handle_timeout(&mut self, now: Instant) -> Vec<LinkEvent> {
         let interval = self.nack_interval();
+        let hold = self.hold();
+        let mut overdue = Vec::new();
         let mut nacks: Vec<Box<dyn rtcp::Packet>> = Vec::new();
-        for (&ssrc, s) in self.streams.iter_mut() {
+        for (&ssrc, (s, order)) in self.streams.iter_mut() {
+            overdue.extend(order.release_overdue(now, hold).into_iter().map(LinkEvent::Rtp));
             let lost_before = s.lost;
             let due = s.due(now, interval, NACK_TRIES, GIVE_UP);
             self.counters.lost.add(s.lost - lost_before);
@@ -239,7 +257,7 @@ impl RelayLink {
             let reports: Vec<ReceptionReport> = self
                 .streams
                 .iter_mut()
-                .map(|(&ssrc, s)| {
+                .map(|(&ssrc, (s, _))| {
                     let (fraction_lost, total_lost, last_sequence_number) = s.report();
                     ReceptionReport { ssrc, fraction_lost, total_lost, last_sequence_number, ..Default::default() }
                 })
@@ -249,6 +267,7 @@ impl RelayLink {
                 let _ = self.send_rtcp(&[Box::new(rr)]);
             }
         }
+        overdue
     }
 
     /// A datagram from the far node, received at `now`. What it carried comes back; what it
@@ -256,36 +275,34 @@ impl RelayLink {
     /// datagram that does not decrypt (damaged, replayed, or not from the far node) is
     /// counted and dropped.
     pub fn receive(&mut self, datagram: &[u8], now: Instant) -> Vec<LinkEvent> {
+        self.try_receive(datagram, now).unwrap_or_else(|| {
+            self.counters.rejected.inc();
+            Vec::new()
+        })
+    }
+
+    /// As [`RelayLink::receive`], but a datagram that does not decrypt under this link's keys
+    /// is `None` and not counted (the hub asks each link about a datagram from an address it
+    /// does not know: the far node behind a NAT that rebound, or a relay between them).
+    pub fn try_receive(&mut self, datagram: &[u8], now: Instant) -> Option<Vec<LinkEvent>> {
         if wire::is_rtcp(datagram) {
-            match self.inbound.decrypt_rtcp(datagram) {
-                Ok(plain) => {
-                    self.last_heard = Some(now);
-                    self.on_rtcp(&plain, now)
-                }
-                Err(_) => {
-                    self.counters.rejected.inc();
-                    Vec::new()
-                }
-            }
-        } else {
-            let Ok(plain) = self.inbound.decrypt_rtp(datagram) else {
-                self.counters.rejected.inc();
-                return Vec::new();
-            };
+            let plain = self.inbound.decrypt_rtcp(datagram).ok()?;
             self.last_heard = Some(now);
-            let Some(mut packet) = wire::parse_rtp(&plain) else {
-                self.counters.rejected.inc();
-                return Vec::new();
-            };
+            Some(self.on_rtcp(&plain, now))
+        } else {
+            let plain = self.inbound.decrypt_rtp(datagram).ok()?;
+            self.last_heard = Some(now);
+            let mut packet = wire::parse_rtp(&plain)?;
             let repair = is_rtx(packet.header.ssrc);
             if repair {
                 match unwrap_rtx(packet) {
                     Some(p) => packet = p,
-                    None => return Vec::new(),
+                    None => return Some(Vec::new()),
                 }
             }
-            let stream = self.streams.entry(packet.header.ssrc).or_default();
-            match stream.arrived(packet.header.sequence_number, now) {
+            let (stream, order) = self.streams.entry(packet.header.ssrc).or_default();
+            let ext = stream.extend(packet.header.sequence_number);
+            Some(match stream.arrived(packet.header.sequence_number, now) {
                 Arrival::Stale => {
                     self.counters.duplicates.inc();
                     Vec::new()
@@ -295,9 +312,9 @@ impl RelayLink {
                         self.counters.repaired.inc();
                     }
                     self.counters.received(packet.payload.len());
-                    vec![LinkEvent::Rtp(packet)]
+                    order.push(ext, packet, now).into_iter().map(LinkEvent::Rtp).collect()
                 }
-            }
+            })
         }
     }
 

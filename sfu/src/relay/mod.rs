@@ -13,6 +13,7 @@
 //! - `link.rs`: one link, sans-IO ([`RelayLink`]): encryption, repairs, the round-trip probe,
 //!   receiver reports.
 //! - `receive.rs`: a received stream's missing packets and loss (pure).
+//! - `order.rs`: a received stream's packets back in order, repairs included (pure).
 //! - `history.rs`: the sent packets repairs come from, and RTX.
 //! - `wire.rs`: RTCP compounds and our APP packets.
 //! - `keys.rs`, `counters.rs`.
@@ -21,6 +22,7 @@ mod counters;
 mod history;
 mod keys;
 mod link;
+mod order;
 mod receive;
 #[cfg(test)]
 mod tests;

@@ -40,6 +40,17 @@ pub(crate) struct ReceiveStream {
 }
 
 impl ReceiveStream {
+    /// The extended sequence number of `seq` (nearest to the highest so far).
+    pub(crate) fn extend(&self, seq: u16) -> u64 {
+        let Some(highest) = self.highest else { return u64::from(seq) + (1 << 16) };
+        let base = highest & !0xffff;
+        [base.wrapping_sub(1 << 16), base, base + (1 << 16)]
+            .into_iter()
+            .map(|b| b.wrapping_add(u64::from(seq)))
+            .min_by_key(|e| e.abs_diff(highest))
+            .unwrap_or(base + u64::from(seq))
+    }
+
     /// Notes the arrival of sequence number `seq` at `now`.
     pub(crate) fn arrived(&mut self, seq: u16, now: Instant) -> Arrival {
         let Some(highest) = self.highest else {

@@ -1,9 +1,7 @@
 //! The SFU's own test harness: its router on a free 127.0.0.1 port, its participants and what
-//! their pages report, and a lossy relay. Chromium and waiting are in the test kit
-//! (`tessera_testkit::chromium`, `tessera_testkit::poll`).
+//! their pages report. Chromium, waiting and the lossy relay are in the test kit
+//! (`tessera_testkit::chromium`, `tessera_testkit::poll`, `tessera_testkit::lossy_relay`).
 #![allow(dead_code)]
-
-pub mod relay;
 
 use std::net::SocketAddr;
 use std::sync::Arc;

@@ -1,5 +1,8 @@
 //! A UDP relay that loses packets: real loss on loopback without root or netem.
 //!
+//! Also between two Tessera nodes: a node's relay socket on 127.0.0.1:P is advertised (with
+//! `--relay-public-addr`) at 127.0.0.2:P, where this relay forwards to it.
+//!
 //! The SFU binds its ICE sockets on 127.0.0.1 in a fixed port range and advertises them as
 //! `public_ips = [127.0.0.2]` (see `IceConfig::public_ips`). The relay binds 127.0.0.2 on the same
 //! ports and forwards between each client and the SFU socket through one upstream socket per
@@ -233,5 +236,74 @@ impl Drop for AbortOnDrop {
         for t in &self.0 {
             t.abort();
         }
+    }
+}
+
+/// Per (from, to) node index: datagrams forwarded and RTP packets dropped.
+type PairCounts = HashMap<(usize, usize), (u64, u64)>;
+
+/// Relay links between Tessera nodes through loopback twins. Node `i`'s relay socket binds
+/// 127.0.0.1:`ports[i]` (`--relay-port`) and is advertised as [`RELAY_IP`]:`ports[i]`
+/// (`--relay-public-addr`), where this binds a socket. A datagram arriving at
+/// [`RELAY_IP`]:P_dst from 127.0.0.1:P_src goes on to 127.0.0.1:P_dst from [`RELAY_IP`]:P_src,
+/// so every node sees every other at its advertised address, and RTP of at least `min_size`
+/// bytes is lost at the rate set for its (from, to) pair.
+pub struct NodeRelays {
+    pub ports: Vec<u16>,
+    counts: Arc<std::sync::Mutex<PairCounts>>,
+    _tasks: AbortOnDrop,
+}
+
+impl NodeRelays {
+    /// Twins for `n` nodes; `loss(from, to)` is the loss rate of RTP from node `from` to node
+    /// `to` (0.0 to 1.0).
+    pub async fn start(n: usize, min_size: usize, loss: impl Fn(usize, usize) -> f64) -> NodeRelays {
+        let seed = std::process::id() as u64;
+        let rates: Vec<Vec<f64>> = (0..n).map(|f| (0..n).map(|t| loss(f, t)).collect()).collect();
+        for attempt in 0..50u64 {
+            let base = 52_000 + ((seed * 7919 + attempt * 104_729) % 500) as u16 * 16;
+            let mut socks = Vec::new();
+            for p in base..base + n as u16 {
+                let twin_free = std::net::UdpSocket::bind((Ipv4Addr::LOCALHOST, p)).is_ok();
+                match UdpSocket::bind(SocketAddr::new(RELAY_IP, p)).await {
+                    Ok(s) if twin_free => socks.push(Arc::new(s)),
+                    _ => break,
+                }
+            }
+            if socks.len() != n {
+                continue;
+            }
+            let ports: Vec<u16> = (base..base + n as u16).collect();
+            let counts = Arc::new(std::sync::Mutex::new(HashMap::new()));
+            let tasks = (0..n)
+                .map(|to| {
+                    let (socks, ports, rates, counts) =
+                        (socks.clone(), ports.clone(), rates.clone(), Arc::clone(&counts));
+                    tokio::spawn(async move {
+                        let mut dice = Dice((seed + to as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+                        let mut buf = vec![0u8; 65_536];
+                        let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports[to]);
+                        while let Ok((len, src)) = socks[to].recv_from(&mut buf).await {
+                            let Some(from) = ports.iter().position(|p| *p == src.port()) else { continue };
+                            let lost = len >= min_size && is_rtp(&buf[..len]) && dice.lose(rates[from][to]);
+                            if let Ok(mut c) = counts.lock() {
+                                let e = c.entry((from, to)).or_insert((0, 0));
+                                if lost { e.1 += 1 } else { e.0 += 1 }
+                            }
+                            if !lost {
+                                let _ = socks[from].send_to(&buf[..len], dst).await;
+                            }
+                        }
+                    })
+                })
+                .collect();
+            return NodeRelays { ports, counts, _tasks: AbortOnDrop(tasks) };
+        }
+        panic!("no free port range for the node relays");
+    }
+
+    /// (forwarded, dropped) from node `from` to node `to` so far.
+    pub fn counts(&self, from: usize, to: usize) -> (u64, u64) {
+        self.counts.lock().map(|c| c.get(&(from, to)).copied().unwrap_or_default()).unwrap_or_default()
     }
 }
