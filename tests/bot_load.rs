@@ -6,13 +6,9 @@
 
 mod common;
 
-use std::io::Read;
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use serde_json::Value;
-use tessera_testkit::process;
-use tessera_testkit::tessera::TEST_KEY;
 
 const SUBSCRIBERS: usize = 20;
 
@@ -23,37 +19,11 @@ fn twenty_subscribers_in_one_process_receive_both_tracks_without_loss_or_freezes
     let mut publisher = server.bot("big", "publisher", &["--color", "#00ff00", "--size", "320x180", "--fps", "15"]);
     publisher.wait_for("published", Duration::from_secs(30));
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let report_path = dir.path().join("report.json");
-    let mut load = Command::new(common::BIN)
-        .args(["bot", "--url", &server.url(), "--room", "big", "--name", "load", "--api-key", TEST_KEY])
-        .args(["--subscribers", &SUBSCRIBERS.to_string(), "--duration", "6", "--report-every", "2"])
-        .arg("--report")
-        .arg(&report_path)
-        .env_remove("TESSERA_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tessera bot --subscribers starts");
-    let mut stderr = load.stderr.take().expect("stderr piped");
-    // Read while it runs, so that a full pipe never stalls it.
-    let reading = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = stderr.read_to_string(&mut text);
-        text
-    });
-    let status = process::wait_exit(&mut load, Duration::from_secs(30)).unwrap_or_else(|| {
-        process::kill(&mut load);
-        panic!("the load generator did not finish within 30 s")
-    });
-    let stderr = reading.join().expect("stderr read");
-    assert!(status.success(), "the load generator failed ({status}):\n{stderr}");
+    let load = server.subscribers("big", "load", SUBSCRIBERS, 6, &["--report-every", "2"]);
+    let (report, stderr) = load.finish(Duration::from_secs(30));
     let (status, _) = publisher.stop();
     assert!(status.success(), "the publisher failed");
 
-    let report: Value =
-        serde_json::from_slice(&std::fs::read(&report_path).expect("the report is written")).expect("JSON");
     let totals = &report["totals"];
     assert_eq!(totals["subscribers"], SUBSCRIBERS, "{totals}\n{stderr}");
     assert_eq!(totals["connected"], SUBSCRIBERS, "{totals}\n{stderr}");

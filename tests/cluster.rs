@@ -7,7 +7,6 @@ use std::path::Path;
 use std::time::Duration;
 
 use serde_json::{Value, json};
-use tessera_compositor::layout::{Canvas, Layout, LayoutEngine, ParticipantView, VideoSize};
 use tessera_testkit::analysis::{BLUE, GREEN, RED, assert_color, decode_frames};
 use tessera_testkit::chromium::{Browser, red_camera};
 use tessera_testkit::http;
@@ -21,29 +20,9 @@ use common::cluster::{KEY, get, index, post};
 const W: u32 = 1280;
 const H: u32 = 720;
 
-/// The centre of each participant's tile in the grid, in join order.
+/// The centre of each named participant's tile in the grid, in join order.
 fn grid_centres(names: &[&str]) -> Vec<(f64, f64)> {
-    let people: Vec<ParticipantView> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| ParticipantView {
-            id: (*name).into(),
-            name: (*name).into(),
-            join_order: i as u64,
-            speaker_rank: None,
-            pinned: false,
-            camera: Some(VideoSize { width: 640, height: 360 }),
-            screen: None,
-        })
-        .collect();
-    let tiles = LayoutEngine::compute(&Layout::builtin("grid").unwrap(), &people, Canvas { width: W, height: H });
-    names
-        .iter()
-        .map(|name| {
-            let t = tiles.iter().find(|t| t.participant == *name).expect("a tile");
-            (f64::from(t.rect.x) + f64::from(t.rect.width) / 2.0, f64::from(t.rect.y) + f64::from(t.rect.height) / 2.0)
-        })
-        .collect()
+    tessera_compositor::harness::grid_centres(names, (W, H), (640, 360))
 }
 
 #[test]

@@ -7,18 +7,14 @@
 //! their call (the subscribers' green and red tracks go on without freezing), the room drops
 //! the dead node's participant, and the recording goes on to a clean end with green and red.
 
-use std::io::Read;
 use std::path::Path;
-use std::process::{Command, Stdio};
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
-use tessera_compositor::layout::{Canvas, Layout, LayoutEngine, ParticipantView, VideoSize};
 use tessera_testkit::analysis::{BLUE, GREEN, RED, assert_color, decode_frames};
 use tessera_testkit::poll::wait_for;
-use tessera_testkit::process;
 use tessera_testkit::redis::Redis;
-use tessera_testkit::tessera::{Node, TEST_KEY};
+use tessera_testkit::tessera::Node;
 
 mod common;
 use common::cluster::{IDS, get, index, post};
@@ -29,27 +25,7 @@ const SUBSCRIBERS: usize = 3;
 
 /// The centre of each named participant's tile in the grid, in join order.
 fn grid_centres(names: &[&str]) -> Vec<(f64, f64)> {
-    let people: Vec<ParticipantView> = names
-        .iter()
-        .enumerate()
-        .map(|(i, name)| ParticipantView {
-            id: (*name).into(),
-            name: (*name).into(),
-            join_order: i as u64,
-            speaker_rank: None,
-            pinned: false,
-            camera: Some(VideoSize { width: 320, height: 180 }),
-            screen: None,
-        })
-        .collect();
-    let tiles = LayoutEngine::compute(&Layout::builtin("grid").unwrap(), &people, Canvas { width: W, height: H });
-    names
-        .iter()
-        .map(|name| {
-            let t = tiles.iter().find(|t| t.participant == *name).expect("a tile");
-            (f64::from(t.rect.x) + f64::from(t.rect.width) / 2.0, f64::from(t.rect.y) + f64::from(t.rect.height) / 2.0)
-        })
-        .collect()
+    tessera_compositor::harness::grid_centres(names, (W, H), (320, 180))
 }
 
 /// Node `i`, while it runs.
@@ -106,25 +82,7 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
     red.wait_for("published", Duration::from_secs(30));
 
     // Three subscribers through the third node, for 16 s (across the kill).
-    let dir = tempfile::tempdir().expect("temp dir");
-    let report_path = dir.path().join("report.json");
-    let mut load = Command::new(common::BIN)
-        .args(["bot", "--url", &node(&nodes, third).url(), "--room", "mesh", "--name", "viewer", "--api-key", TEST_KEY])
-        .args(["--subscribers", &SUBSCRIBERS.to_string(), "--duration", "16", "--report-every", "4"])
-        .arg("--report")
-        .arg(&report_path)
-        .env_remove("TESSERA_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("tessera bot --subscribers starts");
-    let mut load_err = load.stderr.take().expect("stderr piped");
-    let reading = std::thread::spawn(move || {
-        let mut text = String::new();
-        let _ = load_err.read_to_string(&mut text);
-        text
-    });
+    let load = node(&nodes, third).subscribers("mesh", "viewer", SUBSCRIBERS, 16, &["--report-every", "4"]);
 
     // Seen through any node: the whole room, each publisher on the node it joined through.
     let expected = vec![
@@ -163,13 +121,7 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
     std::thread::sleep(Duration::from_secs(4));
 
     // The subscribers kept green and red all along.
-    let status = process::wait_exit(&mut load, Duration::from_secs(30)).unwrap_or_else(|| {
-        process::kill(&mut load);
-        panic!("the load generator did not finish")
-    });
-    let load_log = reading.join().expect("stderr");
-    assert!(status.success(), "{load_log}");
-    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).expect("a report")).expect("JSON");
+    let (report, _) = load.finish(Duration::from_secs(30));
     assert_eq!(report["totals"]["connected"], SUBSCRIBERS, "{}", report["totals"]);
     for s in report["subscribers"].as_array().unwrap() {
         let tracks = s["tracks"].as_array().unwrap();

@@ -5,15 +5,11 @@
 //! link repair the loss: the subscribers see no loss and no freeze, and the third node's
 //! metrics count the repairs.
 
-use std::process::{Command, Stdio};
 use std::time::Duration;
 
-use serde_json::Value;
 use tessera_testkit::http;
 use tessera_testkit::lossy_relay::{NodeRelays, RELAY_IP};
-use tessera_testkit::process;
 use tessera_testkit::redis::Redis;
-use tessera_testkit::tessera::TEST_KEY;
 
 mod common;
 
@@ -47,25 +43,7 @@ fn five_percent_loss_on_a_relay_link_is_repaired() {
         nodes[0].bot("lossy", "noise", &["--pattern", "snow", "--size", "320x180", "--bitrate-kbps", "600"]);
     green.wait_for("published", Duration::from_secs(30));
 
-    let dir = tempfile::tempdir().expect("temp dir");
-    let report_path = dir.path().join("report.json");
-    let mut load = Command::new(common::BIN)
-        .args(["bot", "--url", &nodes[2].url(), "--room", "lossy", "--name", "viewer", "--api-key", TEST_KEY])
-        .args(["--subscribers", "2", "--duration", "10"])
-        .arg("--report")
-        .arg(&report_path)
-        .env_remove("TESSERA_TOKEN")
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(Stdio::inherit())
-        .spawn()
-        .expect("tessera bot --subscribers starts");
-    let status = process::wait_exit(&mut load, Duration::from_secs(40)).unwrap_or_else(|| {
-        process::kill(&mut load);
-        panic!("the load generator did not finish")
-    });
-    assert!(status.success());
-    let report: Value = serde_json::from_slice(&std::fs::read(&report_path).expect("a report")).expect("JSON");
+    let (report, _) = nodes[2].subscribers("lossy", "viewer", 2, 10, &[]).finish(Duration::from_secs(40));
     let (forwarded, dropped) = relays.counts(0, 2);
     eprintln!("n1 -> n3: {forwarded} datagrams forwarded, {dropped} RTP packets dropped");
     eprintln!("report: {}", report["subscribers"]);

@@ -83,3 +83,61 @@ impl Drop for Bot {
         crate::process::kill(&mut self.child);
     }
 }
+
+/// `tessera bot --subscribers N`: the load generator, running. Its JSON report (the
+/// `--report` file) and its stderr are read by [`Subscribers::finish`].
+pub struct Subscribers {
+    child: Child,
+    report: std::path::PathBuf,
+    _dir: tempfile::TempDir,
+    stderr: Option<std::thread::JoinHandle<String>>,
+}
+
+impl Subscribers {
+    /// `BIN bot --url URL --api-key KEY ARGS… --report FILE` (ARGS with `--room`,
+    /// `--subscribers`…), with no `TESSERA_TOKEN` inherited.
+    pub fn start(bin: impl AsRef<Path>, url: &str, api_key: &str, args: &[&str]) -> Subscribers {
+        use std::io::Read;
+        let dir = tempfile::tempdir().expect("temp dir");
+        let report = dir.path().join("report.json");
+        let mut child = Command::new(bin.as_ref())
+            .args(["bot", "--url", url, "--api-key", api_key])
+            .args(args)
+            .arg("--report")
+            .arg(&report)
+            .env_remove("TESSERA_TOKEN")
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(Stdio::piped())
+            .spawn()
+            .expect("tessera bot --subscribers starts");
+        let mut pipe = child.stderr.take().expect("stderr piped");
+        // Read while it runs, so that a full pipe never stalls it.
+        let stderr = std::thread::spawn(move || {
+            let mut text = String::new();
+            let _ = pipe.read_to_string(&mut text);
+            text
+        });
+        Subscribers { child, report, _dir: dir, stderr: Some(stderr) }
+    }
+
+    /// Waits up to `timeout` for the run to end; its report and stderr. Panics if it fails.
+    pub fn finish(mut self, timeout: Duration) -> (Value, String) {
+        let status = crate::process::wait_exit(&mut self.child, timeout).unwrap_or_else(|| {
+            crate::process::kill(&mut self.child);
+            panic!("the load generator did not finish within {timeout:?}")
+        });
+        let stderr = self.stderr.take().and_then(|h| h.join().ok()).unwrap_or_default();
+        assert!(status.success(), "the load generator failed ({status}):\n{stderr}");
+        let text = std::fs::read(&self.report).unwrap_or_else(|e| panic!("no report ({e}):\n{stderr}"));
+        let report =
+            serde_json::from_slice(&text).unwrap_or_else(|e| panic!("the report is not JSON ({e}):\n{stderr}"));
+        (report, stderr)
+    }
+}
+
+impl Drop for Subscribers {
+    fn drop(&mut self) {
+        crate::process::kill(&mut self.child);
+    }
+}

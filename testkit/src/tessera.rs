@@ -296,6 +296,23 @@ impl Node {
         Bot::start(&self.bin, self.port, key, room, name, args)
     }
 
+    /// `n` receive-only subscribers in `room` on this node for `seconds` (one `tessera bot
+    /// --subscribers` process named `name`, with `args`).
+    pub fn subscribers(
+        &self,
+        room: &str,
+        name: &str,
+        n: usize,
+        seconds: u64,
+        args: &[&str],
+    ) -> crate::bot::Subscribers {
+        let key = self.api_key.as_deref().expect("the load generator needs the node's --api-key");
+        let (n, seconds) = (n.to_string(), seconds.to_string());
+        let mut all = vec!["--room", room, "--name", name, "--subscribers", &n, "--duration", &seconds];
+        all.extend_from_slice(args);
+        crate::bot::Subscribers::start(&self.bin, &self.url(), key, &all)
+    }
+
     /// `GET /v1/recordings/{id}` until the recording is `completed` or `failed` (up to
     /// `timeout`), and then its resource.
     pub fn wait_recording_ended(&self, id: &str, timeout: Duration) -> Value {

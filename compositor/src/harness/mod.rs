@@ -48,3 +48,26 @@ pub fn tile_center(tiles: &[Tile], participant: &str) -> Option<(f64, f64)> {
         .find(|t| t.participant == participant && t.source != TileSource::Screen)
         .map(|t| (t.rect.x as f64 + t.rect.width as f64 / 2.0, t.rect.y as f64 + t.rect.height as f64 / 2.0))
 }
+
+/// Centre of each camera tile of the built-in `grid` layout on a `canvas` (width, height),
+/// for participants named `names` who joined in that order, each with a `camera` (width,
+/// height) video.
+pub fn grid_centres(names: &[&str], canvas: (u32, u32), camera: (u32, u32)) -> Vec<(f64, f64)> {
+    use crate::layout::{Canvas, Layout, LayoutEngine, ParticipantView, VideoSize};
+    let people: Vec<ParticipantView> = names
+        .iter()
+        .enumerate()
+        .map(|(i, name)| ParticipantView {
+            id: (*name).into(),
+            name: (*name).into(),
+            join_order: i as u64,
+            speaker_rank: None,
+            pinned: false,
+            camera: Some(VideoSize { width: camera.0, height: camera.1 }),
+            screen: None,
+        })
+        .collect();
+    let Some(grid) = Layout::builtin("grid") else { return Vec::new() };
+    let tiles = LayoutEngine::compute(&grid, &people, Canvas { width: canvas.0, height: canvas.1 });
+    names.iter().filter_map(|name| tile_center(&tiles, name)).collect()
+}
