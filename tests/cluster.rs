@@ -39,7 +39,7 @@ fn any_node_answers_for_a_room_that_lives_on_one() {
     let camera = red_camera(dir.path());
     let token = post(&nodes[2], "/v1/rooms/call/tokens", json!({"identity": "red", "name": "red"}));
     let page = format!("{}/rooms/call?token={}&name=red", nodes[2].url(), token["token"].as_str().unwrap());
-    let _browser = Browser::open(&page, &[&camera]);
+    let browser = Browser::open(&page, &[&camera]);
 
     // Every node describes the same room, on the same node, with the three participants.
     let host = wait_for("the room with all participants, seen from every node", Duration::from_secs(60), || {
@@ -54,6 +54,18 @@ fn any_node_answers_for_a_room_that_lives_on_one() {
         whole.then_some(host)
     });
     let host_index = index(&host);
+    // Chromium, hosted by the third node, decodes both bots' video (relayed from the others).
+    let mut tab = browser.page("name=red");
+    wait_for("Chromium decoding two videos", Duration::from_secs(30), || {
+        let tracks = tab.eval("JSON.stringify(window.tesseraStats && window.tesseraStats.tracks || {})");
+        let tracks: Value = serde_json::from_str(tracks.as_str()?).ok()?;
+        let decoding = tracks
+            .as_object()?
+            .values()
+            .filter(|t| t["kind"] == "video" && t["framesDecoded"].as_f64() > Some(30.0))
+            .count();
+        (decoding == 2).then_some(())
+    });
     let listed = get(&nodes[2], "/v1/rooms");
     let rooms: Vec<&Value> = listed["rooms"].as_array().unwrap().iter().filter(|r| r["name"] == "call").collect();
     assert_eq!(rooms.len(), 1, "one room in the cluster-wide list: {listed}");

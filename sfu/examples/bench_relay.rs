@@ -58,7 +58,10 @@ fn main() {
     let (cpu, wall) = (cpu_time() - cpu0, t0.elapsed());
     assert_eq!(delivered, u64::from(packets));
     let per = wall.as_secs_f64() * 1e9 / f64::from(packets);
-    println!("in memory: {packets} packets of 1100 bytes, {per:.0} ns per packet (both ends), {:.0} packets per CPU-second", f64::from(packets) / cpu.as_secs_f64().max(1e-9));
+    println!(
+        "in memory: {packets} packets of 1100 bytes, {per:.0} ns per packet (both ends), {:.0} packets per CPU-second",
+        f64::from(packets) / cpu.as_secs_f64().max(1e-9)
+    );
 
     // Through a loopback socket, as the hub sends (the receiving end in another thread).
     let rx = UdpSocket::bind("127.0.0.1:0").expect("bind");

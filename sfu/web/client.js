@@ -266,6 +266,7 @@
       out.sent_codecs = sentCodecs(report);
     }
     stats.inbound = out.inbound;
+    stats.tracks = out.tracks || {};
     send({ type: 'stats', stats: out });
   }
   setInterval(() => collectStats().catch(() => {}), 1000);

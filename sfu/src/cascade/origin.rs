@@ -17,12 +17,16 @@ use crate::relay::media_ssrc;
 use crate::sync::{random_u32, read, write};
 use crate::track::PublishedTrack;
 
-/// A node that wants some layers of a track, until when.
+/// Layers a track has at most (simulcast sends three).
+const MAX_LAYERS: usize = 8;
+
+/// A node that wants some layers of a track, each until when.
 struct Want {
     peer: Arc<PeerLink>,
-    /// Bit `l`: layer `l`.
+    /// Bit `l`: layer `l` is wanted (what the packet path reads).
     layers: u64,
-    until: Instant,
+    /// Until when each layer is wanted (each lapses on its own).
+    until: [Option<Instant>; MAX_LAYERS],
 }
 
 /// The relay side of one of this node's tracks.
@@ -38,29 +42,40 @@ pub(crate) struct OriginTap {
 impl OriginTap {
     /// `peer` wants `layer` until `until`.
     pub(crate) fn want(&self, peer: &Arc<PeerLink>, layer: usize, until: Instant) {
-        let bit = 1u64 << layer.min(63);
+        if layer >= MAX_LAYERS {
+            return;
+        }
+        let bit = 1u64 << layer;
         let mut wants = write(&self.wants);
-        match wants.iter_mut().find(|w| Arc::ptr_eq(&w.peer, peer)) {
-            Some(w) => {
-                if w.layers & bit == 0 {
-                    w.layers |= bit;
-                    drop(wants);
-                    self.request_keyframe(layer);
-                    return;
-                }
-                w.until = w.until.max(until);
-            }
+        let i = match wants.iter().position(|w| Arc::ptr_eq(&w.peer, peer)) {
+            Some(i) => i,
             None => {
-                wants.push(Want { peer: Arc::clone(peer), layers: bit, until });
-                drop(wants);
-                self.request_keyframe(layer);
+                wants.push(Want { peer: Arc::clone(peer), layers: 0, until: [None; MAX_LAYERS] });
+                wants.len() - 1
             }
+        };
+        let w = &mut wants[i];
+        w.until[layer] = Some(w.until[layer].map_or(until, |u| u.max(until)));
+        let new = w.layers & bit == 0;
+        w.layers |= bit;
+        drop(wants);
+        if new {
+            self.request_keyframe(layer);
         }
     }
 
-    /// Forgets wants not repeated in time (each layer of a node's want lapses together).
+    /// Forgets the layers whose wants were not repeated in time.
     pub(crate) fn expire(&self, now: Instant) {
-        write(&self.wants).retain(|w| w.until > now);
+        let mut wants = write(&self.wants);
+        for w in wants.iter_mut() {
+            for (l, until) in w.until.iter_mut().enumerate() {
+                if until.is_some_and(|u| u <= now) {
+                    *until = None;
+                    w.layers &= !(1u64 << l);
+                }
+            }
+        }
+        wants.retain(|w| w.layers != 0);
     }
 
     /// The nodes that want some layer of it now.
