@@ -164,3 +164,44 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
     let _ = green.stop();
     let _ = red.stop();
 }
+
+#[test]
+fn a_draining_node_sends_its_participants_to_another_node() {
+    let redis = Redis::start();
+    let mut nodes: Vec<Option<Node>> =
+        common::cluster::start(|id| common::cluster::node(&redis, id)).into_iter().map(Some).collect();
+    let mut green = node(&nodes, 0).bot("drain", "green", &camera("#00ff00"));
+    green.wait_for("published", Duration::from_secs(30));
+    let dir = tempfile::tempdir().expect("temp dir");
+    let token = post(node(&nodes, 1), "/v1/rooms/drain/tokens", json!({"identity": "red", "name": "red"}));
+    let page = format!("{}/rooms/drain?token={}&name=red", node(&nodes, 1).url(), token["token"].as_str().unwrap());
+    let _browser =
+        tessera_testkit::chromium::Browser::open(&page, &[&tessera_testkit::chromium::red_camera(dir.path())]);
+    let red_on = |nodes: &[Option<Node>], seen_through: usize| -> Option<String> {
+        let r = get(node(nodes, seen_through), "/v1/rooms/drain");
+        let red = r["participants"]
+            .as_array()?
+            .iter()
+            .find(|p| p["name"] == "red" && p["tracks"].as_array().is_some_and(|t| t.len() == 2))?
+            .clone();
+        red["node"].as_str().map(str::to_owned)
+    };
+    let first = wait_for("Chromium publishing through n2", Duration::from_secs(30), || red_on(&nodes, 0));
+    assert_eq!(first, "n2");
+
+    // n2 drains: it asks Chromium to join again elsewhere, then exits.
+    let drained = Instant::now();
+    let (status, log) = nodes[1].take().expect("n2").stop_with_log("TERM");
+    assert!(status.success(), "{status}\n{log}");
+    assert!(log.contains("participants asked to join again"), "{log}");
+    let moved = wait_for("Chromium publishing through another node", Duration::from_secs(30), || {
+        red_on(&nodes, 0).filter(|n| n != "n2")
+    });
+    eprintln!("red moved to {moved} {:?} after the SIGTERM", drained.elapsed());
+    assert!(["n1", "n3"].contains(&moved.as_str()));
+    // Seen the same through the other node; green is still there.
+    assert_eq!(red_on(&nodes, 2).as_deref(), Some(moved.as_str()));
+    let r = get(node(&nodes, 2), "/v1/rooms/drain");
+    assert!(r["participants"].as_array().unwrap().iter().any(|p| p["name"] == "green" && p["node"] == "n1"), "{r}");
+    let _ = green.stop();
+}

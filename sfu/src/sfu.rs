@@ -187,6 +187,21 @@ impl Sfu {
         }
     }
 
+    /// Asks every participant of this node that has a signalling connection (WHIP
+    /// publishers have none) to join again through the node at `url`; returns how many
+    /// were asked.
+    pub fn ask_to_reconnect(&self, url: &str) -> usize {
+        let rooms: Vec<Arc<Room>> = lock(&self.inner.rooms).values().cloned().collect();
+        let mut asked = 0;
+        for room in rooms {
+            for p in room.participants().into_iter().filter(|p| p.node.is_none() && p.outbox.is_some()) {
+                p.send(crate::signal::ServerMessage::Reconnect { url: url.to_owned() });
+                asked += 1;
+            }
+        }
+        asked
+    }
+
     /// This node's part of `room` (empty when it has none), for the other nodes.
     pub fn local_room_state(&self, room: &str) -> NodeRoomState {
         match (self.cascade(), self.get_room(room)) {

@@ -233,6 +233,12 @@ pub enum ServerMessage {
     },
     /// Answer to `ping`.
     Pong,
+    /// This node is going away (it drains): join the room again through `url`, the base URL
+    /// of another node, with the same token. The call goes on there, as a new participant.
+    Reconnect {
+        /// Base URL of the node to join through (`http(s)://host:port`).
+        url: String,
+    },
     /// Something the client sent was refused. `fatal` errors close the connection.
     Error {
         /// Stable code (`bad_request`, `unauthorized`, ...).

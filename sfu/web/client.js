@@ -188,6 +188,13 @@
         for (const [id, t] of tiles) t.el.classList.toggle('speaking', id === 'p:' + m.participant_id);
         stats.active_speaker = m.participant_id;
         break;
+      case 'reconnect': {
+        // This node is going away: the same page (and token) on the node it names.
+        const next = new URL(location.pathname + location.search, m.url);
+        stats.reconnecting = next.href;
+        location.href = next.href;
+        break;
+      }
       case 'error':
         stats.errors.push(m.code + ': ' + m.message);
         status('error: ' + m.message);

@@ -151,6 +151,9 @@ impl Session {
                     }
                     ServerMessage::ParticipantJoined { participant } => tracing::info!(id = %participant.id, name = %participant.name, "participant joined"),
                     ServerMessage::ParticipantLeft { participant_id } => tracing::info!(id = %participant_id, "participant left"),
+                    // The bot stays until its node is gone (it does not follow: see
+                    // docs/cascade.md); the web client does.
+                    ServerMessage::Reconnect { url } => tracing::warn!(%url, "the server asks to join again through another node"),
                     _ => {}
                 },
             }

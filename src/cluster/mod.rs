@@ -237,6 +237,26 @@ impl ClusterNode {
     pub async fn drain(&self, media: &Media) {
         self.cluster.set_draining();
         let _ = self.cluster.heartbeat(load::of(media)).await;
+        self.send_participants_elsewhere(media).await;
+    }
+
+    /// Asks this node's participants to join again through the least loaded other serving
+    /// node (of this node's region, if it has one and a node there takes rooms); their call
+    /// goes on there, their media reaching the room's other nodes over relay links.
+    async fn send_participants_elsewhere(&self, media: &Media) {
+        let Ok(nodes) = self.cluster.nodes().await else {
+            tracing::warn!("draining: the other nodes cannot be listed; participants stay until the end");
+            return;
+        };
+        let others: Vec<tessera_cluster::NodeInfo> = nodes.into_iter().filter(|n| n.id() != self.node_id()).collect();
+        let region = self.cluster.config().region.as_deref();
+        let Some(target) = tessera_cluster::placement::least_loaded(&others, self.cluster.config().admission, region)
+        else {
+            tracing::warn!("draining: no other node takes participants; they stay until the end");
+            return;
+        };
+        let asked = media.sfu.ask_to_reconnect(target.url());
+        tracing::info!(asked, node = target.id(), "draining: participants asked to join again through another node");
     }
 
     /// The end of a graceful stop, once recordings and streams are finished: their final
