@@ -38,9 +38,14 @@ fn camera(color: &str) -> [&str; 6] {
     ["--color", color, "--size", "320x180", "--fps", "15"]
 }
 
-/// The room as its home describes it, through `node`.
+/// Room `name` as its home describes it, through `node`.
+fn room_of(node: &Node, name: &str) -> Value {
+    get(node, &format!("/v1/rooms/{name}"))
+}
+
+/// The room `mesh`, through `node`.
 fn room(node: &Node) -> Value {
-    get(node, "/v1/rooms/mesh")
+    room_of(node, "mesh")
 }
 
 /// The names of the room's publishing participants (bots) and their nodes.
@@ -204,4 +209,46 @@ fn a_draining_node_sends_its_participants_to_another_node() {
     let r = get(node(&nodes, 2), "/v1/rooms/drain");
     assert!(r["participants"].as_array().unwrap().iter().any(|p| p["name"] == "green" && p["node"] == "n1"), "{r}");
     let _ = green.stop();
+}
+
+/// Lip sync across a relay link: a bot whose picture flashes white while its tone beeps,
+/// hosted by a node that is not the room's home; the home's recording keeps each flash with
+/// its beep (sender reports cross the link).
+#[test]
+fn a_relayed_participant_is_lip_synced_in_the_homes_recording() {
+    use tessera_testkit::analysis::decode_audio;
+    use tessera_testkit::sync_marks::{IN_SYNC, av_offsets, beep_onsets, flash_onsets};
+    let redis = Redis::start();
+    let nodes: Vec<Option<Node>> =
+        common::cluster::start(|id| common::cluster::node(&redis, id)).into_iter().map(Some).collect();
+    let rec = post(node(&nodes, 0), "/v1/rooms/sync/recordings", json!({"video": {"width": W, "height": H}}));
+    let rec_id = rec["id"].as_str().expect("a recording id").to_owned();
+    let home = index(room_of(node(&nodes, 0), "sync")["node"].as_str().expect("the home"));
+    let away = (home + 1) % 3;
+    let marks = ["--sync-marks", "--tone", "1000", "--color", "#202020", "--size", "320x180", "--fps", "30"];
+    let mut alice = node(&nodes, away).bot("sync", "alice", &marks);
+    alice.wait_for("published", Duration::from_secs(30));
+    std::thread::sleep(Duration::from_secs(10));
+    post(node(&nodes, 0), &format!("/v1/recordings/{rec_id}/stop"), json!({}));
+    let done = node(&nodes, 0).wait_recording_ended(&rec_id, Duration::from_secs(30));
+    assert_eq!(done["status"], "completed", "{done}");
+    let path = done["location"]["path"].as_str().expect("a local recording");
+    let path = if Path::new(path).is_absolute() {
+        Path::new(path).to_path_buf()
+    } else {
+        node(&nodes, home).dir.path().join(path)
+    };
+    let frames = decode_frames(&path, 160, 90);
+    let flashes = flash_onsets(&frames, (f64::from(W) / 2.0, f64::from(H) / 2.0), (W, H));
+    let beeps = beep_onsets(&decode_audio(&path));
+    assert!(flashes.len() >= 6 && beeps.len() >= 6, "flashes {flashes:?}, beeps {beeps:?}");
+    // From 3.5 s after the first flash: the first sender reports have crossed the link.
+    let first = flashes[0];
+    let offsets = av_offsets(&flashes, &beeps, first + 3.5);
+    eprintln!("A/V offsets of a participant relayed from {}: {offsets:?}", IDS[away]);
+    assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
+    for o in &offsets {
+        assert!(IN_SYNC.contains(o), "A/V offset {:.0} ms (all: {offsets:?})", o * 1000.0);
+    }
+    let _ = alice.stop();
 }

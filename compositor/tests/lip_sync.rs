@@ -5,35 +5,8 @@ mod common;
 use common::*;
 use std::time::Duration;
 use tessera_compositor::ProgramConfig;
-use tessera_testkit::analysis::{Frame, assert_continuous, decode_audio, decode_frames};
-
-/// Starts of the white flashes in a tile (first white frame after a non-white one).
-fn flash_onsets(frames: &[Frame], at: (f64, f64)) -> Vec<f64> {
-    let white = |f: &Frame| {
-        let c = f.color_at(at.0, at.1, 1280, 720);
-        c.0 > 200 && c.1 > 200 && c.2 > 200
-    };
-    frames.windows(2).filter(|w| !white(&w[0]) && white(&w[1])).map(|w| w[1].pts).collect()
-}
-
-/// Starts of the beeps: the first 2 ms window above a threshold after 50 ms of quiet.
-fn beep_onsets(samples: &[f32]) -> Vec<f64> {
-    let win = 96; // 2 ms at 48 kHz
-    let mut onsets = Vec::new();
-    let mut quiet_for = 0usize;
-    for (i, w) in samples.chunks(win).enumerate() {
-        let peak = w.iter().fold(0.0f32, |m, s| m.max(s.abs()));
-        if peak > 0.05 {
-            if quiet_for >= 25 {
-                onsets.push(i as f64 * win as f64 / 48000.0);
-            }
-            quiet_for = 0;
-        } else {
-            quiet_for += 1;
-        }
-    }
-    onsets
-}
+use tessera_testkit::analysis::{assert_continuous, decode_audio, decode_frames};
+use tessera_testkit::sync_marks::{IN_SYNC, av_offsets as offsets_of, beep_onsets, flash_onsets};
 
 /// The lip-sync delays the program applied to the sender's tracks (their jitter buffers'
 /// `ts-offset`), for a failure to be read against: the intermittent steady -220 to -250 ms is
@@ -77,7 +50,7 @@ fn av_offsets_joining_after(audio_delay: Duration, join_after: f64) -> (Vec<f64>
     rec.finish(&room);
     let frames = decode_frames(&rec.path, 320, 180);
     assert_continuous(&frames, 30.0);
-    let flashes = flash_onsets(&frames, (640.0, 360.0));
+    let flashes = flash_onsets(&frames, (640.0, 360.0), (1280, 720));
     let audio = decode_audio(&rec.path);
     // Audio runs ahead of video on its way to an output; none of it may be lost while the
     // output waits for its first keyframe, or the file's audio starts late and plays early.
@@ -87,15 +60,7 @@ fn av_offsets_joining_after(audio_delay: Duration, join_after: f64) -> (Vec<f64>
     assert!(flashes.len() >= 6, "flashes seen: {flashes:?}");
     assert!(beeps.len() >= 6, "beeps heard: {beeps:?}");
     // Let the first sender reports arrive and the offsets settle.
-    let offsets = flashes
-        .iter()
-        .filter(|&&v| v > 3.5)
-        .filter_map(|&v| {
-            let a = beeps.iter().copied().min_by(|x, y| (x - v).abs().total_cmp(&(y - v).abs()))?;
-            Some(a - v)
-        })
-        .collect();
-    (offsets, delays)
+    (offsets_of(&flashes, &beeps, 3.5), delays)
 }
 
 #[test]
@@ -105,13 +70,12 @@ fn audio_and_video_stay_in_sync_when_the_audio_path_is_300ms_slower() {
     assert_in_sync_window(&offsets, &delays);
 }
 
-/// EBU R37: audio at most 40 ms early and at most 60 ms late, widened by one video frame
-/// (33 ms) each way because a flash is only seen on the program's frame grid. Without the
-/// sender-report correction the 300 ms case measures about +330 ms.
+/// [`IN_SYNC`] (EBU R37 widened by a frame). Without the sender-report correction the
+/// 300 ms case measures about +330 ms.
 fn assert_in_sync_window(offsets: &[f64], delays: &str) {
     for o in offsets {
         assert!(
-            (-0.073..=0.093).contains(o),
+            IN_SYNC.contains(o),
             "A/V offset {:.0} ms (all: {offsets:?}); lip-sync delays applied: {delays}",
             o * 1000.0
         );

@@ -20,6 +20,7 @@ pub mod process;
 pub mod redis;
 pub mod rtmp;
 pub mod s3;
+pub mod sync_marks;
 pub mod tessera;
 pub mod tls;
 pub mod turn;
