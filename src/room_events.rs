@@ -1,7 +1,8 @@
 //! Room and participant webhooks, from what the SFU says of joins and leaves and what the hub
 //! says of programs: `room.started` at a room's first join, `participant.joined`/`left` for
 //! everyone (publishing or only subscribing), `room.ended` once the last participant has left
-//! and nothing records or streams the room any more.
+//! and nothing records or streams the room any more. In a cluster these are this node's part
+//! of the room; `cluster::room_webhooks` makes the room's own events cluster-wide.
 
 use std::collections::HashMap;
 use std::sync::Mutex;
@@ -50,16 +51,54 @@ impl RoomLife {
     }
 }
 
+/// A room or participant webhook this node decided on.
+#[derive(Debug, Clone, PartialEq)]
+pub enum RoomEvent {
+    /// This node's part of the room started (its first participant here joined).
+    Started(String),
+    /// This node's part of the room is over (its last participant left, no program here).
+    Ended(String),
+    /// A participant webhook (`event`, room, data), sent as is.
+    Participant(&'static str, String, serde_json::Value),
+}
+
+/// Where a cluster node's room events go: the cluster sends `room.started` and `room.ended`
+/// once for the whole room (see `cluster::room_webhooks`), in order with the participant
+/// webhooks. Must not block.
+pub trait RoomEventSink: Send + Sync {
+    fn push(&self, event: RoomEvent);
+}
+
 /// Sends the room and participant webhooks.
+///
+/// Lock order: `rooms` is a leaf; `sink` is set once.
 #[derive(Default)]
 pub struct RoomLifecycle {
     webhooks: Webhooks,
     rooms: Mutex<HashMap<String, RoomLife>>,
+    /// In a cluster: the room events go there instead of straight to the webhooks.
+    sink: std::sync::OnceLock<std::sync::Arc<dyn RoomEventSink>>,
 }
 
 impl RoomLifecycle {
     pub fn new(webhooks: Webhooks) -> Self {
-        RoomLifecycle { webhooks, rooms: Mutex::default() }
+        RoomLifecycle { webhooks, rooms: Mutex::default(), sink: std::sync::OnceLock::new() }
+    }
+
+    /// From now on the room events go to `sink` (a cluster node); set once.
+    pub fn set_sink(&self, sink: std::sync::Arc<dyn RoomEventSink>) {
+        let _ = self.sink.set(sink);
+    }
+
+    fn emit(&self, event: RoomEvent) {
+        if let Some(sink) = self.sink.get() {
+            return sink.push(event);
+        }
+        match event {
+            RoomEvent::Started(room) => self.webhooks.send("room.started", &room, serde_json::json!({})),
+            RoomEvent::Ended(room) => self.webhooks.send("room.ended", &room, serde_json::json!({})),
+            RoomEvent::Participant(name, room, data) => self.webhooks.send(name, &room, data),
+        }
     }
 
     /// The room's program started (`true`) or stopped.
@@ -79,8 +118,10 @@ impl RoomLifecycle {
     }
 
     fn send_room(&self, room: &str, event: Option<&'static str>) {
-        if let Some(name) = event {
-            self.webhooks.send(name, room, serde_json::json!({}));
+        match event {
+            Some("room.started") => self.emit(RoomEvent::Started(room.to_owned())),
+            Some(_) => self.emit(RoomEvent::Ended(room.to_owned())),
+            None => {}
         }
     }
 }
@@ -93,12 +134,12 @@ impl RoomObserver for RoomLifecycle {
     fn participant_joined(&self, p: &ParticipantEvent) {
         let started = self.update(&p.room, RoomLife::joined);
         self.send_room(&p.room, started);
-        self.webhooks.send("participant.joined", &p.room, participant_data(p));
+        self.emit(RoomEvent::Participant("participant.joined", p.room.clone(), participant_data(p)));
     }
 
     fn participant_left(&self, p: &ParticipantEvent) {
         let ended = self.update(&p.room, RoomLife::left);
-        self.webhooks.send("participant.left", &p.room, participant_data(p));
+        self.emit(RoomEvent::Participant("participant.left", p.room.clone(), participant_data(p)));
         self.send_room(&p.room, ended);
     }
 }

@@ -40,6 +40,11 @@ impl Keys {
         format!("{}room-part:{room}:{node}", self.prefix)
     }
 
+    /// Whether a room is live cluster-wide (its `room.started` was sent): the sending node.
+    pub fn room_live(&self, room: &str) -> String {
+        format!("{}room-live:{room}", self.prefix)
+    }
+
     /// The relay links' keys (a hash: `from>to` → hex).
     pub fn relay_keys(&self) -> String {
         format!("{}relay-keys", self.prefix)

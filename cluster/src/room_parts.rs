@@ -121,4 +121,45 @@ impl Cluster {
         let written: Result<()> = cmd.query_async(&mut redis).await.map_err(ClusterError::redis("renew relay keys"));
         self.observe(written)
     }
+
+    /// Marks `room` live cluster-wide unless it already is: whether this node did (and so
+    /// sends `room.started`). The mark lapses after `ttl` unless [`Cluster::keep_room_live`]
+    /// renews it (a cluster whose nodes all died does not keep a room live forever).
+    pub async fn claim_room_live(&self, room: &str, ttl: Duration) -> Result<bool> {
+        let mut redis = self.redis();
+        let set: Result<Option<String>> = redis::cmd("SET")
+            .arg(self.inner.keys.room_live(room))
+            .arg(self.node_id())
+            .arg("NX")
+            .arg("PX")
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut redis)
+            .await
+            .map_err(ClusterError::redis("mark a room live"));
+        Ok(self.observe(set)?.is_some())
+    }
+
+    /// Renews `room`'s live mark (a node that still hosts some of it).
+    pub async fn keep_room_live(&self, room: &str, ttl: Duration) -> Result<()> {
+        let mut redis = self.redis();
+        let kept: Result<()> = redis::cmd("PEXPIRE")
+            .arg(self.inner.keys.room_live(room))
+            .arg(ttl.as_millis() as u64)
+            .query_async(&mut redis)
+            .await
+            .map_err(ClusterError::redis("renew a room's live mark"));
+        self.observe(kept)
+    }
+
+    /// Ends `room` cluster-wide: whether this node removed its live mark (and so sends
+    /// `room.ended`; of several nodes ending it at once, one does).
+    pub async fn end_room_live(&self, room: &str) -> Result<bool> {
+        let mut redis = self.redis();
+        let removed: Result<u32> = redis::cmd("DEL")
+            .arg(self.inner.keys.room_live(room))
+            .query_async(&mut redis)
+            .await
+            .map_err(ClusterError::redis("end a room"));
+        Ok(self.observe(removed)? == 1)
+    }
 }

@@ -36,6 +36,8 @@ pub struct CascadeState {
     /// Rooms whose part changed since the last round (from the SFU's listener).
     dirty: Mutex<HashSet<String>>,
     wake: tokio::sync::Notify,
+    /// This node's room events (see `room_webhooks.rs`), once started.
+    pub(super) room_events: std::sync::OnceLock<Arc<super::room_webhooks::ClusterRoomEvents>>,
 }
 
 /// The round's memory of one other node's link.
@@ -71,6 +73,9 @@ impl ClusterNode {
             Err(_) => Vec::new(),
         };
         let _ = self.cluster.renew_relay_keys(&peers, || LinkKeys::random().to_hex()).await;
+        let events = Arc::new(self.room_events(media.clone(), media.hub.webhooks().clone()));
+        let _ = self.cascade.room_events.set(Arc::clone(&events));
+        media.hub.set_room_event_sink(events);
         let state = Arc::clone(&self.cascade);
         media.sfu.set_local_room_listener(move |room| {
             lock(&state.dirty).insert(room.to_owned());
@@ -112,8 +117,11 @@ impl ClusterNode {
             for room in rooms {
                 let local = media.sfu.local_room_state(&room);
                 let json = serde_json::to_string(&local).unwrap_or_default();
+                // A program here is a part of the room too (with no participants of its own):
+                // the room is not over while it runs (see room_webhooks.rs).
+                let takes_part = !local.participants.is_empty() || media.hub.program(&room).is_some();
                 let write = match published.get(&room) {
-                    _ if local.participants.is_empty() => None,
+                    _ if !takes_part => None,
                     Some((last, at))
                         if *last == json && now.duration_since(*at) < REFRESH_EVERY && !dirty.contains(&room) =>
                     {
@@ -121,7 +129,7 @@ impl ClusterNode {
                     }
                     _ => Some(json.clone()),
                 };
-                if local.participants.is_empty() {
+                if !takes_part {
                     if published.remove(&room).is_some() {
                         let _ = self.cluster.put_room_part(&room, None).await;
                     }
@@ -147,6 +155,7 @@ impl ClusterNode {
                 for node in media.sfu.room_nodes(&room).into_iter().filter(|n| !seen.contains(n)) {
                     tracing::info!(%room, %node, "a node left the room");
                     media.sfu.apply_remote_room_state(&room, &node, NodeRoomState::default());
+                    self.room_part_gone(&media, &room);
                 }
             }
         }

@@ -10,6 +10,7 @@ pub mod cascade;
 pub mod forward;
 pub mod load;
 pub mod records;
+pub mod room_webhooks;
 pub mod routing;
 pub mod signalling;
 mod takeover;

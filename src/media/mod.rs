@@ -121,6 +121,12 @@ impl ProgramHub {
         self.program_budget.load(std::sync::atomic::Ordering::Relaxed)
     }
 
+    /// In a cluster: room and participant events go to `sink`, which sends `room.started`
+    /// and `room.ended` once for the whole room.
+    pub fn set_room_event_sink(&self, sink: Arc<dyn crate::room_events::RoomEventSink>) {
+        self.lifecycle.set_sink(sink);
+    }
+
     /// What the SFU tells of joins and leaves, for the room and participant webhooks.
     pub fn room_observer(&self) -> Arc<dyn tessera_sfu::RoomObserver> {
         self.lifecycle.clone()
