@@ -245,7 +245,7 @@ impl Cluster {
 
     /// Writes the heartbeat every 2 s with the load `load()` reports (and the machine's CPU
     /// use, measured here) until the handle is aborted. A failed write is logged once per
-    /// outage by [`Cluster::observe`]; the next tick tries again.
+    /// outage (by `Cluster::observe`); the next tick tries again.
     pub fn spawn_heartbeat(&self, load: impl Fn() -> NodeLoad + Send + Sync + 'static) -> tokio::task::JoinHandle<()> {
         let cluster = self.clone();
         tokio::spawn(async move {

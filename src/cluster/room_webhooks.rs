@@ -1,10 +1,10 @@
 //! `room.started` and `room.ended` once per room in a cluster, though each node sees only its
 //! own participants join and leave. A node whose first participant of a room joins marks the
 //! room live in Redis (set if absent): the node that set it sends `room.started`. A node whose
-//! part of a room is over keeps checking, for up to [`END_CHECK_FOR`], whether any other node
+//! part of a room is over keeps checking, for up to `END_CHECK_FOR`, whether any other node
 //! that is up still has a part of it; once none has, it removes the live mark, and the node
 //! that removed it sends `room.ended` (of several nodes checking at once, one). The nodes that
-//! host some of a room renew its mark, which otherwise lapses ([`LIVE_TTL`]).
+//! host some of a room renew its mark, which otherwise lapses (`LIVE_TTL`).
 //!
 //! Events keep their order: participant webhooks pass through the same queue as the room's.
 //! Without Redis a node sends its own `room.started` (at least once beats never).

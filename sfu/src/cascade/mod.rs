@@ -15,7 +15,7 @@
 //! - `state.rs`: what nodes tell each other.
 //!
 //! Lock order: `origins`, `remotes`, `applied` are leaves (each held for one block, never
-//! two at once); a link's mutex (in [`PeerLink::with`]) is taken under none of them.
+//! two at once); a link's mutex (in `PeerLink::with`) is taken under none of them.
 
 mod hub;
 mod origin;

@@ -66,7 +66,7 @@ impl DownTrack {
         }
     }
 
-    /// Tells whether its consumer wants media now (see [`DownTrack::wants_media`]): relayed
+    /// Tells whether its consumer wants media now (see `DownTrack::wants_media`): relayed
     /// tracks are only pulled from their node while someone wants them.
     pub fn with_wanted(mut self, wanted: impl Fn() -> bool + Send + Sync + 'static) -> Self {
         self.wanted = Some(Box::new(wanted));

@@ -6,7 +6,7 @@
 //! tokio runtime and share one HTTP client and one TLS configuration.
 //!
 //! A subscriber decodes nothing: each received track's packets are counted from their RTP
-//! headers ([`track::TrackCounters`]): packets, payload bytes, loss from sequence-number gaps
+//! headers (`track::TrackCounters`): packets, payload bytes, loss from sequence-number gaps
 //! (wrap-around, reordering and repairs handled, duplicates left out), and for video the frames
 //! (distinct RTP timestamps, complete at the marker bit) and freezes (a gap between frames of
 //! at least max(3 × the average frame interval, the average + 150 ms), the WebRTC statistics'
