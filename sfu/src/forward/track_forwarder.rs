@@ -26,6 +26,9 @@ struct TrackState {
     /// The hand-off down track's last forwarded packet: (source SSRC, input ts, output ts), to
     /// map the publisher's sender reports into the handed-over stream.
     handoff_sample: Option<(u32, u32, u32)>,
+    /// For a track relayed from another node: `layers` are as the origin reports them (only
+    /// the layers someone here wants arrive, so they cannot be measured here).
+    reported: bool,
 }
 
 /// Where a track's packets go besides its down tracks: the relay links to other nodes of the
@@ -51,7 +54,6 @@ pub struct TrackForwarder {
     relay: RwLock<Option<Arc<dyn RelayTap>>>,
     /// For a track relayed from another node: its layers as the origin measures them (only
     /// the layers someone here wants arrive, so they cannot be measured here).
-    reported: Mutex<Option<Vec<LayerInfo>>>,
     received: AtomicU64,
 }
 
@@ -71,11 +73,11 @@ impl TrackForwarder {
                 meters: vec![RateMeter::default(); n],
                 layers: vec![LayerInfo::default(); n],
                 handoff_sample: None,
+                reported: false,
             }),
             downs: RwLock::new(Vec::new()),
             handoff: RwLock::new(None),
             relay: RwLock::new(None),
-            reported: Mutex::new(None),
             received: AtomicU64::new(0),
         }
     }
@@ -155,8 +157,8 @@ impl TrackForwarder {
         let mut st = lock(&self.state);
         let n = st.layers.len();
         if layers.len() == n {
-            st.layers = layers.clone();
-            *lock(&self.reported) = Some(layers);
+            st.layers = layers;
+            st.reported = true;
         }
     }
 
@@ -229,12 +231,9 @@ impl TrackForwarder {
                 changed = true;
             }
             let before: Vec<bool> = st.layers.iter().map(|l| l.bitrate_bps > 0).collect();
-            match lock(&self.reported).as_ref() {
-                Some(reported) => st.layers.clone_from(reported),
-                None => {
-                    for i in 0..st.layers.len() {
-                        st.layers[i].bitrate_bps = st.meters[i].bps(now);
-                    }
+            if !st.reported {
+                for i in 0..st.layers.len() {
+                    st.layers[i].bitrate_bps = st.meters[i].bps(now);
                 }
             }
             changed |= st.layers.iter().map(|l| l.bitrate_bps > 0).ne(before);
