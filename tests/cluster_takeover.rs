@@ -14,7 +14,7 @@ use tessera_testkit::tessera::Node;
 use tessera_testkit::webhook;
 
 mod common;
-use common::cluster::{IDS, KEY, get};
+use common::cluster::{IDS, KEY, get, room_with};
 
 #[test]
 fn a_killed_nodes_s3_recording_is_completed_by_another_node() {
@@ -36,7 +36,7 @@ fn a_killed_nodes_s3_recording_is_completed_by_another_node() {
     let n1 = nodes[0].as_ref().unwrap();
     let mut red = n1.bot("lost", "red", &["--color", "#ff0000", "--size", "640x360"]);
     red.wait_for("published", Duration::from_secs(30));
-    let host = get(n1, "/v1/rooms/lost")["node"].as_str().unwrap().to_owned();
+    let host = room_with(n1, "lost", "red")["node"].as_str().unwrap().to_owned();
     let host_index = IDS.iter().position(|id| *id == host).unwrap();
     let other = nodes[(host_index + 1) % 3].as_ref().unwrap();
     let body = json!({"video": {"width": 640, "height": 360}}).to_string();
@@ -107,7 +107,7 @@ fn a_killed_nodes_s3_recording_is_completed_by_another_node() {
     drop(red);
     let mut again = survivor.bot("lost", "red-again", &["--color", "#ff0000"]);
     again.wait_for("published", Duration::from_secs(30));
-    let placed = get(survivor, "/v1/rooms/lost")["node"].as_str().unwrap().to_owned();
+    let placed = room_with(survivor, "lost", "red-again")["node"].as_str().unwrap().to_owned();
     assert_ne!(placed, host, "the room moved off the dead node");
     let _ = again.stop();
 }

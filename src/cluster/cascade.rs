@@ -36,6 +36,10 @@ pub struct CascadeState {
     /// Rooms whose part changed since the last round (from the SFU's listener).
     dirty: Mutex<HashSet<String>>,
     wake: tokio::sync::Notify,
+    /// Held from reading a room's parts to applying them, by the rounds and by
+    /// [`ClusterNode::refresh_room`]: parts are applied in the order they were read, so an
+    /// older read never undoes a newer one (which clients would see as a leave and a rejoin).
+    applying: tokio::sync::Mutex<()>,
     /// This node's room events (see `room_webhooks.rs`), once started.
     pub(super) room_events: std::sync::OnceLock<Arc<super::room_webhooks::ClusterRoomEvents>>,
 }
@@ -138,6 +142,7 @@ impl ClusterNode {
                 {
                     published.insert(room.clone(), (json, now));
                 }
+                let _applying = self.cascade.applying.lock().await;
                 let Ok(parts) = self.cluster.room_parts(&room).await else { continue };
                 let mut seen = HashSet::new();
                 for (node, json) in parts {
@@ -157,6 +162,25 @@ impl ClusterNode {
                     media.sfu.apply_remote_room_state(&room, &node, NodeRoomState::default());
                     self.room_part_gone(&media, &room);
                 }
+            }
+        }
+    }
+
+    /// Reads `room`'s parts from Redis now and applies those of linked nodes, without waiting
+    /// for the next round: a description asked for right after a join elsewhere shows it
+    /// (read-your-writes as far as the hosting node has written). Nodes that left are still
+    /// noticed by the rounds alone.
+    pub async fn refresh_room(&self, media: &Media, room: &str) {
+        let Some(hub) = media.sfu.relay_hub() else { return };
+        let _applying = self.cascade.applying.lock().await;
+        let Ok(parts) = self.cluster.room_parts(room).await else { return };
+        for (node, json) in parts {
+            if node == self.node_id() || hub.peer(&node).is_none() {
+                continue;
+            }
+            match serde_json::from_str::<NodeRoomState>(&json) {
+                Ok(state) => media.sfu.apply_remote_room_state(room, &node, state),
+                Err(err) => tracing::warn!(%room, %node, %err, "unreadable part of a room"),
             }
         }
     }

@@ -43,6 +43,18 @@ pub fn get(node: &Node, path: &str) -> Value {
     r.json()
 }
 
+/// `GET /v1/rooms/{room}` through `node` once it lists a participant named `name` (a bot's
+/// name; its identity has a random suffix): a participant hosted by
+/// another node than the room's home reaches the home's description within a sync round.
+pub fn room_with(node: &Node, room: &str, name: &str) -> Value {
+    wait_for(&format!("{name} in room {room}"), Duration::from_secs(10), || {
+        let r = http::get(node.port, &format!("/v1/rooms/{room}"), KEY);
+        let listed = r.status == 200
+            && r.json()["participants"].as_array()?.iter().any(|p| p["name"] == name);
+        listed.then(|| r.json())
+    })
+}
+
 /// `POST path` with a JSON body and the API key; must answer 200 or 201.
 pub fn post(node: &Node, path: &str, body: Value) -> Value {
     let r = http::post_json(node.port, path, KEY, body.to_string().as_bytes());

@@ -76,6 +76,9 @@ pub async fn show(
 ) -> Result<Json<Value>, ApiError> {
     let room = room_param(room)?;
     let media = media(&state)?;
+    if let Some(node) = state.cluster() {
+        node.refresh_room(&media, &room).await;
+    }
     let room_value = describe(&media, &room);
     if !active(&room_value) {
         return Err(no_room(&room));
