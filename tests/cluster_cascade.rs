@@ -5,7 +5,9 @@
 //! it joined; the subscribers receive both other nodes' publishers over relay links; the
 //! recording shows all three colours. Then the blue bot's node is SIGKILLed: the others keep
 //! their call (the subscribers' green and red tracks go on without freezing), the room drops
-//! the dead node's participant, and the recording goes on to a clean end with green and red.
+//! the dead node's participant, and the recording goes on, blue's tile a placeholder (their
+//! name card) while the others stay in place. Blue joins again through the third node and
+//! takes its tile back; the recording ends cleanly with all three.
 
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -37,6 +39,12 @@ fn node(nodes: &[Option<Node>], i: usize) -> &Node {
 fn camera(color: &str) -> [&str; 6] {
     ["--color", color, "--size", "320x180", "--fps", "15"]
 }
+
+/// The blue bot: a blue camera, always the identity `blue` (so that joining again is a return).
+const BLUE_BOT: [&str; 8] = ["--color", "#0000ff", "--size", "320x180", "--fps", "15", "--identity", "blue"];
+
+/// A name card's background (the compositor's placeholder tile).
+const CARD: u32 = 0x2d3440;
 
 /// Room `name` as its home describes it, through `node`.
 fn room_of(node: &Node, name: &str) -> Value {
@@ -81,7 +89,7 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
 
     let mut green = node(&nodes, h).bot("mesh", "green", &camera("#00ff00"));
     green.wait_for("published", Duration::from_secs(30));
-    let mut blue = node(&nodes, victim).bot("mesh", "blue", &camera("#0000ff"));
+    let mut blue = node(&nodes, victim).bot("mesh", "blue", &BLUE_BOT);
     blue.wait_for("published", Duration::from_secs(30));
     let mut red = node(&nodes, third).bot("mesh", "red", &camera("#ff0000"));
     red.wait_for("published", Duration::from_secs(30));
@@ -123,6 +131,7 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
         (left.len() == 2 && left.iter().all(|(n, _)| n != "blue")).then_some(())
     });
     eprintln!("blue dropped {:?} after the kill", dropped.elapsed());
+    let lost_at = recording_started.elapsed().as_secs_f64();
     std::thread::sleep(Duration::from_secs(4));
 
     // The subscribers kept green and red all along.
@@ -144,6 +153,16 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
         assert!(tracks.iter().any(|t| blue_tracks.contains(&t["track_id"].as_str().unwrap_or("").to_owned())), "{s}");
     }
 
+    // Blue joins again, through the third node: the tile kept for them is theirs again.
+    let mut back = node(&nodes, third).bot("mesh", "blue", &BLUE_BOT);
+    back.wait_for("published", Duration::from_secs(30));
+    let returned_at = recording_started.elapsed().as_secs_f64();
+    wait_for("blue back, on the third node", Duration::from_secs(15), || {
+        let seen = room(node(&nodes, h));
+        (publishers(&seen).contains(&("blue".to_owned(), IDS[third].to_owned()))).then_some(())
+    });
+    std::thread::sleep(Duration::from_secs(4));
+
     // The recording goes on to a clean end, through the third node.
     post(node(&nodes, third), &format!("/v1/recordings/{rec_id}/stop"), json!({}));
     let done = node(&nodes, third).wait_recording_ended(&rec_id, Duration::from_secs(30));
@@ -156,18 +175,29 @@ fn a_room_over_three_nodes_survives_one_of_them_dying() {
     };
     let frames = decode_frames(&path, 160, 90);
     let end = frames.last().expect("frames").pts;
-    eprintln!("recording {end:.1} s, killed at about {killed_at:.1} s");
+    eprintln!(
+        "recording {end:.1} s, killed at about {killed_at:.1} s, blue lost at {lost_at:.1} s, back at {returned_at:.1} s"
+    );
     let three = grid_centres(&["green", "blue", "red"]);
     let before = (killed_at - 4.0, killed_at - 0.5);
     assert_color(&frames, before.0, before.1, three[0], (W, H), GREEN, "green (hosted by the home node)");
     assert_color(&frames, before.0, before.1, three[1], (W, H), BLUE, "blue (relayed from the node that dies)");
     assert_color(&frames, before.0, before.1, three[2], (W, H), RED, "red (relayed from the third node)");
-    let two = grid_centres(&["green", "red"]);
+    // Lost: blue's tile shows their name card (away from the centred name); nobody moved.
+    let lost = (lost_at + 1.0, returned_at - 0.5);
+    assert!(lost.1 - lost.0 > 2.0, "the placeholder was on for {:.1} s only", lost.1 - lost.0);
+    let card = (three[1].0 - 100.0, three[1].1 - 50.0);
+    assert_color(&frames, lost.0, lost.1, card, (W, H), CARD, "blue's placeholder while blue is lost");
+    assert_color(&frames, lost.0, lost.1, three[0], (W, H), GREEN, "green in place while blue is lost");
+    assert_color(&frames, lost.0, lost.1, three[2], (W, H), RED, "red in place while blue is lost");
+    // Back: in the same tile.
     let after = (end - 3.0, end - 0.3);
-    assert_color(&frames, after.0, after.1, two[0], (W, H), GREEN, "green after the kill");
-    assert_color(&frames, after.0, after.1, two[1], (W, H), RED, "red after the kill");
+    assert_color(&frames, after.0, after.1, three[0], (W, H), GREEN, "green at the end");
+    assert_color(&frames, after.0, after.1, three[1], (W, H), BLUE, "blue back in their tile");
+    assert_color(&frames, after.0, after.1, three[2], (W, H), RED, "red at the end");
     let _ = green.stop();
     let _ = red.stop();
+    let _ = back.stop();
 }
 
 #[test]

@@ -119,6 +119,11 @@ pub trait MediaHandoff: Send + Sync + 'static {
     fn track_published(&self, track: &TrackInfo, keyframes: KeyframeRequester);
     /// A track ended (participant left, unpublished, or the connection failed).
     fn track_unpublished(&self, track: &TrackInfo);
+    /// A track ended because its publisher was lost without leaving (the node hosting it
+    /// died): it may well come back. By default the same as [`Self::track_unpublished`].
+    fn track_lost(&self, track: &TrackInfo) {
+        self.track_unpublished(track);
+    }
     /// One RTP packet of a track (serialized, ready for a depayloader).
     fn rtp(&self, track_id: &str, packet: &[u8]);
     /// An RTCP sender report of a track (for lip sync).
@@ -130,6 +135,7 @@ pub trait MediaHandoff: Send + Sync + 'static {
 pub(crate) enum HandoffEvent {
     Published(TrackInfo, KeyframeRequester),
     Unpublished(TrackInfo),
+    Lost(TrackInfo),
     Rtp(Arc<str>, Vec<u8>),
     SenderReport(Arc<str>, SenderReportInfo),
     Speaker(String, Option<String>),
@@ -188,6 +194,7 @@ impl HandoffDispatcher {
             match ev {
                 HandoffEvent::Published(t, k) => sink.track_published(&t, k),
                 HandoffEvent::Unpublished(t) => sink.track_unpublished(&t),
+                HandoffEvent::Lost(t) => sink.track_lost(&t),
                 HandoffEvent::Rtp(id, p) => sink.rtp(&id, &p),
                 HandoffEvent::SenderReport(id, sr) => sink.sender_report(&id, &sr),
                 HandoffEvent::Speaker(room, p) => sink.active_speaker(&room, p.as_deref()),

@@ -217,6 +217,14 @@ impl Sfu {
         }
     }
 
+    /// `node` was lost (it died, it did not leave): its participants leave `room` here, and
+    /// their tracks reach the hand-off as lost ([`crate::MediaHandoff::track_lost`]).
+    pub fn remote_node_lost(&self, room: &str, node: &str) {
+        if let Some(c) = self.cascade() {
+            c.node_lost(self, room, node);
+        }
+    }
+
     /// The other nodes with a part in `room`, as last applied.
     pub fn room_nodes(&self, room: &str) -> Vec<String> {
         self.cascade().map(|c| c.nodes_of(room)).unwrap_or_default()

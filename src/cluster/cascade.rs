@@ -158,8 +158,15 @@ impl ClusterNode {
                     }
                 }
                 for node in media.sfu.room_nodes(&room).into_iter().filter(|n| !seen.contains(n)) {
-                    tracing::info!(%room, %node, "a node left the room");
-                    media.sfu.apply_remote_room_state(&room, &node, NodeRoomState::default());
+                    if up.contains_key(node.as_str()) {
+                        tracing::info!(%room, %node, "a node left the room");
+                        media.sfu.apply_remote_room_state(&room, &node, NodeRoomState::default());
+                    } else {
+                        // Its participants did not leave: the program keeps their tiles as
+                        // placeholders for a while (see `media::placeholders`).
+                        tracing::warn!(%room, %node, "a node of the room was lost");
+                        media.sfu.remote_node_lost(&room, &node);
+                    }
                     self.room_part_gone(&media, &room);
                 }
             }

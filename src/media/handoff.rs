@@ -5,6 +5,9 @@
 use tessera_compositor::{Codec, Program, SenderReport, TrackId, TrackKind, TrackParams};
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 
+use std::time::Instant;
+
+use super::placeholders::PLACEHOLDER_FOR;
 use super::{KeyframeRoutes, ProgramHub, Track};
 use crate::error::Result;
 use crate::locks::lock;
@@ -52,11 +55,60 @@ pub(super) fn add_input(
     Ok(input)
 }
 
+impl ProgramHub {
+    /// A track is gone from the program; with the participant's last one, the participant too,
+    /// unless they were `lost`: then their tile stays as a placeholder (`placeholders.rs`).
+    fn track_ended(&self, track: &TrackInfo, lost: bool) {
+        self.inputs().remove(&track.track_id);
+        let mut rooms = self.lock();
+        let Some(media) = rooms.get_mut(&track.room) else { return };
+        let removed = media.tracks.remove(&track.track_id);
+        let still_there = media.tracks.values().any(|t| t.info.participant_id == track.participant_id);
+        if let (Some(program), Some(Track { input: Some(input), program_id, .. })) = (&media.program, removed) {
+            lock(&media.keyframe_routes).remove(&input);
+            let _ = program.remove_track(input);
+            if !still_there && lost {
+                tracing::info!(room = %track.room, participant = %program_id, "lost: its tile waits for it");
+                media.placeholders.lost(&program_id, Instant::now());
+                self.expire_placeholders_later(&track.room);
+            } else if !still_there {
+                let _ = program.remove_participant(&program_id);
+            }
+        }
+        if media.tracks.is_empty() && media.program.is_none() {
+            rooms.remove(&track.room);
+        }
+    }
+
+    /// Removes the room's placeholders whose time is up, once [`PLACEHOLDER_FOR`] has passed.
+    fn expire_placeholders_later(&self, room: &str) {
+        let (hub, name) = (self.clone(), room.to_owned());
+        let spawned = std::thread::Builder::new().name("placeholders".into()).spawn(move || {
+            std::thread::sleep(PLACEHOLDER_FOR);
+            let room = name;
+            let mut rooms = hub.lock();
+            let Some(media) = rooms.get_mut(&room) else { return };
+            let gone = media.placeholders.expire(Instant::now());
+            if let Some(program) = &media.program {
+                for id in gone.iter().filter(|id| !media.tracks.values().any(|t| &t.program_id == *id)) {
+                    tracing::info!(room, participant = %id, "did not come back: its tile goes");
+                    let _ = program.remove_participant(id);
+                }
+            }
+        });
+        if let Err(e) = spawned {
+            tracing::warn!(room, "cannot time a placeholder: {e}");
+        }
+    }
+}
+
 impl MediaHandoff for ProgramHub {
     fn track_published(&self, track: &TrackInfo, keyframes: KeyframeRequester) {
         let mut rooms = self.lock();
         let media = rooms.entry(track.room.clone()).or_default();
         let program_id = media.program_id_for(track);
+        // Back after being lost: the tile kept for them is theirs again.
+        media.placeholders.returned(&program_id);
         let mut input = None;
         // Without a program (or a place in it) the SFU need not hand over, or even serialize,
         // this track's RTP.
@@ -81,21 +133,11 @@ impl MediaHandoff for ProgramHub {
     }
 
     fn track_unpublished(&self, track: &TrackInfo) {
-        self.inputs().remove(&track.track_id);
-        let mut rooms = self.lock();
-        let Some(media) = rooms.get_mut(&track.room) else { return };
-        let removed = media.tracks.remove(&track.track_id);
-        let still_there = media.tracks.values().any(|t| t.info.participant_id == track.participant_id);
-        if let (Some(program), Some(Track { input: Some(input), program_id, .. })) = (&media.program, removed) {
-            lock(&media.keyframe_routes).remove(&input);
-            let _ = program.remove_track(input);
-            if !still_there {
-                let _ = program.remove_participant(&program_id);
-            }
-        }
-        if media.tracks.is_empty() && media.program.is_none() {
-            rooms.remove(&track.room);
-        }
+        self.track_ended(track, false);
+    }
+
+    fn track_lost(&self, track: &TrackInfo) {
+        self.track_ended(track, true);
     }
 
     fn rtp(&self, track_id: &str, packet: &[u8]) {

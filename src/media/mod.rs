@@ -12,6 +12,7 @@ use tessera_compositor::{Program, ProgramConfig, ProgramEvent, ProgramId, TrackI
 use tessera_sfu::{KeyframeRequester, TrackInfo};
 
 mod handoff;
+pub mod placeholders;
 
 use handoff::add_input;
 pub use handoff::track_params;
@@ -47,6 +48,8 @@ struct RoomMedia {
     active_speaker: Option<String>,
     /// Identities pinned by the application (layouts' `pinned` selector).
     pinned: Vec<String>,
+    /// Lost participants the running program keeps tiles for.
+    placeholders: placeholders::Placeholders,
     program: Option<Arc<Program>>,
     /// The program's inputs → their publishers. A lock of its own: the program may ask for a
     /// keyframe from inside `add_track`, while the rooms lock is held.
@@ -203,6 +206,7 @@ impl ProgramHub {
             }
         }
         program.set_active_speakers(&media.speaker_ranking());
+        media.placeholders.clear();
         media.program = Some(program.clone());
         self.lifecycle.program(room, true);
         Ok(program)
@@ -313,6 +317,7 @@ impl ProgramHub {
                 t.keyframes.media().close();
             }
             lock(&media.keyframe_routes).clear();
+            media.placeholders.clear();
             let program = media.program.take()?;
             // Nothing of the room is left to remember once its program and tracks are gone.
             if media.tracks.is_empty() && media.pinned.is_empty() {

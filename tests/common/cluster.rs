@@ -49,8 +49,7 @@ pub fn get(node: &Node, path: &str) -> Value {
 pub fn room_with(node: &Node, room: &str, name: &str) -> Value {
     wait_for(&format!("{name} in room {room}"), Duration::from_secs(10), || {
         let r = http::get(node.port, &format!("/v1/rooms/{room}"), KEY);
-        let listed = r.status == 200
-            && r.json()["participants"].as_array()?.iter().any(|p| p["name"] == name);
+        let listed = r.status == 200 && r.json()["participants"].as_array()?.iter().any(|p| p["name"] == name);
         listed.then(|| r.json())
     })
 }

@@ -86,6 +86,16 @@ impl Cascade {
         }
     }
 
+    /// `node` died: its participants of `room` are marked lost, then leave.
+    pub(crate) fn node_lost(&self, sfu: &Sfu, room_name: &str, node: &str) {
+        if let Some(room) = sfu.get_room(room_name) {
+            for p in room.participants().iter().filter(|p| p.node.as_deref() == Some(node)) {
+                p.lost.store(true, std::sync::atomic::Ordering::Relaxed);
+            }
+        }
+        self.apply(sfu, room_name, node, NodeRoomState::default());
+    }
+
     fn add_participant(&self, room: &Arc<Room>, node: &str, p: &RemoteParticipant) -> Arc<Participant> {
         let participant = Arc::new(Participant::new(
             p.id.clone(),

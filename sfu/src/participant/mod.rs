@@ -88,6 +88,9 @@ pub struct Participant {
     pub(crate) video_sizes: Mutex<HashMap<String, u32>>,
     pub(crate) subscribes: bool,
     pub(crate) closed: AtomicBool,
+    /// Gone without leaving: its node was lost. Its tracks reach the hand-off as lost, not
+    /// unpublished (a program keeps its tile as a placeholder for its return).
+    pub(crate) lost: AtomicBool,
     /// Latest client statistics (from `stats` messages).
     pub stats: Mutex<Option<serde_json::Value>>,
     /// The node that hosts it, for a participant of another node of the room (its media
@@ -175,6 +178,7 @@ impl Participant {
             video_sizes: Mutex::new(HashMap::new()),
             subscribes,
             closed: AtomicBool::new(false),
+            lost: AtomicBool::new(false),
             stats: Mutex::new(None),
             node,
         }

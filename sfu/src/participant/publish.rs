@@ -216,7 +216,11 @@ impl Participant {
         if let (Some(info), Some(h)) =
             (lock(&track.handoff_info).take(), room.sfu.upgrade().and_then(|s| s.handoff.clone()))
         {
-            h.push(HandoffEvent::Unpublished(info));
+            if self.lost.load(std::sync::atomic::Ordering::Relaxed) {
+                h.push(HandoffEvent::Lost(info));
+            } else {
+                h.push(HandoffEvent::Unpublished(info));
+            }
         }
         room.broadcast(
             &ServerMessage::TrackUnpublished { track_id: track.id.clone(), participant_id: self.id.clone() },
