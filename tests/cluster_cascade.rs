@@ -207,20 +207,24 @@ fn a_draining_node_sends_its_participants_to_another_node() {
         common::cluster::start(|id| common::cluster::node(&redis, id)).into_iter().map(Some).collect();
     let mut green = node(&nodes, 0).bot("drain", "green", &camera("#00ff00"));
     green.wait_for("published", Duration::from_secs(30));
+    let mut yellow = node(&nodes, 1).bot("drain", "yellow", &camera("#ffff00"));
+    yellow.wait_for("published", Duration::from_secs(30));
     let dir = tempfile::tempdir().expect("temp dir");
     let token = post(node(&nodes, 1), "/v1/rooms/drain/tokens", json!({"identity": "red", "name": "red"}));
     let page = format!("{}/rooms/drain?token={}&name=red", node(&nodes, 1).url(), token["token"].as_str().unwrap());
     let _browser =
         tessera_testkit::chromium::Browser::open(&page, &[&tessera_testkit::chromium::red_camera(dir.path())]);
-    let red_on = |nodes: &[Option<Node>], seen_through: usize| -> Option<String> {
+    // The node publishing participant `name` is hosted by, as seen through node `seen_through`.
+    let hosted_on = |nodes: &[Option<Node>], seen_through: usize, name: &str| -> Option<String> {
         let r = get(node(nodes, seen_through), "/v1/rooms/drain");
-        let red = r["participants"]
+        let found = r["participants"]
             .as_array()?
             .iter()
-            .find(|p| p["name"] == "red" && p["tracks"].as_array().is_some_and(|t| t.len() == 2))?
+            .find(|p| p["name"] == name && p["tracks"].as_array().is_some_and(|t| t.len() == 2))?
             .clone();
-        red["node"].as_str().map(str::to_owned)
+        found["node"].as_str().map(str::to_owned)
     };
+    let red_on = |nodes: &[Option<Node>], seen_through: usize| hosted_on(nodes, seen_through, "red");
     let first = wait_for("Chromium publishing through n2", Duration::from_secs(30), || red_on(&nodes, 0));
     assert_eq!(first, "n2");
 
@@ -238,7 +242,17 @@ fn a_draining_node_sends_its_participants_to_another_node() {
     assert_eq!(red_on(&nodes, 2).as_deref(), Some(moved.as_str()));
     let r = get(node(&nodes, 2), "/v1/rooms/drain");
     assert!(r["participants"].as_array().unwrap().iter().any(|p| p["name"] == "green" && p["node"] == "n1"), "{r}");
+    // The bot followed too: it joined again through the node it was sent to, and publishes.
+    let sent_to = yellow.wait_for("reconnecting", Duration::from_secs(10));
+    yellow.wait_for_nth("published", 2, Duration::from_secs(30));
+    let yellow_on = wait_for("the bot publishing through another node", Duration::from_secs(10), || {
+        hosted_on(&nodes, 2, "yellow").filter(|n| n != "n2")
+    });
+    let url = sent_to["url"].as_str().unwrap_or_default();
+    assert_eq!(url, node(&nodes, index(&yellow_on)).url(), "sent to {url}, hosted by {yellow_on}");
     let _ = green.stop();
+    let (status, left) = yellow.stop();
+    assert!(status.success(), "{status}: {left}");
 }
 
 /// Lip sync across a relay link: a bot whose picture flashes white while its tone beeps,

@@ -163,7 +163,6 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
         pace_factor: args.pace_factor,
         sync_marks: args.sync_marks,
     };
-    let media = if args.no_publish { None } else { Some(SyntheticMedia::start(&opts)?) };
     let deadline = async {
         match args.duration {
             Some(d) => tokio::time::sleep(d).await,
@@ -176,8 +175,33 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
             _ = deadline => {}
         }
     };
-    let session = session::Session::new(server, token, args.room.clone(), args.name.clone(), opts, args.relay_only);
-    let report = session.run(media, stop).await?;
+    tokio::pin!(stop);
+    // One session per node: a draining node asks its participants (`reconnect`) to join again
+    // through another, with the same token; the counts go on across them.
+    let counters = std::sync::Arc::new(pumps::Counters::default());
+    let mut server = server;
+    let report = loop {
+        let media = if args.no_publish { None } else { Some(SyntheticMedia::start(&opts)?) };
+        let session = session::Session::new(
+            server.clone(),
+            token.clone(),
+            args.room.clone(),
+            args.name.clone(),
+            opts.clone(),
+            args.relay_only,
+            std::sync::Arc::clone(&counters),
+        );
+        match session.run(media, stop.as_mut()).await? {
+            (report, session::SessionEnd::Stopped) => break report,
+            (_, session::SessionEnd::Reconnect(url)) => {
+                let next = ServerUrl::parse(&url)
+                    .map_err(|_| BotError::Signalling(format!("the server asked to reconnect to a bad URL: {url}")))?;
+                tracing::info!(url = %next.http, "the node is going away: joining again through another node");
+                announce("reconnecting", json!({ "url": next.http }));
+                server = next;
+            }
+        }
+    };
     announce("left", serde_json::to_value(&report).unwrap_or_default());
     Ok(report)
 }

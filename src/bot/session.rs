@@ -23,6 +23,15 @@ use crate::bot::{BotError, BotReport, ServerUrl, announce};
 /// Keeps the WebSocket busy through idle-closing proxies.
 const PING_EVERY: Duration = Duration::from_secs(15);
 
+/// How a session ended without an error.
+#[derive(Debug, PartialEq, Eq)]
+pub enum SessionEnd {
+    /// Told to stop (or its time was up): the bot is done.
+    Stopped,
+    /// The node is going away (`reconnect`): join again through the node at this base URL.
+    Reconnect(String),
+}
+
 pub struct Session {
     server: ServerUrl,
     token: String,
@@ -35,6 +44,7 @@ pub struct Session {
 }
 
 impl Session {
+    /// A session with `server`; `counters` go on from an earlier session of the same bot.
     pub fn new(
         server: ServerUrl,
         token: String,
@@ -42,17 +52,19 @@ impl Session {
         name: String,
         opts: MediaOptions,
         relay_only: bool,
+        counters: Arc<Counters>,
     ) -> Self {
         let ice = ClientIce { servers: Vec::new(), relay_only };
-        Session { server, token, room, name, opts, counters: Arc::default(), ice }
+        Session { server, token, room, name, opts, counters, ice }
     }
 
-    /// Joins, publishes `media` (if any) and stays until `stop`; then leaves.
+    /// Joins, publishes `media` (if any) and stays until `stop` or until the node asks it to
+    /// join again elsewhere; then leaves.
     pub async fn run(
         mut self,
         media: Option<(SyntheticMedia, Option<PacketRx>, PacketRx)>,
         stop: impl Future<Output = ()>,
-    ) -> Result<BotReport, BotError> {
+    ) -> Result<(BotReport, SessionEnd), BotError> {
         let mut ws = connect(&self.server).await?;
         send(
             &mut ws,
@@ -106,7 +118,7 @@ impl Session {
         tokio::pin!(stop);
         let outcome = loop {
             tokio::select! {
-                _ = &mut stop => break Ok(()),
+                _ = &mut stop => break Ok(SessionEnd::Stopped),
                 _ = ping.tick() => send(&mut ws, &ClientMessage::Ping).await?,
                 changed = publish.state.changed() => {
                     let state = *publish.state.borrow();
@@ -151,9 +163,7 @@ impl Session {
                     }
                     ServerMessage::ParticipantJoined { participant } => tracing::info!(id = %participant.id, name = %participant.name, "participant joined"),
                     ServerMessage::ParticipantLeft { participant_id } => tracing::info!(id = %participant_id, "participant left"),
-                    // The bot stays until its node is gone (it does not follow: see
-                    // docs/cascade.md); the web client does.
-                    ServerMessage::Reconnect { url } => tracing::warn!(%url, "the server asks to join again through another node"),
+                    ServerMessage::Reconnect { url } => break Ok(SessionEnd::Reconnect(url)),
                     _ => {}
                 },
             }
@@ -171,8 +181,8 @@ impl Session {
         if let Some(sub) = subscribe {
             let _ = sub.pc.close().await;
         }
-        outcome?;
-        Ok(self.report(participant_id))
+        let end = outcome?;
+        Ok((self.report(participant_id), end))
     }
 
     /// `--no-publish`: only answers subscribe offers and counts what arrives, until `stop`.
@@ -181,19 +191,20 @@ impl Session {
         mut ws: Ws,
         participant_id: String,
         stop: impl Future<Output = ()>,
-    ) -> Result<BotReport, BotError> {
+    ) -> Result<(BotReport, SessionEnd), BotError> {
         let mut subscribe: Option<ClientPeer> = None;
         let mut drains = Vec::new();
         let mut ping = tokio::time::interval(PING_EVERY);
         tokio::pin!(stop);
         let outcome = loop {
             tokio::select! {
-                _ = &mut stop => break Ok(()),
+                _ = &mut stop => break Ok(SessionEnd::Stopped),
                 _ = ping.tick() => send(&mut ws, &ClientMessage::Ping).await?,
                 Some(track) = recv_track(&mut subscribe) => drains.push(tokio::spawn(drain(track, Arc::clone(&self.counters)))),
                 msg = next_message(&mut ws) => match msg? {
                     ServerMessage::SubscribeOffer { sdp } => answer_subscribe(&mut ws, &mut subscribe, &self.server, &self.ice, sdp).await?,
                     ServerMessage::Error { code, message, fatal: true } => break Err(BotError::Refused { code, message }),
+                    ServerMessage::Reconnect { url } => break Ok(SessionEnd::Reconnect(url)),
                     _ => {}
                 },
             }
@@ -206,8 +217,8 @@ impl Session {
         if let Some(sub) = subscribe {
             let _ = sub.pc.close().await;
         }
-        outcome?;
-        Ok(self.report(participant_id))
+        let end = outcome?;
+        Ok((self.report(participant_id), end))
     }
 
     fn report(&self, participant_id: String) -> BotReport {

@@ -43,22 +43,29 @@ impl Bot {
         Bot { name: name.to_owned(), child, lines, seen: Vec::new() }
     }
 
-    /// Waits for the bot's `event` line (`joined`, `published`, `left`).
+    /// Waits for the bot's `event` line (`joined`, `published`, `reconnecting`, `left`).
     pub fn wait_for(&mut self, event: &str, timeout: Duration) -> Value {
-        if let Some(v) = self.seen.iter().find(|v| v["event"] == event) {
-            return v.clone();
+        self.wait_for_nth(event, 1, timeout)
+    }
+
+    /// Waits for the `n`th `event` line (from 1): a bot that joined again through another
+    /// node (`reconnecting`) says `joined` and `published` once more.
+    pub fn wait_for_nth(&mut self, event: &str, n: usize, timeout: Duration) -> Value {
+        let said = |seen: &[Value]| seen.iter().filter(|v| v["event"] == event).nth(n.saturating_sub(1)).cloned();
+        if let Some(v) = said(&self.seen) {
+            return v;
         }
         let deadline = Instant::now() + timeout;
         loop {
             let left = deadline.saturating_duration_since(Instant::now());
             match self.lines.recv_timeout(left) {
                 Ok(v) => {
-                    self.seen.push(v.clone());
-                    if v["event"] == event {
+                    self.seen.push(v);
+                    if let Some(v) = said(&self.seen) {
                         return v;
                     }
                 }
-                Err(_) => panic!("bot {} never said `{event}` (said {:?})", self.name, self.seen),
+                Err(_) => panic!("bot {} never said `{event}` {n} times (said {:?})", self.name, self.seen),
             }
         }
     }
