@@ -23,6 +23,7 @@ mod remote;
 mod state;
 
 use std::collections::HashMap;
+use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, RwLock, Weak};
 use std::time::{Duration, Instant};
 
@@ -68,6 +69,10 @@ pub(crate) struct Cascade {
     applied: Mutex<HashMap<String, HashMap<String, NodeRoomState>>>,
     /// When wants and layer reports were last sent.
     paced: Mutex<(Option<Instant>, Option<Instant>)>,
+    /// The origins' layer activity changes as of the last layer report: a layer that stops
+    /// or starts is reported at the next tick, not up to [`LAYERS_EVERY`] later (the other
+    /// nodes' subscribers on a stopped layer get nothing until they hear).
+    reported_activity: AtomicU64,
 }
 
 impl Cascade {
@@ -88,6 +93,7 @@ impl Cascade {
             remotes: RwLock::new(HashMap::new()),
             applied: Mutex::new(HashMap::new()),
             paced: Mutex::new((None, None)),
+            reported_activity: AtomicU64::new(0),
         }
     }
 
@@ -119,6 +125,12 @@ impl Cascade {
 
     /// Reports this node's relayed video tracks' layers to the nodes of their rooms and to
     /// any node that receives them (a room's home node may have no participant of its own).
+    /// Whether a layer of an origin track stopped or started since the last layer report.
+    fn activity_changed(&self) -> bool {
+        let changes: u64 = read(&self.origins).values().map(|(t, _)| t.activity_changes()).sum();
+        self.reported_activity.swap(changes, Ordering::Relaxed) != changes
+    }
+
     fn send_layers(&self) {
         let mut per_node: HashMap<String, Vec<state::LayerReport>> = HashMap::new();
         let mut seen = std::collections::HashSet::new();
@@ -199,10 +211,11 @@ impl hub::LinkHandler for Cascade {
     }
 
     fn on_tick(&self, now: Instant) {
+        let activity = self.activity_changed();
         let (wants_due, layers_due) = {
             let mut paced = lock(&self.paced);
             let wants = paced.0.is_none_or(|t| now.saturating_duration_since(t) >= WANT_EVERY);
-            let layers = paced.1.is_none_or(|t| now.saturating_duration_since(t) >= LAYERS_EVERY);
+            let layers = paced.1.is_none_or(|t| now.saturating_duration_since(t) >= LAYERS_EVERY) || activity;
             if wants {
                 paced.0 = Some(now);
             }

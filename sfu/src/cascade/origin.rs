@@ -89,6 +89,14 @@ impl OriginTap {
         }
     }
 
+    /// How many times the track's set of sending layers changed (0 for audio).
+    pub(crate) fn activity_changes(&self) -> u64 {
+        match self.track.upgrade() {
+            Some(t) if self.video => t.forwarder.activity_changes(),
+            _ => 0,
+        }
+    }
+
     /// (link SSRC of the lowest layer, each layer's (bit/s, height)) for a video track.
     pub(crate) fn layer_report(&self) -> Option<super::state::LayerReport> {
         if !self.video {

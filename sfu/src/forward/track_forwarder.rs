@@ -55,6 +55,8 @@ pub struct TrackForwarder {
     /// For a track relayed from another node: its layers as the origin measures them (only
     /// the layers someone here wants arrive, so they cannot be measured here).
     received: AtomicU64,
+    /// Counts changes of which layers send: a relay reports them to the other nodes at once.
+    activity_changes: AtomicU64,
 }
 
 impl TrackForwarder {
@@ -79,6 +81,7 @@ impl TrackForwarder {
             handoff: RwLock::new(None),
             relay: RwLock::new(None),
             received: AtomicU64::new(0),
+            activity_changes: AtomicU64::new(0),
         }
     }
 
@@ -201,6 +204,11 @@ impl TrackForwarder {
         h.map_sender_report(ssrc, layer, rtp_time, sample)
     }
 
+    /// How many times the set of sending layers changed (a layer stopped or started).
+    pub fn activity_changes(&self) -> u64 {
+        self.activity_changes.load(Ordering::Relaxed)
+    }
+
     /// Forwards one packet from the publisher to every down track and the hand-off. Returns
     /// the layer whose keyframe a down track is waiting for, if any (the last one that asked).
     pub fn on_rtp(&self, pkt: &rtp::Packet, now: Instant) -> Option<usize> {
@@ -221,7 +229,7 @@ impl TrackForwarder {
                     l
                 }
             };
-            let mut changed = st.meters[layer].add(pkt.payload.len() + 12, now);
+            let mut changed = st.meters[layer].add(pkt.payload.len() + 12, pkt.header.timestamp, now);
             if keyframe
                 && self.codec == Some(VideoCodec::Vp8)
                 && let Some((_, h)) = vp8_keyframe_size(&pkt.payload)
@@ -236,7 +244,10 @@ impl TrackForwarder {
                     st.layers[i].bitrate_bps = st.meters[i].bps(now);
                 }
             }
-            changed |= st.layers.iter().map(|l| l.bitrate_bps > 0).ne(before);
+            if st.layers.iter().map(|l| l.bitrate_bps > 0).ne(before) {
+                changed = true;
+                self.activity_changes.fetch_add(1, Ordering::Relaxed);
+            }
             (layer, st.layers.clone(), changed)
         };
         let meta = PacketMeta { video: self.video, layer, keyframe, layers: &layers, layers_changed };
@@ -325,5 +336,40 @@ mod tests {
         assert!(out.iter().all(|p| p.header.ssrc == 777 && p.header.payload_type == 100));
         assert_eq!(d.current_layer(), Some(1), "bandwidth limited to the middle layer");
         assert!(want.contains(&1), "asked for a keyframe on the new target");
+    }
+
+    #[test]
+    fn a_layer_the_publisher_stops_is_left_within_half_a_second() {
+        let f = TrackForwarder::new("video/VP8", vec!["q".into(), "h".into(), "f".into()]);
+        for (l, s) in [(0, 10), (1, 20), (2, 30)] {
+            f.set_layer_ssrc(s, l);
+        }
+        let (tx, mut rx) = mpsc::channel(10_000);
+        let d = Arc::new(DownTrack::new("sub".into(), 777, 100, 90_000, Output::Queue(tx)));
+        f.add_down(Arc::clone(&d));
+        let t0 = Instant::now();
+        // Keyframes every 2 s, and on request (the next frame of the layer asked for).
+        let mut asked = [false; 3];
+        let mut forwarded_at = vec![];
+        for i in 0..150u32 {
+            let now = t0 + Duration::from_millis(33 * i as u64);
+            for (l, (s, base, len)) in [(10u32, 1000u16, 50), (20, 5000, 200), (30, 9000, 800)].into_iter().enumerate() {
+                // The publisher stops its top layer after 2 s (as Chromium does when short of
+                // CPU or bandwidth).
+                if l == 2 && i >= 60 {
+                    continue;
+                }
+                let key = i % 60 == 0 || std::mem::take(&mut asked[l]);
+                if let Some(want) = f.on_rtp(&vp8(s, base.wrapping_add(i as u16), i * 3000, key, len), now) {
+                    asked[want] = true;
+                }
+            }
+            while rx.try_recv().is_ok() {
+                forwarded_at.push(now);
+            }
+        }
+        assert_eq!(d.current_layer(), Some(1), "moved down to the highest layer still sending");
+        let longest = forwarded_at.windows(2).map(|w| w[1] - w[0]).max().unwrap_or_default();
+        assert!(longest < Duration::from_millis(550), "the subscriber got nothing for {longest:?}");
     }
 }
