@@ -257,20 +257,40 @@ fn a_draining_node_sends_its_participants_to_another_node() {
 
 /// Lip sync across a relay link: a bot whose picture flashes white while its tone beeps,
 /// hosted by a node that is not the room's home; the home's recording keeps each flash with
-/// its beep (sender reports cross the link).
-#[test]
-fn a_relayed_participant_is_lip_synced_in_the_homes_recording() {
+/// its beep (sender reports cross the link). The links run through loopback twins that hold
+/// the video back by `video_delay`, so the path is uneven unless that is zero.
+fn relayed_lip_sync(room: &str, video_delay: Duration) {
     use tessera_testkit::analysis::decode_audio;
+    use tessera_testkit::lossy_relay::{NodeRelays, RELAY_IP};
     use tessera_testkit::sync_marks::{IN_SYNC, av_offsets, beep_onsets, flash_onsets};
+    let runtime = tokio::runtime::Builder::new_multi_thread().worker_threads(1).enable_all().build().unwrap();
+    // Every RTP packet but Opus's (payload type 111, sfu/src/codecs.rs) is held back.
+    let relays = runtime.block_on(NodeRelays::start_with_delay(
+        3,
+        0,
+        |_, _| 0.0,
+        move |_, _, pt| if pt == 111 { Duration::ZERO } else { video_delay },
+    ));
     let redis = Redis::start();
-    let nodes: Vec<Option<Node>> =
-        common::cluster::start(|id| common::cluster::node(&redis, id)).into_iter().map(Some).collect();
-    let rec = post(node(&nodes, 0), "/v1/rooms/sync/recordings", json!({"video": {"width": W, "height": H}}));
+    let nodes: Vec<Option<Node>> = common::cluster::start(|id| {
+        let port = relays.ports[index(id)];
+        common::cluster::node(&redis, id).args([
+            "--relay-port".to_owned(),
+            port.to_string(),
+            "--relay-public-addr".to_owned(),
+            format!("{RELAY_IP}:{port}"),
+        ])
+    })
+    .into_iter()
+    .map(Some)
+    .collect();
+    let rec =
+        post(node(&nodes, 0), &format!("/v1/rooms/{room}/recordings"), json!({"video": {"width": W, "height": H}}));
     let rec_id = rec["id"].as_str().expect("a recording id").to_owned();
-    let home = index(room_of(node(&nodes, 0), "sync")["node"].as_str().expect("the home"));
+    let home = index(room_of(node(&nodes, 0), room)["node"].as_str().expect("the home"));
     let away = (home + 1) % 3;
     let marks = ["--sync-marks", "--tone", "1000", "--color", "#202020", "--size", "320x180", "--fps", "30"];
-    let mut alice = node(&nodes, away).bot("sync", "alice", &marks);
+    let mut alice = node(&nodes, away).bot(room, "alice", &marks);
     alice.wait_for("published", Duration::from_secs(30));
     std::thread::sleep(Duration::from_secs(10));
     post(node(&nodes, 0), &format!("/v1/recordings/{rec_id}/stop"), json!({}));
@@ -289,10 +309,29 @@ fn a_relayed_participant_is_lip_synced_in_the_homes_recording() {
     // From 3.5 s after the first flash: the first sender reports have crossed the link.
     let first = flashes[0];
     let offsets = av_offsets(&flashes, &beeps, first + 3.5);
-    eprintln!("A/V offsets of a participant relayed from {}: {offsets:?}", IDS[away]);
+    let delayed = relays.delayed(away, home);
+    eprintln!(
+        "A/V offsets of a participant relayed from {}, video {video_delay:?} late ({delayed} packets): {offsets:?}",
+        IDS[away]
+    );
+    if !video_delay.is_zero() {
+        assert!(delayed > 100, "the link held back {delayed} packets");
+    }
     assert!(offsets.len() >= 3, "matched marks: {offsets:?}");
     for o in &offsets {
         assert!(IN_SYNC.contains(o), "A/V offset {:.0} ms (all: {offsets:?})", o * 1000.0);
     }
     let _ = alice.stop();
+}
+
+#[test]
+fn a_relayed_participant_is_lip_synced_in_the_homes_recording() {
+    relayed_lip_sync("sync", Duration::ZERO);
+}
+
+/// The link delays the video by 200 ms more than the audio: the home's program holds the
+/// audio back to match, from the sender reports that crossed the link.
+#[test]
+fn a_relayed_participant_stays_lip_synced_when_the_link_delays_its_video() {
+    relayed_lip_sync("skew", Duration::from_millis(200));
 }

@@ -239,15 +239,17 @@ impl Drop for AbortOnDrop {
     }
 }
 
-/// Per (from, to) node index: datagrams forwarded and RTP packets dropped.
-type PairCounts = HashMap<(usize, usize), (u64, u64)>;
+/// Per (from, to) node index: datagrams forwarded, RTP packets dropped, and RTP packets
+/// delayed (of those forwarded).
+type PairCounts = HashMap<(usize, usize), (u64, u64, u64)>;
 
 /// Relay links between Tessera nodes through loopback twins. Node `i`'s relay socket binds
 /// 127.0.0.1:`ports[i]` (`--relay-port`) and is advertised as [`RELAY_IP`]:`ports[i]`
 /// (`--relay-public-addr`), where this binds a socket. A datagram arriving at
 /// [`RELAY_IP`]:P_dst from 127.0.0.1:P_src goes on to 127.0.0.1:P_dst from [`RELAY_IP`]:P_src,
 /// so every node sees every other at its advertised address, and RTP of at least `min_size`
-/// bytes is lost at the rate set for its (from, to) pair.
+/// bytes is lost at the rate set for its (from, to) pair, or held back by the delay set for
+/// it (in order: an uneven path, video later than audio).
 pub struct NodeRelays {
     pub ports: Vec<u16>,
     counts: Arc<std::sync::Mutex<PairCounts>>,
@@ -258,6 +260,18 @@ impl NodeRelays {
     /// Twins for `n` nodes; `loss(from, to)` is the loss rate of RTP from node `from` to node
     /// `to` (0.0 to 1.0).
     pub async fn start(n: usize, min_size: usize, loss: impl Fn(usize, usize) -> f64) -> NodeRelays {
+        Self::start_with_delay(n, min_size, loss, |_, _, _| Duration::ZERO).await
+    }
+
+    /// As [`Self::start`], with RTP of at least `min_size` bytes from node `from` to node `to`
+    /// delayed by `delay(from, to, payload_type)` (kept in order).
+    pub async fn start_with_delay(
+        n: usize,
+        min_size: usize,
+        loss: impl Fn(usize, usize) -> f64,
+        delay: impl Fn(usize, usize, u8) -> Duration + Send + Sync + 'static,
+    ) -> NodeRelays {
+        let delay: Arc<dyn Fn(usize, usize, u8) -> Duration + Send + Sync> = Arc::new(delay);
         let seed = std::process::id() as u64;
         let rates: Vec<Vec<f64>> = (0..n).map(|f| (0..n).map(|t| loss(f, t)).collect()).collect();
         for attempt in 0..50u64 {
@@ -275,28 +289,68 @@ impl NodeRelays {
             }
             let ports: Vec<u16> = (base..base + n as u16).collect();
             let counts = Arc::new(std::sync::Mutex::new(HashMap::new()));
-            let tasks = (0..n)
-                .map(|to| {
-                    let (socks, ports, rates, counts) =
-                        (socks.clone(), ports.clone(), rates.clone(), Arc::clone(&counts));
-                    tokio::spawn(async move {
-                        let mut dice = Dice((seed + to as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
-                        let mut buf = vec![0u8; 65_536];
-                        let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports[to]);
-                        while let Ok((len, src)) = socks[to].recv_from(&mut buf).await {
-                            let Some(from) = ports.iter().position(|p| *p == src.port()) else { continue };
-                            let lost = len >= min_size && is_rtp(&buf[..len]) && dice.lose(rates[from][to]);
-                            if let Ok(mut c) = counts.lock() {
-                                let e = c.entry((from, to)).or_insert((0, 0));
-                                if lost { e.1 += 1 } else { e.0 += 1 }
+            let mut tasks = Vec::new();
+            // Each pair's queue of delayed packets, sent in order once each is due.
+            let mut queues: HashMap<(usize, usize), tokio::sync::mpsc::UnboundedSender<(Instant, Vec<u8>)>> =
+                HashMap::new();
+            for from in 0..n {
+                for to in (0..n).filter(|t| *t != from) {
+                    let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
+                    queues.insert((from, to), tx);
+                    let sock = Arc::clone(&socks[from]);
+                    let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports[to]);
+                    tasks.push(tokio::spawn(async move {
+                        while let Some((due, packet)) = rx.recv().await {
+                            tokio::time::sleep_until(due.into()).await;
+                            let _ = sock.send_to(&packet, dst).await;
+                        }
+                    }));
+                }
+            }
+            let queues = Arc::new(queues);
+            tasks.extend((0..n).map(|to| {
+                let (socks, ports, rates, counts, queues, delays) = (
+                    socks.clone(),
+                    ports.clone(),
+                    rates.clone(),
+                    Arc::clone(&counts),
+                    Arc::clone(&queues),
+                    Arc::clone(&delay),
+                );
+                tokio::spawn(async move {
+                    let mut dice = Dice((seed + to as u64).wrapping_mul(0x9e37_79b9_7f4a_7c15) | 1);
+                    let mut buf = vec![0u8; 65_536];
+                    let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports[to]);
+                    while let Ok((len, src)) = socks[to].recv_from(&mut buf).await {
+                        let Some(from) = ports.iter().position(|p| *p == src.port()) else { continue };
+                        let lost = len >= min_size && is_rtp(&buf[..len]) && dice.lose(rates[from][to]);
+                        let held = if !lost && len >= min_size && is_rtp(&buf[..len]) {
+                            delays(from, to, buf[1] & 0x7f)
+                        } else {
+                            Duration::ZERO
+                        };
+                        if let Ok(mut c) = counts.lock() {
+                            let e = c.entry((from, to)).or_insert((0, 0, 0));
+                            match (lost, held.is_zero()) {
+                                (true, _) => e.1 += 1,
+                                (false, true) => e.0 += 1,
+                                (false, false) => (e.0, e.2) = (e.0 + 1, e.2 + 1),
                             }
-                            if !lost {
+                        }
+                        if lost {
+                            continue;
+                        }
+                        match queues.get(&(from, to)) {
+                            Some(queue) if !held.is_zero() => {
+                                let _ = queue.send((Instant::now() + held, buf[..len].to_vec()));
+                            }
+                            _ => {
                                 let _ = socks[from].send_to(&buf[..len], dst).await;
                             }
                         }
-                    })
+                    }
                 })
-                .collect();
+            }));
             return NodeRelays { ports, counts, _tasks: AbortOnDrop(tasks) };
         }
         panic!("no free port range for the node relays");
@@ -304,6 +358,16 @@ impl NodeRelays {
 
     /// (forwarded, dropped) from node `from` to node `to` so far.
     pub fn counts(&self, from: usize, to: usize) -> (u64, u64) {
+        let (forwarded, dropped, _) = self.pair(from, to);
+        (forwarded, dropped)
+    }
+
+    /// RTP packets from node `from` to node `to` delayed so far.
+    pub fn delayed(&self, from: usize, to: usize) -> u64 {
+        self.pair(from, to).2
+    }
+
+    fn pair(&self, from: usize, to: usize) -> (u64, u64, u64) {
         self.counts.lock().map(|c| c.get(&(from, to)).copied().unwrap_or_default()).unwrap_or_default()
     }
 }

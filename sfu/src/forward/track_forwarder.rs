@@ -353,7 +353,8 @@ mod tests {
         let mut forwarded_at = vec![];
         for i in 0..150u32 {
             let now = t0 + Duration::from_millis(33 * i as u64);
-            for (l, (s, base, len)) in [(10u32, 1000u16, 50), (20, 5000, 200), (30, 9000, 800)].into_iter().enumerate() {
+            for (l, (s, base, len)) in [(10u32, 1000u16, 50), (20, 5000, 200), (30, 9000, 800)].into_iter().enumerate()
+            {
                 // The publisher stops its top layer after 2 s (as Chromium does when short of
                 // CPU or bandwidth).
                 if l == 2 && i >= 60 {
