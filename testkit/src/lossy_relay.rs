@@ -243,6 +243,9 @@ impl Drop for AbortOnDrop {
 /// delayed (of those forwarded).
 type PairCounts = HashMap<(usize, usize), (u64, u64, u64)>;
 
+/// Where a pair's delayed packets wait: (when due, the datagram).
+type DelayQueue = tokio::sync::mpsc::UnboundedSender<(Instant, Vec<u8>)>;
+
 /// Relay links between Tessera nodes through loopback twins. Node `i`'s relay socket binds
 /// 127.0.0.1:`ports[i]` (`--relay-port`) and is advertised as [`RELAY_IP`]:`ports[i]`
 /// (`--relay-public-addr`), where this binds a socket. A datagram arriving at
@@ -291,13 +294,12 @@ impl NodeRelays {
             let counts = Arc::new(std::sync::Mutex::new(HashMap::new()));
             let mut tasks = Vec::new();
             // Each pair's queue of delayed packets, sent in order once each is due.
-            let mut queues: HashMap<(usize, usize), tokio::sync::mpsc::UnboundedSender<(Instant, Vec<u8>)>> =
-                HashMap::new();
-            for from in 0..n {
+            let mut queues: HashMap<(usize, usize), DelayQueue> = HashMap::new();
+            for (from, sock) in socks.iter().enumerate() {
                 for to in (0..n).filter(|t| *t != from) {
                     let (tx, mut rx) = tokio::sync::mpsc::unbounded_channel::<(Instant, Vec<u8>)>();
                     queues.insert((from, to), tx);
-                    let sock = Arc::clone(&socks[from]);
+                    let sock = Arc::clone(sock);
                     let dst = SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), ports[to]);
                     tasks.push(tokio::spawn(async move {
                         while let Some((due, packet)) = rx.recv().await {
