@@ -45,6 +45,8 @@ pub enum CompositorError {
     UnknownOutput(u64),
     #[error("unknown destination {0}")]
     UnknownDestination(u64),
+    #[error("invalid output: {field}: {reason}")]
+    InvalidOutput { field: &'static str, reason: String },
     #[error("invalid destination: {field}: {reason}")]
     InvalidDestination { field: String, reason: String },
     #[error("invalid RTP packet: {0}")]

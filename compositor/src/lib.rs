@@ -15,6 +15,7 @@ pub mod layout;
 mod locks;
 pub mod program;
 pub mod rtp;
+pub mod rtp_output;
 pub mod sync;
 pub mod synthetic;
 pub mod track;
@@ -26,4 +27,5 @@ pub use program::{
     OutputId, OutputSpec, OutputStats, Preview, Program, ProgramEvent, ProgramId, ProgramStats, TrackStats,
 };
 pub use rtp::SenderReport;
+pub use rtp_output::{RtpClockSample, RtpOutputInfo, RtpOutputSpec, RtpSink, RtpStream, RtpStreamInfo};
 pub use track::{Codec, TrackId, TrackKind, TrackParams};

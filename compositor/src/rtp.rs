@@ -2,6 +2,7 @@
 //! Nothing here trusts its input: packets come from the network through the SFU.
 
 use crate::error::{CompositorError, Result};
+use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 /// The fields of an RTP header we check before a packet enters the pipeline.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -101,6 +102,15 @@ impl SenderReport {
     pub fn ntp_nanos(&self) -> u128 {
         ntp_to_nanos(self.ntp_time)
     }
+}
+
+/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
+const NTP_UNIX_OFFSET_S: u128 = 2_208_988_800;
+
+/// The wall clock now, in nanoseconds since the NTP epoch (1900).
+pub fn ntp_now_ns() -> u128 {
+    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos()
+        + NTP_UNIX_OFFSET_S * 1_000_000_000
 }
 
 pub fn ntp_to_nanos(ntp: u64) -> u128 {

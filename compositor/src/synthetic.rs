@@ -9,10 +9,7 @@ use crate::track::{Codec, TrackKind, TrackParams};
 use gst::prelude::*;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::sync::{Arc, Mutex};
-use std::time::{Duration, SystemTime, UNIX_EPOCH};
-
-/// Seconds from the NTP epoch (1900) to the Unix epoch (1970).
-const NTP_UNIX_OFFSET_S: u128 = 2_208_988_800;
+use std::time::Duration;
 
 #[derive(Debug, Clone)]
 pub struct SyntheticSpec {
@@ -262,11 +259,7 @@ pub fn install_sync_marks(pipeline: &gst::Pipeline) {
     }
 }
 
-/// The wall clock now, in nanoseconds since the NTP epoch (1900).
-pub fn ntp_now_ns() -> u128 {
-    SystemTime::now().duration_since(UNIX_EPOCH).unwrap_or(Duration::ZERO).as_nanos()
-        + NTP_UNIX_OFFSET_S * 1_000_000_000
-}
+pub use crate::rtp::ntp_now_ns;
 
 /// A sender's RTCP sender reports for one RTP stream: it counts the packets and octets sent and
 /// makes a report at most once a second of stream time (PTS), which maps the packet's RTP

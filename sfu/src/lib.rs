@@ -1,8 +1,10 @@
 //! Tessera's WebRTC SFU: rooms, participants, publish and subscribe over the sans-IO `rtc` 0.21
 //! peer connection (driven by our own transport, see `transport/`), with
 //! simulcast layer selection, keyframe-request rate limiting, active speaker detection, a
-//! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest and an in-process hand-off to
-//! the compositor ([`MediaHandoff`]). No GStreamer here.
+//! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest, an in-process hand-off to
+//! the compositor ([`MediaHandoff`]) and the way back: media made in the process (the room's
+//! program) published into a room as a participant ([`Sfu::publish_local`]). No GStreamer
+//! here.
 
 pub mod cascade;
 mod codecs;
@@ -16,6 +18,7 @@ pub mod handoff;
 #[cfg(any(test, feature = "test-harness"))]
 pub mod harness;
 pub mod http;
+mod local_publisher;
 mod participant;
 mod peer;
 #[cfg(test)]
@@ -38,6 +41,7 @@ pub use error::{Error, Result};
 pub use events::{ParticipantEvent, RoomObserver};
 pub use handoff::{KeyframeRequester, MediaGate, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};
 pub use http::{Grants, TokenValidator, router, serve_socket, valid_room};
+pub use local_publisher::{LocalPublisher, LocalTrackSpec};
 pub use participant::Participant;
 pub use peer::{AUDIO_LEVEL_URI, build_client_peer, build_peer};
 pub use room::Room;

@@ -78,9 +78,20 @@ impl Room {
     ) -> Result<Arc<Participant>> {
         let sfu = self.sfu().ok_or_else(|| Error::Internal("sfu is gone".into()))?;
         let p = Arc::new(Participant::new(sfu.next_id("PA_"), name, identity, Arc::downgrade(self), outbox, None));
+        self.admit(&sfu, Arc::clone(&p))?;
+        Ok(p)
+    }
+
+    /// Adds this node's participant `p` and tells everyone. One made in this process (the
+    /// program, [`Participant::is_in_process`]) takes no client's place (it is not counted
+    /// against `max_participants`, nor refused by it) and is not told to the observer: the
+    /// observer's joins and leaves are the room's people (its webhooks, and the room's life,
+    /// which follows the program on its own).
+    pub(crate) fn admit(self: &Arc<Self>, sfu: &Sfu, p: Arc<Participant>) -> Result<()> {
         let others: Vec<ParticipantInfo> = {
             let mut ps = lock(&self.participants);
-            if ps.len() >= sfu.inner.config.max_participants {
+            let clients = ps.values().filter(|o| !o.in_process).count();
+            if !p.in_process && clients >= sfu.inner.config.max_participants {
                 return Err(Error::Conflict("room is full".into()));
             }
             let others = ps.values().map(|o| o.info()).collect();
@@ -96,12 +107,12 @@ impl Room {
             ice_servers: Vec::new(),
         });
         self.broadcast(&ServerMessage::ParticipantJoined { participant: p.info() }, Some(&p.id));
-        tracing::info!(room = %self.name, participant = %p.id, "joined");
-        if let Some(o) = sfu.inner.observer.get() {
+        tracing::info!(room = %self.name, participant = %p.id, in_process = p.in_process, "joined");
+        if let Some(o) = sfu.inner.observer.get().filter(|_| !p.in_process) {
             o.participant_joined(&p.event(&self.name));
         }
         sfu.local_room_changed(&self.name);
-        Ok(p)
+        Ok(())
     }
 
     pub(crate) fn on_audio_level(self: &Arc<Self>, participant: &str, level: u8, now: Instant) {

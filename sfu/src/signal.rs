@@ -136,6 +136,10 @@ pub struct ParticipantInfo {
     pub id: String,
     /// Display name.
     pub name: String,
+    /// The identity of a participant the server publishes itself (`program`: the room's
+    /// composited program); absent for clients, whose identities are the application's.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub identity: Option<String>,
     /// Published tracks.
     pub tracks: Vec<TrackPublished>,
 }

@@ -15,6 +15,7 @@ use tokio::sync::mpsc;
 use crate::core::KeyframeRequestLimiter;
 use crate::forward::TrackForwarder;
 use crate::handoff::{HandoffEvent, SenderReportInfo, TrackInfo, TrackSource};
+use crate::local_publisher::LocalSource;
 use crate::room::Room;
 use crate::signal::TrackPublished;
 use crate::sync::lock;
@@ -43,6 +44,13 @@ pub struct PublishedTrack {
     pub(crate) handoff_info: Mutex<Option<TrackInfo>>,
     /// For another node's track: the link its layers arrive on (keyframe requests go there).
     pub(crate) relayed_from: Option<crate::cascade::RelaySource>,
+    /// For a video track made in this process: where its keyframe requests go (see
+    /// `local_publisher.rs`).
+    pub(crate) local: Option<Arc<LocalSource>>,
+    /// Published by a participant made in this process (the room's program), here or on
+    /// another node: never handed off (the program must not composite itself), and
+    /// subscribed to only by those who name its participant.
+    pub(crate) in_process: bool,
 }
 
 impl PublishedTrack {
@@ -102,14 +110,21 @@ pub(crate) fn spawn_keyframe_requests(
         while let Some(layer) = rx.recv().await {
             let Some(t) = track.upgrade() else { return };
             let receiver = lock(&t.receivers).iter().find_map(|(c, id)| c.upgrade().map(|c| (c, *id)));
-            // The connection's clock: the wall clock, or a test network's.
-            let now = receiver.as_ref().map_or_else(Instant::now, |(c, _)| c.now());
+            // The connection's clock (or the transport's, for a track made in this process):
+            // the wall clock, or a test network's.
+            let now = match (&receiver, &t.local) {
+                (Some((c, _)), _) => c.now(),
+                (None, Some(local)) => local.now(),
+                (None, None) => Instant::now(),
+            };
             if !limiters.entry(layer).or_insert_with(|| KeyframeRequestLimiter::new(interval)).allow(now) {
                 continue;
             }
             let Some(ssrc) = t.forwarder.layer_ssrc(layer) else { continue };
             if let Some(source) = &t.relayed_from {
                 source.request_keyframe(ssrc);
+            } else if let Some(local) = &t.local {
+                local.request_keyframe();
             } else if let Some((conn, id)) = receiver {
                 conn.write_receiver_rtcp(
                     id,

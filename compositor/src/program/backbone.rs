@@ -20,6 +20,8 @@ pub(crate) struct Backbone {
     /// The composited raw video, before the encoder (the preview hangs off it).
     pub raw_tee: gst::Element,
     pub video_tee: gst::Element,
+    /// The mixed raw audio, before the AAC encoder (an RTP output's Opus encode hangs off it).
+    pub raw_audio_tee: gst::Element,
     pub audio_tee: gst::Element,
     /// The audio mixer's first input: one block of silence at 0 (see `prime_audio`).
     audio_primer: gst::Pad,
@@ -132,8 +134,9 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
         bg_pad.set_property("zorder", 0u32);
     }
 
-    // Audio: audiomixer -> AAC -> tee. Forced live: it mixes on its deadline with no input at
-    // all (silence) instead of needing a live silence source and its thread.
+    // Audio: audiomixer -> raw tee (RTP outputs' Opus) -> AAC -> tee. Forced live: it mixes on
+    // its deadline with no input at all (silence) instead of needing a live silence source and
+    // its thread.
     let audiomixer = gst::ElementFactory::make("audiomixer")
         .name("audiomixer")
         .property("force-live", true)
@@ -161,12 +164,15 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     set_str_if_exists(&aac, "aac-coder", "fast");
     let audio_tee = make("tee", Some("audio-tee"))?;
     audio_tee.set_property("allow-not-linked", true);
+    let raw_audio_tee = make("tee", Some("raw-audio-tee"))?;
+    raw_audio_tee.set_property("allow-not-linked", true);
     let aq = make("queue", Some("audio-encode-queue"))?;
     add_chain(
         bin,
         &[
             audiomixer.clone(),
             capsfilter(raw_audio_caps(c))?,
+            raw_audio_tee.clone(),
             aq,
             make("audioconvert", None)?,
             aac.clone(),
@@ -192,7 +198,17 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
             gst::PadProbeReturn::Remove
         });
     }
-    Ok(Backbone { compositor, audiomixer, background, encoder, raw_tee, video_tee, audio_tee, audio_primer })
+    Ok(Backbone {
+        compositor,
+        audiomixer,
+        background,
+        encoder,
+        raw_tee,
+        video_tee,
+        raw_audio_tee,
+        audio_tee,
+        audio_primer,
+    })
 }
 
 impl Backbone {

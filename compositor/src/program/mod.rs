@@ -12,6 +12,7 @@ mod opus_decoder;
 mod output_bin;
 mod outputs;
 mod preview;
+mod rtp_bin;
 mod rtp_entry;
 mod scene;
 mod tile_crop;
@@ -133,6 +134,8 @@ pub(crate) struct Inner {
     next_id: AtomicU64,
     sync: Mutex<LipSync>,
     keyframe_handler: RwLock<Option<KeyframeRequestHandler>>,
+    /// Coalesces viewers' keyframe requests (`request_keyframe`).
+    viewer_keyframes: Mutex<crate::keyframe::KeyframeRequestThrottle>,
     event_handler: RwLock<Option<EventHandler>>,
     frames: AtomicU64,
     position: AtomicU64,
@@ -173,6 +176,7 @@ impl Program {
             next_id: AtomicU64::new(1),
             sync: Mutex::new(LipSync::default()),
             keyframe_handler: RwLock::new(None),
+            viewer_keyframes: outputs::viewer_keyframes(),
             event_handler: RwLock::new(None),
             frames: AtomicU64::new(0),
             position: AtomicU64::new(0),

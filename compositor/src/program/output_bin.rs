@@ -1,14 +1,15 @@
-//! Outputs: bins hanging off the encoded video and audio tees. Each has its own queues, starts on
-//! a keyframe with timestamps rebased to zero, and is finished with EOS without touching the
-//! program or the other outputs.
+//! Outputs: bins hanging off the encoded video and audio tees (an RTP output's audio: the raw
+//! mix, see `rtp_bin`). Each has its own queues, starts on a keyframe with timestamps on its
+//! timeline, and is finished with EOS without touching the program or the other outputs.
 
 use super::elements::{make, ms};
 use crate::error::{CompositorError, Result};
 use crate::locks::lock;
+use crate::rtp_output::{RtpOutputInfo, RtpOutputSpec};
 use gst::prelude::*;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::time::Duration;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, serde::Serialize)]
@@ -33,6 +34,9 @@ pub enum OutputSpec {
     FragmentedMp4 { sink: gst::Element, fragment_duration: Duration },
     /// FLV (H.264 + AAC) into any sink element, e.g. `rtmp2sink`.
     Flv { sink: gst::Element },
+    /// RTP packets of the program's H.264 and of an Opus encode of its mix, for an SFU
+    /// (`Program::rtp_output` describes the streams).
+    Rtp(RtpOutputSpec),
 }
 
 impl OutputSpec {
@@ -70,6 +74,8 @@ pub(crate) struct Output {
     pub audio_tee_pad: gst::Pad,
     pub counters: Arc<OutputCounters>,
     pub eos: std::sync::mpsc::Receiver<()>,
+    /// An RTP output's streams.
+    pub rtp: Option<RtpOutputInfo>,
 }
 
 impl Output {
@@ -91,17 +97,21 @@ impl Output {
     }
 }
 
-fn queue(name: &str) -> Result<gst::Element> {
+/// How much a muxed output's queues hold before they drop their oldest buffers.
+const OUTPUT_QUEUE_MS: u32 = 10_000;
+
+/// An output's queue, holding at most `max_ms` of media.
+pub(crate) fn queue(name: &str, max_ms: u32) -> Result<gst::Element> {
     let q = make("queue", Some(name))?;
-    // Generous, and leaky so a stuck output can never back-pressure the shared encoders.
+    // Leaky so a stuck output can never back-pressure the shared encoders.
     q.set_property("max-size-buffers", 0u32);
     q.set_property("max-size-bytes", 0u32);
-    q.set_property("max-size-time", ms(10_000));
+    q.set_property("max-size-time", ms(max_ms));
     q.set_property_from_str("leaky", "downstream");
     Ok(q)
 }
 
-fn add_sink(bin: &gst::Bin, sink: &gst::Element) -> Result<()> {
+pub(crate) fn add_sink(bin: &gst::Bin, sink: &gst::Element) -> Result<()> {
     // Outputs join a playing program: they must not pre-roll or sync to the clock (the mixers
     // already pace the program).
     if sink.find_property("async").is_some() {
@@ -114,38 +124,41 @@ fn add_sink(bin: &gst::Bin, sink: &gst::Element) -> Result<()> {
     Ok(())
 }
 
-/// Builds the output bin with `video` and `audio` ghost sink pads.
+fn mp4mux(fragment_duration: Duration, streamable: bool) -> Result<gst::Element> {
+    let mux = make("mp4mux", Some("mux"))?;
+    mux.set_property("fragment-duration", fragment_duration.as_millis().max(1) as u32);
+    mux.set_property("streamable", streamable);
+    Ok(mux)
+}
+
+/// Builds a muxed output's bin with `video` and `audio` ghost sink pads; returns it and its sink.
 pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst::Element)> {
     let bin = gst::Bin::builder().name(format!("output-{}", id.0)).build();
-    let (mux, video_pad, audio_pad) = match &spec {
-        OutputSpec::Mp4File { fragment_duration, .. } | OutputSpec::FragmentedMp4 { fragment_duration, .. } => {
-            let mux = make("mp4mux", Some("mux"))?;
-            mux.set_property("fragment-duration", fragment_duration.as_millis().max(1) as u32);
-            mux.set_property("streamable", matches!(spec, OutputSpec::FragmentedMp4 { .. }));
-            (mux, "video_%u", "audio_%u")
+    let (mux, video_pad, audio_pad, sink) = match spec {
+        OutputSpec::Mp4File { path, fragment_duration } => {
+            let s = make("filesink", Some("sink"))?;
+            s.set_property("location", path.to_string_lossy().to_string());
+            (mp4mux(fragment_duration, false)?, "video_%u", "audio_%u", s)
         }
-        OutputSpec::Flv { .. } => {
+        OutputSpec::FragmentedMp4 { sink, fragment_duration } => {
+            (mp4mux(fragment_duration, true)?, "video_%u", "audio_%u", sink)
+        }
+        OutputSpec::Flv { sink } => {
             let mux = make("flvmux", Some("mux"))?;
             mux.set_property("streamable", true);
             // FLV timestamps must not go backwards, so flvmux clamps a video frame that comes
             // after audio it has already written. Give the encoder time to deliver first.
             mux.set_property("latency", FLV_MUX_LATENCY.nseconds());
-            (mux, "video", "audio")
+            (mux, "video", "audio", sink)
         }
-    };
-    let sink = match spec {
-        OutputSpec::Mp4File { path, .. } => {
-            let s = make("filesink", Some("sink"))?;
-            s.set_property("location", path.to_string_lossy().to_string());
-            s
-        }
-        OutputSpec::FragmentedMp4 { sink, .. } | OutputSpec::Flv { sink } => sink,
+        // Not muxed: `rtp_bin::build_bin` makes it.
+        OutputSpec::Rtp(_) => return Err(CompositorError::Gst("an RTP output has no muxer".into())),
     };
     bin.add(&mux)?;
     add_sink(&bin, &sink)?;
     mux.link(&sink)?;
     for (kind, template) in [("video", video_pad), ("audio", audio_pad)] {
-        let q = queue(&format!("{kind}-queue"))?;
+        let q = queue(&format!("{kind}-queue"), OUTPUT_QUEUE_MS)?;
         bin.add(&q)?;
         let mux_pad =
             mux.request_pad_simple(template).ok_or_else(|| CompositorError::Gst(format!("muxer has no {kind} pad")))?;
@@ -162,7 +175,7 @@ pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst
 /// ingest that went away, a full disk) would stop the whole program in the moment between its
 /// error and its output being unlinked. The error itself still reaches the bus, where the
 /// output is reported and torn down.
-fn contained_sink_pad(kind: &str, target: &gst::Pad) -> Result<gst::GhostPad> {
+pub(crate) fn contained_sink_pad(kind: &str, target: &gst::Pad) -> Result<gst::GhostPad> {
     fn contain(
         flow: std::result::Result<gst::FlowSuccess, gst::FlowError>,
     ) -> std::result::Result<gst::FlowSuccess, gst::FlowError> {
@@ -187,14 +200,15 @@ pub(crate) enum Timeline {
     FromZero,
     /// The program's running time, in a plain segment. flvmux is a live aggregator: it
     /// compares buffer times with the clock to decide how long to wait for a late stream,
-    /// and writes FLV timestamps from its first buffer anyway.
+    /// and writes FLV timestamps from its first buffer anyway. RTP timestamps are the
+    /// running time from a fixed offset (`rtp_output`).
     Program,
 }
 
 impl OutputSpec {
     pub(crate) fn timeline(&self) -> Timeline {
         match self {
-            OutputSpec::Flv { .. } => Timeline::Program,
+            OutputSpec::Flv { .. } | OutputSpec::Rtp(_) => Timeline::Program,
             _ => Timeline::FromZero,
         }
     }
@@ -361,13 +375,18 @@ pub(crate) fn completion_timeout(sink: &gst::Element) -> Option<Duration> {
     Some(Duration::from_millis(ms as u64) + Duration::from_secs(5))
 }
 
-/// Signals when EOS reaches the sink, i.e. the muxer has written its last bytes.
-pub(crate) fn eos_watch(sink: &gst::Element) -> std::sync::mpsc::Receiver<()> {
+/// Signals when EOS has reached every one of an output's sinks, i.e. the muxer (or each of
+/// an RTP output's payloaders) has sent its last bytes.
+pub(crate) fn eos_watch(sinks: &[gst::Element]) -> std::sync::mpsc::Receiver<()> {
     let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    if let Some(pad) = sink.static_pad("sink") {
+    let waiting = Arc::new(AtomicUsize::new(sinks.len()));
+    for pad in sinks.iter().filter_map(|s| s.static_pad("sink")) {
+        let (tx, waiting, seen) = (tx.clone(), waiting.clone(), AtomicBool::new(false));
         pad.add_probe(gst::PadProbeType::EVENT_DOWNSTREAM, move |_, info| {
             if let Some(gst::PadProbeData::Event(ev)) = &info.data
                 && ev.type_() == gst::EventType::Eos
+                && !seen.swap(true, Ordering::SeqCst)
+                && waiting.fetch_sub(1, Ordering::SeqCst) == 1
             {
                 let _ = tx.try_send(());
             }

@@ -1,8 +1,18 @@
 //! Outputs of a running program: attached to the encoders' tees (a keyframe asked for at
 //! once), finished with EOS, kept until their recording sink has stored everything, and torn
-//! down on failure without touching the rest.
+//! down on failure without touching the rest. Viewers' keyframe requests (an RTP output's)
+//! force keyframes of the one encode, coalesced.
 
 use super::*;
+use crate::keyframe::KeyframeRequestThrottle;
+
+/// At most one keyframe forced for viewers a second, however many ask: each costs every
+/// output several frames' worth of bits.
+pub(super) const VIEWER_KEYFRAME_INTERVAL: Duration = Duration::from_secs(1);
+
+pub(super) fn viewer_keyframes() -> Mutex<KeyframeRequestThrottle> {
+    Mutex::new(KeyframeRequestThrottle::new(VIEWER_KEYFRAME_INTERVAL))
+}
 
 impl Program {
     pub fn attach_output(&self, spec: OutputSpec) -> Result<OutputId> {
@@ -17,6 +27,23 @@ impl Program {
     pub fn output_stats(&self, id: OutputId) -> Option<OutputStats> {
         lock(&self.inner.outputs).get(&id).map(|o| o.stats())
     }
+
+    /// A viewer needs a keyframe (a PLI or FIR on an RTP output's video): forces an IDR with
+    /// SPS and PPS in the program's encode, at most one a second however many ask (later
+    /// requests within the second are coalesced into it). Returns whether this one forced it.
+    /// Never blocks; any thread. Every output gets the keyframe, and the encoder's 2 s cadence
+    /// starts again from it.
+    pub fn request_keyframe(&self) -> bool {
+        if !self.inner.running.load(Ordering::SeqCst) {
+            return false;
+        }
+        let now = self.inner.started.elapsed();
+        if !lock(&self.inner.viewer_keyframes).should_request(now) {
+            return false;
+        }
+        self.inner.force_keyframe();
+        true
+    }
 }
 
 impl Inner {
@@ -24,18 +51,31 @@ impl Inner {
         if !self.running.load(Ordering::SeqCst) {
             return Err(CompositorError::NotRunning);
         }
+        // Before the topology lock: it may wait for the encoder's first frame.
+        let rtp = match &spec {
+            OutputSpec::Rtp(rtp) => Some(self.describe_rtp_output(rtp)?),
+            _ => None,
+        };
         let _t = lock(&self.topology);
         let id = OutputId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let timeline = spec.timeline();
-        let (bin, sink) = output_bin::build_bin(id, spec)?;
+        // An RTP output encodes the raw mix to Opus; the others take the AAC.
+        let ((bin, sinks), audio_tee) = match (spec, &rtp) {
+            (OutputSpec::Rtp(spec), Some(info)) => (rtp_bin::build_bin(id, &spec, info)?, &self.backbone.raw_audio_tee),
+            (spec, _) => {
+                let (bin, sink) = output_bin::build_bin(id, spec)?;
+                ((bin, vec![sink]), &self.backbone.audio_tee)
+            }
+        };
+        let sink = sinks.first().cloned().ok_or(CompositorError::Gst("output without a sink".into()))?;
         let counters = Arc::new(output_bin::OutputCounters::default());
         output_bin::install_start_probes(&bin, &counters, timeline);
         output_bin::watch_overruns(&bin, &counters);
-        let eos = output_bin::eos_watch(&sink);
+        let eos = output_bin::eos_watch(&sinks);
         self.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         let mut tee_pads = Vec::new();
-        for (tee, kind) in [(&self.backbone.video_tee, "video"), (&self.backbone.audio_tee, "audio")] {
+        for (tee, kind) in [(&self.backbone.video_tee, "video"), (audio_tee, "audio")] {
             let tee_pad = tee.request_pad_simple("src_%u").ok_or(CompositorError::Gst("tee refused a pad".into()))?;
             let sink_pad = bin.static_pad(kind).ok_or(CompositorError::Gst("no output pad".into()))?;
             tee_pad.link(&sink_pad)?;
@@ -43,14 +83,20 @@ impl Inner {
         }
         let audio_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no audio pad".into()))?;
         let video_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no video pad".into()))?;
-        // Start the new output promptly: ask the encoder for a keyframe with SPS/PPS.
+        // Start the new output promptly.
+        self.force_keyframe();
+        let rtp_ssrcs = rtp.as_ref().map(|r| (r.video.ssrc, r.audio.ssrc));
+        lock(&self.outputs).insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos, rtp });
+        tracing::info!(output = %id, ?rtp_ssrcs, "output attached");
+        Ok(id)
+    }
+
+    /// Asks the encoder for a keyframe with SPS/PPS (an IDR: the GOPs are closed).
+    pub(super) fn force_keyframe(&self) {
         if let Some(pad) = self.backbone.encoder.static_pad("src") {
             let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
             pad.send_event(ev);
         }
-        lock(&self.outputs).insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos });
-        tracing::info!(output = %id, "output attached");
-        Ok(id)
     }
 
     pub(super) fn detach_output(&self, id: OutputId, timeout: Duration) -> Result<OutputStats> {
@@ -107,20 +153,20 @@ impl Inner {
         self.remove_bin(&out.bin);
     }
 
-    /// Unlinks an output from the encoders' tees; with `finish`, sends it EOS so its muxer
+    /// Unlinks an output from the tees it hangs off; with `finish`, sends it EOS so its muxer
     /// writes its last bytes.
     pub(super) fn unhook_output(&self, out: &Output, finish: bool) {
-        for (tee, tee_pad, kind) in [
-            (&self.backbone.video_tee, &out.video_tee_pad, "video"),
-            (&self.backbone.audio_tee, &out.audio_tee_pad, "audio"),
-        ] {
+        for (tee_pad, kind) in [(&out.video_tee_pad, "video"), (&out.audio_tee_pad, "audio")] {
             if let Some(sink_pad) = out.bin.static_pad(kind) {
                 let _ = tee_pad.unlink(&sink_pad);
                 if finish {
                     sink_pad.send_event(gst::event::Eos::new());
                 }
             }
-            tee.release_request_pad(tee_pad);
+            // The encoded audio's tee, or the raw mix's for an RTP output.
+            if let Some(tee) = tee_pad.parent_element() {
+                tee.release_request_pad(tee_pad);
+            }
         }
     }
 }

@@ -222,6 +222,7 @@ impl Cascade {
                 name: p.name.clone(),
                 identity: p.identity().map(str::to_owned),
                 tracks,
+                in_process: p.in_process,
             });
         }
         participants.sort_by(|a, b| a.id.cmp(&b.id));

@@ -97,14 +97,16 @@ impl Cascade {
     }
 
     fn add_participant(&self, room: &Arc<Room>, node: &str, p: &RemoteParticipant) -> Arc<Participant> {
-        let participant = Arc::new(Participant::new(
+        let mut participant = Participant::new(
             p.id.clone(),
             p.name.clone(),
             p.identity.clone(),
             Arc::downgrade(room),
             None,
             Some(node.to_owned()),
-        ));
+        );
+        participant.in_process = p.in_process;
+        let participant = Arc::new(participant);
         lock(&room.participants).insert(p.id.clone(), Arc::clone(&participant));
         room.broadcast(&ServerMessage::ParticipantJoined { participant: participant.info() }, Some(&p.id));
         tracing::info!(room = %room.name, participant = %p.id, node, "joined on another node");
@@ -130,6 +132,8 @@ impl Cascade {
             keyframe_tx: ktx,
             handoff_info: Mutex::new(None),
             relayed_from: Some(RelaySource { hub: Arc::downgrade(&self.hub), node: node.to_owned() }),
+            local: None,
+            in_process: participant.in_process,
         });
         for (layer, ssrc) in t.layers.iter().enumerate() {
             track.forwarder.set_layer_ssrc(*ssrc, layer);

@@ -21,6 +21,10 @@ pub struct RemoteParticipant {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub identity: Option<String>,
     pub tracks: Vec<RemoteTrack>,
+    /// Made in its node's process (the room's program, [`crate::Sfu::publish_local`]): the
+    /// other nodes hand its tracks to no program either and subscribe to it only on request.
+    #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+    pub in_process: bool,
 }
 
 /// A track as the nodes that do not host its publisher see it.

@@ -47,6 +47,7 @@ pub use client::{Client, Received};
 pub use media::{AUDIO_PACKET, Layer, Media, VIDEO_FRAME, is_keyframe, layer_of};
 
 use crate::config::SfuConfig;
+use crate::handoff::MediaHandoff;
 use crate::sfu::Sfu;
 use crate::signal::ServerMessage;
 use crate::sync::lock;
@@ -103,7 +104,12 @@ impl Net {
 
     /// An SFU with `config` (its ICE settings are unused: the network has one address).
     pub fn with_config(config: SfuConfig) -> Net {
-        let sfu = Sfu::new(config, None);
+        Net::with_handoff(config, None)
+    }
+
+    /// An SFU with `config` that hands its tracks to `handoff`.
+    pub fn with_handoff(config: SfuConfig, handoff: Option<Arc<dyn MediaHandoff>>) -> Net {
+        let sfu = Sfu::new(config, handoff);
         let wire = Wire::new(SFU_ADDR, Instant::now());
         let transport = Transport::in_memory(Arc::clone(&wire), Some(Arc::clone(&sfu.inner.delay_probe)));
         *lock(&sfu.inner.transport) = Some(Arc::clone(&transport));
@@ -141,6 +147,18 @@ impl Net {
         self.clients[id.0].active = false;
         let p = Arc::clone(&self.clients[id.0].participant);
         p.leave().await;
+        self.settle().await;
+    }
+
+    /// A client asks for a keyframe of a video track it receives (a PLI; see
+    /// [`Client::send_pli`]); panics when it cannot (it has received nothing of the track).
+    pub async fn send_pli(&mut self, id: ClientId, track_id: &str) {
+        let now = self.now();
+        assert!(
+            self.clients[id.0].send_pli(track_id, now),
+            "{} cannot ask for a keyframe of {track_id}",
+            self.clients[id.0].name
+        );
         self.settle().await;
     }
 

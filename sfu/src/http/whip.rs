@@ -2,6 +2,8 @@
 //! its SDP offer and a bearer token, and stops with a `DELETE` of the session it was given.
 //! Trickle ICE (`PATCH`) is refused: the offer carries every candidate.
 
+use std::sync::Arc;
+
 use axum::body::Bytes;
 use axum::extract::{Path, State};
 use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
@@ -9,6 +11,7 @@ use axum::response::{IntoResponse, Response};
 
 use super::errors::{error_response, json_error};
 use super::{AppState, ice_servers_for, valid_room};
+use crate::participant::Participant;
 use crate::signal::IceServer;
 
 /// RFC 9725 (WHIP) section 4.6: one `Link: <URL>; rel="ice-server"` per URL, with the username
@@ -115,7 +118,10 @@ pub(super) async fn whip_delete(
     if !authorized {
         return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token", None);
     }
-    let p = st.sfu.get_room(&room).and_then(|r| r.participants().into_iter().find(|p| p.id == id));
+    // Only a WHIP session of this node: not a WebSocket client, another node's participant
+    // or the room's program (whose id every client of the room sees).
+    let whip = |p: &Arc<Participant>| p.id == id && p.outbox.is_none() && p.node.is_none() && !p.in_process;
+    let p = st.sfu.get_room(&room).and_then(|r| r.participants().into_iter().find(whip));
     match p {
         Some(p) => {
             p.leave().await;

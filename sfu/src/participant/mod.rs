@@ -87,6 +87,8 @@ pub struct Participant {
     pub(crate) remb: Mutex<BandwidthEstimator>,
     pub(crate) video_sizes: Mutex<HashMap<String, u32>>,
     pub(crate) subscribes: bool,
+    /// Its subscribe connection offered a video section (see `subscribe_to`).
+    pub(crate) video_offered: AtomicBool,
     pub(crate) closed: AtomicBool,
     /// Gone without leaving: its node was lost. Its tracks reach the hand-off as lost, not
     /// unpublished (a program keeps its tile as a placeholder for its return).
@@ -96,6 +98,9 @@ pub struct Participant {
     /// The node that hosts it, for a participant of another node of the room (its media
     /// arrives over a relay link); `None` for this node's own.
     pub(crate) node: Option<String>,
+    /// Made in its node's process, with no connection (the room's program, published with
+    /// [`crate::Sfu::publish_local`]): see [`Participant::is_in_process`].
+    pub(crate) in_process: bool,
 }
 
 pub(crate) struct PeerHandler {
@@ -177,11 +182,22 @@ impl Participant {
             remb: Mutex::new(BandwidthEstimator::default()),
             video_sizes: Mutex::new(HashMap::new()),
             subscribes,
+            video_offered: AtomicBool::new(false),
             closed: AtomicBool::new(false),
             lost: AtomicBool::new(false),
             stats: Mutex::new(None),
             node,
+            in_process: false,
         }
+    }
+
+    /// Whether the participant was made in its node's process ([`crate::Sfu::publish_local`]:
+    /// the room's program) rather than by a client: it has no connections, takes no
+    /// participant's place in the room, is told to no [`crate::RoomObserver`], its tracks
+    /// reach no [`crate::MediaHandoff`], and clients receive them only when they subscribe to
+    /// it by id.
+    pub fn is_in_process(&self) -> bool {
+        self.in_process
     }
 
     /// The node hosting this participant when it is another node's (see [`crate::Sfu`]'s
@@ -203,6 +219,9 @@ impl Participant {
         ParticipantInfo {
             id: self.id.clone(),
             name: self.name.clone(),
+            // Clients find the program by its identity; a client's identity is the
+            // application's and stays private (a token claiming `program` shows as nobody).
+            identity: self.in_process.then(|| self.identity().map(str::to_owned)).flatten(),
             tracks: lock(&self.tracks).values().map(|t| t.info()).collect(),
         }
     }
@@ -305,9 +324,10 @@ impl Participant {
         }
         tracing::info!(room = %room.name, participant = %self.id, node = ?self.node, "left");
         if let Some(sfu) = room.sfu() {
-            // Another node's participant is told of by that node.
+            // Another node's participant is told of by that node; one made in this process
+            // (the program) by nobody (see `Room::admit`).
             if self.node.is_none() {
-                if let Some(o) = sfu.inner.observer.get() {
+                if let Some(o) = sfu.inner.observer.get().filter(|_| !self.in_process) {
                     o.participant_left(&self.event(&room.name));
                 }
                 sfu.local_room_changed(&room.name);

@@ -9,6 +9,7 @@ use rtc::peer_connection::transport::RTCIceCandidateInit;
 use rtc::rtp_transceiver::RTCRtpSenderId;
 
 use super::Participant;
+use crate::codecs::same_format;
 use crate::core::OnChange;
 use crate::error::{Error, Result};
 use crate::forward::DownTrack;
@@ -95,10 +96,14 @@ impl Participant {
             let same_mime = |c: &&rtc::rtp_transceiver::rtp_sender::RTCRtpCodecParameters| {
                 c.rtp_codec.mime_type.eq_ignore_ascii_case(&track.codec.mime_type)
             };
+            // A subscriber's first video section negotiates every video codec (see
+            // `subscribe_to`): the track's own format, matched as `rtc` matches it, before
+            // any other of its MIME type.
             let pt = codecs
                 .iter()
                 .filter(same_mime)
                 .find(|c| c.rtp_codec.sdp_fmtp_line == track.codec.sdp_fmtp_line)
+                .or_else(|| codecs.iter().find(|c| same_format(&c.rtp_codec, &track.codec)))
                 .or_else(|| codecs.iter().find(same_mime))
                 .map(|c| c.payload_type);
             if let Some(pt) = pt {

@@ -80,6 +80,8 @@ impl Participant {
             keyframe_tx: ktx,
             handoff_info: Mutex::new(None),
             relayed_from: None,
+            local: None,
+            in_process: false,
         });
         let layer = track.forwarder.layer_of_rid(open.rid.as_deref());
         track.forwarder.set_layer_ssrc(open.ssrc, layer);
@@ -148,6 +150,11 @@ impl Participant {
     }
 
     pub(crate) fn attach_handoff(&self, room: &Arc<Room>, track: &Arc<PublishedTrack>) {
+        // The room's program publishing into the room: handing its tracks to the program
+        // would have it composite itself, a feedback loop.
+        if track.in_process {
+            return;
+        }
         let Some(h) = room.sfu.upgrade().and_then(|s| s.handoff.clone()) else { return };
         let ssrc = random_u32();
         let pt = if track.payload_type != 0 { track.payload_type } else { default_pt(&track.codec.mime_type) };

@@ -24,14 +24,21 @@ use crate::sync::{lock, random_u32};
 use crate::track::PublishedTrack;
 
 impl Participant {
-    pub(crate) fn wants(&self, publisher: &str) -> bool {
-        self.subscribes && publisher != self.id && lock(&self.filter).as_ref().is_none_or(|f| f.contains(publisher))
+    /// Whether it receives `track`: everyone's but its own by default, or those of the
+    /// participants it named. A track made in this process (the room's program) only when its
+    /// participant is named: by default a client would get everyone's voices back, its own
+    /// among them, and pay for a second copy of the room's video.
+    pub(crate) fn wants(&self, track: &PublishedTrack) -> bool {
+        let publisher = &track.participant_id;
+        self.subscribes
+            && *publisher != self.id
+            && lock(&self.filter).as_ref().map_or(!track.in_process, |f| f.contains(publisher))
     }
 
     /// Subscribes to `track` (adds a sender to the subscribe connection). Returns whether
     /// renegotiation is due.
     pub(crate) async fn subscribe_to(self: &Arc<Self>, track: &Arc<PublishedTrack>) -> Result<bool> {
-        if !self.wants(&track.participant_id) || lock(&self.subs).contains_key(&track.id) {
+        if !self.wants(track) || lock(&self.subs).contains_key(&track.id) {
             return Ok(false);
         }
         let pc = self.peer(Target::Subscribe).await?;
@@ -55,6 +62,17 @@ impl Participant {
             }],
         );
         let sender = pc.add_track(local)?;
+        // The first video section a connection negotiates fixes its video codecs for good
+        // (`rtc` 0.21 takes later tracks only in codecs negotiated there): it offers every
+        // video codec the SFU forwards, the track's first, so that a VP8 camera received
+        // first does not keep a later H.264 track (the program, an encoder's WHIP) from this
+        // subscriber, nor the reverse. Later sections offer their track's codec only.
+        if kind == RtpCodecKind::Video && !self.video_offered.swap(true, Ordering::Relaxed) {
+            let codecs = crate::codecs::video_codecs_first(&track.codec);
+            if let Err(e) = pc.set_codec_preferences(sender, codecs) {
+                tracing::debug!(participant = %self.id, "the first video section offers its codec only: {e}");
+            }
+        }
         let arrivals = self.room.upgrade().and_then(|r| r.sfu.upgrade()).map(|s| s.delay_probe.log(ssrc));
         let conn = Arc::clone(&pc);
         let output = Output::Callback(Box::new(move |p, arrived| {
@@ -100,7 +118,7 @@ impl Participant {
         let tracks = room.all_tracks();
         let live: HashSet<String> = tracks.iter().map(|t| t.id.clone()).collect();
         for t in &tracks {
-            if self.wants(&t.participant_id) {
+            if self.wants(t) {
                 // One track this connection cannot take (e.g. a codec it did not negotiate)
                 // must not keep the others from this subscriber.
                 match self.subscribe_to(t).await {
@@ -113,7 +131,7 @@ impl Participant {
         }
         let stale: Vec<String> = lock(&self.subs)
             .iter()
-            .filter(|(id, s)| !live.contains(*id) || s.track.upgrade().is_none_or(|t| !self.wants(&t.participant_id)))
+            .filter(|(id, s)| !live.contains(*id) || s.track.upgrade().is_none_or(|t| !self.wants(&t)))
             .map(|(id, _)| id.clone())
             .collect();
         for id in stale {

@@ -286,6 +286,16 @@ impl Connection {
         }
     }
 
+    /// Sets the codecs a sender's transceiver offers.
+    pub(crate) fn set_codec_preferences(
+        self: &Arc<Self>,
+        sender: RTCRtpSenderId,
+        codecs: Vec<RTCRtpCodecParameters>,
+    ) -> Result<()> {
+        self.drive(|pc| pc.rtp_transceiver(sender.into()).map_or(Ok(()), |mut t| t.set_codec_preferences(codecs)))
+            .map_err(Error::rtc("cannot set a transceiver's codecs"))
+    }
+
     /// The codecs negotiated for a sender.
     pub(crate) fn sender_codecs(&self, sender: RTCRtpSenderId) -> Vec<RTCRtpCodecParameters> {
         let mut pc = lock(&self.pc);

@@ -49,6 +49,13 @@ impl Transport {
         }
     }
 
+    /// Runs `f`, which forwards a packet that did not come through a receive loop (one made
+    /// in this process, see `local_publisher.rs`), gathering the UDP datagrams it sends into
+    /// one `sendmmsg` per socket as a receive loop's turn does.
+    pub(crate) fn batched<R>(&self, f: impl FnOnce() -> R) -> R {
+        batch::collecting(f, |b| self.flush(b))
+    }
+
     /// Sends a batch of UDP datagrams, one `sendmmsg` per socket.
     pub(super) fn flush(&self, mut datagrams: Vec<batch::Pending>) {
         if datagrams.is_empty() {

@@ -31,8 +31,8 @@ use tokio::sync::mpsc;
 pub(crate) use peer::Peer;
 use publish::Outgoing;
 
-use super::media::is_keyframe;
-use crate::codecs::register_codecs;
+use crate::codecs::{codec_list, register_codecs};
+use crate::core::keyframe::VideoCodec;
 use crate::participant::Participant;
 use crate::signal::ServerMessage;
 
@@ -182,6 +182,17 @@ impl Client {
         self.participant.subscribe_answer(sdp).await.expect("the SFU takes the answer");
     }
 
+    /// Asks for a keyframe of a video track it receives (by its server id), as a browser's
+    /// decoder does after a loss: a PLI on its subscribe connection. Whether it went out.
+    pub fn send_pli(&mut self, track_id: &str, now: Instant) -> bool {
+        let ssrc = self.received.iter().rev().find(|r| r.track_id == track_id).map(|r| r.packet.header.ssrc);
+        let (Some(ssrc), Some(v), Some(peer)) = (ssrc, self.video_in.get(track_id), self.subscribe.as_mut()) else {
+            return false;
+        };
+        let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: ssrc };
+        peer.pc.rtp_receiver(v.receiver).is_some_and(|mut r| r.write_rtcp(now, vec![Box::new(pli)]).is_ok())
+    }
+
     /// Takes in what its peer connections produced for the application: state changes,
     /// received RTP, keyframe requests.
     pub(crate) fn poll(&mut self, now: Instant) {
@@ -209,7 +220,7 @@ impl Client {
                     RTCMessage::RtpPacket(track_id, packet) => {
                         // A browser's decoder waits for a keyframe, and asks for one meanwhile.
                         if let Some(v) = self.video_in.get_mut(&track_id) {
-                            v.decoding |= is_keyframe(&packet.payload);
+                            v.decoding |= starts_keyframe(packet.header.payload_type, &packet.payload);
                             if !v.decoding && v.asked.is_none_or(|t| now >= t + PLI_INTERVAL) {
                                 v.asked = Some(now);
                                 let pli = PictureLossIndication { sender_ssrc: 0, media_ssrc: packet.header.ssrc };
@@ -241,4 +252,15 @@ impl Client {
             self.keyframe_requested(ssrc);
         }
     }
+}
+
+/// Whether a received payload starts a keyframe, by the codec of its payload type (the client
+/// registered the SFU's codecs, so the SFU's offers keep their types): the harness's VP8
+/// frames, or H.264 from a local publisher.
+fn starts_keyframe(payload_type: u8, payload: &[u8]) -> bool {
+    codec_list()
+        .iter()
+        .find(|(c, _)| c.payload_type == payload_type)
+        .and_then(|(c, _)| VideoCodec::from_mime(&c.rtp_codec.mime_type))
+        .is_some_and(|codec| crate::core::is_keyframe(codec, payload))
 }

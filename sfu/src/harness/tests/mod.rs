@@ -5,6 +5,7 @@
 mod candidates;
 mod join;
 mod leave;
+mod local;
 mod mute;
 mod publish;
 mod simulcast;
