@@ -31,6 +31,9 @@ pub enum Error {
     /// Where recordings are stored refused: 500.
     #[error("recording storage: {0}")]
     Storage(#[from] RecordingError),
+    /// The SFU refused (the program's participant): 500.
+    #[error("the room's SFU: {0}")]
+    Sfu(#[from] tessera_sfu::Error),
 }
 
 pub type Result<T, E = Error> = std::result::Result<T, E>;

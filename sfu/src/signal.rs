@@ -73,6 +73,12 @@ pub enum ClientMessage {
         /// Display name.
         #[serde(default)]
         name: Option<String>,
+        /// Whose tracks to receive from the start, as the `subscribe` message (participant
+        /// ids; `[]`: nobody yet), applied before the first subscribe offer. Absent: everyone
+        /// (but the program). A client that will pick whom it receives (the program, once it
+        /// knows its id) avoids an offer of everyone's tracks it would take back at once.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        subscribe: Option<Vec<String>>,
     },
     /// Offer for the publish connection.
     PublishOffer {
@@ -262,7 +268,10 @@ mod tests {
     fn round_trip() {
         let m: ClientMessage =
             serde_json::from_str(r#"{"type":"join","room":"r","token":"t","name":"alice"}"#).unwrap();
-        assert_eq!(m, ClientMessage::Join { room: "r".into(), token: "t".into(), name: Some("alice".into()) });
+        assert_eq!(
+            m,
+            ClientMessage::Join { room: "r".into(), token: "t".into(), name: Some("alice".into()), subscribe: None }
+        );
         let m: ClientMessage = serde_json::from_str(
             r#"{"type":"candidate","target":"publish","candidate":{"candidate":"candidate:1 1 udp 1 127.0.0.1 5000 typ host","sdpMid":"0","sdpMLineIndex":0}}"#,
         )

@@ -68,7 +68,12 @@ impl Session {
         let mut ws = connect(&self.server).await?;
         send(
             &mut ws,
-            &ClientMessage::Join { room: self.room.clone(), token: self.token.clone(), name: Some(self.name.clone()) },
+            &ClientMessage::Join {
+                room: self.room.clone(),
+                token: self.token.clone(),
+                name: Some(self.name.clone()),
+                subscribe: None,
+            },
         )
         .await?;
         let participant_id = loop {

@@ -121,6 +121,12 @@ pub struct BotArgs {
     /// With --subscribers: write the JSON report to this file instead of stdout.
     #[arg(long, value_name = "FILE", requires = "subscribers")]
     pub report: Option<PathBuf>,
+
+    /// With --subscribers: each subscriber receives only the room's program, one composited
+    /// video and the mixed audio (MCU mode: the room is PATCHed with `publish_program`),
+    /// from when it joins the room.
+    #[arg(long, requires = "subscribers")]
+    pub program: bool,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]

@@ -13,7 +13,7 @@ pub fn of(media: &Media) -> NodeLoad {
     let participants: usize = rooms
         .iter()
         .filter_map(|r| media.sfu.get_room(r))
-        .map(|r| r.participants().iter().filter(|p| p.node().is_none()).count())
+        .map(|r| r.participants().iter().filter(|p| p.node().is_none() && !p.is_in_process()).count())
         .sum();
     let mut names: std::collections::BTreeSet<String> = rooms.into_iter().collect();
     let programs = media.hub.rooms();

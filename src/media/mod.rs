@@ -13,6 +13,7 @@ use tessera_sfu::{KeyframeRequester, TrackInfo};
 
 mod handoff;
 pub mod placeholders;
+pub mod publication;
 
 use handoff::add_input;
 pub use handoff::track_params;
@@ -50,6 +51,8 @@ struct RoomMedia {
     pinned: Vec<String>,
     /// Lost participants the running program keeps tiles for.
     placeholders: placeholders::Placeholders,
+    /// The program published into the room as a participant, while it is.
+    publication: Option<publication::Publication>,
     program: Option<Arc<Program>>,
     /// The program's inputs → their publishers. A lock of its own: the program may ask for a
     /// keyframe from inside `add_track`, while the rooms lock is held.
@@ -306,6 +309,8 @@ impl ProgramHub {
 
     /// Stops the room's program if `should` says so, deciding under the hub's lock.
     fn stop_program_if(&self, room: &str, should: impl FnOnce(&Arc<Program>) -> bool) -> Option<Arc<Program>> {
+        // The program's participant leaves with it (dropped after the lock).
+        let publication;
         let program = {
             let mut rooms = self.lock();
             let media = rooms.get_mut(room)?;
@@ -318,6 +323,7 @@ impl ProgramHub {
             }
             lock(&media.keyframe_routes).clear();
             media.placeholders.clear();
+            publication = media.publication.take();
             let program = media.program.take()?;
             // Nothing of the room is left to remember once its program and tracks are gone.
             if media.tracks.is_empty() && media.pinned.is_empty() {
@@ -325,6 +331,7 @@ impl ProgramHub {
             }
             program
         };
+        drop(publication);
         self.inputs().retain(|_, (p, _)| !Arc::ptr_eq(p, &program));
         self.lifecycle.program(room, false);
         if let Err(e) = program.stop() {

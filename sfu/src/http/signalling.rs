@@ -57,8 +57,8 @@ pub(super) async fn serve_joined(st: AppState, socket: WebSocket, join: String) 
 }
 
 async fn run_joined(st: AppState, mut socket: WebSocket, text: String) {
-    let (room, token, name) = match serde_json::from_str::<ClientMessage>(&text) {
-        Ok(ClientMessage::Join { room, token, name }) => (room, token, name),
+    let (room, token, name, subscribe) = match serde_json::from_str::<ClientMessage>(&text) {
+        Ok(ClientMessage::Join { room, token, name, subscribe }) => (room, token, name, subscribe),
         Ok(_) => {
             send_json(&mut socket, &err_msg("bad_request", "the first message must be join", true)).await;
             return;
@@ -86,6 +86,9 @@ async fn run_joined(st: AppState, mut socket: WebSocket, text: String) {
         }
     };
     participant.set_grants(st.tokens.grants(&room, &token));
+    if let Some(only) = subscribe {
+        participant.set_initial_subscriptions(only);
+    }
     // Existing tracks: subscribe right away.
     {
         let p = Arc::clone(&participant);

@@ -144,6 +144,11 @@ impl Participant {
     }
 
     /// Chooses whose tracks to receive (`None`: everyone).
+    /// The join's `subscribe` filter: set before the first subscription (no offer yet).
+    pub(crate) fn set_initial_subscriptions(&self, participants: Vec<String>) {
+        *lock(&self.filter) = Some(participants.into_iter().collect());
+    }
+
     pub async fn set_subscriptions(self: &Arc<Self>, participants: Option<Vec<String>>) -> Result<()> {
         if !self.may_subscribe.load(Ordering::Relaxed) {
             return Err(Error::Forbidden("this participant's token does not allow subscribing".into()));

@@ -94,6 +94,7 @@ pub async fn run(args: &BotArgs, stop: impl Future<Output = ()>) -> Result<LoadR
         api_key,
         room: args.room.clone(),
         relay_only: args.relay_only,
+        program_only: args.program,
     });
     let subscribers = name_subscribers(args);
     let start = Instant::now();

@@ -33,7 +33,18 @@ pub struct Shared {
     pub api_key: String,
     pub room: String,
     pub relay_only: bool,
+    /// `--program`: receive the room's program only (its participant named once it is
+    /// there; nothing until then).
+    pub program_only: bool,
 }
+
+/// The participant id of the room's program among `participants`, if it is there.
+fn program_id(participants: &[tessera_sfu::signal::ParticipantInfo]) -> Option<String> {
+    participants.iter().find(|p| p.identity.as_deref() == Some(PROGRAM_IDENTITY)).map(|p| p.id.clone())
+}
+
+/// The identity of the room's program (`sfu/PROTOCOL.md`).
+const PROGRAM_IDENTITY: &str = "program";
 
 /// A subscriber, shared between its task and the reports.
 pub struct Subscriber {
@@ -146,13 +157,24 @@ impl Subscriber {
             token::mint(&shared.http, &shared.server, &shared.api_key, &shared.room, &self.identity, &self.id, grants)
                 .await?;
         let mut ws = connect_with(&shared.server, shared.tls.clone()).await?;
-        send(&mut ws, &ClientMessage::Join { room: shared.room.clone(), token, name: Some(self.id.clone()) }).await?;
+        // `--program`: nobody's tracks until the program's id is known (from `joined`).
+        let subscribe = shared.program_only.then(Vec::new);
+        send(
+            &mut ws,
+            &ClientMessage::Join { room: shared.room.clone(), token, name: Some(self.id.clone()), subscribe },
+        )
+        .await?;
         loop {
             match next_message(&mut ws).await? {
-                ServerMessage::Joined { participant_id, ice_servers, .. } => {
+                ServerMessage::Joined { participant_id, ice_servers, participants, .. } => {
                     let has_turn = ice_servers.iter().flat_map(|s| &s.urls).any(|u| u.starts_with("turn"));
                     if shared.relay_only && !has_turn {
                         return Err(BotError::Config("--relay-only: the server offers no TURN server".into()));
+                    }
+                    if shared.program_only
+                        && let Some(id) = program_id(&participants)
+                    {
+                        send(&mut ws, &ClientMessage::Subscribe { participants: Some(vec![id]) }).await?;
                     }
                     let mut p = lock(&self.progress);
                     p.participant_id = Some(participant_id);
@@ -204,6 +226,14 @@ impl Subscriber {
                     }
                     Ok(ServerMessage::Error { code, message, fatal: true }) => {
                         break Err(BotError::Refused { code, message });
+                    }
+                    Ok(ServerMessage::ParticipantJoined { participant }) if shared.program_only => {
+                        if let Some(id) = program_id(std::slice::from_ref(&participant)) {
+                            let only = ClientMessage::Subscribe { participants: Some(vec![id]) };
+                            if let Err(e) = send(&mut ws, &only).await {
+                                break Err(e);
+                            }
+                        }
                     }
                     Ok(_) => {}
                     Err(e) => break Err(e),

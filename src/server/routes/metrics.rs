@@ -45,7 +45,7 @@ pub async fn metrics(State(state): State<AppState>) -> impl IntoResponse {
         for room in rooms.iter().filter_map(|r| media.sfu.get_room(r)) {
             for p in room.participants() {
                 // Another node's participants (relayed here) are counted there.
-                participants += usize::from(p.node().is_none());
+                participants += usize::from(p.node().is_none() && !p.is_in_process());
                 for t in p.tracks() {
                     received += t.forwarder.received();
                     for d in t.forwarder.downs() {

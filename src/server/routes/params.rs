@@ -69,7 +69,7 @@ pub fn api_error(e: crate::error::Error) -> ApiError {
         Error::Conflict(m) => ApiError::new(StatusCode::CONFLICT, "conflict", m),
         Error::NotFound(m) => ApiError::not_found(m),
         Error::NoCapacity(m) => ApiError::new(StatusCode::SERVICE_UNAVAILABLE, "no_capacity", m),
-        Error::Program(_) | Error::Storage(_) => {
+        Error::Program(_) | Error::Storage(_) | Error::Sfu(_) => {
             tracing::error!(error = %error_chain(&e), "request failed");
             ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", error_chain(&e))
         }

@@ -86,9 +86,14 @@ pub async fn show(
     Ok(Json(with_node(room_value, state.node_id())))
 }
 
-/// `PATCH /v1/rooms/{room}` `{"pinned": [identity...]}`: the participants layouts show in
-/// their `pinned` regions (e.g. `single`, `pip`), by token identity, most important first.
-/// Answers once the program shows them (when one runs); an empty list unpins.
+/// `PATCH /v1/rooms/{room}` `{"pinned"?: [identity...], "publish_program"?: bool}`.
+///
+/// - `pinned`: the participants layouts show in their `pinned` regions (e.g. `single`,
+///   `pip`), by token identity, most important first. Answers once the program shows them
+///   (when one runs); an empty list unpins.
+/// - `publish_program`: the room's program joins the room as the participant `program`
+///   (its video in H.264, the mix in Opus), starting the program (1280x720 grid) if none
+///   runs; `false` takes it out, and the program stops if nothing else uses it.
 pub async fn patch(
     State(state): State<AppState>,
     room: Result<Path<String>, PathRejection>,
@@ -96,7 +101,12 @@ pub async fn patch(
 ) -> Result<Json<Value>, ApiError> {
     let room = room_param(room)?;
     let media = media(&state)?;
-    let ApiJson(RoomPatch { pinned }) = body;
+    let ApiJson(RoomPatch { pinned, publish_program }) = body;
+    if pinned.is_none() && publish_program.is_none() {
+        return Err(ApiError::invalid_field("/", "give `pinned`, `publish_program` or both"));
+    }
+    let pinned_given = pinned.is_some();
+    let pinned = pinned.unwrap_or_default();
     if pinned.len() > MAX_PINNED {
         return Err(ApiError::invalid_field("/pinned", format!("at most {MAX_PINNED} identities")));
     }
@@ -110,6 +120,32 @@ pub async fn patch(
     }
     if !active(&describe(&media, &room)) {
         return Err(no_room(&room));
+    }
+    match publish_program {
+        Some(true) => {
+            let (sfu, hub, room) = (media.sfu.clone(), media.hub.clone(), room.clone());
+            let grid = tessera_compositor::layout::Layout::builtin("grid").ok_or_else(|| {
+                ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the grid layout is missing")
+            })?;
+            let config = tessera_compositor::ProgramConfig::default();
+            blocking(move || hub.publish_program(&sfu, &room, config, grid), crate::server::routes::params::api_error)
+                .await?;
+        }
+        Some(false) => {
+            let (hub, room) = (media.hub.clone(), room.clone());
+            blocking(
+                move || {
+                    hub.unpublish_program(&room);
+                    Ok::<_, crate::error::Error>(())
+                },
+                crate::server::routes::params::api_error,
+            )
+            .await?;
+        }
+        None => {}
+    }
+    if !pinned_given {
+        return Ok(Json(describe(&media, &room)));
     }
     if let Some(program) = media.hub.set_pinned(&room, pinned) {
         blocking(
@@ -131,7 +167,8 @@ pub async fn patch(
 #[derive(Debug, serde::Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct RoomPatch {
-    pinned: Vec<String>,
+    pinned: Option<Vec<String>>,
+    publish_program: Option<bool>,
 }
 
 const MAX_PINNED: usize = 16;
@@ -202,7 +239,9 @@ fn describe(media: &Media, name: &str) -> Value {
         .map(|r| r.participants())
         .unwrap_or_default()
         .into_iter()
-        .filter(|p| !p.is_closed())
+        // The program published into the room is told of as `publish_program`, not as one
+        // of the people in it.
+        .filter(|p| !p.is_closed() && !p.is_in_process())
         .map(|p| {
             let mut tracks: Vec<Value> = p
                 .tracks()
@@ -249,6 +288,7 @@ fn describe(media: &Media, name: &str) -> Value {
         "active_speaker": speaker,
         "pinned": media.hub.pinned(name),
         "program": program,
+        "publish_program": media.hub.is_program_published(name),
         "recordings": recordings,
         "streams": streams,
     })

@@ -48,6 +48,12 @@ pub async fn create_token(
     if !valid_name(&req.identity, 128) {
         return Err(ApiError::invalid_field("/identity", "use letters, digits, '-' and '_' (1 to 128 characters)"));
     }
+    if req.identity == crate::media::publication::PROGRAM_IDENTITY {
+        return Err(ApiError::invalid_field(
+            "/identity",
+            "`program` is reserved for the room's program (PATCH the room with publish_program)",
+        ));
+    }
     let name = req.name.unwrap_or_else(|| req.identity.clone());
     if name.chars().count() > 128 || name.chars().any(char::is_control) {
         return Err(ApiError::invalid_field("/name", "at most 128 characters, no control characters"));
