@@ -298,15 +298,22 @@ mod tests {
         p
     }
 
-    #[test]
-    fn simulcast_fan_out_switches_at_keyframes_with_continuous_numbers() {
+    /// A VP8 track in three simulcast layers (SSRCs 10, 20, 30) and one subscriber (SSRC
+    /// 777, payload type 100) whose packets queue up.
+    fn three_layers_one_subscriber() -> (TrackForwarder, Arc<DownTrack>, mpsc::Receiver<rtp::Packet>) {
         let f = TrackForwarder::new("video/VP8", vec!["q".into(), "h".into(), "f".into()]);
         for (l, s) in [(0, 10), (1, 20), (2, 30)] {
             f.set_layer_ssrc(s, l);
         }
-        let (tx, mut rx) = mpsc::channel(10_000);
+        let (tx, rx) = mpsc::channel(10_000);
         let d = Arc::new(DownTrack::new("sub".into(), 777, 100, 90_000, Output::Queue(tx)));
         f.add_down(Arc::clone(&d));
+        (f, d, rx)
+    }
+
+    #[test]
+    fn simulcast_fan_out_switches_at_keyframes_with_continuous_numbers() {
+        let (f, d, mut rx) = three_layers_one_subscriber();
         let t0 = Instant::now();
         let mut want = vec![];
         // 2 s of three layers at 30 fps, keyframes every 15 frames, no bandwidth limit.
@@ -340,13 +347,7 @@ mod tests {
 
     #[test]
     fn a_layer_the_publisher_stops_is_left_within_half_a_second() {
-        let f = TrackForwarder::new("video/VP8", vec!["q".into(), "h".into(), "f".into()]);
-        for (l, s) in [(0, 10), (1, 20), (2, 30)] {
-            f.set_layer_ssrc(s, l);
-        }
-        let (tx, mut rx) = mpsc::channel(10_000);
-        let d = Arc::new(DownTrack::new("sub".into(), 777, 100, 90_000, Output::Queue(tx)));
-        f.add_down(Arc::clone(&d));
+        let (f, d, mut rx) = three_layers_one_subscriber();
         let t0 = Instant::now();
         // Keyframes every 2 s, and on request (the next frame of the layer asked for).
         let mut asked = [false; 3];
