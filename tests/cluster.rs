@@ -161,7 +161,11 @@ fn rooms_created_through_one_node_spread_over_all() {
     // within a sync round (300 ms); every participant stays hosted where it joined.
     let listed = wait_for("twelve rooms listed by their homes", Duration::from_secs(5), || {
         let listed = get(&nodes[0], "/v1/rooms");
-        (listed["rooms"].as_array()?.len() == 12).then_some(listed)
+        let rooms = listed["rooms"].as_array()?;
+        // Listed as soon as placed; its participant shows once the home has read n1's part.
+        let whole =
+            rooms.len() == 12 && rooms.iter().all(|r| r["participants"].as_array().is_some_and(|p| p.len() == 1));
+        whole.then_some(listed)
     });
     let mut per_node: BTreeMap<String, usize> = BTreeMap::new();
     for room in listed["rooms"].as_array().unwrap() {

@@ -29,7 +29,7 @@ fn codec(
     }
 }
 
-/// H.264 profiles browsers and OBS send (baseline, constrained baseline, high), packetization
+/// H.264 profiles browsers and OBS send (baseline, constrained baseline, high, main), packetization
 /// modes 1 and 0, as `(fmtp, payload type, RTX payload type)`.
 const H264: &[(&str, u8, u8)] = &[
     ("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42001f", 102, 103),
@@ -37,6 +37,10 @@ const H264: &[(&str, u8, u8)] = &[
     ("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=42e01f", 125, 105),
     ("level-asymmetry-allowed=1;packetization-mode=0;profile-level-id=42e01f", 108, 109),
     ("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=640032", 123, 124),
+    // Main: what Chromium offers to receive where it does not offer High (Debian's build);
+    // the room's program (High, no B-frames) goes to such a viewer as Main (its FFmpeg
+    // decoder takes High too; see docs/sfu.md, WHEP).
+    ("level-asymmetry-allowed=1;packetization-mode=1;profile-level-id=4d001f", 116, 117),
 ];
 
 /// Opus, VP8 and the H.264 profiles, each video codec followed by its RTX codec.
@@ -144,7 +148,7 @@ pub(crate) fn registered_codec(mime: &str, clock_rate: u32, fmtp: &str) -> Resul
 
 /// An H.264 stream's packetization mode and the profile (the first four hex digits of a
 /// registered `profile-level-id`) it is forwarded as (RFC 6184 8.1, table 5).
-fn h264_target(fmtp: &str) -> Result<(&'static str, &'static str), &'static str> {
+pub(crate) fn h264_target(fmtp: &str) -> Result<(&'static str, &'static str), &'static str> {
     let mode = match fmtp_param(fmtp, "packetization-mode").unwrap_or("0") {
         "0" => "0",
         "1" => "1",
@@ -167,7 +171,7 @@ fn h264_target(fmtp: &str) -> Result<(&'static str, &'static str), &'static str>
 }
 
 /// The value of `key` in an fmtp line (`a=1;b=2`).
-fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
+pub(crate) fn fmtp_param<'a>(fmtp: &'a str, key: &str) -> Option<&'a str> {
     fmtp.split(';')
         .filter_map(|kv| kv.trim().split_once('='))
         .find(|(k, _)| k.trim().eq_ignore_ascii_case(key))

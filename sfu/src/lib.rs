@@ -1,8 +1,8 @@
 //! Tessera's WebRTC SFU: rooms, participants, publish and subscribe over the sans-IO `rtc` 0.21
 //! peer connection (driven by our own transport, see `transport/`), with
 //! simulcast layer selection, keyframe-request rate limiting, active speaker detection, a
-//! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest, an in-process hand-off to
-//! the compositor ([`MediaHandoff`]) and the way back: media made in the process (the room's
+//! WebSocket signalling protocol (`PROTOCOL.md`), WHIP ingest, WHEP playback of a room's
+//! program ([`WhepSource`]), an in-process hand-off to the compositor ([`MediaHandoff`]) and the way back: media made in the process (the room's
 //! program) published into a room as a participant ([`Sfu::publish_local`]). No GStreamer
 //! here.
 
@@ -35,6 +35,7 @@ mod sync;
 mod tap;
 mod track;
 mod transport;
+mod whep;
 
 pub use config::{IceConfig, IceServerProvider, SfuConfig};
 pub use error::{Error, Result};
@@ -49,3 +50,4 @@ pub use sfu::{IceAddrs, Sfu};
 pub use signal::IceServer;
 pub use stats::{Counter, DELAY_BUCKETS_US, DelayHistogram, TransportCounters};
 pub use track::PublishedTrack;
+pub use whep::WhepSource;

@@ -48,6 +48,10 @@ pub(crate) struct SfuInner {
     pub(crate) cascade: std::sync::OnceLock<Arc<Cascade>>,
     /// Told when this node's part of a room changed (cascade).
     pub(crate) local_room_listener: std::sync::OnceLock<RoomListener>,
+    /// Where WHEP viewers' media comes from (see `whep.rs`).
+    pub(crate) whep_source: Mutex<Option<Arc<dyn crate::whep::WhepSource>>>,
+    /// The WHEP viewers, by id: an audience, in no room's participants. A leaf lock.
+    pub(crate) viewers: Mutex<HashMap<String, Arc<crate::whep::Viewer>>>,
 }
 
 impl Drop for SfuInner {
@@ -76,6 +80,8 @@ impl Sfu {
                 observer: std::sync::OnceLock::new(),
                 cascade: std::sync::OnceLock::new(),
                 local_room_listener: std::sync::OnceLock::new(),
+                whep_source: Mutex::new(None),
+                viewers: Mutex::new(HashMap::new()),
             }),
         }
     }

@@ -29,6 +29,9 @@ pub enum Target {
     Signalling,
     /// A WHIP publisher: hosted here (the room gets a home node if it has none).
     Whip { room: String },
+    /// A WHEP viewer (`place`: a new one) or its session: served by the room's home node,
+    /// where the program it watches runs.
+    Whep { room: String, place: bool },
 }
 
 pub fn target(method: &Method, path: &str) -> Target {
@@ -48,6 +51,10 @@ pub fn target(method: &Method, path: &str) -> Target {
         (&Method::POST, ["whip", r]) if tessera_sfu::valid_room(r) => Target::Whip { room: (*r).to_owned() },
         // A WHIP session lives where its POST was answered (its Location names that node).
         (_, ["whip", _, _]) => Target::Any,
+        (&Method::POST, ["whep", r]) if tessera_sfu::valid_room(r) => {
+            Target::Whep { room: (*r).to_owned(), place: true }
+        }
+        (_, ["whep", r, _]) if tessera_sfu::valid_room(r) => Target::Whep { room: (*r).to_owned(), place: false },
         (_, ["v1", kind @ ("recordings" | "streams"), id, ..]) => {
             let kind = if *kind == "recordings" { "recordings" } else { "streams" };
             Target::Record { kind, id: (*id).to_owned() }
@@ -81,8 +88,13 @@ pub async fn route(State(state): State<AppState>, mut request: Request, next: Ne
     let target = target(request.method(), request.uri().path());
     // Only a caller who may start something in the room gets a room placed; the others are
     // answered here (401 from the API key check or the SFU's token check).
-    if matches!(target, Target::Room { place: true, .. } | Target::Record { .. } | Target::Whip { .. })
-        && !may_act(&state, &request, &target)
+    if matches!(
+        target,
+        Target::Room { place: true, .. }
+            | Target::Record { .. }
+            | Target::Whip { .. }
+            | Target::Whep { place: true, .. }
+    ) && !may_act(&state, &request, &target)
     {
         return next.run(request).await;
     }
@@ -96,7 +108,7 @@ pub async fn route(State(state): State<AppState>, mut request: Request, next: Ne
             }
             Err(refusal) => refusal.into_response(),
         },
-        Target::Room { room, place } => match host(&state, &node, &room, place).await {
+        Target::Room { room, place } | Target::Whep { room, place } => match host(&state, &node, &room, place).await {
             Ok(Some(peer)) => node.forward(&peer, request).await,
             Ok(None) => next.run(request).await,
             Err(refusal) => refusal.into_response(),
@@ -131,6 +143,10 @@ fn may_act(state: &AppState, request: &Request, target: &Target) -> bool {
         // A WHIP publisher: a token of the room that allows publishing.
         Target::Whip { room } => {
             state.tokens().verify(bearer, room, crate::time::unix_now()).is_ok_and(|claims| claims.publish)
+        }
+        // A WHEP viewer: a token of the room that allows subscribing.
+        Target::Whep { room, .. } => {
+            state.tokens().verify(bearer, room, crate::time::unix_now()).is_ok_and(|claims| claims.subscribe)
         }
         _ => state.api_key().matches(bearer),
     }
@@ -221,6 +237,8 @@ mod tests {
         assert_eq!(target(&Method::POST, "/v1/rooms/a/streams"), room("a", true));
         assert_eq!(target(&Method::POST, "/whip/a"), Target::Whip { room: "a".into() });
         assert_eq!(target(&Method::DELETE, "/whip/a/p1"), Target::Any);
+        assert_eq!(target(&Method::POST, "/whep/a"), Target::Whep { room: "a".into(), place: true });
+        assert_eq!(target(&Method::DELETE, "/whep/a/v1"), Target::Whep { room: "a".into(), place: false });
         assert_eq!(target(&Method::GET, "/v1/rtc"), Target::Signalling);
         let rec = |kind, id: &str| Target::Record { kind, id: id.into() };
         assert_eq!(target(&Method::GET, "/v1/recordings/r1"), rec("recordings", "r1"));

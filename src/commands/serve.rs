@@ -140,6 +140,8 @@ async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
     hub.set_program_budget(config.program_budget);
     let sfu = tessera_sfu::Sfu::new(sfu_config(&config), Some(Arc::new(hub.clone())));
     sfu.set_room_observer(hub.room_observer());
+    // WHEP viewers watch the room's program, published into the room on demand.
+    sfu.set_whep_source(Arc::new(crate::media::whep::ProgramWhepSource::new(hub.clone(), sfu.clone())));
     let ice = sfu.bind_transport().map_err(|err| format!("cannot open the WebRTC ports: {err}"))?;
     tracing::info!(ips = ?config.rtc_ips, udp = ?ice.udp, tcp = ?ice.tcp, "WebRTC: advertising these addresses");
     if let Some(turn) = &config.turn {
@@ -206,6 +208,8 @@ async fn run_until_stopped(
         }
     }
     let deadline = std::time::Instant::now() + grace;
+    // WHEP viewers end first: the programs they kept alive can then finish with the rest.
+    media.sfu.close_whep_viewers();
     let webhooks = media.hub.webhooks().clone();
     let media_left = media.clone();
     let mut finishing = tokio::task::spawn_blocking(move || media.finish(deadline));

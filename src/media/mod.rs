@@ -14,6 +14,7 @@ use tessera_sfu::{KeyframeRequester, TrackInfo};
 mod handoff;
 pub mod placeholders;
 pub mod publication;
+pub mod whep;
 
 use handoff::add_input;
 pub use handoff::track_params;

@@ -1,8 +1,10 @@
-//! The room's program published into the room (MCU mode, `PATCH /v1/rooms/{room}`
-//! `{"publish_program": true}`): an RTP output of the program (its one H.264 encode, the mix
-//! in Opus) feeds an in-process participant of the SFU with identity `program`, which clients
-//! receive by naming it. The program runs while it is published; keyframe requests of its
-//! viewers reach the program's encoder, at most one a second (the compositor coalesces them).
+//! The room's program published into the room: an RTP output of the program (its one H.264
+//! encode, the mix in Opus) feeds an in-process participant of the SFU with identity
+//! `program`. It is there while someone wants it: the application (`PATCH /v1/rooms/{room}`
+//! `{"publish_program": true}`, MCU mode: clients receive it by naming it) or a WHEP viewer
+//! (`POST /whep/{room}`); the program stops once nobody does and nothing else uses it.
+//! Keyframe requests of its viewers reach the program's encoder, at most one a second (the
+//! compositor coalesces them).
 
 use std::sync::{Arc, OnceLock, Weak};
 
@@ -18,11 +20,22 @@ pub const PROGRAM_IDENTITY: &str = "program";
 /// Its name, as clients show it.
 const PROGRAM_NAME: &str = "Program";
 
-/// A room's program as a participant: the output that feeds it and the participant.
+/// A room's program as a participant: the output that feeds it, the participant, and who
+/// uses it. It lasts while the application asked for it or a viewer watches it.
 pub(super) struct Publication {
     program: Arc<Program>,
     output: OutputId,
     publisher: Arc<LocalPublisher>,
+    /// `PATCH` `{"publish_program": true}` (until `false`).
+    asked: bool,
+    /// WHEP viewers (`POST /whep/{room}`) watching it now.
+    viewers: usize,
+}
+
+impl Publication {
+    fn in_use(&self) -> bool {
+        self.asked || self.viewers > 0
+    }
 }
 
 /// Hands the RTP output's packets to the participant once it exists (the first packets,
@@ -50,15 +63,91 @@ impl RtpSink for PublisherSink {
     }
 }
 
+/// Who wants a room's program in the room.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ProgramUser {
+    /// The application (`publish_program`).
+    Application,
+    /// One more WHEP viewer.
+    Viewer,
+}
+
 impl ProgramHub {
-    /// Publishes `room`'s program into the room, starting the program (from `config` and
-    /// `layout`) if it does not run. Blocking (attaching waits for the encoder's first
-    /// caps), inside the Tokio runtime (the SFU's participant lives there). Already
-    /// published: nothing to do.
-    pub fn publish_program(&self, sfu: &Sfu, room: &str, config: ProgramConfig, layout: Layout) -> Result<()> {
-        if self.is_program_published(room) {
-            return Ok(());
+    /// Publishes `room`'s program into the room for `user`, starting the program (from
+    /// `config` and `layout`) if it does not run; the program participant's id. Blocking
+    /// (attaching waits for the encoder's first caps), inside the Tokio runtime (the SFU's
+    /// participant lives there).
+    pub fn publish_program(
+        &self,
+        sfu: &Sfu,
+        room: &str,
+        config: ProgramConfig,
+        layout: Layout,
+        user: ProgramUser,
+    ) -> Result<String> {
+        // A publication ended between making sure of it and counting its user (the last
+        // user left meanwhile) is made again; twice is enough in any real interleaving.
+        for _ in 0..3 {
+            if !self.has_publication(room) {
+                let made = self.make_publication(sfu, room, config.clone(), layout.clone())?;
+                let mut rooms = self.lock();
+                let media = rooms.entry(room.to_owned()).or_default();
+                if media.publication.is_none() {
+                    media.publication = Some(made);
+                } else {
+                    // Made twice at once: the first one stays.
+                    drop(rooms);
+                    self.end_publication(room, made);
+                }
+            }
+            let mut rooms = self.lock();
+            if let Some(p) = rooms.get_mut(room).and_then(|m| m.publication.as_mut()) {
+                match user {
+                    ProgramUser::Application => p.asked = true,
+                    ProgramUser::Viewer => p.viewers += 1,
+                }
+                return Ok(p.publisher.participant_id().to_owned());
+            }
         }
+        Err(Error::Conflict(format!("room {room}'s program was taken out of the room while it was being published")))
+    }
+
+    /// `user` no longer wants the program in the room; once nobody does, the participant
+    /// leaves and the program stops if nothing else uses it. Blocking (the output is
+    /// finished).
+    pub fn unpublish_program(&self, room: &str, user: ProgramUser) {
+        let ended = {
+            let mut rooms = self.lock();
+            let Some(media) = rooms.get_mut(room) else { return };
+            let Some(p) = media.publication.as_mut() else { return };
+            match user {
+                ProgramUser::Application => p.asked = false,
+                ProgramUser::Viewer => p.viewers = p.viewers.saturating_sub(1),
+            }
+            if p.in_use() { None } else { media.publication.take() }
+        };
+        if let Some(p) = ended {
+            self.end_publication(room, p);
+        }
+    }
+
+    /// Whether the application asked for `room`'s program in the room.
+    pub fn is_program_published(&self, room: &str) -> bool {
+        self.lock().get(room).and_then(|m| m.publication.as_ref()).is_some_and(|p| p.asked)
+    }
+
+    /// WHEP viewers of `room`'s program now.
+    pub fn program_viewers(&self, room: &str) -> usize {
+        self.lock().get(room).and_then(|m| m.publication.as_ref()).map_or(0, |p| p.viewers)
+    }
+
+    fn has_publication(&self, room: &str) -> bool {
+        self.lock().get(room).is_some_and(|m| m.publication.is_some())
+    }
+
+    /// An RTP output of the room's program (started if needed) feeding a new program
+    /// participant, with no user yet.
+    fn make_publication(&self, sfu: &Sfu, room: &str, config: ProgramConfig, layout: Layout) -> Result<Publication> {
         let sink = Arc::new(PublisherSink::default());
         let (program, output) = self.with_program(room, config, layout, |program, _| {
             let output = program.attach_output(OutputSpec::rtp(Arc::clone(&sink) as Arc<dyn RtpSink>))?;
@@ -90,34 +179,7 @@ impl ProgramHub {
         });
         let _ = sink.publisher.set(Arc::downgrade(&publisher));
         tracing::info!(room, participant = publisher.participant_id(), "program published into the room");
-        let replaced = self.set_publication(room, Some(Publication { program, output, publisher }));
-        // Two requests at once: the first one's publication goes.
-        if let Some(old) = replaced {
-            self.end_publication(room, old);
-        }
-        Ok(())
-    }
-
-    /// Takes the program out of the room; the program stops if nothing else uses it.
-    /// Blocking (the output is finished). Not published: nothing to do.
-    pub fn unpublish_program(&self, room: &str) {
-        if let Some(p) = self.set_publication(room, None) {
-            self.end_publication(room, p);
-        }
-    }
-
-    /// Whether `room`'s program is published into the room.
-    pub fn is_program_published(&self, room: &str) -> bool {
-        self.lock().get(room).is_some_and(|m| m.publication.is_some())
-    }
-
-    /// Sets the room's publication; the one it had, if any.
-    fn set_publication(&self, room: &str, publication: Option<Publication>) -> Option<Publication> {
-        let mut rooms = self.lock();
-        match publication {
-            Some(p) => rooms.entry(room.to_owned()).or_default().publication.replace(p),
-            None => rooms.get_mut(room).and_then(|m| m.publication.take()),
-        }
+        Ok(Publication { program, output, publisher, asked: false, viewers: 0 })
     }
 
     /// The participant leaves (clients see its tracks go), then the output is finished.

@@ -3,6 +3,7 @@
 //! - `page.rs`: the web client (`GET /rooms/{room}`, `GET /sfu/client.js`, from `sfu/web/`);
 //! - `signalling.rs`: the WebSocket signalling at `GET /v1/rtc` (`PROTOCOL.md`);
 //! - `whip.rs`: WHIP ingest (`POST /whip/{room}`, `DELETE`/`PATCH /whip/{room}/{id}`);
+//! - `whep.rs`: WHEP playback (`POST /whep/{room}`, `DELETE`/`PATCH /whep/{room}/{id}`);
 //! - `tokens.rs`: what the application's tokens decide ([`TokenValidator`], [`Grants`]);
 //! - `errors.rs`: JSON errors and the HTTP status of each [`crate::Error`].
 
@@ -10,6 +11,7 @@ mod errors;
 mod page;
 mod signalling;
 mod tokens;
+mod whep;
 mod whip;
 
 use std::sync::Arc;
@@ -32,7 +34,8 @@ struct AppState {
 }
 
 /// The routes: `GET /rooms/{room}`, `GET /sfu/client.js`, `GET /v1/rtc` (WebSocket),
-/// `POST /whip/{room}`, `DELETE`/`PATCH /whip/{room}/{participant}`.
+/// `POST /whip/{room}`, `DELETE`/`PATCH /whip/{room}/{participant}`, `POST /whep/{room}`,
+/// `DELETE`/`PATCH /whep/{room}/{viewer}`.
 pub fn router(sfu: Sfu, tokens: Arc<dyn TokenValidator>) -> Router {
     Router::new()
         .route("/rooms/{room}", get(page::page))
@@ -40,6 +43,8 @@ pub fn router(sfu: Sfu, tokens: Arc<dyn TokenValidator>) -> Router {
         .route("/v1/rtc", get(signalling::ws_upgrade))
         .route("/whip/{room}", post(whip::whip_post))
         .route("/whip/{room}/{id}", axum::routing::delete(whip::whip_delete).patch(whip::whip_patch))
+        .route("/whep/{room}", post(whep::whep_post))
+        .route("/whep/{room}/{id}", axum::routing::delete(whep::whep_delete).patch(whep::whep_patch))
         .with_state(AppState { sfu, tokens })
 }
 
@@ -62,8 +67,13 @@ pub fn valid_room(room: &str) -> bool {
 /// The STUN/TURN servers (with credentials) for a participant: for its token's identity, else
 /// its participant id. Empty when none are configured.
 fn ice_servers_for(sfu: &Sfu, participant: &Participant) -> Vec<IceServer> {
+    ice_servers_named(sfu, participant.identity().unwrap_or(&participant.id))
+}
+
+/// The STUN/TURN servers (with credentials) for `who` (an identity or an id).
+fn ice_servers_named(sfu: &Sfu, who: &str) -> Vec<IceServer> {
     match &sfu.config().ice_servers {
-        Some(provider) => provider.ice_servers(participant.identity().unwrap_or(&participant.id)),
+        Some(provider) => provider.ice_servers(who),
         None => Vec::new(),
     }
 }

@@ -17,7 +17,7 @@ use crate::signal::IceServer;
 /// RFC 9725 (WHIP) section 4.6: one `Link: <URL>; rel="ice-server"` per URL, with the username
 /// and credential (`credential-type="password"`) when there are some. Values that cannot be
 /// header values (or quoted strings) are left out.
-fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
+pub(super) fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
     let quotable = |v: &str| v.chars().all(|c| (c == ' ' || c.is_ascii_graphic()) && c != '"' && c != '\\');
     let mut links = Vec::new();
     for server in servers {
@@ -40,8 +40,65 @@ fn ice_server_links(servers: &[IceServer]) -> Vec<HeaderValue> {
     links
 }
 
-fn bearer(headers: &HeaderMap) -> Option<&str> {
+pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
+}
+
+/// What a WHIP or WHEP token must allow.
+#[derive(Debug, Clone, Copy)]
+pub(super) enum Grant {
+    Publish,
+    Subscribe,
+}
+
+/// The checks WHIP and WHEP share before an offer is looked at: the room's name, the bearer
+/// token (valid for the room, allowing `grant`), `Content-Type: application/sdp`, at most
+/// 64 KiB of UTF-8. The offer's text and the token, or the JSON error to answer with.
+pub(super) fn checked_offer<'h>(
+    st: &AppState,
+    room: &str,
+    headers: &'h HeaderMap,
+    body: &Bytes,
+    grant: Grant,
+) -> Result<(String, &'h str), Box<Response>> {
+    if !valid_room(room) {
+        return Err(Box::new(json_error(StatusCode::NOT_FOUND, "not_found", "invalid room name", None)));
+    }
+    let Some(token) = bearer(headers) else {
+        return Err(Box::new(json_error(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token", None)));
+    };
+    if !st.tokens.validate(room, token) {
+        return Err(Box::new(json_error(StatusCode::UNAUTHORIZED, "unauthorized", "invalid token", None)));
+    }
+    let grants = st.tokens.grants(room, token);
+    let (allowed, what) = match grant {
+        Grant::Publish => (grants.publish, "publishing"),
+        Grant::Subscribe => (grants.subscribe, "subscribing"),
+    };
+    if !allowed {
+        let message = format!("this token does not allow {what}");
+        return Err(Box::new(json_error(StatusCode::FORBIDDEN, "forbidden", &message, None)));
+    }
+    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
+    if !ct.starts_with("application/sdp") {
+        return Err(Box::new(json_error(
+            StatusCode::UNSUPPORTED_MEDIA_TYPE,
+            "unsupported_media_type",
+            "send Content-Type: application/sdp",
+            None,
+        )));
+    }
+    if body.len() > 64 * 1024 {
+        return Err(Box::new(json_error(
+            StatusCode::PAYLOAD_TOO_LARGE,
+            "payload_too_large",
+            "SDP offers are limited to 64 KiB",
+            None,
+        )));
+    }
+    let sdp = String::from_utf8(body.to_vec())
+        .map_err(|_| Box::new(json_error(StatusCode::BAD_REQUEST, "bad_request", "SDP is not UTF-8", None)))?;
+    Ok((sdp, token))
 }
 
 pub(super) async fn whip_post(
@@ -50,37 +107,9 @@ pub(super) async fn whip_post(
     headers: HeaderMap,
     body: Bytes,
 ) -> Response {
-    if !valid_room(&room) {
-        return json_error(StatusCode::NOT_FOUND, "not_found", "invalid room name", None);
-    }
-    let Some(token) = bearer(&headers) else {
-        return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "missing bearer token", None);
-    };
-    if !st.tokens.validate(&room, token) {
-        return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "invalid token", None);
-    }
-    if !st.tokens.grants(&room, token).publish {
-        return json_error(StatusCode::FORBIDDEN, "forbidden", "this token does not allow publishing", None);
-    }
-    let ct = headers.get(header::CONTENT_TYPE).and_then(|v| v.to_str().ok()).unwrap_or("");
-    if !ct.starts_with("application/sdp") {
-        return json_error(
-            StatusCode::UNSUPPORTED_MEDIA_TYPE,
-            "unsupported_media_type",
-            "send Content-Type: application/sdp",
-            None,
-        );
-    }
-    if body.len() > 64 * 1024 {
-        return json_error(
-            StatusCode::PAYLOAD_TOO_LARGE,
-            "payload_too_large",
-            "SDP offers are limited to 64 KiB",
-            None,
-        );
-    }
-    let Ok(sdp) = String::from_utf8(body.to_vec()) else {
-        return json_error(StatusCode::BAD_REQUEST, "bad_request", "SDP is not UTF-8", None);
+    let (sdp, token) = match checked_offer(&st, &room, &headers, &body, Grant::Publish) {
+        Ok(checked) => checked,
+        Err(refusal) => return *refusal,
     };
     let room_ref = st.sfu.room(&room);
     let participant = match room_ref.join_as("whip".into(), st.tokens.identity(&room, token), None) {

@@ -7,7 +7,6 @@ mod negotiation;
 mod publish;
 mod subscriptions;
 
-#[cfg(test)]
 pub(crate) use negotiation::validate_sdp;
 
 use crate::core::SubscribeNegotiation;
@@ -331,6 +330,8 @@ impl Participant {
                     o.participant_left(&self.event(&room.name));
                 }
                 sfu.local_room_changed(&room.name);
+                // The WHEP viewers playing it (the program) end.
+                sfu.end_viewers_of(&self.id);
             }
             sfu.remove_room_if_empty(&room.name);
         }

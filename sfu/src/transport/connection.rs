@@ -3,6 +3,9 @@
 //! (descriptions, tracks, forwarded media). Whoever drives it acts on what it produced before
 //! returning: datagrams go out, events and media go to the [`ConnectionHandler`] (with the
 //! peer connection unlocked, so a handler may write into other connections).
+//!
+//! (Just over 400 lines: one type whose every method drives the one locked peer connection;
+//! split, its locking discipline would be spread over files.)
 
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
@@ -246,12 +249,29 @@ impl Connection {
 
     /// Applies a remote offer and returns our answer.
     pub(crate) fn answer(self: &Arc<Self>, offer: String) -> Result<String> {
+        self.answer_with_tracks(offer, Vec::new()).map(|(sdp, _)| sdp)
+    }
+
+    /// Applies a remote offer, adds `tracks` to send (each takes a transceiver of its kind the
+    /// offer made, when one has no sender: an answer to a `recvonly` offer sends them), and
+    /// returns our answer with the tracks' senders.
+    pub(crate) fn answer_with_tracks(
+        self: &Arc<Self>,
+        offer: String,
+        tracks: Vec<MediaStreamTrack>,
+    ) -> Result<(String, Vec<RTCRtpSenderId>)> {
         let offer = RTCSessionDescription::offer(offer).map_err(Error::invalid("offer"))?;
         self.drive(|pc| {
             pc.set_remote_description(self.transport.now(), offer).map_err(Error::invalid("offer"))?;
+            let senders = tracks
+                .into_iter()
+                .map(|t| pc.add_track(t).map_err(Error::rtc("cannot add a track")))
+                .collect::<Result<Vec<_>>>()?;
             let answer = pc.create_answer(None).map_err(Error::rtc("cannot create an answer"))?;
             pc.set_local_description(self.transport.now(), answer).map_err(Error::rtc("cannot apply our answer"))?;
-            pc.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))
+            let sdp =
+                pc.local_description().map(|d| d.sdp).ok_or_else(|| Error::Internal("no local description".into()))?;
+            Ok((sdp, senders))
         })
     }
 

@@ -12,6 +12,7 @@ mod recordings;
 mod room_status;
 mod rooms;
 mod streams;
+mod watch;
 
 use axum::Router;
 use axum::http::StatusCode;
@@ -27,6 +28,8 @@ pub fn router() -> Router<AppState> {
         .route("/v1/openapi.json", get(health::openapi))
         .route("/rooms/{room}/control", get(control::page))
         .route("/control/control.js", get(control::script))
+        .route("/rooms/{room}/watch", get(watch::page))
+        .route("/watch/watch.js", get(watch::script))
         .route("/v1/layouts", get(layouts::list))
         .route("/v1/layouts/validate", post(layouts::validate))
         .route("/v1/layouts/{name}", get(layouts::show))

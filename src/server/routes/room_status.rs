@@ -128,14 +128,18 @@ pub async fn patch(
                 ApiError::new(StatusCode::INTERNAL_SERVER_ERROR, "internal", "the grid layout is missing")
             })?;
             let config = tessera_compositor::ProgramConfig::default();
-            blocking(move || hub.publish_program(&sfu, &room, config, grid), crate::server::routes::params::api_error)
-                .await?;
+            let user = crate::media::publication::ProgramUser::Application;
+            blocking(
+                move || hub.publish_program(&sfu, &room, config, grid, user),
+                crate::server::routes::params::api_error,
+            )
+            .await?;
         }
         Some(false) => {
             let (hub, room) = (media.hub.clone(), room.clone());
             blocking(
                 move || {
-                    hub.unpublish_program(&room);
+                    hub.unpublish_program(&room, crate::media::publication::ProgramUser::Application);
                     Ok::<_, crate::error::Error>(())
                 },
                 crate::server::routes::params::api_error,
@@ -289,6 +293,7 @@ fn describe(media: &Media, name: &str) -> Value {
         "pinned": media.hub.pinned(name),
         "program": program,
         "publish_program": media.hub.is_program_published(name),
+        "whep_viewers": media.hub.program_viewers(name),
         "recordings": recordings,
         "streams": streams,
     })
