@@ -10,6 +10,7 @@ pub mod cluster;
 pub mod commands;
 pub mod config;
 pub mod error;
+pub mod hls;
 pub mod http_client;
 pub mod ids;
 pub mod json_store;

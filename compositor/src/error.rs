@@ -6,6 +6,7 @@ use std::path::PathBuf;
 
 use gst::glib;
 
+use crate::hls::HlsError;
 use crate::layout::LayoutError;
 
 #[derive(Debug, thiserror::Error)]
@@ -37,6 +38,9 @@ pub enum CompositorError {
     },
     #[error("invalid layout: {0}")]
     Layout(#[from] LayoutError),
+    /// The encoders' output cannot be written as LL-HLS (CMAF): a codec record, a size.
+    #[error("HLS: {0}")]
+    Hls(#[from] HlsError),
     #[error("invalid track: {0}")]
     InvalidTrack(String),
     #[error("unknown track {0}")]

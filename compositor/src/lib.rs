@@ -10,6 +10,8 @@ pub mod destination;
 pub mod error;
 #[cfg(feature = "test-harness")]
 pub mod harness;
+pub mod hls;
+pub mod hls_output;
 pub mod keyframe;
 pub mod layout;
 mod locks;
@@ -23,6 +25,7 @@ pub mod track;
 pub use config::ProgramConfig;
 pub use destination::{DestinationId, DestinationInfo, DestinationSpec, DestinationStatus, IngestPreset, RtmpUrl};
 pub use error::{CompositorError, Result};
+pub use hls_output::{HlsInit, HlsOutputSpec, HlsSink};
 pub use program::{
     OutputId, OutputSpec, OutputStats, Preview, Program, ProgramEvent, ProgramId, ProgramStats, TrackStats,
 };

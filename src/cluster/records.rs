@@ -31,10 +31,11 @@ pub struct SharedRecords {
     wake: tokio::sync::Notify,
 }
 
-/// The Redis hash a store's records go to (`recordings`, `streams`).
+/// The Redis hash a store's records go to (`recordings`, `streams`, `hls`).
 pub fn kind_key(kind: &str) -> &'static str {
     match kind {
         "recording" | "recordings" => "recordings",
+        "hls" => "hls",
         _ => "streams",
     }
 }

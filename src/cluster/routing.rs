@@ -23,7 +23,8 @@ pub enum Target {
     Any,
     /// The room's node; `place`: starting something, so the room gets a node if it has none.
     Room { room: String, place: bool },
-    /// The node that owns a recording or stream (`kind`: `recordings`, `streams`).
+    /// The node that owns a recording, stream or HLS output (`kind`: `recordings`, `streams`,
+    /// `hls`).
     Record { kind: &'static str, id: String },
     /// The signalling WebSocket: the room is in its first message.
     Signalling,
@@ -47,7 +48,9 @@ pub fn target(method: &Method, path: &str) -> Target {
     match (method, parts.as_slice()) {
         (_, ["v1", "rtc"]) => Target::Signalling,
         (_, ["v1", "rooms", r]) | (_, ["v1", "rooms", r, "preview.jpg"]) => room(r, false),
-        (&Method::POST, ["v1", "rooms", r, "recordings" | "streams"]) => room(r, true),
+        (&Method::POST, ["v1", "rooms", r, "recordings" | "streams" | "hls"]) => room(r, true),
+        // An HLS output's files are served by the node that runs it: the room's.
+        (&Method::GET, ["hls", r, _, _]) => room(r, false),
         (&Method::POST, ["whip", r]) if tessera_sfu::valid_room(r) => Target::Whip { room: (*r).to_owned() },
         // A WHIP session lives where its POST was answered (its Location names that node).
         (_, ["whip", _, _]) => Target::Any,
@@ -55,8 +58,12 @@ pub fn target(method: &Method, path: &str) -> Target {
             Target::Whep { room: (*r).to_owned(), place: true }
         }
         (_, ["whep", r, _]) if tessera_sfu::valid_room(r) => Target::Whep { room: (*r).to_owned(), place: false },
-        (_, ["v1", kind @ ("recordings" | "streams"), id, ..]) => {
-            let kind = if *kind == "recordings" { "recordings" } else { "streams" };
+        (_, ["v1", kind @ ("recordings" | "streams" | "hls"), id, ..]) => {
+            let kind = match *kind {
+                "recordings" => "recordings",
+                "hls" => "hls",
+                _ => "streams",
+            };
             Target::Record { kind, id: (*id).to_owned() }
         }
         _ => Target::Any,
@@ -244,6 +251,9 @@ mod tests {
         assert_eq!(target(&Method::GET, "/v1/recordings/r1"), rec("recordings", "r1"));
         assert_eq!(target(&Method::POST, "/v1/recordings/r1/stop"), rec("recordings", "r1"));
         assert_eq!(target(&Method::PATCH, "/v1/streams/s1"), rec("streams", "s1"));
+        assert_eq!(target(&Method::POST, "/v1/hls/h1/stop"), rec("hls", "h1"));
+        assert_eq!(target(&Method::POST, "/v1/rooms/a/hls"), room("a", true));
+        assert_eq!(target(&Method::GET, "/hls/a/h1/index.m3u8"), room("a", false));
         for any in ["/v1/rooms", "/v1/recordings", "/v1/rooms/a/tokens", "/rooms/a", "/v1/nodes", "/v1/health"] {
             assert_eq!(target(&Method::GET, any), Target::Any, "{any}");
         }

@@ -162,6 +162,7 @@ async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
             let tokens = node.shared_keys().await?;
             media.recordings.share_with(node.records().clone());
             media.streams.share_with(node.records().clone());
+            media.hls.share_with(node.records().clone());
             node.run(media.clone());
             state.with_cluster(node.clone(), tokens)
         }

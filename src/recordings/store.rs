@@ -139,6 +139,11 @@ impl RecordingStore {
         &self.data_dir
     }
 
+    /// The bucket and key prefix S3 storage uses, if it is configured.
+    pub fn s3_bucket(&self) -> Option<(String, String)> {
+        self.storage.s3_bucket.clone().map(|b| (b, self.storage.s3_prefix.clone()))
+    }
+
     pub fn spool_dir(&self) -> &Path {
         &self.spool_dir
     }

@@ -5,6 +5,7 @@ use std::sync::Arc;
 
 use crate::api_key::ApiKey;
 use crate::cluster::ClusterNode;
+use crate::hls::HlsOutputs;
 use crate::media::ProgramHub;
 use crate::recordings::Recordings;
 use crate::recordings::store::RecordingStore;
@@ -23,13 +24,15 @@ pub struct Media {
     pub hub: ProgramHub,
     pub recordings: Recordings,
     pub streams: Streams,
+    pub hls: HlsOutputs,
 }
 
 impl Media {
     pub fn new(sfu: tessera_sfu::Sfu, hub: ProgramHub, store: RecordingStore) -> Self {
         let streams = Streams::new(hub.clone(), store.data_dir());
+        let hls = HlsOutputs::new(hub.clone(), store.data_dir(), store.s3_bucket());
         let recordings = Recordings::new(store, hub.clone());
-        Media { sfu, hub, recordings, streams }
+        Media { sfu, hub, recordings, streams, hls }
     }
 }
 
@@ -37,6 +40,7 @@ impl Media {
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Finished {
     pub streams: usize,
+    pub hls: usize,
     pub recordings: crate::recordings::FinishedRecordings,
 }
 
@@ -45,8 +49,8 @@ impl std::fmt::Display for Finished {
         let r = &self.recordings;
         write!(
             f,
-            "{} stream(s) stopped; recordings: {} completed, {} failed, {} unfinished",
-            self.streams, r.completed, r.failed, r.unfinished
+            "{} stream(s) and {} HLS output(s) stopped; recordings: {} completed, {} failed, {} unfinished",
+            self.streams, self.hls, r.completed, r.failed, r.unfinished
         )
     }
 }
@@ -57,8 +61,9 @@ impl Media {
     pub fn finish(&self, deadline: std::time::Instant) -> Finished {
         std::thread::scope(|scope| {
             let streams = scope.spawn(|| self.streams.stop_all());
+            let hls = scope.spawn(|| self.hls.stop_all());
             let recordings = self.recordings.finish_all(deadline);
-            Finished { streams: streams.join().unwrap_or(0), recordings }
+            Finished { streams: streams.join().unwrap_or(0), hls: hls.join().unwrap_or(0), recordings }
         })
     }
 }

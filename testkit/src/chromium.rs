@@ -110,3 +110,65 @@ pub fn audio_file(dir: &Path, name: &str, source: &str) -> PathBuf {
 pub fn fake_mic(path: &Path) -> String {
     format!("--use-file-for-fake-audio-capture={}", path.display())
 }
+
+/// hls.js as `scripts/install-deps --with-test-servers` installs it (the pinned npm release).
+pub fn hlsjs() -> PathBuf {
+    let home = std::env::var_os("HOME").map(PathBuf::from).unwrap_or_default();
+    let path = home.join(".cache/tessera/hls.js-1.5.20/hls.min.js");
+    assert!(path.exists(), "{} is missing: run scripts/install-deps --with-test-servers", path.display());
+    path
+}
+
+/// A page in `dir` that plays the HLS playlist in its `?src=` with hls.js in low-latency mode
+/// (a `<video>` fed by Media Source Extensions, as sites embed it); returns its `file://` URL
+/// prefix (append `?src=…`). The page exposes `window.player`: `error` (a fatal hls.js error),
+/// `stats()` (decoded frames, the video's size, hls.js's latency behind the live edge, decoded
+/// audio bytes, the parts and segments loaded) and `sample(x, y)` (the RGB at a point of the
+/// picture, in 0..1 of its size).
+pub fn hlsjs_player(dir: &Path) -> String {
+    std::fs::copy(hlsjs(), dir.join("hls.min.js")).expect("copy hls.js");
+    let page = dir.join("player.html");
+    std::fs::write(&page, HLSJS_PAGE).expect("write the player page");
+    format!("file://{}", page.display())
+}
+
+const HLSJS_PAGE: &str = r#"<!doctype html>
+<html><head><meta charset="utf-8"><title>player</title></head>
+<body>
+<video id="v" autoplay playsinline></video>
+<script src="hls.min.js"></script>
+<script>
+const v = document.getElementById('v');
+const player = window.player = { error: null, fragments: 0, parts: 0, started: performance.now(), firstFrameMs: null };
+// Catching up to the target latency after a stall by playing up to 1.5x, as low-latency players are configured.
+const hls = new Hls({ lowLatencyMode: true, enableWorker: true, backBufferLength: 10, maxLiveSyncPlaybackRate: 1.5 });
+player.hls = hls;
+hls.on(Hls.Events.ERROR, (_, d) => { if (d.fatal) player.error = d.type + ': ' + d.details; });
+hls.on(Hls.Events.FRAG_LOADED, (_, d) => { if (d.part) player.parts++; else player.fragments++; });
+hls.loadSource(new URLSearchParams(location.search).get('src'));
+hls.attachMedia(v);
+v.play().catch(e => { player.error = 'play: ' + e; });
+const firstFrame = () => {
+  if (v.getVideoPlaybackQuality().totalVideoFrames > 0) player.firstFrameMs = performance.now() - player.started;
+  else requestAnimationFrame(firstFrame);
+};
+requestAnimationFrame(firstFrame);
+player.stats = () => ({
+  frames: v.getVideoPlaybackQuality().totalVideoFrames,
+  dropped: v.getVideoPlaybackQuality().droppedVideoFrames,
+  width: v.videoWidth, height: v.videoHeight, time: v.currentTime, paused: v.paused,
+  latency: hls.latency, targetLatency: hls.targetLatency, lowLatency: hls.lowLatencyMode,
+  audioBytes: v.webkitAudioDecodedByteCount, parts: player.parts, fragments: player.fragments,
+});
+player.sample = (x, y) => {
+  if (!v.videoWidth) return null;
+  const c = document.createElement('canvas');
+  c.width = v.videoWidth; c.height = v.videoHeight;
+  const g = c.getContext('2d');
+  g.drawImage(v, 0, 0);
+  const p = g.getImageData(Math.floor(x * c.width), Math.floor(y * c.height), 1, 1).data;
+  return [p[0], p[1], p[2]];
+};
+</script>
+</body></html>
+"#;

@@ -6,6 +6,7 @@ mod backbone;
 mod background;
 mod bus;
 mod elements;
+mod hls_bin;
 mod input;
 mod live;
 mod opus_decoder;

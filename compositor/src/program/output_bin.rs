@@ -37,6 +37,9 @@ pub enum OutputSpec {
     /// RTP packets of the program's H.264 and of an Opus encode of its mix, for an SFU
     /// (`Program::rtp_output` describes the streams).
     Rtp(RtpOutputSpec),
+    /// The program's H.264 and AAC cut into LL-HLS parts and segments (CMAF) for an
+    /// [`crate::hls_output::HlsSink`].
+    Hls(crate::hls_output::HlsOutputSpec),
 }
 
 impl OutputSpec {
@@ -152,7 +155,9 @@ pub(crate) fn build_bin(id: OutputId, spec: OutputSpec) -> Result<(gst::Bin, gst
             (mux, "video", "audio", sink)
         }
         // Not muxed: `rtp_bin::build_bin` makes it.
-        OutputSpec::Rtp(_) => return Err(CompositorError::Gst("an RTP output has no muxer".into())),
+        OutputSpec::Rtp(_) | OutputSpec::Hls(_) => {
+            return Err(CompositorError::Gst("this output has no muxer element".into()));
+        }
     };
     bin.add(&mux)?;
     add_sink(&bin, &sink)?;

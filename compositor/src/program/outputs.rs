@@ -62,6 +62,7 @@ impl Inner {
         // An RTP output encodes the raw mix to Opus; the others take the AAC.
         let ((bin, sinks), audio_tee) = match (spec, &rtp) {
             (OutputSpec::Rtp(spec), Some(info)) => (rtp_bin::build_bin(id, &spec, info)?, &self.backbone.raw_audio_tee),
+            (OutputSpec::Hls(spec), _) => (hls_bin::build_bin(id, &spec)?, &self.backbone.audio_tee),
             (spec, _) => {
                 let (bin, sink) = output_bin::build_bin(id, spec)?;
                 ((bin, vec![sink]), &self.backbone.audio_tee)

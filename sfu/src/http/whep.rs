@@ -41,8 +41,13 @@ pub(super) async fn whep_post(
         );
     };
     let acquired = {
-        let (source, room) = (source.clone(), room.clone());
-        tokio::task::spawn_blocking(move || source.acquire(&room)).await
+        let (src, r) = (source.clone(), room.clone());
+        let mut pending = PendingAcquire {
+            task: Some(tokio::task::spawn_blocking(move || src.acquire(&r))),
+            source: source.clone(),
+            room: room.clone(),
+        };
+        pending.finish().await
     };
     let participant = match acquired {
         Ok(Ok(id)) => id,
@@ -100,4 +105,37 @@ pub(super) async fn whep_patch() -> Response {
         "trickle ICE over WHEP PATCH is not supported; the answer carries all candidates",
         None,
     )
+}
+
+/// A source being acquired for a viewer. The client may go away meanwhile (the request's
+/// future is then dropped), but the acquire runs on: what it acquired is released once it is
+/// done, or the viewer count it took would never be given back and the program never stop.
+struct PendingAcquire {
+    task: Option<tokio::task::JoinHandle<std::result::Result<String, String>>>,
+    source: std::sync::Arc<dyn crate::whep::WhepSource>,
+    room: String,
+}
+
+impl PendingAcquire {
+    async fn finish(&mut self) -> std::result::Result<std::result::Result<String, String>, tokio::task::JoinError> {
+        let Some(task) = self.task.as_mut() else { return Ok(Err("already acquired".into())) };
+        let done = task.await;
+        self.task = None;
+        done
+    }
+}
+
+impl Drop for PendingAcquire {
+    fn drop(&mut self) {
+        let Some(task) = self.task.take() else { return };
+        let (source, room) = (self.source.clone(), std::mem::take(&mut self.room));
+        if let Ok(rt) = tokio::runtime::Handle::try_current() {
+            rt.spawn(async move {
+                if let Ok(Ok(_)) = task.await {
+                    tracing::debug!(%room, "a WHEP viewer left before its answer: its program use is released");
+                    release(source, room);
+                }
+            });
+        }
+    }
 }

@@ -2,6 +2,7 @@
 
 mod control;
 mod health;
+mod hls;
 mod layouts;
 mod metrics;
 mod nodes;
@@ -46,6 +47,11 @@ pub fn router() -> Router<AppState> {
         .route("/v1/streams", get(streams::list))
         .route("/v1/streams/{id}", get(streams::show).patch(streams::patch))
         .route("/v1/streams/{id}/stop", post(streams::stop))
+        .route("/v1/rooms/{room}/hls", post(hls::start))
+        .route("/v1/hls", get(hls::list))
+        .route("/v1/hls/{id}", get(hls::show))
+        .route("/v1/hls/{id}/stop", post(hls::stop))
+        .route("/hls/{room}/{id}/{file}", get(hls::file))
 }
 
 pub async fn not_found() -> ApiError {
