@@ -220,6 +220,9 @@ fn hls_requests_are_checked() {
     assert_eq!(http::get(node.port, &format!("{base}/seg1.x.m4s"), None).status, 404);
     assert_eq!(http::get(node.port, &format!("{base}/index.m3u8?_HLS_part=1"), None).status, 422);
     assert_eq!(http::get(node.port, &format!("/hls/other/{id}/index.m3u8"), None).status, 404, "another room's");
+    // The program has one size: another is a second rendition, which it does not make.
+    let other_size = post(json!({"video": {"width": 640, "height": 360}}));
+    assert_eq!(other_size.status, 409, "{}", String::from_utf8_lossy(&other_size.body));
     let listed = http::get(node.port, "/v1/hls?room=checks", KEY).json();
     assert_eq!(listed["hls"].as_array().map(Vec::len), Some(1), "{listed}");
     assert_eq!(http::post_json(node.port, &format!("/v1/hls/{id}/stop"), KEY, b"").status, 200);

@@ -293,13 +293,17 @@ fn refresh(e: &Entry) -> Recording {
 
 /// A room's program has one size: a recording of another size would be a second rendition.
 fn same_size(room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<()> {
+    same_size_for("this recording", room, have, want)
+}
+
+/// A room's program has one size: an output (`what`) of another size would be a second
+/// rendition, which the program does not make (409).
+pub(crate) fn same_size_for(what: &str, room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<()> {
     if (have.width, have.height, have.fps, have.video_bitrate_kbps)
         != (want.width, want.height, want.fps, want.video_bitrate_kbps)
     {
         let (have, want) = (describe(have), describe(want));
-        return Err(Error::Conflict(format!(
-            "room {room} already runs a program at {have}; this recording asks for {want}"
-        )));
+        return Err(Error::Conflict(format!("room {room} already runs a program at {have}; {what} asks for {want}")));
     }
     Ok(())
 }
