@@ -87,6 +87,18 @@ fn any_node_answers_for_a_room_that_lives_on_one() {
     assert_eq!(done["status"], "completed", "{done}");
     assert_eq!(done["node"], host.as_str(), "{done}");
 
+    // An LL-HLS output started through one node that does not host the room, its playlist
+    // read and the output stopped through the other: the host runs and serves it.
+    let hls = post(&nodes[second], "/v1/rooms/call/hls", json!({"video": {"width": W, "height": H}}));
+    let hls_id = hls["id"].as_str().expect("HLS id").to_owned();
+    assert_eq!(hls["node"], host.as_str(), "{hls}");
+    let playlist = http::get(nodes[third].port, hls["playlist_path"].as_str().expect("playlist_path"), None);
+    assert_eq!(playlist.status, 200);
+    let playlist = String::from_utf8_lossy(&playlist.body).into_owned();
+    assert!(playlist.starts_with("#EXTM3U") && playlist.contains("#EXT-X-PART:"), "{playlist}");
+    assert_eq!(get(&nodes[third], &format!("/v1/hls/{hls_id}"))["node"], host.as_str());
+    assert_eq!(post(&nodes[third], &format!("/v1/hls/{hls_id}/stop"), json!({}))["status"], "stopped");
+
     // The file is on the host; both colours in their tiles.
     let path = done["location"]["path"].as_str().expect("a local recording");
     let path = if Path::new(path).is_absolute() {
