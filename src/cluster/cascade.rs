@@ -111,6 +111,9 @@ impl ClusterNode {
             for info in up.values() {
                 self.link(&media, &mut links, info, Instant::now()).await;
             }
+            // WHEP viewers of nodes that are gone no longer keep a program published here.
+            let up_ids: HashSet<String> = up.keys().map(|n| (*n).to_owned()).collect();
+            media.hub.retain_remote_program_viewers(move |node| up_ids.contains(node));
             let dirty: HashSet<String> = std::mem::take(&mut *lock(&self.cascade.dirty));
             let now = Instant::now();
             // The home node of a room follows it even without participants of its own: its

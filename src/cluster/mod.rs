@@ -22,6 +22,7 @@ pub mod room_webhooks;
 pub mod routing;
 pub mod signalling;
 mod takeover;
+pub mod whep;
 
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};

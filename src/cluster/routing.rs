@@ -30,9 +30,9 @@ pub enum Target {
     Signalling,
     /// A WHIP publisher: hosted here (the room gets a home node if it has none).
     Whip { room: String },
-    /// A WHEP viewer (`place`: a new one) or its session: served by the room's home node,
-    /// where the program it watches runs.
-    Whep { room: String, place: bool },
+    /// A new WHEP viewer: served here (the room gets a home node if it has none); when the
+    /// home is another node, the program it watches comes through the relay.
+    Whep { room: String },
 }
 
 pub fn target(method: &Method, path: &str) -> Target {
@@ -54,10 +54,11 @@ pub fn target(method: &Method, path: &str) -> Target {
         (&Method::POST, ["whip", r]) if tessera_sfu::valid_room(r) => Target::Whip { room: (*r).to_owned() },
         // A WHIP session lives where its POST was answered (its Location names that node).
         (_, ["whip", _, _]) => Target::Any,
-        (&Method::POST, ["whep", r]) if tessera_sfu::valid_room(r) => {
-            Target::Whep { room: (*r).to_owned(), place: true }
-        }
-        (_, ["whep", r, _]) if tessera_sfu::valid_room(r) => Target::Whep { room: (*r).to_owned(), place: false },
+        (&Method::POST, ["whep", r]) if tessera_sfu::valid_room(r) => Target::Whep { room: (*r).to_owned() },
+        // A WHEP viewer lives where its POST was answered, like a WHIP session.
+        (_, ["whep", _, _]) => Target::Any,
+        // Between nodes: for the room's home.
+        (_, ["v1", "rooms", r, "program-viewers", _]) => room(r, false),
         (_, ["v1", kind @ ("recordings" | "streams" | "hls"), id, ..]) => {
             let kind = match *kind {
                 "recordings" => "recordings",
@@ -97,10 +98,7 @@ pub async fn route(State(state): State<AppState>, mut request: Request, next: Ne
     // answered here (401 from the API key check or the SFU's token check).
     if matches!(
         target,
-        Target::Room { place: true, .. }
-            | Target::Record { .. }
-            | Target::Whip { .. }
-            | Target::Whep { place: true, .. }
+        Target::Room { place: true, .. } | Target::Record { .. } | Target::Whip { .. } | Target::Whep { .. }
     ) && !may_act(&state, &request, &target)
     {
         return next.run(request).await;
@@ -108,14 +106,14 @@ pub async fn route(State(state): State<AppState>, mut request: Request, next: Ne
     match target {
         Target::Any => next.run(request).await,
         Target::Signalling => super::signalling::accept(state, node, request).await,
-        Target::Whip { room } => match host(&state, &node, &room, true).await {
+        Target::Whip { room } | Target::Whep { room } => match host(&state, &node, &room, true).await {
             Ok(_) => {
                 node.follow_room(&room);
                 next.run(request).await
             }
             Err(refusal) => refusal.into_response(),
         },
-        Target::Room { room, place } | Target::Whep { room, place } => match host(&state, &node, &room, place).await {
+        Target::Room { room, place } => match host(&state, &node, &room, place).await {
             Ok(Some(peer)) => node.forward(&peer, request).await,
             Ok(None) => next.run(request).await,
             Err(refusal) => refusal.into_response(),
@@ -244,8 +242,9 @@ mod tests {
         assert_eq!(target(&Method::POST, "/v1/rooms/a/streams"), room("a", true));
         assert_eq!(target(&Method::POST, "/whip/a"), Target::Whip { room: "a".into() });
         assert_eq!(target(&Method::DELETE, "/whip/a/p1"), Target::Any);
-        assert_eq!(target(&Method::POST, "/whep/a"), Target::Whep { room: "a".into(), place: true });
-        assert_eq!(target(&Method::DELETE, "/whep/a/v1"), Target::Whep { room: "a".into(), place: false });
+        assert_eq!(target(&Method::POST, "/whep/a"), Target::Whep { room: "a".into() });
+        assert_eq!(target(&Method::DELETE, "/whep/a/v1"), Target::Any);
+        assert_eq!(target(&Method::PUT, "/v1/rooms/a/program-viewers/n2"), room("a", false));
         assert_eq!(target(&Method::GET, "/v1/rtc"), Target::Signalling);
         let rec = |kind, id: &str| Target::Record { kind, id: id.into() };
         assert_eq!(target(&Method::GET, "/v1/recordings/r1"), rec("recordings", "r1"));

@@ -163,6 +163,15 @@ async fn serve(mut config: ServeConfig) -> Result<(), ServeError> {
             media.recordings.share_with(node.records().clone());
             media.streams.share_with(node.records().clone());
             media.hls.share_with(node.records().clone());
+            // WHEP viewers are served here, the program relayed from the room's home.
+            let local = crate::media::whep::ProgramWhepSource::new(media.hub.clone(), media.sfu.clone());
+            let whep = crate::cluster::whep::ClusterWhepSource::new(
+                node.clone(),
+                media.sfu.clone(),
+                local,
+                state.api_key().expose(),
+            );
+            media.sfu.set_whep_source(Arc::new(whep));
             node.run(media.clone());
             state.with_cluster(node.clone(), tokens)
         }

@@ -6,6 +6,7 @@
 //! Keyframe requests of its viewers reach the program's encoder, at most one a second (the
 //! compositor coalesces them).
 
+use std::collections::BTreeMap;
 use std::sync::{Arc, OnceLock, Weak};
 
 use tessera_compositor::layout::Layout;
@@ -30,11 +31,14 @@ pub(super) struct Publication {
     asked: bool,
     /// WHEP viewers (`POST /whep/{room}`) watching it now.
     viewers: usize,
+    /// WHEP viewers served by other nodes of a cluster (through the relay), by node: what each
+    /// last said (`PUT /v1/rooms/{room}/program-viewers/{node}`).
+    remote_viewers: BTreeMap<String, usize>,
 }
 
 impl Publication {
     fn in_use(&self) -> bool {
-        self.asked || self.viewers > 0
+        self.asked || self.viewers > 0 || self.remote_viewers.values().any(|n| *n > 0)
     }
 }
 
@@ -85,6 +89,75 @@ impl ProgramHub {
         layout: Layout,
         user: ProgramUser,
     ) -> Result<String> {
+        self.publish_for(sfu, room, config, layout, |p| match user {
+            ProgramUser::Application => p.asked = true,
+            ProgramUser::Viewer => p.viewers += 1,
+        })
+    }
+
+    /// Another node of the cluster serves `count` WHEP viewers of `room`'s program (relayed
+    /// from here): publishes it while any node has viewers, like local ones. `Ok(None)` once
+    /// `count` is 0 (the publication ends if nobody else uses it).
+    pub fn set_remote_program_viewers(
+        &self,
+        sfu: &Sfu,
+        room: &str,
+        node: &str,
+        count: usize,
+        config: ProgramConfig,
+        layout: Layout,
+    ) -> Result<Option<String>> {
+        if count == 0 {
+            self.unpublish_with(room, |p| {
+                p.remote_viewers.remove(node);
+            });
+            return Ok(None);
+        }
+        let node = node.to_owned();
+        self.publish_for(sfu, room, config, layout, move |p| {
+            p.remote_viewers.insert(node.clone(), count);
+        })
+        .map(Some)
+    }
+
+    /// Forgets the viewers of nodes that are gone (`keep` says which are still up): a node that
+    /// died never says its viewers left. A publication that ends with them is finished off the
+    /// caller's thread (the cascade's task).
+    pub fn retain_remote_program_viewers(&self, keep: impl Fn(&str) -> bool + Send + 'static) {
+        let rooms: Vec<String> = {
+            let rooms = self.lock();
+            rooms
+                .iter()
+                .filter(|(_, m)| m.publication.as_ref().is_some_and(|p| p.remote_viewers.keys().any(|n| !keep(n))))
+                .map(|(r, _)| r.clone())
+                .collect()
+        };
+        if rooms.is_empty() {
+            return;
+        }
+        let hub = self.clone();
+        std::thread::spawn(move || {
+            for room in rooms {
+                tracing::info!(%room, "WHEP viewers of a node that is gone no longer keep the program");
+                hub.unpublish_with(&room, |p| p.remote_viewers.retain(|n, _| keep(n)));
+            }
+        });
+    }
+
+    /// WHEP viewers on other nodes of the cluster, by node.
+    pub fn remote_program_viewers(&self, room: &str) -> BTreeMap<String, usize> {
+        self.lock().get(room).and_then(|m| m.publication.as_ref()).map(|p| p.remote_viewers.clone()).unwrap_or_default()
+    }
+
+    /// Makes sure `room`'s program is published and records its new user with `apply`.
+    fn publish_for(
+        &self,
+        sfu: &Sfu,
+        room: &str,
+        config: ProgramConfig,
+        layout: Layout,
+        apply: impl Fn(&mut Publication),
+    ) -> Result<String> {
         // A publication ended between making sure of it and counting its user (the last
         // user left meanwhile) is made again; twice is enough in any real interleaving.
         for _ in 0..3 {
@@ -102,10 +175,7 @@ impl ProgramHub {
             }
             let mut rooms = self.lock();
             if let Some(p) = rooms.get_mut(room).and_then(|m| m.publication.as_mut()) {
-                match user {
-                    ProgramUser::Application => p.asked = true,
-                    ProgramUser::Viewer => p.viewers += 1,
-                }
+                apply(p);
                 return Ok(p.publisher.participant_id().to_owned());
             }
         }
@@ -116,14 +186,19 @@ impl ProgramHub {
     /// leaves and the program stops if nothing else uses it. Blocking (the output is
     /// finished).
     pub fn unpublish_program(&self, room: &str, user: ProgramUser) {
+        self.unpublish_with(room, |p| match user {
+            ProgramUser::Application => p.asked = false,
+            ProgramUser::Viewer => p.viewers = p.viewers.saturating_sub(1),
+        });
+    }
+
+    /// Records with `apply` that a user left; ends the publication once nobody uses it.
+    fn unpublish_with(&self, room: &str, apply: impl FnOnce(&mut Publication)) {
         let ended = {
             let mut rooms = self.lock();
             let Some(media) = rooms.get_mut(room) else { return };
             let Some(p) = media.publication.as_mut() else { return };
-            match user {
-                ProgramUser::Application => p.asked = false,
-                ProgramUser::Viewer => p.viewers = p.viewers.saturating_sub(1),
-            }
+            apply(p);
             if p.in_use() { None } else { media.publication.take() }
         };
         if let Some(p) = ended {
@@ -179,7 +254,7 @@ impl ProgramHub {
         });
         let _ = sink.publisher.set(Arc::downgrade(&publisher));
         tracing::info!(room, participant = publisher.participant_id(), "program published into the room");
-        Ok(Publication { program, output, publisher, asked: false, viewers: 0 })
+        Ok(Publication { program, output, publisher, asked: false, viewers: 0, remote_viewers: BTreeMap::new() })
     }
 
     /// The participant leaves (clients see its tracks go), then the output is finished.

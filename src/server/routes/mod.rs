@@ -7,6 +7,7 @@ mod layouts;
 mod metrics;
 mod nodes;
 mod params;
+mod program_viewers;
 #[cfg(test)]
 mod proptests;
 mod recordings;
@@ -17,7 +18,7 @@ mod watch;
 
 use axum::Router;
 use axum::http::StatusCode;
-use axum::routing::{get, post};
+use axum::routing::{get, post, put};
 
 use super::error::ApiError;
 use super::state::AppState;
@@ -39,6 +40,7 @@ pub fn router() -> Router<AppState> {
         .route("/v1/rooms/{room}", get(room_status::show).patch(room_status::patch))
         .route("/v1/rooms/{room}/preview.jpg", get(room_status::preview))
         .route("/v1/rooms/{room}/tokens", post(rooms::create_token))
+        .route("/v1/rooms/{room}/program-viewers/{node}", put(program_viewers::put))
         .route("/v1/rooms/{room}/recordings", post(recordings::start))
         .route("/v1/recordings", get(recordings::list))
         .route("/v1/recordings/{id}", get(recordings::show).patch(recordings::patch))

@@ -294,6 +294,7 @@ fn describe(media: &Media, name: &str) -> Value {
         "program": program,
         "publish_program": media.hub.is_program_published(name),
         "whep_viewers": media.hub.program_viewers(name),
+        "whep_viewers_elsewhere": media.hub.remote_program_viewers(name),
         "recordings": recordings,
         "streams": streams,
     })
