@@ -9,25 +9,21 @@ mod common;
 
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tessera_testkit::chromium::Browser;
 use tessera_testkit::http;
 use tessera_testkit::poll::wait_for;
 use tessera_testkit::redis::Redis;
 
 use common::cluster::{IDS, get, index, post};
+use common::players::{self, is_blue, is_red, whep_leave, whep_playing};
 
 const ROOM: &str = "watchparty";
 /// The program's canvas when WHEP starts it (the default).
 const CANVAS: (u32, u32) = (1280, 720);
 
 fn colour_at(tab: &mut tessera_testkit::cdp::Page, at: (f64, f64)) -> [u8; 3] {
-    let (x, y) = (at.0 / f64::from(CANVAS.0), at.1 / f64::from(CANVAS.1));
-    let v = tab.eval(&format!("window.tesseraWatch.sample({x}, {y})"));
-    let c: Vec<u8> =
-        v.as_array().map(|a| a.iter().filter_map(|c| c.as_u64()).map(|c| c as u8).collect()).unwrap_or_default();
-    assert_eq!(c.len(), 3, "no picture to sample: {v}");
-    [c[0], c[1], c[2]]
+    players::colour_at(tab, "window.tesseraWatch", at, CANVAS)
 }
 
 #[test]
@@ -46,14 +42,7 @@ fn a_whep_viewer_on_another_node_than_the_home_gets_the_program_through_the_rela
     let page = format!("{}/rooms/{ROOM}/watch?token={}", viewer_at.url(), token["token"].as_str().unwrap());
     let browser = Browser::open(&page, &[]);
     let mut tab = browser.page("/watch");
-    let stats: Value = wait_for("Chromium playing the program by WHEP", Duration::from_secs(40), || {
-        let error = tab.eval("window.tesseraWatch && window.tesseraWatch.error");
-        assert!(error.is_null(), "the watch page failed: {error}");
-        let stats = tab.eval("window.tesseraWatch ? window.tesseraWatch.stats() : {}");
-        let video = stats["video"]["framesDecoded"].as_f64().unwrap_or(0.0);
-        let audio = stats["audio"]["packetsReceived"].as_f64().unwrap_or(0.0);
-        (video > 30.0 && audio > 50.0).then_some(stats)
-    });
+    let stats = whep_playing(&mut tab);
     assert_eq!(stats["video"]["mimeType"], "video/H264", "{stats}");
 
     // The home counts the viewer as the other node's; the program's media reached that node
@@ -73,8 +62,6 @@ fn a_whep_viewer_on_another_node_than_the_home_gets_the_program_through_the_rela
     // Red and blue in the grid's two tiles. (Both joined through one node that is not always
     // the home, which then learns of them in one round: their order there is not the test's.)
     let tiles = tessera_compositor::harness::grid_centres(&["red", "blue"], CANVAS, (320, 180));
-    let is_red = |c: [u8; 3]| c[0] > 200 && c[1] < 60 && c[2] < 60;
-    let is_blue = |c: [u8; 3]| c[2] > 200 && c[0] < 60 && c[1] < 60;
     wait_for("red and blue in the two tiles", Duration::from_secs(10), || {
         let (a, b) = (colour_at(&mut tab, tiles[0]), colour_at(&mut tab, tiles[1]));
         ((is_red(a) && is_blue(b)) || (is_blue(a) && is_red(b))).then_some(())
@@ -82,10 +69,7 @@ fn a_whep_viewer_on_another_node_than_the_home_gets_the_program_through_the_rela
 
     // The viewer leaves (DELETE on the node that answered): the home hears of it, and the
     // program, which nothing else uses, stops.
-    let status = tab.eval(
-        "fetch(window.tesseraWatch.resource, {method: 'DELETE', headers: {Authorization: \
-         'Bearer ' + new URLSearchParams(location.search).get('token')}}).then(r => r.status)",
-    );
+    let status = whep_leave(&mut tab);
     assert!(status.as_u64().is_some_and(|s| (200..300).contains(&s)), "DELETE answered {status}");
     wait_for("the program to stop", Duration::from_secs(20), || {
         let room = get(&nodes[index(&home)], &format!("/v1/rooms/{ROOM}"));

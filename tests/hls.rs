@@ -7,6 +7,8 @@
 
 mod common;
 
+use common::players::{self, is_blue, is_red};
+
 use std::time::{Duration, Instant};
 
 use serde_json::{Value, json};
@@ -47,12 +49,7 @@ fn part_numbers(uri: &str) -> (u64, u32) {
 }
 
 fn colour_at(tab: &mut tessera_testkit::cdp::Page, at: (f64, f64)) -> [u8; 3] {
-    let (x, y) = (at.0 / f64::from(CANVAS.0), at.1 / f64::from(CANVAS.1));
-    let v = tab.eval(&format!("window.player.sample({x}, {y})"));
-    let c: Vec<u8> =
-        v.as_array().map(|a| a.iter().filter_map(|c| c.as_u64()).map(|c| c as u8).collect()).unwrap_or_default();
-    assert_eq!(c.len(), 3, "no picture to sample: {v}");
-    [c[0], c[1], c[2]]
+    players::colour_at(tab, "window.player", at, CANVAS)
 }
 
 #[test]
@@ -147,7 +144,7 @@ fn hlsjs_plays_the_rooms_program_by_ll_hls_and_the_bucket_keeps_a_copy() {
     let tiles = tessera_compositor::harness::grid_centres(&["red", "blue"], CANVAS, (320, 180));
     wait_for("red and blue in their tiles", Duration::from_secs(10), || {
         let (r, b) = (colour_at(&mut tab, tiles[0]), colour_at(&mut tab, tiles[1]));
-        (r[0] > 200 && r[1] < 60 && r[2] < 60 && b[2] > 200 && b[0] < 60 && b[1] < 60).then_some(())
+        (is_red(r) && is_blue(b)).then_some(())
     });
     // Latency behind the live edge, as hls.js measures it, after it has settled.
     std::thread::sleep(Duration::from_secs(4));

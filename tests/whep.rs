@@ -7,9 +7,11 @@
 
 mod common;
 
+use common::players::{self, is_blue, is_red, whep_leave, whep_playing};
+
 use std::time::Duration;
 
-use serde_json::{Value, json};
+use serde_json::json;
 use tessera_testkit::chromium::Browser;
 use tessera_testkit::http;
 use tessera_testkit::poll::wait_for;
@@ -27,29 +29,9 @@ fn watch_url(node: &Node, identity: &str) -> String {
     format!("{}/rooms/whep/watch?token={}", node.url(), r.json()["token"].as_str().unwrap())
 }
 
-/// The watch page's `tesseraWatch.stats()` once both streams decode.
-fn playing(tab: &mut tessera_testkit::cdp::Page) -> Value {
-    wait_for("Chromium playing the program by WHEP", Duration::from_secs(30), || {
-        let error = tab.eval("window.tesseraWatch && window.tesseraWatch.error");
-        if !error.is_null() {
-            let sdp = tab.eval("window.tesseraWatch.pc.localDescription.sdp");
-            panic!("the watch page failed: {error}\n{}", sdp.as_str().unwrap_or_default());
-        }
-        let stats = tab.eval("window.tesseraWatch ? window.tesseraWatch.stats() : {}");
-        let video = stats["video"]["framesDecoded"].as_f64().unwrap_or(0.0);
-        let audio = stats["audio"]["packetsReceived"].as_f64().unwrap_or(0.0);
-        (video > 30.0 && audio > 50.0).then_some(stats)
-    })
-}
-
-/// The colour of the played picture at canvas point `at`.
+/// The colour of the watch page's picture at canvas point `at`.
 fn colour_at(tab: &mut tessera_testkit::cdp::Page, at: (f64, f64)) -> [u8; 3] {
-    let (x, y) = (at.0 / f64::from(CANVAS.0), at.1 / f64::from(CANVAS.1));
-    let v = tab.eval(&format!("window.tesseraWatch.sample({x}, {y})"));
-    let c: Vec<u8> =
-        v.as_array().map(|a| a.iter().filter_map(|c| c.as_u64()).map(|c| c as u8).collect()).unwrap_or_default();
-    assert_eq!(c.len(), 3, "no picture to sample: {v}");
-    [c[0], c[1], c[2]]
+    players::colour_at(tab, "window.tesseraWatch", at, CANVAS)
 }
 
 #[test]
@@ -63,7 +45,7 @@ fn chromium_plays_the_rooms_program_by_whep() {
 
     let first = Browser::open(&watch_url(&node, "viewer-1"), &[]);
     let mut tab = first.page("/watch");
-    let stats = playing(&mut tab);
+    let stats = whep_playing(&mut tab);
     assert_eq!(stats["video"]["mimeType"], "video/H264", "{stats}");
     assert_eq!(stats["audio"]["mimeType"], "audio/opus", "{stats}");
     assert_eq!(
@@ -78,13 +60,13 @@ fn chromium_plays_the_rooms_program_by_whep() {
     let tiles = tessera_compositor::harness::grid_centres(&["red", "blue"], CANVAS, (320, 180));
     wait_for("red and blue in their tiles", Duration::from_secs(10), || {
         let (r, b) = (colour_at(&mut tab, tiles[0]), colour_at(&mut tab, tiles[1]));
-        (r[0] > 200 && r[1] < 60 && r[2] < 60 && b[2] > 200 && b[0] < 60 && b[1] < 60).then_some(())
+        (is_red(r) && is_blue(b)).then_some(())
     });
 
     // A second viewer, later: a picture at once (a keyframe forced for it).
     let second = Browser::open(&watch_url(&node, "viewer-2"), &[]);
     let mut tab2 = second.page("/watch");
-    playing(&mut tab2);
+    whep_playing(&mut tab2);
     let first_frame = tab2.eval("window.tesseraWatch.firstFrameMs");
     eprintln!("the second viewer's first frame after {first_frame} ms (from the page's start)");
     assert!(first_frame.as_f64().is_some_and(|ms| ms < 3000.0), "first frame after {first_frame} ms");
@@ -92,10 +74,7 @@ fn chromium_plays_the_rooms_program_by_whep() {
 
     // Both leave (the page's DELETE): nothing else uses the program, so it stops.
     for t in [&mut tab, &mut tab2] {
-        let status = t.eval(
-            "fetch(window.tesseraWatch.resource, {method: 'DELETE', headers: {Authorization: \
-             'Bearer ' + new URLSearchParams(location.search).get('token')}}).then(r => r.status)",
-        );
+        let status = whep_leave(t);
         assert!(status.as_u64().is_some_and(|s| (200..300).contains(&s)), "DELETE answered {status}");
     }
     wait_for("the program to stop", Duration::from_secs(15), || {

@@ -8,6 +8,7 @@
 pub mod app;
 pub mod cluster;
 pub mod observer;
+pub mod players;
 
 use std::sync::Arc;
 
