@@ -223,12 +223,63 @@ fn in_mark(t: u64) -> bool {
 
 /// Paints the marks into the raw picture and audio before they are encoded: the I420 buffers
 /// leaving the element named `vraw` and the S16LE stereo 48 kHz ones leaving `araw` (`tessera
-/// bot --sync-marks` names its own the same way).
+/// bot --sync-marks` names its own the same way). The marks start on every whole second of the
+/// pipeline's running time (the buffers' PTS).
 pub fn install_sync_marks(pipeline: &gst::Pipeline) {
+    install_marks(pipeline, Arc::new(|| 0), false);
+}
+
+/// [`install_sync_marks`], but the marks start on every whole second of the wall clock
+/// (`SystemTime`, UTC), to measure glass-to-glass latency against a viewer's clock on the same
+/// machine: a flash first seen at wall time `t` left the sender `t mod 1 s` earlier (if that
+/// is under a second). The PTS-to-wall-clock offset is taken when the first buffer passes
+/// (the pipeline is playing): running time 0 is `SystemTime::now()` minus the pipeline's
+/// current running time. A frame's PTS is its capture time, so the figure includes the
+/// sender's own encoding and sending, and the wait for the first frame at or after the second
+/// (logged once: `the first white frame of a second is captured … after the wall-clock
+/// second`).
+pub fn install_wall_clock_sync_marks(pipeline: &gst::Pipeline) {
+    let weak = pipeline.downgrade();
+    let offset = std::sync::OnceLock::new();
+    install_marks(
+        pipeline,
+        Arc::new(move || {
+            *offset.get_or_init(|| {
+                let running = weak.upgrade().and_then(|p| p.current_running_time()).map_or(0, |t| t.nseconds());
+                wall_clock_offset(std::time::SystemTime::now(), running)
+            })
+        }),
+        true,
+    );
+}
+
+/// What to add to a running time `t` so that `t + offset` is in phase, modulo a second, with
+/// the wall clock: `now` is the wall-clock time at running time `running` (ns).
+pub fn wall_clock_offset(now: std::time::SystemTime, running: u64) -> u64 {
+    let wall = now.duration_since(std::time::UNIX_EPOCH).unwrap_or_default().as_nanos();
+    let second = 1_000_000_000u128;
+    // wall - running, modulo a second, kept non-negative.
+    ((wall % second + second - u128::from(running) % second) % second) as u64
+}
+
+/// Installs the probes; `offset()` is added to each PTS before [`in_mark`] (0: running time).
+/// `log_phase`: log once how long after the second the first white frame is captured.
+fn install_marks(pipeline: &gst::Pipeline, offset: Arc<dyn Fn() -> u64 + Send + Sync>, log_phase: bool) {
     if let Some(pad) = pipeline.by_name("vraw").and_then(|e| e.static_pad("src")) {
-        pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
-            if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()
-                && buffer.pts().is_some_and(|p| in_mark(p.nseconds()))
+        let offset = Arc::clone(&offset);
+        let logged = std::sync::atomic::AtomicBool::new(!log_phase);
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
+            let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut() else { return gst::PadProbeReturn::Ok };
+            let Some(t) = buffer.pts().map(|p| p.nseconds() + offset()) else { return gst::PadProbeReturn::Ok };
+            // The first frame of a mark (not one in the middle of the mark the stream began in).
+            let frame = buffer.duration().map_or(SYNC_MARK.as_nanos() as u64, |d| d.nseconds());
+            if t % 1_000_000_000 < frame && !logged.swap(true, Ordering::Relaxed) {
+                tracing::info!(
+                    after_ms = (t % 1_000_000_000) as f64 / 1e6,
+                    "sync marks: the first white frame of a second is captured this long after the wall-clock second"
+                );
+            }
+            if in_mark(t)
                 && let Ok(mut map) = buffer.make_mut().map_writable()
             {
                 // I420: the luma plane comes first, then two quarter-size chroma planes.
@@ -241,14 +292,15 @@ pub fn install_sync_marks(pipeline: &gst::Pipeline) {
         });
     }
     if let Some(pad) = pipeline.by_name("araw").and_then(|e| e.static_pad("src")) {
-        pad.add_probe(gst::PadProbeType::BUFFER, |_, info| {
+        pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
             if let Some(gst::PadProbeData::Buffer(buffer)) = info.data.as_mut()
                 && let Some(pts) = buffer.pts()
                 && let Ok(mut map) = buffer.make_mut().map_writable()
             {
+                let offset = offset();
                 // S16LE stereo: 4 bytes a frame at 48 kHz.
                 for (i, frame) in map.as_mut_slice().chunks_exact_mut(4).enumerate() {
-                    let t = pts.nseconds() + i as u64 * 1_000_000_000 / 48_000;
+                    let t = pts.nseconds() + offset + i as u64 * 1_000_000_000 / 48_000;
                     if !in_mark(t) {
                         frame.fill(0);
                     }
@@ -310,6 +362,20 @@ mod tests {
         p.extend(7u32.to_be_bytes());
         p.resize(12 + payload, 0);
         p
+    }
+
+    #[test]
+    fn the_wall_clock_offset_puts_marks_on_whole_wall_clock_seconds() {
+        use std::time::{Duration, UNIX_EPOCH};
+        // Wall time 100.250 s at running time 3.5 s: running time 0 was wall 96.750 s, so
+        // running time t is on a whole wall second when t + 0.750 s is.
+        let now = UNIX_EPOCH + Duration::from_millis(100_250);
+        let offset = wall_clock_offset(now, 3_500_000_000);
+        assert_eq!(offset, 750_000_000);
+        assert!(in_mark(250_000_000 + offset), "running 0.25 s = wall 97.000 s");
+        assert!(!in_mark(200_000_000 + offset), "running 0.20 s = wall 96.950 s");
+        // A running time beyond the wall clock's fraction wraps.
+        assert_eq!(wall_clock_offset(UNIX_EPOCH + Duration::from_millis(10_100), 900_000_000), 200_000_000);
     }
 
     #[test]

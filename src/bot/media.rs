@@ -34,6 +34,9 @@ pub struct MediaOptions {
     /// For A/V offset measurements: a white picture and the tone for the first 100 ms of every
     /// second, silence otherwise (the compositor tests' synthetic participants do the same).
     pub sync_marks: bool,
+    /// With `sync_marks`: the marks start on whole seconds of the wall clock rather than of
+    /// the pipeline's running time (`--wall-clock-marks`, for glass-to-glass latency).
+    pub wall_clock_marks: bool,
 }
 
 /// RTP packets as GStreamer's payloaders made them (header and payload).
@@ -128,7 +131,9 @@ impl SyntheticMedia {
             );
             Ok((sink, rx))
         };
-        if opts.sync_marks {
+        if opts.sync_marks && opts.wall_clock_marks {
+            tessera_compositor::synthetic::install_wall_clock_sync_marks(&pipeline);
+        } else if opts.sync_marks {
             tessera_compositor::synthetic::install_sync_marks(&pipeline);
         }
         let (_, audio_rx) = sink("audio")?;
@@ -141,6 +146,9 @@ impl SyntheticMedia {
         pipeline
             .set_state(gst::State::Playing)
             .map_err(|_| BotError::Media("the media pipeline does not start".into()))?;
+        if opts.sync_marks && opts.wall_clock_marks {
+            log_latency(&pipeline);
+        }
         Ok((SyntheticMedia { pipeline, video_sink }, video_rx, audio_rx))
     }
 
@@ -162,6 +170,26 @@ impl SyntheticMedia {
         }
         None
     }
+}
+
+/// Logs, once it is known, how long after its capture (PTS) the pipeline releases a packet:
+/// with sync marks the appsinks wait for the pipeline's latency (the source's frame and the
+/// encoders'), which is part of a glass-to-glass figure measured from the marks.
+fn log_latency(pipeline: &gst::Pipeline) {
+    let weak = pipeline.downgrade();
+    std::thread::spawn(move || {
+        std::thread::sleep(std::time::Duration::from_secs(2));
+        let Some(pipeline) = weak.upgrade() else { return };
+        let mut query = gst::query::Latency::new();
+        if pipeline.query(&mut query) {
+            let (live, min, _) = query.result();
+            tracing::info!(
+                live,
+                latency_ms = min.mseconds(),
+                "wall-clock marks: packets leave at capture time + latency"
+            );
+        }
+    });
 }
 
 impl Drop for SyntheticMedia {
@@ -187,6 +215,7 @@ mod tests {
             tone: Some(440.0),
             pace_factor: None,
             sync_marks: false,
+            wall_clock_marks: false,
         }
     }
 

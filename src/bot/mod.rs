@@ -3,11 +3,14 @@
 //! GStreamer-made camera and microphone over WebRTC as a browser does, answers the server's
 //! subscribe offers (receiving and counting the others' media), and leaves when told to stop.
 //! With `--subscribers N` it is a load generator instead: N receive-only subscribers in one
-//! process, each counted and reported (`load/`).
+//! process, each counted and reported (`load/`). With `--janus URL` it joins a Janus VideoRoom
+//! with the same client instead (`janus/`), for the side-by-side benchmark.
 
+mod janus;
 pub mod load;
 pub mod media;
 pub mod pacer;
+pub mod packet_log;
 mod peer;
 mod pumps;
 mod session;
@@ -144,12 +147,8 @@ fn announce(event: &str, fields: serde_json::Value) {
 
 /// Runs the bot until `stop` resolves, `duration` elapses or the server ends the session.
 pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotReport, BotError> {
-    let server = ServerUrl::parse(&args.url)?;
-    let token = match (&args.token, &args.api_key) {
-        (Some(token), _) => token.clone(),
-        (None, Some(key)) => token::mint_token(&server, key, &args).await?,
-        (None, None) => return Err(BotError::Config("give --api-key (or TESSERA_API_KEY) or --token".into())),
-    };
+    let log = args.packet_log.as_deref().map(packet_log::PacketLog::create).transpose()?;
+    let counters = std::sync::Arc::new(pumps::Counters { log, ..Default::default() });
     let opts = MediaOptions {
         color: args.color,
         pattern: args.pattern.clone(),
@@ -161,7 +160,8 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
         video: !args.no_video,
         tone: if args.silent { None } else { Some(args.tone.unwrap_or(440.0)) },
         pace_factor: args.pace_factor,
-        sync_marks: args.sync_marks,
+        sync_marks: args.sync_marks || args.wall_clock_marks,
+        wall_clock_marks: args.wall_clock_marks,
     };
     let deadline = async {
         match args.duration {
@@ -175,13 +175,37 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
             _ = deadline => {}
         }
     };
+    let report = match &args.janus {
+        Some(url) => janus::run(url, &args, &opts, std::sync::Arc::clone(&counters), stop).await,
+        None => run_tessera(&args, &opts, &counters, stop).await,
+    };
+    if let Some(log) = &counters.log {
+        log.flush();
+    }
+    let report = report?;
+    announce("left", serde_json::to_value(&report).unwrap_or_default());
+    Ok(report)
+}
+
+/// [`run`] in a Tessera room.
+async fn run_tessera(
+    args: &BotArgs,
+    opts: &MediaOptions,
+    counters: &std::sync::Arc<pumps::Counters>,
+    stop: impl Future<Output = ()>,
+) -> Result<BotReport, BotError> {
+    let server = ServerUrl::parse(&args.url)?;
+    let token = match (&args.token, &args.api_key) {
+        (Some(token), _) => token.clone(),
+        (None, Some(key)) => token::mint_token(&server, key, args).await?,
+        (None, None) => return Err(BotError::Config("give --api-key (or TESSERA_API_KEY) or --token".into())),
+    };
     tokio::pin!(stop);
     // One session per node: a draining node asks its participants (`reconnect`) to join again
     // through another, with the same token; the counts go on across them.
-    let counters = std::sync::Arc::new(pumps::Counters::default());
     let mut server = server;
     let report = loop {
-        let media = if args.no_publish { None } else { Some(SyntheticMedia::start(&opts)?) };
+        let media = if args.no_publish { None } else { Some(SyntheticMedia::start(opts)?) };
         let session = session::Session::new(
             server.clone(),
             token.clone(),
@@ -189,7 +213,7 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
             args.name.clone(),
             opts.clone(),
             args.relay_only,
-            std::sync::Arc::clone(&counters),
+            std::sync::Arc::clone(counters),
         );
         match session.run(media, stop.as_mut()).await? {
             (report, session::SessionEnd::Stopped) => break report,
@@ -202,7 +226,6 @@ pub async fn run(args: BotArgs, stop: impl Future<Output = ()>) -> Result<BotRep
             }
         }
     };
-    announce("left", serde_json::to_value(&report).unwrap_or_default());
     Ok(report)
 }
 

@@ -6,7 +6,6 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use rtc::rtp::extension::audio_level_extension::AudioLevelExtension;
 use serde_json::json;
 use tessera_sfu::TrackSource;
 use tessera_sfu::signal::{ClientMessage, ServerMessage, TrackDecl};
@@ -14,9 +13,8 @@ use webrtc::media_stream::track_remote::TrackRemote;
 use webrtc::peer_connection::{RTCPeerConnectionState, RTCSessionDescription};
 
 use crate::bot::media::{MediaOptions, PacketRx, SyntheticMedia};
-use crate::bot::pacer::Pacer;
 use crate::bot::peer::{ClientIce, ClientPeer, LocalTrack};
-use crate::bot::pumps::{Counters, drain, keyframes, pump};
+use crate::bot::pumps::{Counters, drain, start_publishing};
 use crate::bot::signalling::{Ws, connect, next_message, send};
 use crate::bot::{BotError, BotReport, ServerUrl, announce};
 
@@ -134,18 +132,8 @@ impl Session {
                     if state == RTCPeerConnectionState::Connected && answered && !published {
                         published = true;
                         if let Some((video_rx, audio_rx)) = pending_media.take() {
-                            if let (Some(v), Some(rx)) = (&video, video_rx) {
-                                let pt = v.payload_type().await?;
-                                let pacer = self.opts.pace_factor.map(|f| Pacer::new(self.opts.bitrate_kbps, f));
-                                pumps.push(tokio::spawn(pump(Arc::clone(&v.track), rx, v.ssrc, pt, None, pacer, Arc::clone(&self.counters))));
-                                pumps.push(tokio::spawn(keyframes(Arc::clone(&v.track), Arc::clone(&media), Arc::clone(&self.counters))));
-                                media.request_keyframe();
-                            }
-                            // RFC 6464: a steady tone is "voice" at -10 dBov; silence is 127.
-                            let level = self.opts.tone.map_or(127, |_| 10);
-                            let ext = AudioLevelExtension { level, voice: level < 127 };
-                            let pt = audio.payload_type().await?;
-                            pumps.push(tokio::spawn(pump(Arc::clone(&audio.track), audio_rx, audio.ssrc, pt, Some(ext), None, Arc::clone(&self.counters))));
+                            let video = video.as_ref().zip(video_rx);
+                            pumps.extend(start_publishing(&self.opts, &media, video, (&audio, audio_rx), &self.counters).await?);
                         }
                         announce("published", json!({ "participant_id": participant_id, "tracks": video.iter().chain([&audio]).map(|t| t.id.clone()).collect::<Vec<_>>() }));
                     }

@@ -11,7 +11,7 @@ pub struct BotArgs {
     #[arg(long, env = "TESSERA_URL", default_value = "http://127.0.0.1:8080", value_name = "URL")]
     pub url: String,
 
-    /// Room to join.
+    /// Room to join (with --janus: the VideoRoom's numeric id, e.g. 1234).
     #[arg(long, value_name = "ROOM")]
     pub room: String,
 
@@ -29,7 +29,7 @@ pub struct BotArgs {
         env = "TESSERA_API_KEY",
         value_name = "KEY",
         hide_env_values = true,
-        required_unless_present = "token"
+        required_unless_present_any = ["token", "janus"]
     )]
     pub api_key: Option<String>,
 
@@ -79,6 +79,13 @@ pub struct BotArgs {
     #[arg(long, conflicts_with = "silent")]
     pub sync_marks: bool,
 
+    /// --sync-marks on whole seconds of the wall clock (the system's UTC clock) instead of the
+    /// media's own running time: a viewer on the same machine that sees a flash at wall time T
+    /// sees it T mod 1 s after it was captured (glass-to-glass latency, `scripts/bench-audiences`).
+    /// Implies --sync-marks.
+    #[arg(long, conflicts_with = "silent")]
+    pub wall_clock_marks: bool,
+
     /// Publish no video.
     #[arg(long)]
     pub no_video: bool,
@@ -97,6 +104,20 @@ pub struct BotArgs {
     /// credentials of the join answer; fails when the server offers no TURN server.
     #[arg(long)]
     pub relay_only: bool,
+
+    /// Join a Janus VideoRoom instead of a Tessera room, through Janus's plain HTTP API at this
+    /// URL (e.g. `http://127.0.0.1:8088/janus`): publish the same media as in a Tessera room,
+    /// or with --subscribe --no-publish receive the room's first publisher. For the
+    /// side-by-side benchmark (`scripts/bench-janus`); --room is the room's numeric id, and no
+    /// token or API key is needed.
+    #[arg(long, value_name = "URL", conflicts_with_all = ["subscribers", "relay_only"])]
+    pub janus: Option<String>,
+
+    /// Write a line per RTP packet sent (publishing) or received (subscribing) to FILE: the
+    /// wall-clock time in microseconds, `v` or `a`, and a fingerprint of the payload, to count
+    /// copies and measure one-way delays across a server (`scripts/bench-janus`).
+    #[arg(long, value_name = "FILE", conflicts_with = "subscribers")]
+    pub packet_log: Option<PathBuf>,
 
     /// Leave after this long (`90`, `90s`, `5m`, `1h`); without it, run until stopped.
     #[arg(long, value_name = "DURATION", value_parser = parse_duration)]
@@ -231,6 +252,16 @@ mod tests {
     }
 
     #[test]
+    fn bot_wall_clock_marks() {
+        let cli =
+            Cli::try_parse_from(["tessera", "bot", "--room", "r", "--api-key", "k", "--wall-clock-marks"]).unwrap();
+        let Command::Bot(args) = cli.command else { panic!("not bot") };
+        assert!(args.wall_clock_marks && !args.sync_marks, "the bot adds --sync-marks itself");
+        let silent = ["tessera", "bot", "--room", "r", "--api-key", "k", "--wall-clock-marks", "--silent"];
+        assert!(Cli::try_parse_from(silent).is_err(), "the marks need the tone");
+    }
+
+    #[test]
     fn bot_load_generator_flags() {
         let cli = Cli::try_parse_from(["tessera", "bot", "--room", "r", "--api-key", "k"]).unwrap();
         let Command::Bot(args) = cli.command else { panic!("not bot") };
@@ -257,6 +288,11 @@ mod tests {
         assert_eq!((args.subscribers, args.ramp_per_second), (200, 50.0));
         assert_eq!(args.report.as_deref(), Some(std::path::Path::new("out.json")));
         assert!(Cli::try_parse_from(["tessera", "bot", "--room", "r", "--api-key", "k", "--report", "x"]).is_err());
+        let janus = ["tessera", "bot", "--room", "1234", "--janus", "http://127.0.0.1:8088/janus"];
+        let cli = Cli::try_parse_from(janus).unwrap();
+        let Command::Bot(args) = cli.command else { panic!("not bot") };
+        assert_eq!(args.janus.as_deref(), Some("http://127.0.0.1:8088/janus"));
+        assert!(Cli::try_parse_from(["tessera", "bot", "--room", "1", "--janus", "u", "--subscribers", "2"]).is_err());
         let zero_rate =
             ["tessera", "bot", "--room", "r", "--api-key", "k", "--subscribers", "2", "--ramp-per-second", "0"];
         assert!(Cli::try_parse_from(zero_rate).is_err());
