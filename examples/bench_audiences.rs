@@ -36,6 +36,7 @@ use tessera_testkit::chromium::{Browser, hlsjs_player};
 use tessera_testkit::http::{self, Body};
 use tessera_testkit::poll::wait_for;
 use tessera_testkit::tessera::{Node, TEST_KEY};
+use tessera_testkit::whip;
 
 const KEY: Option<&str> = Some(TEST_KEY);
 const ROOM: &str = "audience";
@@ -559,14 +560,14 @@ impl WhepViewers {
         let mut sessions = Vec::new();
         for i in 0..n {
             let (pipeline, webrtc) = whep_pipeline(&packets);
-            let offer = local_offer(&pipeline, &webrtc);
+            let offer = whip::complete_offer(&pipeline, &webrtc, || ());
             let token = viewer_token(node, &format!("whep-{i}"));
             let mut headers = http::auth(Some(&token));
             headers.push(("Content-Type".into(), "application/sdp".into()));
             let r = http::send(node.port, "POST", &format!("/whep/{ROOM}"), &headers, Body::Sized(offer.as_bytes()))
                 .expect("WHEP POST");
             assert_eq!(r.status, 201, "WHEP: {}", String::from_utf8_lossy(&r.body));
-            set_answer(&webrtc, &String::from_utf8_lossy(&r.body));
+            whip::accept_answer(&webrtc, &String::from_utf8_lossy(&r.body));
             pipelines.push(pipeline);
             sessions.push((r.header("location").expect("a WHEP session's Location").to_owned(), token));
         }
@@ -599,34 +600,7 @@ impl Drop for WhepViewers {
 }
 
 fn whep_pipeline(packets: &Arc<[AtomicU64; 2]>) -> (gst::Pipeline, gst::Element) {
-    let pipeline = gst::Pipeline::new();
-    let webrtc = gst::ElementFactory::make("webrtcbin")
-        .property_from_str("bundle-policy", "max-bundle")
-        .build()
-        .expect("webrtcbin");
-    pipeline.add(&webrtc).expect("add webrtcbin");
-    let ice: gst_webrtc::WebRTCICE = webrtc.property("ice-agent");
-    ice.emit_by_name_with_values("add-local-ip-address", &["127.0.0.1".to_value()]);
-    ice.set_property("ice-tcp", false);
-    let recvonly = gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly;
-    let video = gst::Caps::builder("application/x-rtp")
-        .field("media", "video")
-        .field("encoding-name", "H264")
-        .field("payload", 96i32)
-        .field("clock-rate", 90_000i32)
-        .field("packetization-mode", "1")
-        .field("profile-level-id", "640032")
-        .build();
-    let audio = gst::Caps::builder("application/x-rtp")
-        .field("media", "audio")
-        .field("encoding-name", "OPUS")
-        .field("payload", 97i32)
-        .field("clock-rate", 48_000i32)
-        .field("encoding-params", "2")
-        .build();
-    for caps in [video, audio] {
-        let _: gst_webrtc::WebRTCRTPTransceiver = webrtc.emit_by_name("add-transceiver", &[&recvonly, &caps]);
-    }
+    let (pipeline, webrtc) = whip::recvonly_webrtcbin();
     let pipe = pipeline.downgrade();
     let packets = Arc::clone(packets);
     webrtc.connect_pad_added(move |_, pad| {
@@ -655,51 +629,4 @@ fn whep_pipeline(packets: &Arc<[AtomicU64; 2]>) -> (gst::Pipeline, gst::Element)
         pad.link(&sink.static_pad("sink").expect("sink pad")).expect("link fakesink");
     });
     (pipeline, webrtc)
-}
-
-/// Starts the pipeline; the complete offer (all candidates).
-fn local_offer(pipeline: &gst::Pipeline, webrtc: &gst::Element) -> String {
-    let (tx, rx) = std::sync::mpsc::channel::<()>();
-    let tx = std::sync::Mutex::new(tx);
-    webrtc.connect("on-negotiation-needed", false, move |_| {
-        let _ = tx.lock().map(|t| t.send(()));
-        None
-    });
-    pipeline.set_state(gst::State::Playing).expect("the viewer plays");
-    rx.recv_timeout(Duration::from_secs(10)).expect("webrtcbin asks for negotiation");
-    let (otx, orx) = std::sync::mpsc::channel();
-    let promise = gst::Promise::with_change_func(move |reply| {
-        let offer = match reply {
-            Ok(Some(s)) => s.get::<gst_webrtc::WebRTCSessionDescription>("offer").ok(),
-            _ => None,
-        };
-        let _ = otx.send(offer);
-    });
-    webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-    let offer = orx.recv_timeout(Duration::from_secs(10)).ok().flatten().expect("webrtcbin's offer");
-    webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-    let deadline = Instant::now() + Duration::from_secs(10);
-    while webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
-        != gst_webrtc::WebRTCICEGatheringState::Complete
-    {
-        assert!(Instant::now() < deadline, "webrtcbin's ICE gathering did not complete");
-        std::thread::sleep(Duration::from_millis(20));
-    }
-    let local = webrtc.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description");
-    local.expect("a local description").sdp().as_text().expect("the offer as text")
-}
-
-fn set_answer(webrtc: &gst::Element, sdp: &str) {
-    let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("the answer parses as SDP");
-    let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
-    let (tx, rx) = std::sync::mpsc::channel();
-    let promise = gst::Promise::with_change_func(move |reply| {
-        let _ = tx.send(match reply {
-            Ok(Some(s)) => !s.has_field("error"),
-            Ok(None) => true,
-            Err(_) => false,
-        });
-    });
-    webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
-    assert!(rx.recv_timeout(Duration::from_secs(10)).unwrap_or(false), "webrtcbin refused the answer");
 }

@@ -11,7 +11,7 @@ mod common;
 mod http;
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex, mpsc};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use common::*;
@@ -20,7 +20,7 @@ use http::{header, http};
 use tessera_sfu::signal::ServerMessage;
 use tessera_sfu::{LocalPublisher, LocalTrackSpec, WhepSource};
 use tessera_testkit::poll::wait_until;
-use tessera_testkit::whip::{ConnectionState, candidate_addr, candidates};
+use tessera_testkit::whip::{self, ConnectionState, candidate_addr, candidates};
 
 const VIDEO_SSRC: u32 = 0x1111_2222;
 const AUDIO_SSRC: u32 = 0x3333_4444;
@@ -121,39 +121,7 @@ impl Drop for Viewer {
 
 impl Viewer {
     fn new() -> Viewer {
-        gst::init().expect("gst init");
-        for f in ["webrtcbin", "x264enc", "avdec_h264", "opusenc", "opusdec", "rtph264depay", "rtpopusdepay"] {
-            assert!(
-                gst::ElementFactory::find(f).is_some(),
-                "GStreamer element {f} is missing: run scripts/install-deps"
-            );
-        }
-        let pipeline = gst::Pipeline::new();
-        let webrtc =
-            gst::ElementFactory::make("webrtcbin").property_from_str("bundle-policy", "max-bundle").build().unwrap();
-        pipeline.add(&webrtc).unwrap();
-        let ice: gst_webrtc::WebRTCICE = webrtc.property("ice-agent");
-        ice.emit_by_name_with_values("add-local-ip-address", &["127.0.0.1".to_value()]);
-        ice.set_property("ice-tcp", false);
-        let recvonly = gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly;
-        let video = gst::Caps::builder("application/x-rtp")
-            .field("media", "video")
-            .field("encoding-name", "H264")
-            .field("payload", 96i32)
-            .field("clock-rate", 90_000i32)
-            .field("packetization-mode", "1")
-            .field("profile-level-id", "640032")
-            .build();
-        let audio = gst::Caps::builder("application/x-rtp")
-            .field("media", "audio")
-            .field("encoding-name", "OPUS")
-            .field("payload", 97i32)
-            .field("clock-rate", 48_000i32)
-            .field("encoding-params", "2")
-            .build();
-        for caps in [video, audio] {
-            let _: gst_webrtc::WebRTCRTPTransceiver = webrtc.emit_by_name("add-transceiver", &[&recvonly, &caps]);
-        }
+        let (pipeline, webrtc) = whip::recvonly_webrtcbin();
         let decoded = Arc::new(Decoded::default());
         let pipe = pipeline.downgrade();
         let d = Arc::clone(&decoded);
@@ -209,50 +177,11 @@ impl Viewer {
 
     /// Starts the pipeline and returns the complete offer (all candidates): blocks a moment.
     fn offer(&self) -> String {
-        let (tx, rx) = mpsc::channel::<()>();
-        let tx = Mutex::new(tx);
-        self.webrtc.connect("on-negotiation-needed", false, move |_| {
-            let _ = tx.lock().unwrap().send(());
-            None
-        });
-        self.pipeline.set_state(gst::State::Playing).expect("viewer plays");
-        rx.recv_timeout(Duration::from_secs(10)).expect("webrtcbin asks for negotiation");
-        let (otx, orx) = mpsc::channel();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let offer = match reply {
-                Ok(Some(s)) => s.get::<gst_webrtc::WebRTCSessionDescription>("offer").map_err(|e| format!("{e}: {s}")),
-                other => Err(format!("create-offer failed: {other:?}")),
-            };
-            let _ = otx.send(offer);
-        });
-        self.webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-        let offer = orx.recv_timeout(Duration::from_secs(10)).expect("offer in time").expect("offer");
-        self.webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
-            != gst_webrtc::WebRTCICEGatheringState::Complete
-        {
-            self.check_bus();
-            assert!(Instant::now() < deadline, "webrtcbin ICE gathering did not complete");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let local = self.webrtc.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description");
-        local.expect("local description").sdp().as_text().expect("offer as text")
+        whip::complete_offer(&self.pipeline, &self.webrtc, || self.check_bus())
     }
 
     fn set_answer(&self, sdp: &str) {
-        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("the answer parses as SDP");
-        let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
-        let (tx, rx) = mpsc::channel();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let _ = tx.send(match reply {
-                Ok(Some(s)) if s.has_field("error") => Err(format!("{s}")),
-                Ok(_) => Ok(()),
-                Err(e) => Err(format!("{e:?}")),
-            });
-        });
-        self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
-        rx.recv_timeout(Duration::from_secs(10)).expect("set-remote-description replied").expect("answer accepted");
+        whip::accept_answer(&self.webrtc, sdp);
     }
 
     fn connection_state(&self) -> ConnectionState {

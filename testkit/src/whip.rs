@@ -89,62 +89,12 @@ impl Publisher {
     /// Starts the pipeline and returns the complete offer (all candidates gathered): blocks
     /// for a second or so.
     pub fn offer(&self) -> String {
-        let (tx, rx) = mpsc::channel::<()>();
-        let tx = Mutex::new(tx);
-        self.webrtc.connect("on-negotiation-needed", false, move |_| {
-            let _ = tx.lock().unwrap().send(());
-            None
-        });
-        self.pipeline.set_state(gst::State::Playing).expect("publisher pipeline plays");
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while rx.try_recv().is_err() {
-            self.check_bus();
-            assert!(Instant::now() < deadline, "webrtcbin never asked for negotiation");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let (otx, orx) = mpsc::channel();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let offer = match reply {
-                Ok(Some(s)) => s.get::<gst_webrtc::WebRTCSessionDescription>("offer").map_err(|e| format!("{e}: {s}")),
-                other => Err(format!("create-offer failed: {other:?}")),
-            };
-            let _ = otx.send(offer);
-        });
-        self.webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
-        let offer = orx.recv_timeout(Duration::from_secs(10)).expect("offer in time").expect("offer");
-        self.webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
-        // Non-trickle (WHIP): wait until gathering completes, then send the whole description.
-        let deadline = Instant::now() + Duration::from_secs(10);
-        while self.webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
-            != gst_webrtc::WebRTCICEGatheringState::Complete
-        {
-            self.check_bus();
-            assert!(Instant::now() < deadline, "webrtcbin ICE gathering did not complete");
-            std::thread::sleep(Duration::from_millis(20));
-        }
-        let local = self
-            .webrtc
-            .property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description")
-            .expect("local description");
-        local.sdp().as_text().expect("offer as text")
+        complete_offer(&self.pipeline, &self.webrtc, || self.check_bus())
     }
 
     /// Gives webrtcbin the server's answer; fails the test if it is refused.
     pub fn set_answer(&self, sdp: &str) {
-        let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("the answer parses as SDP");
-        let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
-        let (tx, rx) = mpsc::channel();
-        let promise = gst::Promise::with_change_func(move |reply| {
-            let _ = tx.send(match reply {
-                Ok(Some(s)) if s.has_field("error") => Err(format!("{s}")),
-                Ok(_) => Ok(()),
-                Err(e) => Err(format!("{e:?}")),
-            });
-        });
-        self.webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
-        rx.recv_timeout(Duration::from_secs(10))
-            .expect("set-remote-description replied")
-            .expect("webrtcbin accepts the answer");
+        accept_answer(&self.webrtc, sdp);
     }
 
     pub fn connection_state(&self) -> ConnectionState {
@@ -243,6 +193,104 @@ pub fn candidate(line: &str) -> Option<Candidate<'_>> {
 /// The connection address of a candidate line.
 pub fn candidate_addr(line: &str) -> &str {
     line.split_whitespace().nth(4).unwrap_or("")
+}
+
+/// Starts `pipeline` and returns `webrtc`'s complete offer, non-trickle as WHIP and WHEP send
+/// it: all candidates gathered (blocks for a second or so). `check` runs while it waits (a
+/// bus check that fails the test on an error).
+pub fn complete_offer(pipeline: &gst::Pipeline, webrtc: &gst::Element, check: impl Fn()) -> String {
+    let (tx, rx) = mpsc::channel::<()>();
+    let tx = Mutex::new(tx);
+    webrtc.connect("on-negotiation-needed", false, move |_| {
+        let _ = tx.lock().map(|t| t.send(()));
+        None
+    });
+    pipeline.set_state(gst::State::Playing).expect("webrtcbin's pipeline plays");
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while rx.try_recv().is_err() {
+        check();
+        assert!(Instant::now() < deadline, "webrtcbin never asked for negotiation");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let (otx, orx) = mpsc::channel();
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let offer = match reply {
+            Ok(Some(s)) => s.get::<gst_webrtc::WebRTCSessionDescription>("offer").map_err(|e| format!("{e}: {s}")),
+            other => Err(format!("create-offer failed: {other:?}")),
+        };
+        let _ = otx.send(offer);
+    });
+    webrtc.emit_by_name::<()>("create-offer", &[&None::<gst::Structure>, &promise]);
+    let offer = orx.recv_timeout(Duration::from_secs(10)).expect("offer in time").expect("offer");
+    webrtc.emit_by_name::<()>("set-local-description", &[&offer, &None::<gst::Promise>]);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while webrtc.property::<gst_webrtc::WebRTCICEGatheringState>("ice-gathering-state")
+        != gst_webrtc::WebRTCICEGatheringState::Complete
+    {
+        check();
+        assert!(Instant::now() < deadline, "webrtcbin ICE gathering did not complete");
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let local = webrtc.property::<Option<gst_webrtc::WebRTCSessionDescription>>("local-description");
+    local.expect("local description").sdp().as_text().expect("offer as text")
+}
+
+/// Gives `webrtc` the server's answer; fails the test if it is refused.
+pub fn accept_answer(webrtc: &gst::Element, sdp: &str) {
+    let msg = gst_sdp::SDPMessage::parse_buffer(sdp.as_bytes()).expect("the answer parses as SDP");
+    let answer = gst_webrtc::WebRTCSessionDescription::new(gst_webrtc::WebRTCSDPType::Answer, msg);
+    let (tx, rx) = mpsc::channel();
+    let promise = gst::Promise::with_change_func(move |reply| {
+        let _ = tx.send(match reply {
+            Ok(Some(s)) if s.has_field("error") => Err(format!("{s}")),
+            Ok(_) => Ok(()),
+            Err(e) => Err(format!("{e:?}")),
+        });
+    });
+    webrtc.emit_by_name::<()>("set-remote-description", &[&answer, &promise]);
+    rx.recv_timeout(Duration::from_secs(10))
+        .expect("set-remote-description replied")
+        .expect("webrtcbin accepts the answer");
+}
+
+/// A WHEP viewer's `webrtcbin` before its media is handled: in a new pipeline, bundled, ICE on
+/// 127.0.0.1 over UDP, with `recvonly` H.264 (High, packetization mode 1, payload type 96) and
+/// Opus (stereo, 97) transceivers. Link its source pads (`pad-added`) to what the caller
+/// wants, then [`complete_offer`] and [`accept_answer`].
+pub fn recvonly_webrtcbin() -> (gst::Pipeline, gst::Element) {
+    gst::init().expect("gst init");
+    for f in ["webrtcbin", "rtph264depay", "rtpopusdepay"] {
+        assert!(gst::ElementFactory::find(f).is_some(), "GStreamer element {f} is missing: run scripts/install-deps");
+    }
+    let pipeline = gst::Pipeline::new();
+    let webrtc = gst::ElementFactory::make("webrtcbin")
+        .property_from_str("bundle-policy", "max-bundle")
+        .build()
+        .expect("webrtcbin");
+    pipeline.add(&webrtc).expect("add webrtcbin");
+    let ice: gst_webrtc::WebRTCICE = webrtc.property("ice-agent");
+    ice.emit_by_name_with_values("add-local-ip-address", &["127.0.0.1".to_value()]);
+    ice.set_property("ice-tcp", false);
+    let recvonly = gst_webrtc::WebRTCRTPTransceiverDirection::Recvonly;
+    let video = gst::Caps::builder("application/x-rtp")
+        .field("media", "video")
+        .field("encoding-name", "H264")
+        .field("payload", 96i32)
+        .field("clock-rate", 90_000i32)
+        .field("packetization-mode", "1")
+        .field("profile-level-id", "640032")
+        .build();
+    let audio = gst::Caps::builder("application/x-rtp")
+        .field("media", "audio")
+        .field("encoding-name", "OPUS")
+        .field("payload", 97i32)
+        .field("clock-rate", 48_000i32)
+        .field("encoding-params", "2")
+        .build();
+    for caps in [video, audio] {
+        let _: gst_webrtc::WebRTCRTPTransceiver = webrtc.emit_by_name("add-transceiver", &[&recvonly, &caps]);
+    }
+    (pipeline, webrtc)
 }
 
 #[cfg(test)]
