@@ -10,7 +10,7 @@ use axum::http::{HeaderMap, HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 
 use super::errors::{error_response, json_error};
-use super::whip::{bearer, ice_server_links};
+use super::whip::{ice_server_links, refuse_session_delete};
 use super::{AppState, ice_servers_named};
 use crate::participant::validate_sdp;
 use crate::whep::{ViewerError, release};
@@ -87,9 +87,8 @@ pub(super) async fn whep_delete(
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let authorized = bearer(&headers).is_some_and(|t| st.tokens.validate(&room, t));
-    if !authorized {
-        return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token", None);
+    if let Some(refused) = refuse_session_delete(&st, &room, &headers) {
+        return refused;
     }
     if st.sfu.end_viewer(&room, &id) {
         StatusCode::OK.into_response()

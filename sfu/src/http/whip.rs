@@ -44,6 +44,13 @@ pub(super) fn bearer(headers: &HeaderMap) -> Option<&str> {
     headers.get(header::AUTHORIZATION)?.to_str().ok()?.strip_prefix("Bearer ").map(str::trim)
 }
 
+/// A WHIP or WHEP session's `DELETE` needs a valid token of its room: the 401 to answer
+/// without one.
+pub(super) fn refuse_session_delete(st: &AppState, room: &str, headers: &HeaderMap) -> Option<Response> {
+    let authorized = bearer(headers).is_some_and(|t| st.tokens.validate(room, t));
+    (!authorized).then(|| json_error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token", None))
+}
+
 /// What a WHIP or WHEP token must allow.
 #[derive(Debug, Clone, Copy)]
 pub(super) enum Grant {
@@ -143,9 +150,8 @@ pub(super) async fn whip_delete(
     Path((room, id)): Path<(String, String)>,
     headers: HeaderMap,
 ) -> Response {
-    let authorized = bearer(&headers).is_some_and(|t| st.tokens.validate(&room, t));
-    if !authorized {
-        return json_error(StatusCode::UNAUTHORIZED, "unauthorized", "missing or invalid bearer token", None);
+    if let Some(refused) = refuse_session_delete(&st, &room, &headers) {
+        return refused;
     }
     // Only a WHIP session of this node: not a WebSocket client, another node's participant
     // or the room's program (whose id every client of the room sees).
