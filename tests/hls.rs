@@ -217,10 +217,18 @@ fn hls_requests_are_checked() {
     assert_eq!(http::get(node.port, &format!("{base}/seg1.x.m4s"), None).status, 404);
     assert_eq!(http::get(node.port, &format!("{base}/index.m3u8?_HLS_part=1"), None).status, 422);
     assert_eq!(http::get(node.port, &format!("/hls/other/{id}/index.m3u8"), None).status, 404, "another room's");
-    // The program has one size: another is a second rendition, which it does not make.
+    // Another size is a second rendition of the room's program, with its own playlist.
     let other_size = post(json!({"video": {"width": 640, "height": 360}}));
-    assert_eq!(other_size.status, 409, "{}", String::from_utf8_lossy(&other_size.body));
+    assert_eq!(other_size.status, 201, "{}", String::from_utf8_lossy(&other_size.body));
+    let small = other_size.json()["id"].as_str().expect("id").to_owned();
     let listed = http::get(node.port, "/v1/hls?room=checks", KEY).json();
-    assert_eq!(listed["hls"].as_array().map(Vec::len), Some(1), "{listed}");
-    assert_eq!(http::post_json(node.port, &format!("/v1/hls/{id}/stop"), KEY, b"").status, 200);
+    assert_eq!(listed["hls"].as_array().map(Vec::len), Some(2), "{listed}");
+    let shown = wait_for("the small rendition's first segment", Duration::from_secs(15), || {
+        let h = http::get(node.port, &format!("/v1/hls/{small}"), KEY).json();
+        (h["width"] == 640).then_some(h)
+    });
+    assert_eq!(shown["height"], 360, "{shown}");
+    for id in [&id, &small] {
+        assert_eq!(http::post_json(node.port, &format!("/v1/hls/{id}/stop"), KEY, b"").status, 200);
+    }
 }

@@ -16,6 +16,11 @@
 //!         [--seconds 20] [--warmup 3] [--out FILE.mp4] [--layout grid|FILE.json] \
 //!         [--reader-only] [--details] [--experiment NAME]... IN1.webm ... IN4.webm
 //!
+//! `--rendition WxH` also records a second rendition of the room at that size (layout
+//! `--rendition-layout`, default `portrait-grid`; same frame rate and bitrate) beside the first,
+//! from the same decoded inputs: the difference to a run without it is what a second rendition
+//! costs.
+//!
 //! `--experiment` emulates a proposed change to the compositor crate on the running program, to
 //! measure it before anyone writes it (see `EXPERIMENTS`).
 //!
@@ -28,7 +33,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{OutputSpec, Program, ProgramConfig};
+use tessera_compositor::{OutputSpec, Program, ProgramConfig, RenditionRequest, VideoFormat};
 
 // Beside this file, in `bench_compose/` (not `examples/`, where Cargo would take them for examples).
 #[path = "bench_compose/cpu.rs"]
@@ -48,12 +53,15 @@ struct Args {
     /// Also print CPU per thread and the tiles of the composed frame.
     details: bool,
     experiments: Vec<String>,
+    /// A second rendition: its size and layout.
+    rendition: Option<((u32, u32), String)>,
     inputs: Vec<PathBuf>,
 }
 
 fn usage() -> String {
     "usage: bench_compose [--seconds S] [--warmup S] [--out FILE.mp4] [--layout NAME|FILE.json] \
-     [--reader-only] [--details] [--experiment NAME]... INPUT.webm...\nexperiments: "
+     [--reader-only] [--details] [--rendition WxH [--rendition-layout NAME]] [--experiment NAME]... \
+     INPUT.webm...\nexperiments: "
         .to_string()
         + &EXPERIMENTS.map(|(n, d)| format!("\n  {n}: {d}")).concat()
 }
@@ -67,8 +75,10 @@ fn parse_args() -> Result<Args, String> {
         reader_only: false,
         details: false,
         experiments: Vec::new(),
+        rendition: None,
         inputs: Vec::new(),
     };
+    let mut rendition_layout = "portrait-grid".to_string();
     let mut it = std::env::args().skip(1);
     while let Some(arg) = it.next() {
         let mut value = |name: &str| it.next().ok_or(format!("{name} needs a value\n{}", usage()));
@@ -82,6 +92,16 @@ fn parse_args() -> Result<Args, String> {
             "--layout" => a.layout = value("--layout")?,
             "--reader-only" => a.reader_only = true,
             "--details" => a.details = true,
+            "--rendition" => {
+                let v = value("--rendition")?;
+                let size = v
+                    .split_once('x')
+                    .and_then(|(w, h)| Some((w.parse::<u32>().ok()?, h.parse::<u32>().ok()?)))
+                    .filter(|(w, h)| *w > 0 && *h > 0)
+                    .ok_or(format!("--rendition: not WIDTHxHEIGHT: {v}"))?;
+                a.rendition = Some((size, String::new()));
+            }
+            "--rendition-layout" => rendition_layout = value("--rendition-layout")?,
             "--experiment" => {
                 let name = value("--experiment")?;
                 if !EXPERIMENTS.iter().any(|(n, _)| *n == name) {
@@ -93,6 +113,9 @@ fn parse_args() -> Result<Args, String> {
             s if s.starts_with('-') => return Err(format!("unknown option {s}\n{}", usage())),
             _ => a.inputs.push(arg.into()),
         }
+    }
+    if let Some((_, layout)) = &mut a.rendition {
+        *layout = rendition_layout;
     }
     if a.inputs.is_empty() {
         return Err(format!("no input files\n{}", usage()));
@@ -171,6 +194,18 @@ fn run(args: Args) -> Result<(), String> {
         }
         None => None,
     };
+    let second = match (&program, &args.rendition) {
+        (Some(p), Some(((width, height), layout))) => {
+            let c = p.config();
+            let format = VideoFormat { width: *width, height: *height, fps: c.fps, bitrate_kbps: c.video_bitrate_kbps };
+            let request = RenditionRequest { format, layout: load_layout(layout)? };
+            let path = args.out.with_extension("rendition.mp4");
+            let output =
+                p.attach_output_in(&request, OutputSpec::mp4_file(&path)).map_err(|e| format!("rendition: {e}"))?;
+            Some((output, path))
+        }
+        _ => None,
+    };
     let consumer = make_consumer(program.clone(), ids, errors.clone());
     let (stop, ended) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let replayer = {
@@ -204,6 +239,15 @@ fn run(args: Args) -> Result<(), String> {
         (Some(p), Some(o)) => Some(p.detach_output(o).map_err(|e| format!("finishing the output: {e}"))?),
         _ => None,
     };
+    if let (Some(p), Some((o, path))) = (&program, &second) {
+        let st = p.detach_output(*o).map_err(|e| format!("finishing the rendition's output: {e}"))?;
+        println!(
+            "rendition output: {} ({} frames, {:.1} s)",
+            path.display(),
+            st.video_frames,
+            st.duration.as_secs_f64()
+        );
+    }
     if let Some(p) = &program {
         p.stop().map_err(|e| format!("stopping the program: {e}"))?;
     }
@@ -251,7 +295,9 @@ fn run(args: Args) -> Result<(), String> {
          rest of machine {others:.2} cores, steal {steal:.2}",
         if args.reader_only { "reader only" } else { "tessera (reader + program)" }
     );
-    let variant = [args.layout.as_str()].into_iter().chain(args.experiments.iter().map(String::as_str));
+    let second = args.rendition.as_ref().map(|((w, h), l)| format!("+rendition-{w}x{h}-{l}"));
+    let variant = [format!("{}{}", args.layout, second.unwrap_or_default())];
+    let variant = variant.iter().map(String::as_str).chain(args.experiments.iter().map(String::as_str));
     let variant = variant.collect::<Vec<_>>().join("+");
     println!(
         "RESULT mode={} variant={} cpu_s={cpu:.3} program_s={program_s:.3} wall_s={wall:.3} cores={cores:.4} \

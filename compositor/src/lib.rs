@@ -27,7 +27,8 @@ pub use destination::{DestinationId, DestinationInfo, DestinationSpec, Destinati
 pub use error::{CompositorError, Result};
 pub use hls_output::{HlsInit, HlsOutputSpec, HlsSink};
 pub use program::{
-    OutputId, OutputSpec, OutputStats, Preview, Program, ProgramEvent, ProgramId, ProgramStats, TrackStats,
+    DecoderCount, OutputId, OutputSpec, OutputStats, Preview, Program, ProgramEvent, ProgramId, ProgramStats,
+    RenditionId, RenditionInfo, RenditionRequest, TrackStats, VideoFormat,
 };
 pub use rtp::SenderReport;
 pub use rtp_output::{RtpClockSample, RtpOutputInfo, RtpOutputSpec, RtpSink, RtpStream, RtpStreamInfo};

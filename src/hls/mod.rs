@@ -26,7 +26,6 @@ use crate::error::{Error, Result};
 use crate::json_store::{JsonStore, Stored};
 use crate::locks::lock;
 use crate::media::{ProgramHub, ProgramOrigin};
-use crate::recordings::same_size_for;
 use crate::time::rfc3339;
 
 /// How long a stopped output's files stay served (its playlist then says it has ended).
@@ -149,20 +148,11 @@ impl HlsOutputs {
                 return Err(crate::error::invalid("/s3", "this server has no S3 bucket configured (--s3-bucket)"));
             }
         };
-        if let Some(p) = self.hub.program(room) {
-            same_size_for("this HLS output", room, p.config(), &config)?;
-        }
-        self.hub.show_layout(room, &layout)?;
         let uploader = bucket.clone().map(|t| Uploader::start(runtime, t, self.s3.clone()));
         let files = Arc::new(HlsFiles::new(uploader));
         let spec = OutputSpec::Hls(HlsOutputSpec::new(files.clone()));
-        let (program, output) = self.hub.with_program(room, config.clone(), layout, |program, started| {
-            if !started {
-                same_size_for("this HLS output", room, program.config(), &config)?;
-            }
-            let output = program.attach_output(spec)?;
-            Ok((program.clone(), output))
-        })?;
+        let (program, output) =
+            self.hub.attach_output(room, config, layout, spec, |program, output| Ok((program.clone(), output)))?;
         let hls = Hls {
             id: id.clone(),
             room: room.into(),

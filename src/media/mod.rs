@@ -8,7 +8,9 @@ use std::collections::HashMap;
 use std::sync::{Arc, Mutex, MutexGuard};
 
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{Program, ProgramConfig, ProgramEvent, ProgramId, TrackId};
+use tessera_compositor::{
+    OutputId, OutputSpec, Program, ProgramConfig, ProgramEvent, ProgramId, RenditionRequest, TrackId, VideoFormat,
+};
 use tessera_sfu::{KeyframeRequester, TrackInfo};
 
 mod handoff;
@@ -262,6 +264,31 @@ impl ProgramHub {
             self.stop_program_if(room, |p| Arc::ptr_eq(p, &program) && p.is_idle());
         }
         result
+    }
+
+    /// Attaches an output wanting `config`'s picture with `layout` to the room's program,
+    /// starting one if the room has none. An output of the program's size shows `layout` on it
+    /// (before its first frame, as the program has one layout); one of another size gets a
+    /// rendition of that size with `layout`, composed from the same decoded inputs (the audio
+    /// is the program's). `register` runs with the output attached, before the program can
+    /// report on it.
+    pub fn attach_output<T>(
+        &self,
+        room: &str,
+        config: ProgramConfig,
+        layout: Layout,
+        spec: OutputSpec,
+        register: impl FnOnce(&Arc<Program>, OutputId) -> Result<T>,
+    ) -> Result<T> {
+        let format = VideoFormat::of(&config);
+        if self.program(room).is_none_or(|p| VideoFormat::of(p.config()) == format) {
+            self.show_layout(room, &layout)?;
+        }
+        let request = RenditionRequest { format, layout: layout.clone() };
+        self.with_program(room, config, layout, |program, _| {
+            let output = program.attach_output_in(&request, spec)?;
+            register(program, output)
+        })
     }
 
     /// Shows `layout` on the room's running program, if any, before an output is attached to

@@ -78,11 +78,6 @@ impl Recordings {
 
     /// Starts recording `room` (blocking: may build the room's program).
     pub fn start(&self, room: &str, layout: Layout, layout_name: String, config: ProgramConfig) -> Result<Recording> {
-        // A running program shows the new layout before the recording's first frame.
-        if let Some(p) = self.hub.program(room) {
-            same_size(room, p.config(), &config)?;
-        }
-        self.hub.show_layout(room, &layout)?;
         let id = new_id();
         let location = self.store.location(room, &id)?;
         let spec = self.store.output(&location)?;
@@ -100,11 +95,9 @@ impl Recordings {
             download_url: None,
             node: None,
         };
-        self.hub.with_program(room, config.clone(), layout, |program, started| {
-            if !started {
-                same_size(room, program.config(), &config)?;
-            }
-            let output = program.attach_output(spec)?;
+        // A running program of this size shows the new layout before the recording's first
+        // frame; another size gets a rendition of its own.
+        self.hub.attach_output(room, config, layout, spec, |program, output| {
             // Known before the program can report on the output.
             let live = Live { program: program.clone(), output };
             self.lock().insert(id.clone(), Entry { rec: rec.clone(), live: Some(live), interrupted: false });
@@ -198,15 +191,16 @@ impl Recordings {
 
     /// Swaps the room's layout; returns once the program shows it (blocking).
     pub fn set_layout(&self, id: &str, layout: Layout, name: String) -> Result<Recording> {
-        let program = {
+        let live = {
             let entries = self.lock();
             let e = entries.get(id).ok_or_else(|| not_found(id))?;
             match (&e.live, e.rec.status) {
-                (Some(live), RecordingStatus::Starting | RecordingStatus::Recording) => live.program.clone(),
+                (Some(live), RecordingStatus::Starting | RecordingStatus::Recording) => live.clone(),
                 _ => return Err(ended(id)),
             }
         };
-        program.set_layout(layout)?;
+        // The layout of the recording's rendition (the program's own, or its size's).
+        live.program.set_output_layout(live.output, layout)?;
         let mut entries = self.lock();
         let e = entries.get_mut(id).ok_or_else(|| not_found(id))?;
         e.rec.layout = name;
@@ -291,33 +285,12 @@ fn refresh(e: &Entry) -> Recording {
     rec
 }
 
-/// A room's program has one size: a recording of another size would be a second rendition.
-fn same_size(room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<()> {
-    same_size_for("this recording", room, have, want)
-}
-
-/// A room's program has one size: an output (`what`) of another size would be a second
-/// rendition, which the program does not make (409).
-pub(crate) fn same_size_for(what: &str, room: &str, have: &ProgramConfig, want: &ProgramConfig) -> Result<()> {
-    if (have.width, have.height, have.fps, have.video_bitrate_kbps)
-        != (want.width, want.height, want.fps, want.video_bitrate_kbps)
-    {
-        let (have, want) = (describe(have), describe(want));
-        return Err(Error::Conflict(format!("room {room} already runs a program at {have}; {what} asks for {want}")));
-    }
-    Ok(())
-}
-
 fn not_found(id: &str) -> Error {
     Error::NotFound(format!("no recording {id}"))
 }
 
 fn ended(id: &str) -> Error {
     Error::Conflict(format!("recording {id} has already ended"))
-}
-
-fn describe(c: &ProgramConfig) -> String {
-    format!("{}x{}@{} {} kbit/s", c.width, c.height, c.fps, c.video_bitrate_kbps)
 }
 
 fn new_id() -> String {

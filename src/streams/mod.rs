@@ -14,7 +14,7 @@ use std::time::{Duration, SystemTime};
 use serde::{Deserialize, Serialize};
 use tessera_compositor::destination::{DestinationId, DestinationInfo, DestinationSpec, IngestPreset, RtmpUrl};
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{Program, ProgramConfig, ProgramEvent};
+use tessera_compositor::{Program, ProgramConfig, ProgramEvent, RenditionRequest, VideoFormat};
 
 mod request;
 
@@ -64,10 +64,24 @@ struct Entry {
     live: Option<Live>,
 }
 
+#[derive(Clone)]
 struct Live {
     preset: IngestPreset,
     program: Arc<Program>,
     destinations: Vec<DestinationId>,
+    /// The picture and layout of the stream's own rendition, when it asked for a size other
+    /// than the room's program.
+    rendition: Option<RenditionRequest>,
+}
+
+impl Live {
+    fn destination(&self, url: RtmpUrl) -> DestinationSpec {
+        let spec = DestinationSpec::new(url).with_preset(self.preset.clone());
+        match &self.rendition {
+            Some(r) => spec.with_rendition(r.clone()),
+            None => spec,
+        }
+    }
 }
 
 /// All streams of this process.
@@ -148,20 +162,31 @@ impl Streams {
         room: &str,
         urls: Vec<RtmpUrl>,
         preset: IngestPreset,
-        layout: Layout,
-        layout_name: String,
+        (layout, layout_name): (Layout, String),
         mut config: ProgramConfig,
+        sized: bool,
     ) -> Result<Stream> {
         if urls.is_empty() {
             return Err(invalid("/destinations", "at least one rtmp:// or rtmps:// URL"));
         }
-        self.hub.show_layout(room, &layout)?;
         // A new program takes what the preset requires.
         preset.apply(&mut config);
-        let (program, ids) = self.hub.with_program(room, config, layout, |program, _| {
+        // A stream that names its picture, of another size than the running program, gets a
+        // rendition of its own; otherwise it streams the program, showing its layout.
+        let format = VideoFormat::of(&config);
+        let rendition = self
+            .hub
+            .program(room)
+            .filter(|p| sized && VideoFormat::of(p.config()) != format)
+            .map(|_| RenditionRequest { format, layout: layout.clone() });
+        if rendition.is_none() {
+            self.hub.show_layout(room, &layout)?;
+        }
+        let (live, ids) = self.hub.with_program(room, config, layout, |program, _| {
+            let live = Live { preset: preset.clone(), program: program.clone(), destinations: Vec::new(), rendition };
             let mut ids = Vec::new();
             for url in urls {
-                match program.add_destination(DestinationSpec::new(url).with_preset(preset.clone())) {
+                match program.add_destination(live.destination(url)) {
                     Ok(id) => ids.push(id),
                     Err(e) => {
                         for id in ids {
@@ -171,7 +196,7 @@ impl Streams {
                     }
                 }
             }
-            Ok((program.clone(), ids))
+            Ok((live, ids))
         })?;
         let id = new_id();
         let stream = Stream {
@@ -187,7 +212,7 @@ impl Streams {
             node: None,
         };
         tracing::info!(stream = %id, room, destinations = ids.len(), "stream started");
-        let entry = Entry { stream, live: Some(Live { preset, program, destinations: ids }) };
+        let entry = Entry { stream, live: Some(Live { destinations: ids, ..live }) };
         let shown = refresh(&entry);
         self.hub.webhooks().send("stream.started", room, serde_json::to_value(&shown).unwrap_or_default());
         let mut entries = self.lock();
@@ -221,16 +246,15 @@ impl Streams {
         add: Vec<RtmpUrl>,
         remove: Vec<u64>,
     ) -> Result<Stream> {
-        let (program, preset, current) = {
+        let (mut live, current) = {
             let entries = self.lock();
             let e = entries.get(id).ok_or_else(|| Error::NotFound(format!("no stream {id}")))?;
             match (&e.live, e.stream.status) {
-                (Some(live), StreamStatus::Active) => {
-                    (live.program.clone(), live.preset.clone(), live.destinations.clone())
-                }
+                (Some(live), StreamStatus::Active) => (live.clone(), live.destinations.clone()),
                 _ => return Err(Error::Conflict(format!("stream {id} has stopped"))),
             }
         };
+        let program = live.program.clone();
         for (i, d) in remove.iter().enumerate() {
             if !current.iter().any(|c| c.0 == *d) {
                 return Err(invalid(
@@ -240,24 +264,27 @@ impl Streams {
             }
         }
         if let Some((layout, _)) = &layout {
-            program.set_layout(layout.clone())?;
+            match &mut live.rendition {
+                Some(r) => {
+                    program.set_rendition_layout(r.format, layout.clone())?;
+                    r.layout = layout.clone();
+                }
+                None => program.set_layout(layout.clone())?,
+            }
         }
         let mut added = Vec::new();
         for url in add {
-            added.push(
-                program
-                    .add_destination(DestinationSpec::new(url).with_preset(preset.clone()))
-                    .map_err(destination_error)?,
-            );
+            added.push(program.add_destination(live.destination(url)).map_err(destination_error)?);
         }
         for d in &remove {
             let _ = program.remove_destination(DestinationId(*d));
         }
         let mut entries = self.lock();
         let e = entries.get_mut(id).ok_or_else(|| Error::NotFound(format!("no stream {id}")))?;
-        if let Some(live) = &mut e.live {
-            live.destinations.retain(|d| !remove.contains(&d.0));
-            live.destinations.extend(added);
+        if let Some(running) = &mut e.live {
+            running.destinations.retain(|d| !remove.contains(&d.0));
+            running.destinations.extend(added);
+            running.rendition = live.rendition;
         }
         if let Some((_, name)) = layout {
             e.stream.layout = name;

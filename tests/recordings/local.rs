@@ -36,8 +36,16 @@ fn record_a_room_swap_its_layout_and_stop() {
     assert_eq!(bad(br#"{"video":{"width":641}}"#), (422, "invalid_field".into(), "/video/width".into()));
     assert_eq!(bad(br#"{"colour":"red"}"#).1, "invalid_body");
     assert_eq!(bad(br#"{"layout":"grid""#).1, "malformed_json");
-    // Another size for a room whose program runs is a conflict.
-    assert_eq!(bad(br#"{"video":{"width":1280,"height":720}}"#).0, 409);
+    // Another size for a room whose program runs is a second rendition of it; it ends with
+    // its recording, and the first one goes on.
+    let other =
+        http::post_json(port, "/v1/rooms/demo/recordings", Some(TEST_KEY), br#"{"video":{"width":1280,"height":720}}"#);
+    assert_eq!(other.status, 201, "{}", String::from_utf8_lossy(&other.body));
+    let other = other.json()["id"].as_str().expect("id").to_owned();
+    let room = http::get(port, "/v1/rooms/demo", Some(TEST_KEY)).json();
+    assert_eq!(room["program"]["renditions"].as_array().map(Vec::len), Some(2), "{room}");
+    let stopped = http::post_json(port, &format!("/v1/recordings/{other}/stop"), Some(TEST_KEY), b"");
+    assert_eq!(stopped.status, 200, "{}", String::from_utf8_lossy(&stopped.body));
     assert_eq!(http::post_json(port, "/v1/rooms/demo/recordings", None, b"{}").status, 401);
     assert_eq!(error(&http::get(port, "/v1/recordings/rec_nothing", Some(TEST_KEY))).0, 404);
 
@@ -71,7 +79,7 @@ fn record_a_room_swap_its_layout_and_stop() {
     assert!(info.duration > 3.5, "{} s", info.duration);
     assert_eq!(std::fs::metadata(&path).unwrap().len(), done["bytes"].as_u64().unwrap());
     let list = http::get(port, "/v1/recordings?room=demo", Some(TEST_KEY)).json();
-    assert_eq!(list["recordings"].as_array().map(Vec::len), Some(1));
+    assert_eq!(list["recordings"].as_array().map(Vec::len), Some(2), "this one and the rendition's");
     assert_eq!(
         http::get(port, "/v1/recordings?room=other", Some(TEST_KEY)).json()["recordings"],
         serde_json::json!([])

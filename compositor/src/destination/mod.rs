@@ -30,11 +30,14 @@ pub struct DestinationSpec {
     pub url: RtmpUrl,
     pub preset: IngestPreset,
     pub reconnect: ReconnectPolicy,
+    /// A picture other than the program's own (a rendition of its size, with its layout);
+    /// None streams the program as it is.
+    pub rendition: Option<crate::program::RenditionRequest>,
 }
 
 impl DestinationSpec {
     pub fn new(url: RtmpUrl) -> Self {
-        DestinationSpec { url, preset: IngestPreset::default(), reconnect: ReconnectPolicy::default() }
+        DestinationSpec { url, preset: IngestPreset::default(), reconnect: ReconnectPolicy::default(), rendition: None }
     }
     pub fn with_preset(mut self, preset: IngestPreset) -> Self {
         self.preset = preset;
@@ -42,6 +45,10 @@ impl DestinationSpec {
     }
     pub fn with_reconnect(mut self, policy: ReconnectPolicy) -> Self {
         self.reconnect = policy;
+        self
+    }
+    pub fn with_rendition(mut self, rendition: crate::program::RenditionRequest) -> Self {
+        self.rendition = Some(rendition);
         self
     }
 }

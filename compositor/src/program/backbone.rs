@@ -1,5 +1,6 @@
-//! The fixed part of a room program: background sources, compositor and audio mixer, encoders,
-//! and the tees every output hangs off (one encode feeds all outputs).
+//! The fixed parts of a room program: the audio mixer, its AAC encode and their tees (one per
+//! program), and a rendition's video chain: background source, compositor, encoder and the tees
+//! every output of that rendition hangs off (one encode feeds all its outputs).
 //!
 //! Both mixers are live and aggregate on their deadline, so the program runs at a constant rate
 //! with no participant at all and while inputs stall: the compositor because its background is a
@@ -13,18 +14,24 @@ use crate::layout::Rgba;
 use gst::prelude::*;
 
 pub(crate) struct Backbone {
-    pub compositor: gst::Element,
     pub audiomixer: gst::Element,
-    pub background: BackgroundColor,
-    pub encoder: gst::Element,
-    /// The composited raw video, before the encoder (the preview hangs off it).
-    pub raw_tee: gst::Element,
-    pub video_tee: gst::Element,
     /// The mixed raw audio, before the AAC encoder (an RTP output's Opus encode hangs off it).
     pub raw_audio_tee: gst::Element,
     pub audio_tee: gst::Element,
     /// The audio mixer's first input: one block of silence at 0 (see `prime_audio`).
     audio_primer: gst::Pad,
+}
+
+/// One rendition's video: background, compositor, encoder and the tees its outputs hang off.
+pub(crate) struct VideoChain {
+    pub compositor: gst::Element,
+    pub background: BackgroundColor,
+    pub encoder: gst::Element,
+    /// The composited raw video, before the encoder (the preview hangs off it).
+    pub raw_tee: gst::Element,
+    pub video_tee: gst::Element,
+    /// Every element of the chain, to take it out of the pipeline again (a rendition ending).
+    pub elements: Vec<gst::Element>,
 }
 
 pub(crate) fn raw_video_caps(c: &ProgramConfig) -> gst::Caps {
@@ -70,12 +77,14 @@ fn configure_mixer(mixer: &gst::Element, c: &ProgramConfig) {
     set_if_exists(mixer, "ignore-inactive-pads", false);
 }
 
-pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Result<Backbone> {
+/// Builds a rendition's video chain in `pipeline`: background frame -> freeze -> compositor ->
+/// raw tee (the preview) -> x264 -> tee. `suffix` keeps element names unique when a program
+/// has several renditions (the first has none).
+pub(crate) fn build_video(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba, suffix: &str) -> Result<VideoChain> {
     let bin = pipeline.upcast_ref::<gst::Bin>();
-
-    // Video: background frame -> freeze -> compositor -> raw tee (the preview) -> x264 -> tee
-    let (freeze, background) = background_source(&raw_video_caps(c), bg.argb_u32())?;
-    let compositor = make("compositor", Some("compositor"))?;
+    let named = |n: &str| format!("{n}{suffix}");
+    let (freeze, background) = background_source(&raw_video_caps(c), bg.argb_u32(), &named("background"))?;
+    let compositor = make("compositor", Some(&named("compositor")))?;
     compositor.set_property_from_str("background", "black");
     compositor.set_property("emit-signals", true);
     // Blending a few tiles is a few memcpy's per frame: waking worker threads for it each frame
@@ -91,7 +100,7 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     // second frame ("timestamp gap: 0.0000 -> 0.0667"). `first` waits for a first buffer
     // before it ever times out, and starts on that buffer: the background's, on its frame grid.
     compositor.set_property_from_str("start-time-selection", "first");
-    let encoder = make("x264enc", Some("video-encoder"))?;
+    let encoder = make("x264enc", Some(&named("video-encoder")))?;
     encoder.set_property_from_str("speed-preset", &c.x264_preset);
     encoder.set_property("threads", c.encoder_threads());
     encoder.set_property_from_str("tune", "zerolatency");
@@ -101,38 +110,42 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
     encoder.set_property("b-adapt", false);
     // Keyframes exactly on the interval (ingest services require it); GOPs stay closed.
     encoder.set_property("option-string", "scenecut=0:open-gop=0");
-    let video_tee = make("tee", Some("video-tee"))?;
+    let video_tee = make("tee", Some(&named("video-tee")))?;
     video_tee.set_property("allow-not-linked", true);
-    let raw_tee = make("tee", Some("raw-video-tee"))?;
+    let raw_tee = make("tee", Some(&named("raw-video-tee")))?;
     raw_tee.set_property("allow-not-linked", true);
-    let enc_queue = make("queue", Some("video-encode-queue"))?;
+    let enc_queue = make("queue", Some(&named("video-encode-queue")))?;
     enc_queue.set_property("max-size-buffers", 5u32);
     enc_queue.set_property("max-size-bytes", 0u32);
     enc_queue.set_property("max-size-time", 0u64);
-    add_chain(
-        bin,
-        &[
-            freeze.clone(),
-            capsfilter(raw_video_caps(c))?,
-            compositor.clone(),
-            capsfilter(raw_video_caps(c))?,
-            raw_tee.clone(),
-            enc_queue,
-            encoder.clone(),
-            capsfilter(
-                gst::Caps::builder("video/x-h264")
-                    .field("stream-format", "avc")
-                    .field("alignment", "au")
-                    .field("profile", "high")
-                    .build(),
-            )?,
-            make("h264parse", None)?,
-            video_tee.clone(),
-        ],
-    )?;
+    let elements = vec![
+        freeze.clone(),
+        capsfilter(raw_video_caps(c))?,
+        compositor.clone(),
+        capsfilter(raw_video_caps(c))?,
+        raw_tee.clone(),
+        enc_queue,
+        encoder.clone(),
+        capsfilter(
+            gst::Caps::builder("video/x-h264")
+                .field("stream-format", "avc")
+                .field("alignment", "au")
+                .field("profile", "high")
+                .build(),
+        )?,
+        make("h264parse", None)?,
+        video_tee.clone(),
+    ];
+    add_chain(bin, &elements)?;
     if let Some(bg_pad) = compositor.static_pad("sink_0") {
         bg_pad.set_property("zorder", 0u32);
     }
+    Ok(VideoChain { compositor, background, encoder, raw_tee, video_tee, elements })
+}
+
+/// Builds the program's audio: the mixer, the raw mix's tee, the AAC encoder and its tee.
+pub(crate) fn build_audio(pipeline: &gst::Pipeline, c: &ProgramConfig) -> Result<Backbone> {
+    let bin = pipeline.upcast_ref::<gst::Bin>();
 
     // Audio: audiomixer -> raw tee (RTP outputs' Opus) -> AAC -> tee. Forced live: it mixes on
     // its deadline with no input at all (silence) instead of needing a live silence source and
@@ -198,17 +211,7 @@ pub(crate) fn build(pipeline: &gst::Pipeline, c: &ProgramConfig, bg: Rgba) -> Re
             gst::PadProbeReturn::Remove
         });
     }
-    Ok(Backbone {
-        compositor,
-        audiomixer,
-        background,
-        encoder,
-        raw_tee,
-        video_tee,
-        raw_audio_tee,
-        audio_tee,
-        audio_primer,
-    })
+    Ok(Backbone { audiomixer, raw_audio_tee, audio_tee, audio_primer })
 }
 
 impl Backbone {

@@ -44,8 +44,8 @@ struct PictureState {
 
 /// The live background source (an `imagefreeze` fed by a pad of our own) and the handle that
 /// sets its colour; it shows `argb` once `start`ed.
-pub(crate) fn background_source(caps: &gst::Caps, argb: u32) -> Result<(gst::Element, BackgroundColor)> {
-    let freeze = make("imagefreeze", Some("background"))?;
+pub(crate) fn background_source(caps: &gst::Caps, argb: u32, name: &str) -> Result<(gst::Element, BackgroundColor)> {
+    let freeze = make("imagefreeze", Some(name))?;
     freeze.set_property("is-live", true);
     freeze.set_property("allow-replace", true);
     let src = freeze.static_pad("src").ok_or(CompositorError::Gst("imagefreeze without src pad".into()))?;
@@ -63,7 +63,7 @@ pub(crate) fn background_source(caps: &gst::Caps, argb: u32) -> Result<(gst::Ele
     });
     let sink = freeze.static_pad("sink").ok_or(CompositorError::Gst("imagefreeze without sink pad".into()))?;
     let info = gst_video::VideoInfo::from_caps(caps).map_err(CompositorError::glib("background caps"))?;
-    let pad = live_src_pad("background", "background", caps)?;
+    let pad = live_src_pad(name, name, caps)?;
     let picture = BackgroundPicture { state: Mutex::new(PictureState { pad, sink, shown: None, wanted: argb }), info };
     Ok((freeze, BackgroundColor { picture: Arc::new(picture) }))
 }

@@ -1,10 +1,11 @@
-//! One input track: RTP and RTCP entry pads -> rtpjitterbuffer -> depay -> decode, in a bin
-//! whose ghost src pad feeds the compositor or the audio mixer.
+//! One input track: RTP and RTCP entry pads -> rtpjitterbuffer -> depay -> decode, in a bin.
+//! An audio track's ghost src pad feeds the audio mixer; a video track ends in a tee whose
+//! request pads (ghosted on the bin, one per rendition) feed the renditions' tile branches, so
+//! it is decoded once however many renditions show it.
 
 use super::elements::{add_chain, make, set_if_exists};
 use super::opus_decoder::OpusDecoder;
 use super::rtp_entry::RtpEntry;
-use super::tile_crop::TileCrop;
 use crate::config::ProgramConfig;
 use crate::error::{CompositorError, Result};
 use crate::keyframe::KeyframeRequestThrottle;
@@ -21,9 +22,8 @@ pub(crate) struct TrackInput {
     pub params: TrackParams,
     pub bin: gst::Bin,
     pub jitterbuffer: gst::Element,
-    pub label: Option<gst::Element>,
-    /// Crops the camera/screen frame for `cover` tiles (video only).
-    pub crop: Option<TileCrop>,
+    /// The decoded frames' tee (video only).
+    pub decoded: Option<gst::Element>,
     rtp: RtpEntry,
     rtcp: RtpEntry,
     /// The program's clock and base time, fixed once it plays (it never pauses): arrival
@@ -58,8 +58,7 @@ impl TrackInput {
         jb.set_property("do-lost", true);
         set_if_exists(&jb, "drop-on-latency", true);
         let mut chain: Vec<gst::Element> = vec![jb.clone()];
-        let mut label = None;
-        let mut crop = None;
+        let mut decoded = None;
         match params.codec {
             Codec::Vp8 | Codec::H264 => {
                 let (depay, decoder) = if params.codec == Codec::Vp8 {
@@ -78,20 +77,12 @@ impl TrackInput {
                     chain.push(make("h264parse", None)?);
                 }
                 chain.push(decoder);
-                let overlay = make("textoverlay", Some("label"))?;
-                overlay.set_property("silent", true);
-                overlay.set_property("shaded-background", true);
-                overlay.set_property("font-desc", "Sans Bold 16");
-                overlay.set_property_from_str("halignment", "position");
-                overlay.set_property_from_str("valignment", "position");
-                overlay.set_property("xpos", 0.5f64);
-                overlay.set_property("ypos", 0.92f64);
                 chain.push(make("videoconvert", None)?);
-                chain.push(overlay.clone());
-                label = Some(overlay);
-                let c = TileCrop::new("crop");
-                chain.push(c.upcast_element());
-                crop = Some(c);
+                let tee = make("tee", Some("decoded"))?;
+                // A rendition's branch may come and go while the track runs.
+                tee.set_property("allow-not-linked", true);
+                chain.push(tee.clone());
+                decoded = Some(tee);
             }
             Codec::Opus => {
                 chain.extend([
@@ -111,17 +102,18 @@ impl TrackInput {
             .ok_or_else(|| CompositorError::Gst("rtpjitterbuffer has no sink_rtcp pad".into()))?;
         let rtcp_caps = gst::Caps::new_empty_simple("application/x-rtcp");
         let rtcp = RtpEntry::link(&format!("track-{}-rtcp", id.0), &rtcp_caps, &rtcp_sink)?;
-        let last = chain.last().cloned().ok_or(CompositorError::Gst("empty chain".into()))?;
-        let src = last.static_pad("src").ok_or_else(|| CompositorError::Gst("chain end has no src pad".into()))?;
-        let ghost = gst::GhostPad::builder_with_target(&src)?.name("src").build();
-        bin.add_pad(&ghost)?;
+        if decoded.is_none() {
+            let last = chain.last().cloned().ok_or(CompositorError::Gst("empty chain".into()))?;
+            let src = last.static_pad("src").ok_or_else(|| CompositorError::Gst("chain end has no src pad".into()))?;
+            let ghost = gst::GhostPad::builder_with_target(&src)?.name("src").build();
+            bin.add_pad(&ghost)?;
+        }
         Ok(TrackInput {
             id,
             params,
             bin,
             jitterbuffer: jb,
-            label,
-            crop,
+            decoded,
             rtp,
             rtcp,
             clock,
@@ -136,8 +128,37 @@ impl TrackInput {
         self.params.kind != TrackKind::Audio
     }
 
+    /// An audio track's output.
     pub fn src_pad(&self) -> Option<gst::Pad> {
         self.bin.static_pad("src")
+    }
+
+    /// A new output of a video track's decoded frames (for one rendition's tile branch).
+    pub fn feed_pad(&self) -> Result<gst::Pad> {
+        let tee = self.decoded.as_ref().ok_or(CompositorError::Gst("an audio track has no decoded video".into()))?;
+        let tee_pad = tee.request_pad_simple("src_%u").ok_or(CompositorError::Gst("tee refused a pad".into()))?;
+        let ghost = match gst::GhostPad::builder_with_target(&tee_pad) {
+            Ok(b) => b.build(),
+            Err(e) => {
+                tee.release_request_pad(&tee_pad);
+                return Err(e.into());
+            }
+        };
+        let _ = ghost.set_active(true);
+        if let Err(e) = self.bin.add_pad(&ghost) {
+            tee.release_request_pad(&tee_pad);
+            return Err(e.into());
+        }
+        Ok(ghost.upcast())
+    }
+
+    /// Gives back a pad from `feed_pad` (already unlinked).
+    pub fn release_feed_pad(&self, pad: &gst::Pad) {
+        let target = pad.downcast_ref::<gst::GhostPad>().and_then(|g| g.target());
+        let _ = self.bin.remove_pad(pad);
+        if let (Some(tee), Some(target)) = (&self.decoded, target) {
+            tee.release_request_pad(&target);
+        }
     }
 
     fn running_time(&self) -> Option<gst::ClockTime> {

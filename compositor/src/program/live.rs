@@ -68,7 +68,11 @@ impl Inner {
         if !inner.running.load(Ordering::SeqCst) {
             return Err(CompositorError::NotRunning);
         }
-        spec.preset.check(&inner.config).map_err(|e| CompositorError::InvalidDestination {
+        let config = match &spec.rendition {
+            Some(r) => r.format.applied_to(&inner.config),
+            None => inner.config.clone(),
+        };
+        spec.preset.check(&config).map_err(|e| CompositorError::InvalidDestination {
             field: format!("program.{}", e.field),
             reason: format!("preset {}: {}", spec.preset.name(), e.reason),
         })?;
@@ -185,7 +189,11 @@ impl Inner {
                 gst::PadProbeReturn::Ok
             });
         }
-        let output = self.attach_output(OutputSpec::Flv { sink: sink.clone() })?;
+        let flv = OutputSpec::Flv { sink: sink.clone() };
+        let output = match &spec.rendition {
+            Some(rendition) => self.attach_output_in(rendition, flv)?,
+            None => self.attach_output(flv)?,
+        };
         Ok(Connection { output, sink, sink_buffers })
     }
 

@@ -13,6 +13,7 @@ mod opus_decoder;
 mod output_bin;
 mod outputs;
 mod preview;
+mod rendition;
 mod rtp_bin;
 mod rtp_entry;
 mod scene;
@@ -23,6 +24,7 @@ pub use elements::{REQUIRED_ELEMENTS, missing_elements};
 pub use input::TrackStats;
 pub use output_bin::{OutputId, OutputSpec, OutputStats};
 pub use preview::{PREVIEW_FPS, PREVIEW_MAX_SIDE, Preview, preview_size};
+pub use rendition::{DecoderCount, RenditionId, RenditionInfo, RenditionRequest, VideoFormat};
 
 use crate::config::ProgramConfig;
 use crate::destination::{DestinationId, DestinationStatus};
@@ -35,7 +37,7 @@ use crate::track::{TrackId, TrackKind, TrackParams};
 use gst::prelude::*;
 use input::TrackInput;
 use output_bin::Output;
-use scene::Scene;
+use rendition::Rendition;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, Mutex, RwLock, Weak};
@@ -108,28 +110,30 @@ pub struct Program {
 ///
 /// Lock order: `destinations` first (a destination's output is attached, and its totals read,
 /// under it: `topology`, `outputs`). Then `topology`, held across a whole change of the
-/// pipeline's shape (a track, a name card, an output, the preview), with the others taken
-/// under it. Then `placeholders`, then `scene` (`refresh_placeholders`); `preview`, then
+/// pipeline's shape (a track, a name card, an output, a rendition, the preview), with the
+/// others taken under it. Then `renditions` (read, never held across another lock), then a
+/// rendition's own locks (`placeholders`, then `scene`; `tiles`); `preview`, then
 /// `preview_idle` and the branch's own lock. Every other lock is a leaf, taken one at a time
-/// and never while another is held, except `scene`, which `wait_applied` holds while it waits
-/// on `scene_applied`. Events reach the handler with no lock held; the keyframe handler may be
-/// called under `topology` (a new video track asks for its first keyframe).
+/// and never while another is held, except a rendition's `scene`, which `wait_applied` holds
+/// while it waits on `scene_applied`. Events reach the handler with no lock held; the keyframe
+/// handler may be called under `topology` (a new video track asks for its first keyframe).
 pub(crate) struct Inner {
     pipeline: gst::Pipeline,
     config: ProgramConfig,
+    /// The audio mix and its encodes, shared by every rendition.
     backbone: backbone::Backbone,
-    scene: Mutex<Scene>,
-    scene_applied: Condvar,
+    /// The program's own rendition (also in `renditions`).
+    primary: Arc<Rendition>,
+    /// Every rendition by id, the primary first.
+    renditions: RwLock<BTreeMap<rendition::RenditionId, Arc<Rendition>>>,
     /// Serialises changes of the pipeline's topology (tracks, placeholders, outputs).
     topology: Mutex<()>,
     tracks: RwLock<BTreeMap<TrackId, Arc<TrackInput>>>,
-    /// Name-card sources by participant.
-    placeholders: Mutex<BTreeMap<String, gst::Bin>>,
     outputs: Mutex<BTreeMap<OutputId, Output>>,
     destinations: Mutex<live::Destinations>,
     /// Detached outputs whose sink is still storing what it received.
     draining: Mutex<BTreeMap<OutputId, (std::sync::mpsc::SyncSender<()>, Instant)>>,
-    /// The live preview branch, while someone looks at it.
+    /// The live preview branch (of the primary rendition), while someone looks at it.
     preview: Mutex<Option<preview::PreviewBranch>>,
     preview_idle: Mutex<Duration>,
     next_id: AtomicU64,
@@ -138,8 +142,6 @@ pub(crate) struct Inner {
     /// Coalesces viewers' keyframe requests (`request_keyframe`).
     viewer_keyframes: Mutex<crate::keyframe::KeyframeRequestThrottle>,
     event_handler: RwLock<Option<EventHandler>>,
-    frames: AtomicU64,
-    position: AtomicU64,
     started: Instant,
     running: AtomicBool,
     bus_thread: Mutex<Option<std::thread::JoinHandle<()>>>,
@@ -156,19 +158,16 @@ impl Program {
         init()?;
         config.validate()?;
         let pipeline = gst::Pipeline::builder().name("room-program").build();
-        let backbone = backbone::build(&pipeline, &config, layout.background())?;
-        let canvas = Canvas { width: config.width, height: config.height };
-        let mut scene = Scene::new(layout, canvas);
-        scene.set_background(backbone.background.clone());
+        let backbone = backbone::build_audio(&pipeline, &config)?;
+        let primary = rendition::build(&pipeline, rendition::RenditionId::PRIMARY, config.clone(), layout, None)?;
         let inner = Arc::new(Inner {
             pipeline,
             config,
             backbone,
-            scene: Mutex::new(scene),
-            scene_applied: Condvar::new(),
+            renditions: RwLock::new(BTreeMap::from([(primary.id, primary.clone())])),
+            primary,
             topology: Mutex::new(()),
             tracks: RwLock::new(BTreeMap::new()),
-            placeholders: Mutex::new(BTreeMap::new()),
             outputs: Mutex::new(BTreeMap::new()),
             destinations: Mutex::new(live::Destinations::default()),
             draining: Mutex::new(BTreeMap::new()),
@@ -179,17 +178,14 @@ impl Program {
             keyframe_handler: RwLock::new(None),
             viewer_keyframes: outputs::viewer_keyframes(),
             event_handler: RwLock::new(None),
-            frames: AtomicU64::new(0),
-            position: AtomicU64::new(0),
             started: Instant::now(),
             running: AtomicBool::new(true),
             bus_thread: Mutex::new(None),
         });
-        Inner::connect_compositor(&inner);
         let bus = bus::spawn(&inner)?;
         *lock(&inner.bus_thread) = Some(bus);
         inner.pipeline.set_state(gst::State::Playing)?;
-        if let Err(e) = inner.backbone.background.start().and_then(|_| inner.backbone.prime_audio(&inner.config)) {
+        if let Err(e) = inner.primary.video.background.start().and_then(|_| inner.backbone.prime_audio(&inner.config)) {
             let _ = inner.stop();
             return Err(e);
         }
@@ -216,8 +212,7 @@ impl Program {
     /// Swaps the layout. Returns once the program composes with it, so the caller knows that
     /// the next frames use the new layout. The encoder and the outputs are not touched.
     pub fn set_layout(&self, layout: Layout) -> Result<()> {
-        let generation = lock(&self.inner.scene).set_layout(layout);
-        self.inner.wait_applied(generation, Duration::from_secs(5))
+        self.inner.primary.set_layout(layout, &self.inner.running)
     }
 
     /// Parses, validates and applies a layout document. An invalid one is refused with the
@@ -228,32 +223,45 @@ impl Program {
     }
 
     pub fn layout(&self) -> Layout {
-        lock(&self.inner.scene).layout().clone()
+        lock(&self.inner.primary.scene).layout().clone()
     }
 
-    /// Active speakers, most recent first (from the SFU's audio levels).
+    /// Active speakers, most recent first (from the SFU's audio levels), in every rendition.
     pub fn set_active_speakers(&self, ranking: &[String]) {
-        lock(&self.inner.scene).set_active_speakers(ranking);
+        for r in self.inner.all_renditions() {
+            lock(&r.scene).set_active_speakers(ranking);
+        }
     }
 
-    /// Participants pinned by the application (layouts with `pinned` regions show them).
+    /// Participants pinned by the application (layouts with `pinned` regions show them), in
+    /// every rendition.
     pub fn set_pinned(&self, identities: &[String]) {
-        lock(&self.inner.scene).set_pinned(identities);
+        for r in self.inner.all_renditions() {
+            lock(&r.scene).set_pinned(identities);
+        }
     }
 
     pub fn participants(&self) -> Vec<ParticipantView> {
-        lock(&self.inner.scene).participants().cloned().collect()
+        lock(&self.inner.primary.scene).participants().cloned().collect()
     }
 
-    /// The tiles of the last composed frame.
+    /// The tiles of the last frame composed at the program's own size.
     pub fn tiles(&self) -> Vec<Tile> {
-        lock(&self.inner.scene).tiles().to_vec()
+        lock(&self.inner.primary.scene).tiles().to_vec()
     }
 
-    /// Waits until every pending scene change is on screen.
+    /// The tiles of the last frame a rendition composed.
+    pub fn rendition_tiles(&self, id: rendition::RenditionId) -> Option<Vec<Tile>> {
+        self.inner.rendition(id).map(|r| lock(&r.scene).tiles().to_vec())
+    }
+
+    /// Waits until every pending scene change is on screen, in every rendition.
     pub fn sync_scene(&self, timeout: Duration) -> Result<()> {
-        let generation = lock(&self.inner.scene).generation();
-        self.inner.wait_applied(generation, timeout)
+        for r in self.inner.all_renditions() {
+            let generation = lock(&r.scene).generation();
+            r.wait_applied(generation, timeout, &self.inner.running)?;
+        }
+        Ok(())
     }
 
     /// No output, destination or finishing recording depends on the program any more.
@@ -268,8 +276,8 @@ impl Program {
 
     pub fn stats(&self) -> ProgramStats {
         ProgramStats {
-            frames: self.inner.frames.load(Ordering::Relaxed),
-            position: Duration::from_nanos(self.inner.position.load(Ordering::Relaxed)),
+            frames: self.inner.primary.frames.load(Ordering::Relaxed),
+            position: Duration::from_nanos(self.inner.primary.position.load(Ordering::Relaxed)),
             tracks: read(&self.inner.tracks).len(),
             outputs: lock(&self.inner.outputs).len(),
         }
@@ -309,54 +317,6 @@ impl Inner {
         }
     }
 
-    pub(super) fn wait_applied(&self, generation: u64, timeout: Duration) -> Result<()> {
-        let deadline = Instant::now() + timeout;
-        let mut scene = lock(&self.scene);
-        while scene.applied_generation() < generation {
-            if !self.running.load(Ordering::SeqCst) {
-                return Err(CompositorError::NotRunning);
-            }
-            let left = deadline.saturating_duration_since(Instant::now());
-            if left.is_zero() {
-                return Err(CompositorError::Timeout("the program to compose the new layout"));
-            }
-            scene = wait_timeout(&self.scene_applied, scene, left.min(Duration::from_millis(100)));
-        }
-        Ok(())
-    }
-
-    /// Layout changes land in the aggregator thread, between two frames.
-    pub(super) fn connect_compositor(inner: &Arc<Inner>) {
-        let weak: Weak<Inner> = Arc::downgrade(inner);
-        inner.backbone.compositor.connect("samples-selected", false, move |_| {
-            let inner = weak.upgrade()?;
-            // Never block this thread on the scene: if the lock is busy, the change lands on
-            // the next frame.
-            let plan = try_lock(&inner.scene).and_then(|mut scene| scene.take_plan());
-            if let Some(plan) = plan {
-                plan.apply_pads();
-                lock(&inner.scene).mark_applied(plan.generation);
-                inner.scene_applied.notify_all();
-                for update in plan.deferred {
-                    inner.pipeline.call_async(move |_| update.apply());
-                }
-            }
-            None
-        });
-        let weak: Weak<Inner> = Arc::downgrade(inner);
-        if let Some(pad) = inner.backbone.compositor.static_pad("src") {
-            pad.add_probe(gst::PadProbeType::BUFFER, move |_, info| {
-                if let (Some(inner), Some(gst::PadProbeData::Buffer(b))) = (weak.upgrade(), info.data.as_ref()) {
-                    inner.frames.fetch_add(1, Ordering::Relaxed);
-                    if let Some(pts) = b.pts() {
-                        inner.position.store(pts.nseconds(), Ordering::Relaxed);
-                    }
-                }
-                gst::PadProbeReturn::Ok
-            });
-        }
-    }
-
     pub(super) fn remove_bin(&self, bin: &gst::Bin) {
         remove_bin(&self.pipeline, bin);
     }
@@ -374,8 +334,10 @@ impl Inner {
             }
         }
         let _ = self.pipeline.set_state(gst::State::Null);
-        self.backbone.background.close();
-        self.scene_applied.notify_all();
+        for r in self.all_renditions() {
+            r.video.background.close();
+            r.scene_applied.notify_all();
+        }
         if let Some(t) = lock(&self.bus_thread).take()
             && t.thread().id() != std::thread::current().id()
         {

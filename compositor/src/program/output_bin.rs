@@ -79,6 +79,8 @@ pub(crate) struct Output {
     pub eos: std::sync::mpsc::Receiver<()>,
     /// An RTP output's streams.
     pub rtp: Option<RtpOutputInfo>,
+    /// The rendition whose video it takes.
+    pub rendition: super::rendition::RenditionId,
 }
 
 impl Output {

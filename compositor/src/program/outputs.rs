@@ -5,6 +5,7 @@
 
 use super::*;
 use crate::keyframe::KeyframeRequestThrottle;
+use crate::rtp_output::RtpOutputInfo;
 
 /// At most one keyframe forced for viewers a second, however many ask: each costs every
 /// output several frames' worth of bits.
@@ -47,6 +48,7 @@ impl Program {
 }
 
 impl Inner {
+    /// Attaches an output to the program's own rendition.
     pub(super) fn attach_output(&self, spec: OutputSpec) -> Result<OutputId> {
         if !self.running.load(Ordering::SeqCst) {
             return Err(CompositorError::NotRunning);
@@ -57,6 +59,20 @@ impl Inner {
             _ => None,
         };
         let _t = lock(&self.topology);
+        self.attach_output_locked(&self.primary, spec, rtp)
+    }
+
+    /// Attaches an output to `rendition`'s video (and the program's audio); an RTP output
+    /// comes described. Called under `topology`.
+    pub(super) fn attach_output_locked(
+        &self,
+        rendition: &Rendition,
+        spec: OutputSpec,
+        rtp: Option<RtpOutputInfo>,
+    ) -> Result<OutputId> {
+        if !self.running.load(Ordering::SeqCst) {
+            return Err(CompositorError::NotRunning);
+        }
         let id = OutputId(self.next_id.fetch_add(1, Ordering::Relaxed));
         let timeline = spec.timeline();
         // An RTP output encodes the raw mix to Opus; the others take the AAC.
@@ -76,7 +92,7 @@ impl Inner {
         self.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         let mut tee_pads = Vec::new();
-        for (tee, kind) in [(&self.backbone.video_tee, "video"), (audio_tee, "audio")] {
+        for (tee, kind) in [(&rendition.video.video_tee, "video"), (audio_tee, "audio")] {
             let tee_pad = tee.request_pad_simple("src_%u").ok_or(CompositorError::Gst("tee refused a pad".into()))?;
             let sink_pad = bin.static_pad(kind).ok_or(CompositorError::Gst("no output pad".into()))?;
             tee_pad.link(&sink_pad)?;
@@ -85,19 +101,18 @@ impl Inner {
         let audio_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no audio pad".into()))?;
         let video_tee_pad = tee_pads.pop().ok_or(CompositorError::Gst("no video pad".into()))?;
         // Start the new output promptly.
-        self.force_keyframe();
+        force_keyframe(rendition);
         let rtp_ssrcs = rtp.as_ref().map(|r| (r.video.ssrc, r.audio.ssrc));
-        lock(&self.outputs).insert(id, Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos, rtp });
-        tracing::info!(output = %id, ?rtp_ssrcs, "output attached");
+        let output = Output { bin, sink, video_tee_pad, audio_tee_pad, counters, eos, rtp, rendition: rendition.id };
+        lock(&self.outputs).insert(id, output);
+        tracing::info!(output = %id, rendition = %rendition.id, ?rtp_ssrcs, "output attached");
         Ok(id)
     }
 
-    /// Asks the encoder for a keyframe with SPS/PPS (an IDR: the GOPs are closed).
+    /// Asks the program's own encoder for a keyframe with SPS/PPS (an IDR: the GOPs are
+    /// closed).
     pub(super) fn force_keyframe(&self) {
-        if let Some(pad) = self.backbone.encoder.static_pad("src") {
-            let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
-            pad.send_event(ev);
-        }
+        force_keyframe(&self.primary);
     }
 
     pub(super) fn detach_output(&self, id: OutputId, timeout: Duration) -> Result<OutputStats> {
@@ -116,6 +131,7 @@ impl Inner {
                 (rx, t)
             });
             self.unhook_output(&out, true);
+            self.remove_rendition_if_unused_locked(out.rendition);
             (out, completion)
         };
         // Waiting happens outside the topology lock: tracks and other outputs carry on.
@@ -152,6 +168,7 @@ impl Inner {
         let Some(out) = lock(&self.outputs).remove(&id) else { return };
         self.unhook_output(&out, false);
         self.remove_bin(&out.bin);
+        self.remove_rendition_if_unused_locked(out.rendition);
     }
 
     /// Unlinks an output from the tees it hangs off; with `finish`, sends it EOS so its muxer
@@ -169,5 +186,13 @@ impl Inner {
                 tee.release_request_pad(tee_pad);
             }
         }
+    }
+}
+
+/// Asks a rendition's encoder for a keyframe with SPS/PPS (an IDR: the GOPs are closed).
+fn force_keyframe(rendition: &Rendition) {
+    if let Some(pad) = rendition.video.encoder.static_pad("src") {
+        let ev = gst_video::UpstreamForceKeyUnitEvent::builder().all_headers(true).build();
+        pad.send_event(ev);
     }
 }

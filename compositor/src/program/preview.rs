@@ -216,7 +216,8 @@ impl Inner {
         inner.pipeline.add(&bin)?;
         bin.sync_state_with_parent()?;
         let linked = inner
-            .backbone
+            .primary
+            .video
             .raw_tee
             .request_pad_simple("src_%u")
             .ok_or(CompositorError::Gst("tee refused a pad".into()))
@@ -225,7 +226,7 @@ impl Inner {
                 match tee_pad.link(&sink) {
                     Ok(_) => Ok(tee_pad),
                     Err(e) => {
-                        inner.backbone.raw_tee.release_request_pad(&tee_pad);
+                        inner.primary.video.raw_tee.release_request_pad(&tee_pad);
                         Err(e.into())
                     }
                 }
@@ -252,7 +253,7 @@ impl Inner {
         if let Some(sink) = branch.bin.static_pad("sink") {
             let _ = branch.tee_pad.unlink(&sink);
         }
-        self.backbone.raw_tee.release_request_pad(&branch.tee_pad);
+        self.primary.video.raw_tee.release_request_pad(&branch.tee_pad);
         self.remove_bin(&branch.bin);
         tracing::info!("preview detached (idle)");
     }

@@ -67,7 +67,8 @@ impl Inner {
 
     /// The `profile-level-id` of the program's H.264 (from its SPS, as x264 chose the level).
     fn encoded_video_profile(&self, timeout: Duration) -> Result<String> {
-        let pad = self.backbone.video_tee.static_pad("sink").ok_or(CompositorError::Gst("tee without sink".into()))?;
+        let pad =
+            self.primary.video.video_tee.static_pad("sink").ok_or(CompositorError::Gst("tee without sink".into()))?;
         let deadline = Instant::now() + timeout;
         loop {
             let avcc = pad.current_caps().and_then(|caps| {

@@ -52,6 +52,16 @@ impl Scene {
         }
     }
 
+    /// A scene for another rendition: the same participants, speakers and pins, with its own
+    /// layout and canvas (its pads are registered as its sources are linked).
+    pub fn fork(&self, layout: Layout, canvas: Canvas) -> Self {
+        let mut scene = Scene::new(layout, canvas);
+        scene.participants = self.participants.clone();
+        scene.next_join = self.next_join;
+        scene.speakers = self.speakers.clone();
+        scene
+    }
+
     pub fn set_background(&mut self, color: BackgroundColor) {
         self.background = Some(color);
         self.touch();

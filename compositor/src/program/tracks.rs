@@ -13,7 +13,9 @@ impl Program {
             return Err(CompositorError::InvalidTrack("participant identity is empty".into()));
         }
         let _t = lock(&self.inner.topology);
-        lock(&self.inner.scene).ensure_participant(identity, name);
+        for r in self.inner.all_renditions() {
+            lock(&r.scene).ensure_participant(identity, name);
+        }
         self.inner.refresh_placeholders()
     }
 
@@ -25,7 +27,9 @@ impl Program {
             self.remove_track(id)?;
         }
         let _t = lock(&self.inner.topology);
-        lock(&self.inner.scene).remove_participant(identity);
+        for r in self.inner.all_renditions() {
+            lock(&r.scene).remove_participant(identity);
+        }
         self.inner.refresh_placeholders()
     }
 
@@ -50,26 +54,32 @@ impl Program {
         let track = Arc::new(TrackInput::build(id, params.clone(), &inner.config, &inner.pipeline)?);
         Inner::connect_track(inner, &track);
         inner.pipeline.add(&track.bin)?;
-        let src = track.src_pad().ok_or(CompositorError::Gst("track bin has no src".into()))?;
-        let mixer = if track.is_video() { &inner.backbone.compositor } else { &inner.backbone.audiomixer };
-        let mixer_pad =
-            mixer.request_pad_simple("sink_%u").ok_or(CompositorError::Gst("mixer refused a sink pad".into()))?;
-        if let Err(e) = src.link(&mixer_pad) {
-            mixer.release_request_pad(&mixer_pad);
-            let _ = inner.pipeline.remove(&track.bin);
-            return Err(e.into());
+        let renditions = inner.all_renditions();
+        for r in &renditions {
+            lock(&r.scene).ensure_participant(&params.participant, &params.name);
         }
         if track.is_video() {
-            // Hidden until the next layout pass places it: a new input never flashes full-frame.
-            mixer_pad.set_property("alpha", 0.0f64);
-        }
-        {
-            let mut scene = lock(&inner.scene);
-            scene.ensure_participant(&params.participant, &params.name);
-            if track.is_video() {
-                let source = tile_source(params.kind);
-                scene.register_pad(&params.participant, source, mixer_pad, track.label.clone(), track.crop.clone());
-                scene.set_video(&params.participant, source, Some(VideoSize { width: 0, height: 0 }));
+            // One branch per rendition, each hidden until its next layout pass places it: a new
+            // input never flashes full-frame.
+            for r in &renditions {
+                if let Err(e) = inner.link_tile(r, &track) {
+                    inner.unlink_video_track(&track);
+                    return Err(e);
+                }
+            }
+            let source = tile_source(params.kind);
+            for r in &renditions {
+                lock(&r.scene).set_video(&params.participant, source, Some(VideoSize { width: 0, height: 0 }));
+            }
+        } else {
+            let src = track.src_pad().ok_or(CompositorError::Gst("track bin has no src".into()))?;
+            let mixer = &inner.backbone.audiomixer;
+            let mixer_pad =
+                mixer.request_pad_simple("sink_%u").ok_or(CompositorError::Gst("mixer refused a sink pad".into()))?;
+            if let Err(e) = src.link(&mixer_pad) {
+                mixer.release_request_pad(&mixer_pad);
+                let _ = inner.pipeline.remove(&track.bin);
+                return Err(e.into());
             }
         }
         lock(&inner.sync).add_track(id, &params.participant);
@@ -138,8 +148,8 @@ impl Inner {
             inner.apply_ts_offsets(&changes);
             None
         });
-        // The decoded size drives `contain`/`cover` geometry: taken before the crop.
-        if let Some(pad) = track.crop.as_ref().and_then(|c| c.static_pad("sink")) {
+        // The decoded size drives `contain`/`cover` geometry in every rendition.
+        if let Some(pad) = track.decoded.as_ref().and_then(|t| t.static_pad("sink")) {
             let weak = Arc::downgrade(inner);
             let participant = track.params.participant.clone();
             let source = tile_source(track.params.kind);
@@ -150,7 +160,9 @@ impl Inner {
                     && let Some(inner) = weak.upgrade()
                 {
                     let size = VideoSize { width: vi.width(), height: vi.height() };
-                    lock(&inner.scene).update_video_size(&participant, source, size);
+                    for r in inner.all_renditions() {
+                        lock(&r.scene).update_video_size(&participant, source, size);
+                    }
                 }
                 gst::PadProbeReturn::Ok
             });
@@ -185,24 +197,36 @@ impl Inner {
         let track = write(&self.tracks).remove(&id).ok_or(CompositorError::UnknownTrack(id.0))?;
         let changes = lock(&self.sync).remove_track(id);
         self.apply_ts_offsets(&changes);
-        let mixer_pad = {
-            let mut scene = lock(&self.scene);
-            if track.is_video() {
-                let source = tile_source(track.params.kind);
-                scene.set_video(&track.params.participant, source, None);
-                scene.unregister_pad(&track.params.participant, source)
-            } else {
-                None
-            }
-        };
         track.close();
-        self.detach_source(&track.bin, mixer_pad, track.is_video());
+        if track.is_video() {
+            let source = tile_source(track.params.kind);
+            for r in self.all_renditions() {
+                let mut scene = lock(&r.scene);
+                scene.set_video(&track.params.participant, source, None);
+                scene.unregister_pad(&track.params.participant, source);
+            }
+            self.unlink_video_track(&track);
+        } else {
+            self.detach_source(&track.bin, None, &self.backbone.audiomixer);
+        }
         tracing::info!(track = %id, participant = %track.params.participant, "track removed");
         self.refresh_placeholders()
     }
 
+    /// Takes a video track's branches out of every rendition, then the track out of the
+    /// pipeline.
+    fn unlink_video_track(&self, track: &TrackInput) {
+        for r in self.all_renditions() {
+            let branch = lock(&r.tiles).remove(&track.id);
+            if let Some(branch) = branch {
+                self.unlink_tile(&r, branch, None);
+            }
+        }
+        self.remove_bin(&track.bin);
+    }
+
     /// Unlinks a source bin from its mixer and shuts it down without disturbing the mixer.
-    pub(super) fn detach_source(&self, bin: &gst::Bin, mixer_pad: Option<gst::Pad>, video: bool) {
+    pub(super) fn detach_source(&self, bin: &gst::Bin, mixer_pad: Option<gst::Pad>, mixer: &gst::Element) {
         if let Some(src) = bin.static_pad("src") {
             // Nothing more reaches the mixer, and nothing upstream sees "not linked".
             src.add_probe(gst::PadProbeType::BUFFER | gst::PadProbeType::BUFFER_LIST, |_, info| {
@@ -211,26 +235,32 @@ impl Inner {
             let peer = mixer_pad.or_else(|| src.peer());
             if let Some(peer) = peer {
                 let _ = src.unlink(&peer);
-                let mixer = if video { &self.backbone.compositor } else { &self.backbone.audiomixer };
                 mixer.release_request_pad(&peer);
             }
         }
         self.remove_bin(bin);
     }
 
-    /// Keeps a name card for every participant without camera video.
+    /// Keeps a name card for every participant without camera video, in every rendition.
     pub(super) fn refresh_placeholders(&self) -> Result<()> {
-        let wanted: BTreeMap<String, String> = lock(&self.scene)
+        for r in self.all_renditions() {
+            self.refresh_placeholders_in(&r)?;
+        }
+        Ok(())
+    }
+
+    pub(super) fn refresh_placeholders_in(&self, r: &rendition::Rendition) -> Result<()> {
+        let wanted: BTreeMap<String, String> = lock(&r.scene)
             .participants()
             .filter(|p| p.camera.is_none())
             .map(|p| (p.id.clone(), p.name.clone()))
             .collect();
-        let mut placeholders = lock(&self.placeholders);
+        let mut placeholders = lock(&r.placeholders);
         let stale: Vec<String> = placeholders.keys().filter(|k| !wanted.contains_key(*k)).cloned().collect();
         for id in stale {
             if let Some(bin) = placeholders.remove(&id) {
-                let pad = lock(&self.scene).unregister_pad(&id, TileSource::Placeholder);
-                self.detach_source(&bin, pad, true);
+                let pad = lock(&r.scene).unregister_pad(&id, TileSource::Placeholder);
+                self.detach_source(&bin, pad, &r.video.compositor);
             }
         }
         for (id, name) in wanted {
@@ -238,17 +268,17 @@ impl Inner {
                 continue;
             }
             let n = self.next_id.fetch_add(1, Ordering::Relaxed);
-            let bin = input::placeholder_bin(n, &name, &self.config)?;
+            let bin = input::placeholder_bin(n, &name, &r.config)?;
             self.pipeline.add(&bin)?;
-            let pad = self
-                .backbone
+            let pad = r
+                .video
                 .compositor
                 .request_pad_simple("sink_%u")
                 .ok_or(CompositorError::Gst("compositor refused a sink pad".into()))?;
             let src = bin.static_pad("src").ok_or(CompositorError::Gst("no src".into()))?;
             src.link(&pad)?;
             pad.set_property("alpha", 0.0f64);
-            lock(&self.scene).register_pad(&id, TileSource::Placeholder, pad, None, None);
+            lock(&r.scene).register_pad(&id, TileSource::Placeholder, pad, None, None);
             bin.sync_state_with_parent()?;
             placeholders.insert(id, bin);
         }
@@ -256,7 +286,7 @@ impl Inner {
     }
 }
 
-fn tile_source(kind: TrackKind) -> TileSource {
+pub(super) fn tile_source(kind: TrackKind) -> TileSource {
     match kind {
         TrackKind::Screen => TileSource::Screen,
         _ => TileSource::Camera,

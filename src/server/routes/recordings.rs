@@ -24,6 +24,13 @@ pub struct VideoSettings {
     bitrate_kbps: Option<u32>,
 }
 
+impl VideoSettings {
+    /// The request names a size, rate or bitrate of its own.
+    pub fn names_a_picture(&self) -> bool {
+        self.width.is_some() || self.height.is_some() || self.fps.is_some() || self.bitrate_kbps.is_some()
+    }
+}
+
 #[derive(Debug, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct AudioSettings {

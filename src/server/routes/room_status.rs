@@ -281,6 +281,10 @@ fn describe(media: &Media, name: &str) -> Value {
             "fps": c.fps,
             "frames": p.stats().frames,
             "preview_url": format!("/v1/rooms/{name}/preview.jpg"),
+            // Every picture the program composes (its own first), and the decoders all of
+            // them share: one per published track.
+            "renditions": p.renditions(),
+            "decoders": p.decoders(),
         })
     });
     let recordings: Vec<_> = media.recordings.list(Some(name)).into_iter().filter(|r| running(r.status)).collect();

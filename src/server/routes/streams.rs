@@ -52,9 +52,11 @@ pub async fn start(
     let preset = parse_preset(req.preset.as_deref()).map_err(api_error)?;
     let (layout, name) = parse_layout(req.layout.as_ref())?;
     let config = program_config(&req.video, &req.audio)?;
+    // Only a stream that names its picture gets a rendition of its own (see `Streams::start`).
+    let sized = req.video.names_a_picture();
     let s = media(&state)?.streams;
     let asked = room.clone();
-    let started = blocking(move || s.start(&room, urls, preset, layout, name, config), api_error).await;
+    let started = blocking(move || s.start(&room, urls, preset, (layout, name), config, sized), api_error).await;
     if let (Err(refusal), Some(node), Some(media)) = (&started, state.cluster(), state.media())
         && refusal.code == "no_capacity"
     {
