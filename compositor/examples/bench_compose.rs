@@ -21,6 +21,11 @@
 //! from the same decoded inputs: the difference to a run without it is what a second rendition
 //! costs.
 //!
+//! `--programs N` runs N such programs at once in this process (the rooms of one machine), each
+//! fed the same replayed packets and recording its own MP4, and reports whether each kept its
+//! frame rate (frames composed in the window against the time) and the memory they take
+//! (the process's resident memory with them, less before the first was built, per program).
+//!
 //! `--experiment` emulates a proposed change to the compositor crate on the running program, to
 //! measure it before anyone writes it (see `EXPERIMENTS`).
 //!
@@ -33,7 +38,7 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::time::Duration;
 use tessera_compositor::layout::Layout;
-use tessera_compositor::{OutputSpec, Program, ProgramConfig, RenditionRequest, VideoFormat};
+use tessera_compositor::{OutputId, OutputSpec, Program, ProgramConfig, RenditionRequest, TrackId, VideoFormat};
 
 // Beside this file, in `bench_compose/` (not `examples/`, where Cargo would take them for examples).
 #[path = "bench_compose/cpu.rs"]
@@ -55,12 +60,15 @@ struct Args {
     experiments: Vec<String>,
     /// A second rendition: its size and layout.
     rendition: Option<((u32, u32), String)>,
+    /// Programs running at once.
+    programs: usize,
     inputs: Vec<PathBuf>,
 }
 
 fn usage() -> String {
     "usage: bench_compose [--seconds S] [--warmup S] [--out FILE.mp4] [--layout NAME|FILE.json] \
-     [--reader-only] [--details] [--rendition WxH [--rendition-layout NAME]] [--experiment NAME]... \
+     [--reader-only] [--details] [--rendition WxH [--rendition-layout NAME]] [--programs N] \
+     [--experiment NAME]... \
      INPUT.webm...\nexperiments: "
         .to_string()
         + &EXPERIMENTS.map(|(n, d)| format!("\n  {n}: {d}")).concat()
@@ -76,6 +84,7 @@ fn parse_args() -> Result<Args, String> {
         details: false,
         experiments: Vec::new(),
         rendition: None,
+        programs: 1,
         inputs: Vec::new(),
     };
     let mut rendition_layout = "portrait-grid".to_string();
@@ -102,6 +111,11 @@ fn parse_args() -> Result<Args, String> {
                 a.rendition = Some((size, String::new()));
             }
             "--rendition-layout" => rendition_layout = value("--rendition-layout")?,
+            "--programs" => {
+                let v = value("--programs")?;
+                a.programs =
+                    v.parse().ok().filter(|n| (1..=16).contains(n)).ok_or(format!("--programs: 1 to 16: {v}"))?;
+            }
             "--experiment" => {
                 let name = value("--experiment")?;
                 if !EXPERIMENTS.iter().any(|(n, _)| *n == name) {
@@ -170,30 +184,31 @@ fn run(args: Args) -> Result<(), String> {
     let packets = Arc::new(record_packets(&args.inputs)?);
     let errors = Arc::new(AtomicU64::new(0));
 
-    let (program, ids) = if args.reader_only {
-        (None, Vec::new())
-    } else {
-        let layout = load_layout(&args.layout)?;
-        let program = Arc::new(Program::new(bench_config(), layout).map_err(|e| format!("program: {e}"))?);
-        for e in &args.experiments {
-            match e.as_str() {
-                "pin-bt601" => pin_colorimetry(&program, "bt601", "jpeg")?,
-                "pin-bt709" => pin_colorimetry(&program, "bt709", "mpeg2")?,
-                _ => {}
-            }
+    let rss_before = resident_mb();
+    // The first program is the one measured as before; `--programs` adds more beside it.
+    let mut rooms: Vec<(Arc<Program>, Vec<TrackId>, OutputId)> = Vec::new();
+    if !args.reader_only {
+        if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
+            std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
         }
-        let ids = add_tracks(&program, n)?;
-        (Some(program), ids)
-    };
-    let output = match &program {
-        Some(p) => {
-            if let Some(dir) = args.out.parent().filter(|d| !d.as_os_str().is_empty()) {
-                std::fs::create_dir_all(dir).map_err(|e| format!("{}: {e}", dir.display()))?;
+        for k in 0..args.programs {
+            let layout = load_layout(&args.layout)?;
+            let program = Arc::new(Program::new(bench_config(), layout).map_err(|e| format!("program: {e}"))?);
+            for e in &args.experiments {
+                match e.as_str() {
+                    "pin-bt601" => pin_colorimetry(&program, "bt601", "jpeg")?,
+                    "pin-bt709" => pin_colorimetry(&program, "bt709", "mpeg2")?,
+                    _ => {}
+                }
             }
-            Some(p.attach_output(OutputSpec::mp4_file(&args.out)).map_err(|e| format!("output: {e}"))?)
+            let ids = add_tracks(&program, n)?;
+            let out = if k == 0 { args.out.clone() } else { args.out.with_extension(format!("{k}.mp4")) };
+            let output = program.attach_output(OutputSpec::mp4_file(&out)).map_err(|e| format!("output: {e}"))?;
+            rooms.push((program, ids, output));
         }
-        None => None,
-    };
+    }
+    let program = rooms.first().map(|(p, _, _)| p.clone());
+    let output = rooms.first().map(|(_, _, o)| *o);
     let second = match (&program, &args.rendition) {
         (Some(p), Some(((width, height), layout))) => {
             let c = p.config();
@@ -206,7 +221,15 @@ fn run(args: Args) -> Result<(), String> {
         }
         _ => None,
     };
-    let consumer = make_consumer(program.clone(), ids, errors.clone());
+    let consumer = if rooms.is_empty() {
+        make_consumer(None, Vec::new(), errors.clone())
+    } else {
+        let each: Vec<_> =
+            rooms.iter().map(|(p, ids, _)| make_consumer(Some(p.clone()), ids.clone(), errors.clone())).collect();
+        // One replay feeds every program, as one SFU hands each room its packets.
+        let all: replay::Consumer = Arc::new(move |packet: replay::Packet| each.iter().for_each(|c| c(packet)));
+        all
+    };
     let (stop, ended) = (Arc::new(AtomicBool::new(false)), Arc::new(AtomicBool::new(false)));
     let replayer = {
         let (stop, ended) = (stop.clone(), ended.clone());
@@ -228,10 +251,14 @@ fn run(args: Args) -> Result<(), String> {
                 println!("tile {}: {}x{} at ({}, {}), crop {:?}", t.participant, r.width, r.height, r.x, r.y, t.crop);
             }
         }
+        let f0: Vec<u64> = rooms.iter().map(|(p, _, _)| p.stats().frames).collect();
         let s0 = sample(program.as_deref());
         run_for(&ended, Duration::from_secs_f64(args.seconds))?;
         let s1 = sample(program.as_deref());
-        Ok::<_, String>((s0, s1))
+        let f1: Vec<u64> = rooms.iter().map(|(p, _, _)| p.stats().frames).collect();
+        let rss = resident_mb();
+        let frames: Vec<u64> = f1.iter().zip(&f0).map(|(b, a)| b - a).collect();
+        Ok::<_, String>((s0, s1, frames, rss))
     })();
     stop.store(true, Ordering::Relaxed);
     let _ = replayer.join();
@@ -239,6 +266,10 @@ fn run(args: Args) -> Result<(), String> {
         (Some(p), Some(o)) => Some(p.detach_output(o).map_err(|e| format!("finishing the output: {e}"))?),
         _ => None,
     };
+    for (p, _, o) in rooms.iter().skip(1) {
+        p.detach_output(*o).map_err(|e| format!("finishing an output: {e}"))?;
+        p.stop().map_err(|e| format!("stopping a program: {e}"))?;
+    }
     if let (Some(p), Some((o, path))) = (&program, &second) {
         let st = p.detach_output(*o).map_err(|e| format!("finishing the rendition's output: {e}"))?;
         println!(
@@ -251,7 +282,7 @@ fn run(args: Args) -> Result<(), String> {
     if let Some(p) = &program {
         p.stop().map_err(|e| format!("stopping the program: {e}"))?;
     }
-    let (s0, s1) = result?;
+    let (s0, s1, frames, rss) = result?;
 
     let wall = (s1.at - s0.at).as_secs_f64();
     let cpu = s1.cpu - s0.cpu;
@@ -286,6 +317,24 @@ fn run(args: Args) -> Result<(), String> {
         }
         let listed: f64 = rows.iter().map(|r| r.2).sum();
         println!("  {:6.3}  (threads that exited during the window)", (cores - listed).max(0.0));
+    }
+    if args.programs > 1 {
+        let fps = bench_config().fps as f64;
+        let rates: Vec<String> = frames.iter().map(|f| format!("{:.1}", *f as f64 / wall)).collect();
+        let slowest = frames.iter().copied().min().unwrap_or(0) as f64 / wall;
+        println!(
+            "{} programs: frames per second of wall time each {} (program rate {fps}); resident memory \
+             {rss:.0} MB, {:.0} MB before the programs = {:.1} MB per program",
+            args.programs,
+            rates.join(", "),
+            rss_before,
+            (rss - rss_before) / args.programs as f64
+        );
+        println!(
+            "RESULT_PROGRAMS programs={} slowest_fps={slowest:.2} rss_mb={rss:.0} mb_per_program={:.1}",
+            args.programs,
+            (rss - rss_before) / args.programs as f64
+        );
     }
     if let Some(st) = out_stats {
         println!("output: {} ({} frames, {:.1} s)", args.out.display(), st.video_frames, st.duration.as_secs_f64());
@@ -324,6 +373,15 @@ fn main() -> ExitCode {
             ExitCode::FAILURE
         }
     }
+}
+
+/// The process's resident memory (VmRSS), in MB.
+fn resident_mb() -> f64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|s| s.lines().find_map(|l| l.strip_prefix("VmRSS:")?.trim().strip_suffix("kB")?.trim().parse().ok()))
+        .map(|kb: f64| kb / 1024.0)
+        .unwrap_or(f64::NAN)
 }
 
 /// The default program, with `BENCH_X264_THREADS` for experiments.

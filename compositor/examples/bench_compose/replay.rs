@@ -14,6 +14,7 @@ const VIDEO_PT: u8 = 96;
 const AUDIO_PT: u8 = 111;
 
 /// One RTP packet from the reader; `pts` is the buffer's position in its file.
+#[derive(Clone, Copy)]
 pub struct Packet<'a> {
     input: usize,
     video: bool,
