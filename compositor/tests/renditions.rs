@@ -55,6 +55,7 @@ fn a_portrait_rendition_runs_beside_the_program_from_the_same_decoders() {
         room.program.stats().position.as_secs_f64() - started.as_secs_f64()
     };
     let carol_joins = now();
+    let carol_joins_landscape = landscape.now(&room);
     let _carol = room.join(spec("carol", BLUE, 880.0));
     sleep(2.0);
     let bob_leaves = now();
@@ -90,14 +91,16 @@ fn a_portrait_rendition_runs_beside_the_program_from_the_same_decoders() {
     assert_eq!(assert_continuous(&frames, 30.0) as u64, portrait_stats.video_frames, "no gap in the portrait file");
     let alice = tile_center(&stacked, "alice").expect("alice in the portrait");
     let bob_at = tile_center(&stacked, "bob").expect("bob in the portrait");
-    assert_color(&frames, 0.3, carol_joins - 0.1, alice, PORTRAIT, RED, "alice in the portrait");
-    assert_color(&frames, 0.3, carol_joins - 0.1, bob_at, PORTRAIT, GREEN, "bob in the portrait");
+    assert_color(&frames, 1.0, carol_joins - 0.1, alice, PORTRAIT, RED, "alice in the portrait");
+    assert_color(&frames, 1.0, carol_joins - 0.1, bob_at, PORTRAIT, GREEN, "bob in the portrait");
     let carol_at = tile_center(&with_carol, "carol").expect("carol in the portrait");
     assert_color(&frames, bob_leaves - 0.8, bob_leaves - 0.1, carol_at, PORTRAIT, BLUE, "carol in the portrait");
     let frames = decode_frames(&landscape.path, 320, 180);
     assert_eq!(assert_continuous(&frames, 30.0) as u64, landscape_stats.video_frames, "no gap in the grid");
-    assert_color(&frames, 1.0, 3.0, tile_center(&grid, "alice").unwrap(), LANDSCAPE, RED, "alice in the grid");
-    assert_color(&frames, 1.0, 3.0, tile_center(&grid, "bob").unwrap(), LANDSCAPE, GREEN, "bob in the grid");
+    // Until carol joins: then the grid has three cells.
+    let until = carol_joins_landscape - 0.1;
+    assert_color(&frames, 1.0, until, tile_center(&grid, "alice").unwrap(), LANDSCAPE, RED, "alice in the grid");
+    assert_color(&frames, 1.0, until, tile_center(&grid, "bob").unwrap(), LANDSCAPE, GREEN, "bob in the grid");
 }
 
 #[test]

@@ -33,6 +33,8 @@ pub(crate) struct TrackInput {
     pub limiter: Mutex<KeyframeRequestThrottle>,
     pub packets: AtomicU64,
     pub rejected: AtomicU64,
+    /// When the track joined the program.
+    pub added: std::time::Instant,
 }
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize)]
@@ -121,6 +123,7 @@ impl TrackInput {
             limiter: Mutex::new(KeyframeRequestThrottle::new(Duration::from_millis(500))),
             packets: AtomicU64::new(0),
             rejected: AtomicU64::new(0),
+            added: std::time::Instant::now(),
         })
     }
 

@@ -463,6 +463,9 @@ impl Inner {
                 return Err(e);
             }
         };
+        if rendition.id == RenditionId::PRIMARY {
+            watch_first_composed(&rendition.video.compositor, &mixer_pad, track);
+        }
         let source = tracks::tile_source(track.params.kind);
         lock(&rendition.scene).register_pad(
             &track.params.participant,
@@ -486,4 +489,46 @@ impl Inner {
         }
         self.detach_source(&branch.bin, Some(branch.mixer_pad), &rendition.video.compositor);
     }
+}
+
+/// How long a join takes to show (`examples/bench_join.rs`): logs, once, the time from the
+/// track joining the program to the first frame the compositor outputs that holds the track's
+/// first frame (the compositor waits for its latency before it composes a frame).
+fn watch_first_composed(compositor: &gst::Element, mixer_pad: &gst::Pad, track: &TrackInput) {
+    /// Running time of a buffer on `pad`, from its segment.
+    fn running_time(pad: &gst::Pad, buffer: &gst::BufferRef) -> Option<u64> {
+        let segment = pad.sticky_event::<gst::event::Segment>(0)?;
+        let segment = segment.segment().downcast_ref::<gst::ClockTime>()?;
+        segment.to_running_time(buffer.pts()?).map(|t| t.nseconds())
+    }
+    let first = Arc::new(AtomicU64::new(u64::MAX));
+    let seen = first.clone();
+    mixer_pad.add_probe(gst::PadProbeType::BUFFER, move |pad, info| match &info.data {
+        Some(gst::PadProbeData::Buffer(b)) => match running_time(pad, b) {
+            Some(t) => {
+                seen.store(t, Ordering::Relaxed);
+                gst::PadProbeReturn::Remove
+            }
+            None => gst::PadProbeReturn::Ok,
+        },
+        _ => gst::PadProbeReturn::Ok,
+    });
+    let Some(src) = compositor.static_pad("src") else { return };
+    let (added, id, participant) = (track.added, track.id, track.params.participant.clone());
+    let input = mixer_pad.downgrade();
+    src.add_probe(gst::PadProbeType::BUFFER, move |pad, info| {
+        // A track gone before its first frame: nothing to wait for.
+        if input.upgrade().is_none_or(|p| p.parent().is_none()) {
+            return gst::PadProbeReturn::Remove;
+        }
+        let wanted = first.load(Ordering::Relaxed);
+        let Some(gst::PadProbeData::Buffer(b)) = &info.data else { return gst::PadProbeReturn::Ok };
+        let end = running_time(pad, b).map(|t| t + b.duration().map_or(0, |d| d.nseconds()));
+        if wanted == u64::MAX || end.is_none_or(|end| end <= wanted) {
+            return gst::PadProbeReturn::Ok;
+        }
+        let after_ms = added.elapsed().as_millis() as u64;
+        tracing::info!(track = %id, participant = %participant, after_ms, "first frame composed");
+        gst::PadProbeReturn::Remove
+    });
 }
