@@ -276,8 +276,7 @@ impl Program {
     /// program's format); returns once it is on screen. No rendition of that format running
     /// (its outputs all gone meanwhile) is no error: there is nothing to show it on.
     pub fn set_rendition_layout(&self, format: VideoFormat, layout: Layout) -> Result<()> {
-        let rendition = read(&self.inner.renditions).values().find(|r| r.format() == format).cloned();
-        match rendition {
+        match self.inner.rendition_of(format) {
             Some(r) => r.set_layout(layout, &self.inner.running),
             None => Ok(()),
         }
@@ -290,7 +289,7 @@ impl Program {
 
     /// Every rendition, the program's own first.
     pub fn renditions(&self) -> Vec<RenditionInfo> {
-        let renditions: Vec<Arc<Rendition>> = read(&self.inner.renditions).values().cloned().collect();
+        let renditions: Vec<Arc<Rendition>> = self.inner.all_renditions();
         let outputs: Vec<RenditionId> = lock(&self.inner.outputs).values().map(|o| o.rendition).collect();
         renditions.iter().map(|r| r.info(outputs.iter().filter(|o| **o == r.id).count())).collect()
     }
@@ -329,15 +328,19 @@ impl Inner {
         read(&self.renditions).get(&id).cloned()
     }
 
+    /// The running rendition of `format` (the read guard is gone when this returns).
+    pub(super) fn rendition_of(&self, format: VideoFormat) -> Option<Arc<Rendition>> {
+        read(&self.renditions).values().find(|r| r.format() == format).cloned()
+    }
+
     pub(super) fn output_rendition(&self, output: OutputId) -> Option<Arc<Rendition>> {
         let id = lock(&self.outputs).get(&output).map(|o| o.rendition)?;
         self.rendition(id)
     }
 
     pub(super) fn attach_output_in(&self, request: &RenditionRequest, spec: OutputSpec) -> Result<OutputId> {
-        let inner = self;
-        if request.format == inner.primary.format() {
-            return inner.attach_output(spec);
+        if request.format == self.primary.format() {
+            return self.attach_output(spec);
         }
         if matches!(spec, OutputSpec::Rtp(_)) {
             return Err(CompositorError::InvalidOutput {
@@ -346,20 +349,17 @@ impl Inner {
             });
         }
         // A running rendition of that format shows the output's layout from its first frame.
-        let existing = read(&inner.renditions).values().find(|r| r.format() == request.format).cloned();
-        if let Some(r) = &existing {
-            r.set_layout(request.layout.clone(), &inner.running)?;
+        if let Some(r) = self.rendition_of(request.format) {
+            r.set_layout(request.layout.clone(), &self.running)?;
         }
-        let _t = lock(&inner.topology);
-        // Bound first: the read guard must be gone before `add_rendition_locked` writes.
-        let running = read(&inner.renditions).values().find(|r| r.format() == request.format).cloned();
-        let rendition = match running {
+        let _t = lock(&self.topology);
+        let rendition = match self.rendition_of(request.format) {
             Some(r) => r,
-            None => inner.add_rendition_locked(request)?,
+            None => self.add_rendition_locked(request)?,
         };
-        let attached = inner.attach_output_locked(&rendition, spec, None);
+        let attached = self.attach_output_locked(&rendition, spec, None);
         if attached.is_err() {
-            inner.remove_rendition_if_unused_locked(rendition.id);
+            self.remove_rendition_if_unused_locked(rendition.id);
         }
         attached
     }
@@ -367,29 +367,28 @@ impl Inner {
     /// Builds and starts a rendition; the program's tracks and participants join it at once.
     /// Called under `topology`.
     fn add_rendition_locked(&self, request: &RenditionRequest) -> Result<Arc<Rendition>> {
-        let inner = self;
-        let id = RenditionId(inner.next_id.fetch_add(1, Ordering::Relaxed));
-        let config = request.format.applied_to(&inner.config);
+        let id = RenditionId(self.next_id.fetch_add(1, Ordering::Relaxed));
+        let config = request.format.applied_to(&self.config);
         let rendition = {
-            let primary_scene = lock(&inner.primary.scene);
-            build(&inner.pipeline, id, config, request.layout.clone(), Some(&primary_scene))?
+            let primary_scene = lock(&self.primary.scene);
+            build(&self.pipeline, id, config, request.layout.clone(), Some(&primary_scene))?
         };
         let started = (|| {
             for element in &rendition.video.elements {
                 element.sync_state_with_parent()?;
             }
             rendition.video.background.start()?;
-            let tracks: Vec<Arc<TrackInput>> = read(&inner.tracks).values().filter(|t| t.is_video()).cloned().collect();
+            let tracks: Vec<Arc<TrackInput>> = read(&self.tracks).values().filter(|t| t.is_video()).cloned().collect();
             for track in tracks {
-                inner.link_tile(&rendition, &track)?;
+                self.link_tile(&rendition, &track)?;
             }
-            inner.refresh_placeholders_in(&rendition)
+            self.refresh_placeholders_in(&rendition)
         })();
         if let Err(e) = started {
-            inner.take_down(&rendition);
+            self.take_down(&rendition);
             return Err(e);
         }
-        write(&inner.renditions).insert(id, rendition.clone());
+        write(&self.renditions).insert(id, rendition.clone());
         tracing::info!(rendition = %id, format = %rendition.format(), "rendition added");
         Ok(rendition)
     }
