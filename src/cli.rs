@@ -167,6 +167,18 @@ pub struct ServeArgs {
           value_parser = clap::value_parser!(u32).range(1..=100_000))]
     pub max_participants: Option<u32>,
 
+    /// Forwarding threads (1 to 64; 0: one per CPU core), each reading its own socket on
+    /// the shared WebRTC UDP port (SO_REUSEPORT) and writing the copies for the connections
+    /// it owns [default: 0].
+    #[arg(long, env = "TESSERA_FORWARDING_THREADS", value_name = "N",
+          value_parser = clap::value_parser!(u32).range(0..=64))]
+    pub forwarding_threads: Option<u32>,
+
+    /// Time one forwarded copy in N for `tessera_sfu_forward_delay_seconds` (by sequence
+    /// number); 0 turns the probe off [default: 1, every copy].
+    #[arg(long, env = "TESSERA_FORWARD_DELAY_SAMPLE", value_name = "N")]
+    pub forward_delay_sample: Option<u16>,
+
     /// Room programs (composited rooms with recordings or streams) this node runs at most;
     /// more are refused with 503 `no_capacity` [default: 1.5 per CPU core, at least 1].
     #[arg(long, env = "TESSERA_PROGRAM_BUDGET", value_name = "N")]

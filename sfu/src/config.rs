@@ -6,7 +6,7 @@ use std::time::Duration;
 
 use crate::signal::IceServer;
 
-/// ICE transport settings. All peer connections share one UDP socket (and one ICE-TCP
+/// ICE transport settings. All peer connections share one UDP port (and one ICE-TCP
 /// listener) per address in `ips`.
 #[derive(Debug, Clone)]
 pub struct IceConfig {
@@ -21,6 +21,9 @@ pub struct IceConfig {
     /// Public addresses advertised instead of the local ones (1:1 NAT, e.g. a cloud VM's
     /// elastic IP). Empty: advertise the local addresses.
     pub public_ips: Vec<String>,
+    /// Forwarding threads, each reading its own socket on the shared UDP port
+    /// (`SO_REUSEPORT`); 0: one per core.
+    pub threads: usize,
 }
 
 impl Default for IceConfig {
@@ -31,6 +34,7 @@ impl Default for IceConfig {
             tcp: true,
             tcp_port_range: None,
             public_ips: Vec::new(),
+            threads: 0,
         }
     }
 }
@@ -48,6 +52,9 @@ pub struct SfuConfig {
     /// default. The SFU itself needs no TURN client: a relayed client's checks reach its host
     /// candidates from the TURN server's relay address.
     pub ice_servers: Option<Arc<dyn IceServerProvider>>,
+    /// The forwarding-delay probe times one forwarded copy in this many (by sequence
+    /// number); 0: off, costing nothing per copy.
+    pub forward_delay_sample: u16,
 }
 
 /// The STUN/TURN servers a participant is given, with credentials minted for it (e.g. the TURN
@@ -72,6 +79,7 @@ impl Default for SfuConfig {
             keyframe_request_interval: Duration::from_millis(500),
             max_participants: 50,
             ice_servers: None,
+            forward_delay_sample: 1,
         }
     }
 }

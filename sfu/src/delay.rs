@@ -7,6 +7,9 @@
 //! arrival by its outgoing SSRC and sequence number ([`ArrivalLog`]); the transport looks the
 //! copy up in the (unencrypted) RTP header of each datagram it has sent and records the
 //! difference into the [`DelayHistogram`]. Retransmissions are not samples.
+//!
+//! The probe times one copy in `sample` (by sequence number); off (`sample` 0), it notes
+//! nothing and a departing datagram costs one comparison, no lock.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Mutex, RwLock};
@@ -28,20 +31,38 @@ type Ring = Box<[(u16, u64)]>;
 /// Lock order: `streams`, then one stream's ring (`departed`); each is also taken alone.
 pub(crate) struct ForwardDelay {
     epoch: Instant,
+    /// One copy in this many is timed; 0: none.
+    sample: u16,
     streams: RwLock<HashMap<u32, Arc<Mutex<Ring>>>>,
     histogram: Arc<DelayHistogram>,
 }
 
 impl ForwardDelay {
-    pub(crate) fn new(histogram: Arc<DelayHistogram>) -> Arc<Self> {
-        Arc::new(ForwardDelay { epoch: Instant::now(), streams: RwLock::new(HashMap::new()), histogram })
+    /// A probe timing one copy in `sample` (0: none) into `histogram`.
+    pub(crate) fn new(histogram: Arc<DelayHistogram>, sample: u16) -> Arc<Self> {
+        Arc::new(ForwardDelay { epoch: Instant::now(), sample, streams: RwLock::new(HashMap::new()), histogram })
+    }
+
+    /// Whether the probe times anything.
+    pub(crate) fn is_on(&self) -> bool {
+        self.sample > 0
+    }
+
+    /// Whether the copy numbered `seq` is timed.
+    #[inline]
+    fn sampled(&self, seq: u16) -> bool {
+        self.sample > 0 && seq.is_multiple_of(self.sample)
     }
 
     /// Starts noting the arrivals of the outgoing stream `ssrc`; stops when the log is dropped.
-    pub(crate) fn log(self: &Arc<Self>, ssrc: u32) -> ArrivalLog {
+    /// Off, the log notes nothing.
+    pub(crate) fn log(self: &Arc<Self>, ssrc: u32) -> Option<ArrivalLog> {
+        if !self.is_on() {
+            return None;
+        }
         let ring: Arc<Mutex<Ring>> = Arc::new(Mutex::new(vec![(0u16, 0u64); RING].into_boxed_slice()));
         write(&self.streams).insert(ssrc, Arc::clone(&ring));
-        ArrivalLog { owner: Arc::clone(self), ssrc, ring }
+        Some(ArrivalLog { owner: Arc::clone(self), ssrc, ring })
     }
 
     fn micros(&self, t: Instant) -> u64 {
@@ -50,6 +71,9 @@ impl ForwardDelay {
 
     /// A packet of stream `ssrc` leaves now: records its delay if its arrival is known.
     pub(crate) fn departed(&self, ssrc: u32, seq: u16, now: Instant) {
+        if !self.sampled(seq) {
+            return;
+        }
         let arrived = {
             // Per packet: looked up under the read lock, no reference taken.
             let streams = read(&self.streams);
@@ -77,6 +101,9 @@ pub(crate) struct ArrivalLog {
 impl ArrivalLog {
     /// The copy with this sequence number reached the forwarder at `arrived`.
     pub(crate) fn arrived(&self, seq: u16, arrived: Instant) {
+        if !self.owner.sampled(seq) {
+            return;
+        }
         let us = self.owner.micros(arrived);
         lock(&self.ring)[seq as usize % RING] = (seq, us);
     }
@@ -99,8 +126,8 @@ mod tests {
     #[test]
     fn a_departure_is_timed_from_its_arrival_once() {
         let h = Arc::new(DelayHistogram::default());
-        let d = ForwardDelay::new(Arc::clone(&h));
-        let log = d.log(42);
+        let d = ForwardDelay::new(Arc::clone(&h), 1);
+        let log = d.log(42).expect("on");
         let t0 = Instant::now();
         log.arrived(7, t0);
         log.arrived(8, t0);
@@ -117,5 +144,23 @@ mod tests {
         assert_eq!(h.counts().iter().sum::<u64>(), 1);
         drop(log);
         assert!(read(&d.streams).is_empty(), "the log unregisters its stream");
+    }
+
+    #[test]
+    fn sampled_one_in_four_or_off() {
+        let h = Arc::new(DelayHistogram::default());
+        let d = ForwardDelay::new(Arc::clone(&h), 4);
+        let log = d.log(42).expect("on");
+        let t0 = Instant::now();
+        for seq in 0..16u16 {
+            log.arrived(seq, t0);
+            d.departed(42, seq, t0 + Duration::from_micros(100));
+        }
+        assert_eq!(h.counts().iter().sum::<u64>(), 4, "seq 0, 4, 8 and 12");
+        let off = ForwardDelay::new(Arc::clone(&h), 0);
+        assert!(off.log(43).is_none());
+        off.departed(43, 0, t0);
+        assert!(read(&off.streams).is_empty());
+        assert_eq!(h.counts().iter().sum::<u64>(), 4);
     }
 }

@@ -1,6 +1,11 @@
 //! In-process hand-off from the SFU to a media consumer (the compositor), decoupled so a busy
 //! consumer never slows forwarding: events go through a bounded queue to a dedicated thread;
 //! when the queue is full, RTP packets are dropped (and counted), control events never are.
+//!
+//! There are several such lanes (a queue and its thread), one per core, and each room's events
+//! all go through one of them (chosen by the room's name), in order: forwarding threads handing
+//! over different rooms' packets never share a lock, and one room's busy program delays only
+//! the rooms of its lane.
 
 use std::collections::VecDeque;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
@@ -146,8 +151,46 @@ struct Queue {
     media: usize,
 }
 
-/// The bounded, non-blocking queue in front of a [`MediaHandoff`].
+/// The lanes in front of a [`MediaHandoff`]: each room's events go through one of them.
 pub(crate) struct HandoffDispatcher {
+    lanes: Vec<Arc<HandoffLane>>,
+}
+
+impl HandoffDispatcher {
+    /// `lanes` queues (and threads) of `capacity` media events each, in front of `sink`.
+    pub(crate) fn start(sink: Arc<dyn MediaHandoff>, capacity: usize, lanes: usize) -> Arc<Self> {
+        let lanes = (0..lanes.max(1)).map(|i| HandoffLane::start(Arc::clone(&sink), capacity, i)).collect();
+        Arc::new(Self { lanes })
+    }
+
+    /// The lane of `room`'s events.
+    pub(crate) fn lane(&self, room: &str) -> &Arc<HandoffLane> {
+        use std::hash::{Hash, Hasher};
+        let mut h = std::collections::hash_map::DefaultHasher::new();
+        room.hash(&mut h);
+        &self.lanes[(h.finish() % self.lanes.len() as u64) as usize]
+    }
+
+    /// Enqueues one of `room`'s events without blocking (see [`HandoffLane::push`]).
+    pub(crate) fn push(&self, room: &str, ev: HandoffEvent) {
+        self.lane(room).push(ev);
+    }
+
+    /// RTP packets and reports dropped because the consumer was behind.
+    pub(crate) fn dropped(&self) -> u64 {
+        self.lanes.iter().map(|l| l.dropped.load(Ordering::Relaxed)).sum()
+    }
+
+    /// Stops the threads once their queues are drained.
+    pub(crate) fn close(&self) {
+        for l in &self.lanes {
+            l.close();
+        }
+    }
+}
+
+/// One bounded, non-blocking queue and the thread that empties it into the [`MediaHandoff`].
+pub(crate) struct HandoffLane {
     queue: Mutex<Queue>,
     ready: Condvar,
     capacity: usize,
@@ -155,8 +198,8 @@ pub(crate) struct HandoffDispatcher {
     closed: AtomicBool,
 }
 
-impl HandoffDispatcher {
-    pub(crate) fn start(sink: Arc<dyn MediaHandoff>, capacity: usize) -> Arc<Self> {
+impl HandoffLane {
+    fn start(sink: Arc<dyn MediaHandoff>, capacity: usize, index: usize) -> Arc<Self> {
         let d = Arc::new(Self {
             queue: Mutex::new(Queue { items: VecDeque::new(), media: 0 }),
             ready: Condvar::new(),
@@ -165,11 +208,11 @@ impl HandoffDispatcher {
             closed: AtomicBool::new(false),
         });
         let worker = Arc::clone(&d);
-        let spawned = std::thread::Builder::new().name("sfu-handoff".into()).spawn(move || {
+        let spawned = std::thread::Builder::new().name(format!("sfu-handoff-{index}")).spawn(move || {
             worker.run(sink);
         });
         if let Err(e) = spawned {
-            tracing::error!("cannot start the hand-off thread: {e}");
+            tracing::error!("cannot start a hand-off thread: {e}");
         }
         d
     }
@@ -217,16 +260,11 @@ impl HandoffDispatcher {
         drop(q);
         self.ready.notify_one();
     }
-
-    /// RTP packets and reports dropped because the consumer was behind.
-    pub(crate) fn dropped(&self) -> u64 {
-        self.dropped.load(Ordering::Relaxed)
-    }
 }
 
-impl HandoffDispatcher {
+impl HandoffLane {
     /// Stops the thread once the queue is drained.
-    pub(crate) fn close(&self) {
+    fn close(&self) {
         self.closed.store(true, Ordering::Release);
         self.ready.notify_all();
     }

@@ -50,4 +50,5 @@ pub use sfu::{IceAddrs, Sfu};
 pub use signal::IceServer;
 pub use stats::{Counter, DELAY_BUCKETS_US, DelayHistogram, TransportCounters};
 pub use track::PublishedTrack;
+pub use transport::MAX_FORWARDING_THREADS;
 pub use whep::WhepSource;

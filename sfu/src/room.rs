@@ -129,7 +129,7 @@ impl Room {
     pub(crate) fn announce_speaker(&self, who: Option<String>) {
         self.broadcast(&ServerMessage::ActiveSpeaker { participant_id: who.clone() }, None);
         if let Some(h) = self.sfu.upgrade().and_then(|s| s.handoff.clone()) {
-            h.push(HandoffEvent::Speaker(self.name.clone(), who));
+            h.push(&self.name, HandoffEvent::Speaker(self.name.clone(), who));
         }
     }
 }

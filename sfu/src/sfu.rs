@@ -65,9 +65,11 @@ impl Drop for SfuInner {
 impl Sfu {
     /// An SFU with this configuration; `handoff` receives every published track's media.
     pub fn new(config: SfuConfig, handoff: Option<Arc<dyn MediaHandoff>>) -> Self {
-        let handoff = handoff.map(|h| HandoffDispatcher::start(h, 2048));
+        // One lane per core (at most 8): each lane's thread feeds its rooms' programs.
+        let lanes = std::thread::available_parallelism().map_or(1, |n| n.get()).min(8);
+        let handoff = handoff.map(|h| HandoffDispatcher::start(h, 2048, lanes));
         let forward_delay = Arc::new(DelayHistogram::default());
-        let delay_probe = ForwardDelay::new(Arc::clone(&forward_delay));
+        let delay_probe = ForwardDelay::new(Arc::clone(&forward_delay), config.forward_delay_sample);
         Self {
             inner: Arc::new(SfuInner {
                 config,
@@ -147,9 +149,10 @@ impl Sfu {
         let mut t = lock(&self.inner.transport);
         Ok(match t.as_ref() {
             Some(t) => Arc::clone(t),
-            None => Arc::clone(
-                t.insert(Transport::bind(&self.inner.config.ice, Some(Arc::clone(&self.inner.delay_probe)))?),
-            ),
+            None => Arc::clone(t.insert(Transport::bind(
+                &self.inner.config.ice,
+                self.inner.delay_probe.is_on().then(|| Arc::clone(&self.inner.delay_probe)),
+            )?)),
         })
     }
 

@@ -86,16 +86,19 @@ impl PublishedTrack {
         let Some(h) = room.sfu.upgrade().and_then(|s| s.handoff.clone()) else { return };
         let Some(info) = lock(&self.handoff_info).clone() else { return };
         let Some(rtp_time) = self.forwarder.handoff_sender_report_time(sr.ssrc, sr.rtp_time) else { return };
-        h.push(HandoffEvent::SenderReport(
-            Arc::from(self.id.as_str()),
-            SenderReportInfo {
-                ssrc: info.ssrc,
-                ntp_time: sr.ntp_time,
-                rtp_time,
-                packet_count: sr.packet_count,
-                octet_count: sr.octet_count,
-            },
-        ));
+        h.push(
+            &room.name,
+            HandoffEvent::SenderReport(
+                Arc::from(self.id.as_str()),
+                SenderReportInfo {
+                    ssrc: info.ssrc,
+                    ntp_time: sr.ntp_time,
+                    rtp_time,
+                    packet_count: sr.packet_count,
+                    octet_count: sr.octet_count,
+                },
+            ),
+        );
     }
 }
 

@@ -45,6 +45,39 @@ async fn two_browsers_see_and_hear_each_other() {
     }
 }
 
+/// Forwarding on several threads: three browsers, each publishing and subscribing (six
+/// connections), on an SFU with four forwarding threads, so that every publisher's copies
+/// are written by other threads than the one that read its packets. Each browser decodes
+/// both others' video and audio, with no more loss than on one thread.
+#[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+async fn three_browsers_on_four_forwarding_threads_see_and_hear_each_other() {
+    let mut config = tessera_sfu::SfuConfig::default();
+    config.ice.threads = 4;
+    let server = start_with(config, None).await;
+    let url = |name: &str| format!("http://{}/rooms/four?token={TOKEN}&name={name}", server.addr);
+    let _browsers: Vec<Browser> = ["ann", "ben", "cat"].iter().map(|n| Browser::open(&url(n), &[])).collect();
+    let sfu = server.sfu.clone();
+    // Each browser decodes both others' cameras (per received track) and hears them.
+    let decoded_videos = |p: &tessera_sfu::Participant| {
+        let s = p.stats.lock().unwrap_or_else(|e| e.into_inner());
+        let tracks = s.as_ref().and_then(|v| v.get("tracks")).and_then(|t| t.as_object()).cloned().unwrap_or_default();
+        tracks.values().filter(|t| t["kind"] == "video" && t["framesDecoded"].as_f64().unwrap_or(0.0) >= 60.0).count()
+    };
+    let ok = wait_until(Duration::from_secs(90), || {
+        let ps = participants(&sfu, "four");
+        ps.len() == 3 && ps.iter().all(|p| decoded_videos(p) == 2 && inbound(p, "audio", "packetsReceived") >= 200.0)
+    })
+    .await;
+    let ps = participants(&sfu, "four");
+    let summary: Vec<String> =
+        ps.iter().map(|p| format!("{}: {:?}", p.name, p.stats.lock().unwrap_or_else(|e| e.into_inner()))).collect();
+    assert!(ok, "browsers did not decode each other on four threads: {summary:#?}");
+    for p in &ps {
+        let (recv, lost) = (inbound(p, "video", "packetsReceived"), inbound(p, "video", "packetsLost"));
+        assert!(lost <= recv * 0.02, "{}: {lost} of {recv} video packets lost", p.name);
+    }
+}
+
 /// Simulcast from Chromium: a subscriber whose bandwidth is capped receives a lower layer
 /// than one without a cap.
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]

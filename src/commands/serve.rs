@@ -266,7 +266,14 @@ fn sfu_config(config: &ServeConfig) -> tessera_sfu::SfuConfig {
     ice.tcp_port_range = config.rtc_tcp_port.map(|p| (p, p));
     // TURN: clients get time-limited credentials with their join answer (see turn.rs).
     let ice_servers = config.turn.clone().map(|t| Arc::new(t) as Arc<dyn tessera_sfu::IceServerProvider>);
-    tessera_sfu::SfuConfig { ice, ice_servers, max_participants: config.max_participants, ..Default::default() }
+    ice.threads = config.forwarding_threads;
+    tessera_sfu::SfuConfig {
+        ice,
+        ice_servers,
+        max_participants: config.max_participants,
+        forward_delay_sample: config.forward_delay_sample,
+        ..Default::default()
+    }
 }
 
 /// Generates a key and shows it once on stdout (not in the logs, which may be shipped elsewhere).

@@ -53,6 +53,10 @@ pub struct ServeConfig {
     pub program_budget: u32,
     /// Participants one room holds at most.
     pub max_participants: usize,
+    /// SFU forwarding threads (0: one per core).
+    pub forwarding_threads: usize,
+    /// The forwarding-delay probe times one copy in this many (0: off).
+    pub forward_delay_sample: u16,
     /// Cluster mode (`None`: a single node, no Redis).
     pub cluster: Option<ClusterSettings>,
 }
@@ -101,6 +105,8 @@ pub struct FileConfig {
     pub program_budget: Option<u32>,
     pub max_participants: Option<u32>,
     pub max_cpu: Option<f32>,
+    pub forwarding_threads: Option<u32>,
+    pub forward_delay_sample: Option<u16>,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -132,6 +138,11 @@ impl ServeConfig {
             Some(path) => FileConfig::load(path)?,
             None => FileConfig::default(),
         };
+        Self::resolve_with_file(args, file)
+    }
+
+    /// Checks and merges the flags with a config file already read.
+    pub fn resolve_with_file(args: ServeArgs, file: FileConfig) -> Result<Self, ConfigError> {
         let ttl = args.download_url_ttl_s.or(file.download_url_ttl_s);
         let max = MAX_DOWNLOAD_URL_TTL.as_secs();
         if ttl.is_some_and(|t| t == 0 || t > max) {
@@ -142,6 +153,12 @@ impl ServeConfig {
         }
         if file.max_participants.is_some_and(|n| !(1..=100_000).contains(&n)) {
             return Err(ConfigError::Invalid { setting: "max_participants", reason: "from 1 to 100000".into() });
+        }
+        if file.forwarding_threads.is_some_and(|n| n as usize > tessera_sfu::MAX_FORWARDING_THREADS) {
+            return Err(ConfigError::Invalid {
+                setting: "forwarding_threads",
+                reason: format!("from 0 (one per core) to {}", tessera_sfu::MAX_FORWARDING_THREADS),
+            });
         }
         let turn = turn_config(&args, &file)?;
         let program_budget = cluster::program_budget(&args, &file)?;
@@ -186,6 +203,8 @@ impl ServeConfig {
                 .max_participants
                 .or(file.max_participants)
                 .map_or(DEFAULT_MAX_PARTICIPANTS, |n| n as usize),
+            forwarding_threads: args.forwarding_threads.or(file.forwarding_threads).unwrap_or(0) as usize,
+            forward_delay_sample: args.forward_delay_sample.or(file.forward_delay_sample).unwrap_or(1),
             cluster: None,
         }
     }

@@ -202,3 +202,18 @@ fn unknown_file_keys_are_rejected() {
     let err = FileConfig::parse("http_adr = \"0.0.0.0:1\"").unwrap_err();
     assert!(err.to_string().contains("http_adr"), "{err}");
 }
+
+#[test]
+fn forwarding_threads_and_delay_sampling_from_file_and_flags() {
+    let c = ServeConfig::merge(ServeArgs::default(), FileConfig::default());
+    assert_eq!((c.forwarding_threads, c.forward_delay_sample), (0, 1), "one per core, every copy timed");
+    let file = FileConfig::parse("forwarding_threads = 2\nforward_delay_sample = 0\n").unwrap();
+    let args = ServeArgs { forwarding_threads: Some(1), ..ServeArgs::default() };
+    let c = ServeConfig::merge(args, file);
+    assert_eq!((c.forwarding_threads, c.forward_delay_sample), (1, 0));
+    let file = FileConfig::parse("forwarding_threads = 65\n").unwrap();
+    let Err(ConfigError::Invalid { setting, .. }) = ServeConfig::resolve_with_file(ServeArgs::default(), file) else {
+        panic!("65 threads accepted")
+    };
+    assert_eq!(setting, "forwarding_threads");
+}

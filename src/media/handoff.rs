@@ -119,7 +119,7 @@ impl MediaHandoff for ProgramHub {
             match add_input(program, track, &program_id, &keyframes, &media.keyframe_routes) {
                 Ok(id) => {
                     input = Some(id);
-                    self.inputs().insert(track.track_id.clone(), (program.clone(), id));
+                    self.inputs().insert(track.track_id.clone(), program.clone(), id);
                 }
                 Err(e) => {
                     keyframes.media().close();
@@ -141,7 +141,7 @@ impl MediaHandoff for ProgramHub {
     }
 
     fn rtp(&self, track_id: &str, packet: &[u8]) {
-        let target = self.inputs().get(track_id).cloned();
+        let target = self.inputs().get(track_id);
         if let Some((program, input)) = target
             && let Err(e) = program.push_rtp(input, packet)
         {
@@ -150,7 +150,7 @@ impl MediaHandoff for ProgramHub {
     }
 
     fn sender_report(&self, track_id: &str, report: &SenderReportInfo) {
-        let target = self.inputs().get(track_id).cloned();
+        let target = self.inputs().get(track_id);
         if let Some((program, input)) = target {
             let sr = SenderReport {
                 ssrc: report.ssrc,

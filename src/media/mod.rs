@@ -14,6 +14,7 @@ use tessera_compositor::{
 use tessera_sfu::{KeyframeRequester, TrackInfo};
 
 mod handoff;
+mod inputs;
 pub mod placeholders;
 pub mod publication;
 pub mod whep;
@@ -40,8 +41,6 @@ struct Track {
 }
 
 type KeyframeRoutes = Arc<Mutex<HashMap<TrackId, KeyframeRequester>>>;
-/// SFU track id → the program and input its packets go to.
-type Inputs = HashMap<String, (Arc<Program>, TrackId)>;
 
 #[derive(Default)]
 struct RoomMedia {
@@ -87,8 +86,8 @@ pub struct ProgramHub {
     webhooks: Webhooks,
     /// Room webhooks: told when programs start and stop.
     lifecycle: Arc<RoomLifecycle>,
-    /// SFU track id → (room, program input) for the per-packet path.
-    inputs: Arc<Mutex<Inputs>>,
+    /// SFU track id → (program, input) for the per-packet path.
+    inputs: Arc<inputs::InputTable>,
     /// Programs this node runs at most (0: no limit).
     program_budget: Arc<std::sync::atomic::AtomicU32>,
 }
@@ -145,8 +144,8 @@ impl ProgramHub {
         lock(&self.rooms)
     }
 
-    fn inputs(&self) -> MutexGuard<'_, Inputs> {
-        lock(&self.inputs)
+    fn inputs(&self) -> &inputs::InputTable {
+        &self.inputs
     }
 
     /// Starts a room's program; the tracks already published join it at once.
@@ -202,7 +201,7 @@ impl ProgramHub {
             match add_input(&program, &track.info, &track.program_id, &track.keyframes, &media.keyframe_routes) {
                 Ok(input) => {
                     track.input = Some(input);
-                    self.inputs().insert(sfu_id.clone(), (program.clone(), input));
+                    self.inputs().insert(sfu_id.clone(), program.clone(), input);
                 }
                 Err(e) => {
                     // Nothing to hand its packets to.
@@ -360,7 +359,7 @@ impl ProgramHub {
             program
         };
         drop(publication);
-        self.inputs().retain(|_, (p, _)| !Arc::ptr_eq(p, &program));
+        self.inputs().remove_program(&program);
         self.lifecycle.program(room, false);
         if let Err(e) = program.stop() {
             tracing::warn!(room, error = %e, "program did not stop cleanly");

@@ -181,10 +181,11 @@ impl Participant {
             }
         });
         let gate = MediaGate::default();
-        h.push(HandoffEvent::Published(info.clone(), KeyframeRequester { tx: ktx, gate: gate.clone() }));
+        h.push(&room.name, HandoffEvent::Published(info.clone(), KeyframeRequester { tx: ktx, gate: gate.clone() }));
         let program_wants = gate.clone();
         let id: Arc<str> = Arc::from(track.id.as_str());
-        let h2 = Arc::clone(&h);
+        // The room's lane, looked up once: each packet goes straight into its queue.
+        let h2 = Arc::clone(h.lane(&room.name));
         let down = DownTrack::new(
             String::from("\u{0}handoff"),
             ssrc,
@@ -224,9 +225,9 @@ impl Participant {
             (lock(&track.handoff_info).take(), room.sfu.upgrade().and_then(|s| s.handoff.clone()))
         {
             if self.lost.load(std::sync::atomic::Ordering::Relaxed) {
-                h.push(HandoffEvent::Lost(info));
+                h.push(&room.name, HandoffEvent::Lost(info));
             } else {
-                h.push(HandoffEvent::Unpublished(info));
+                h.push(&room.name, HandoffEvent::Unpublished(info));
             }
         }
         room.broadcast(

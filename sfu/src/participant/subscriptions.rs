@@ -73,7 +73,7 @@ impl Participant {
                 tracing::debug!(participant = %self.id, "the first video section offers its codec only: {e}");
             }
         }
-        let arrivals = self.room.upgrade().and_then(|r| r.sfu.upgrade()).map(|s| s.delay_probe.log(ssrc));
+        let arrivals = self.room.upgrade().and_then(|r| r.sfu.upgrade()).and_then(|s| s.delay_probe.log(ssrc));
         let conn = Arc::clone(&pc);
         let output = Output::Callback(Box::new(move |p, arrived| {
             if let Some(log) = &arrivals {

@@ -1,9 +1,12 @@
-//! Datagrams a receive loop's turn produces, sent together with one `sendmmsg` per socket.
+//! What one turn of a forwarding thread produces, sent together: the UDP datagrams, with one
+//! `sendmmsg` per socket, and the writes it hands to other shards' threads.
 //!
 //! A publisher's packet becomes one datagram per subscriber. While the transport hands a read
 //! datagram to its connection (and, through the forwarding path, to every subscriber's), the
 //! UDP datagrams produced on that thread are collected here and flushed when the hand-off
-//! returns (or when [`MAX_BATCH`] are waiting), saving a system call per copy.
+//! returns (or when [`MAX_BATCH`] are waiting), saving a system call per copy. A copy for a
+//! subscriber whose connection another shard owns is not written here but deferred
+//! (`shard.rs`): the deferred writes are handed over together, one wake-up per shard.
 
 use std::cell::RefCell;
 use std::net::SocketAddr;
@@ -11,36 +14,52 @@ use std::os::fd::RawFd;
 
 use bytes::BytesMut;
 
+use super::shard::Deferred;
+
 /// The most datagrams held before a flush (a 20-subscriber fan-out fits).
 pub(super) const MAX_BATCH: usize = 64;
 
-/// One datagram waiting: the index of its socket, its destination and its bytes.
+/// One datagram waiting: the index of its local address (`Transport::addrs`), its destination
+/// and its bytes.
 pub(super) struct Pending {
     pub socket: usize,
     pub to: SocketAddr,
     pub data: BytesMut,
 }
 
-thread_local! {
-    /// `Some` while this thread collects datagrams (inside [`collecting`]).
-    static BATCH: RefCell<Option<Vec<Pending>>> = const { RefCell::new(None) };
+/// What a turn collected.
+struct Batch {
+    datagrams: Vec<Pending>,
+    deferred: Vec<Deferred>,
 }
 
-/// Runs `f` collecting the UDP datagrams sent on this thread, then hands them to `flush`.
-/// Nested calls collect into the outer batch.
-pub(super) fn collecting<R>(f: impl FnOnce() -> R, flush: impl Fn(Vec<Pending>)) -> R {
+thread_local! {
+    /// `Some` while this thread collects datagrams (inside [`collecting`]).
+    static BATCH: RefCell<Option<Batch>> = const { RefCell::new(None) };
+}
+
+/// Runs `f` collecting the UDP datagrams sent and the writes deferred on this thread, then
+/// hands them to `flush` and `hand_over`. Nested calls collect into the outer batch.
+pub(super) fn collecting<R>(
+    f: impl FnOnce() -> R,
+    flush: impl Fn(Vec<Pending>),
+    hand_over: impl FnOnce(Vec<Deferred>),
+) -> R {
     let outer = BATCH.with(|b| {
         let mut b = b.borrow_mut();
         if b.is_some() {
             true
         } else {
-            *b = Some(Vec::with_capacity(MAX_BATCH));
+            *b = Some(Batch { datagrams: Vec::with_capacity(MAX_BATCH), deferred: Vec::new() });
             false
         }
     });
     let r = f();
     if !outer && let Some(batch) = BATCH.with(|b| b.borrow_mut().take()) {
-        flush(batch);
+        flush(batch.datagrams);
+        if !batch.deferred.is_empty() {
+            hand_over(batch.deferred);
+        }
     }
     r
 }
@@ -51,8 +70,20 @@ pub(super) fn push(p: Pending) -> Result<Option<Vec<Pending>>, Pending> {
     BATCH.with(|b| {
         let mut b = b.borrow_mut();
         let Some(batch) = b.as_mut() else { return Err(p) };
-        batch.push(p);
-        Ok((batch.len() >= MAX_BATCH).then(|| std::mem::replace(batch, Vec::with_capacity(MAX_BATCH))))
+        batch.datagrams.push(p);
+        Ok((batch.datagrams.len() >= MAX_BATCH)
+            .then(|| std::mem::replace(&mut batch.datagrams, Vec::with_capacity(MAX_BATCH))))
+    })
+}
+
+/// Keeps a write for another shard until the turn ends, if this thread is collecting;
+/// otherwise gives it back (to be written at once).
+pub(super) fn defer(d: Deferred) -> Option<Deferred> {
+    BATCH.with(|b| {
+        let mut b = b.borrow_mut();
+        let Some(batch) = b.as_mut() else { return Some(d) };
+        batch.deferred.push(d);
+        None
     })
 }
 
@@ -176,9 +207,10 @@ mod tests {
                     }
                 }
                 // A nested hand-off adds to the same batch.
-                collecting(|| assert!(matches!(push(p(0)), Ok(None))), |_| panic!("inner flush"));
+                collecting(|| assert!(matches!(push(p(0)), Ok(None))), |_| panic!("inner flush"), |_| panic!("inner"));
             },
             |rest| flushed.borrow_mut().push(rest.len()),
+            |_| panic!("nothing deferred"),
         );
         assert_eq!(flushed.into_inner(), vec![MAX_BATCH, 4]);
         assert!(push(p(0)).is_err(), "collecting ends with the call");

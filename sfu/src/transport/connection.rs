@@ -25,7 +25,8 @@ use rtc::shared::TaggedBytesMut;
 use rtc::{rtcp, rtp};
 use tokio::sync::Notify;
 
-use super::{Transport, lock};
+use super::shard::Deferred;
+use super::{Transport, batch, lock};
 use crate::error::{Error, Result};
 
 /// The longest a timer task sleeps without looking at its peer connection again.
@@ -89,6 +90,8 @@ pub(crate) struct Connection {
     closed: AtomicBool,
     /// Paths the transport learnt for this connection (see `MAX_PATHS`).
     pub(super) paths: AtomicUsize,
+    /// The shard whose thread writes the copies forwarded to this connection (`shard.rs`).
+    pub(super) shard: usize,
 }
 
 impl Drop for Connection {
@@ -97,6 +100,7 @@ impl Drop for Connection {
         self.timer.notify_one();
         // A connection dropped without `close` (its owner gone) leaves no routes behind.
         self.transport.unregister(self);
+        self.transport.unplace(self.shard);
     }
 }
 
@@ -126,6 +130,7 @@ impl Connection {
             timer: Arc::new(Notify::new()),
             closed: AtomicBool::new(false),
             paths: AtomicUsize::new(0),
+            shard: transport.place(),
         });
         transport.register(ufrag, &conn);
         // On the test network its clock is passed in: the harness drives the timeouts.
@@ -334,8 +339,24 @@ impl Connection {
     }
 
     /// The forwarding path: writes a packet through `sender`'s interceptors and SRTP and sends
-    /// it, all before returning. False when the sender cannot send (not negotiated yet, gone).
-    pub(crate) fn write_rtp(&self, sender: RTCRtpSenderId, pkt: rtp::Packet) -> bool {
+    /// it, all before returning, or, on another shard's thread, defers it to this connection's
+    /// shard. False when the sender cannot send (not negotiated yet, gone).
+    pub(crate) fn write_rtp(self: &Arc<Self>, sender: RTCRtpSenderId, pkt: rtp::Packet) -> bool {
+        if self.closed.load(Ordering::Relaxed) {
+            return false;
+        }
+        // On another shard's thread, the copy goes to this connection's own (see `shard.rs`).
+        if self.transport.defers_to(self.shard) {
+            return match batch::defer(Deferred { conn: Arc::clone(self), sender, pkt }) {
+                None => true,
+                Some(d) => self.write_now(d.sender, d.pkt),
+            };
+        }
+        self.write_now(sender, pkt)
+    }
+
+    /// Writes a forwarded packet on this thread.
+    pub(super) fn write_now(&self, sender: RTCRtpSenderId, pkt: rtp::Packet) -> bool {
         if self.closed.load(Ordering::Relaxed) {
             return false;
         }
@@ -349,6 +370,11 @@ impl Connection {
             self.transport.send(d);
         }
         written
+    }
+
+    /// Whether the connection was closed.
+    pub(super) fn is_closed(&self) -> bool {
+        self.closed.load(Ordering::Relaxed)
     }
 
     /// Closes the connection (DTLS close_notify goes out) and forgets its routes.

@@ -101,7 +101,8 @@ impl Transport {
     /// (in the wire's time).
     pub(crate) fn in_memory(wire: Arc<Wire>, delay: Option<Arc<ForwardDelay>>) -> Arc<Transport> {
         Arc::new(Transport {
-            udp: Vec::new(),
+            addrs: Vec::new(),
+            shards: Vec::new(),
             tcp: Vec::new(),
             routes: Mutex::new(Routes::default()),
             tasks: Mutex::new(Vec::new()),

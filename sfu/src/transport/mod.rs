@@ -7,15 +7,17 @@
 //! the username fragment it names; the connection's `rtc` peer connection handles it, and what
 //! it produces is acted on in the same call: datagrams sent, events and media handed to the
 //! connection's [`ConnectionHandler`]. A publisher's packet is therefore forwarded to every
-//! subscriber (written into each subscriber's peer connection and sent) before the receive
-//! loop reads the next datagram, with no task switch in between. Each connection has a timer
+//! subscriber (written into each subscriber's peer connection and sent, or, for subscribers
+//! another shard owns, handed to that shard's thread) before the thread reads the next
+//! datagram. Each connection has a timer
 //! task for its peer connection's timeouts (ICE checks and consent, DTLS retransmits, RTCP
 //! reports).
 //!
-//! - this file: the [`Transport`] (binding its sockets, starting their tasks, its clock);
+//! - this file: the [`Transport`] (binding its sockets, starting their threads and tasks, its clock);
+//! - `shard.rs`: the forwarding threads, their sockets, route caches and inboxes;
 //! - `routes.rs`: the way in, from a datagram to its connection;
 //! - `send.rs`: the way out, UDP batches (`batch.rs`: `sendmmsg`) and ICE-TCP queues;
-//! - `udp.rs`: the UDP receive loop; `tcp.rs`: ICE-TCP streams (`framing.rs`: RFC 4571);
+//! - `tcp.rs`: ICE-TCP streams (`framing.rs`: RFC 4571);
 //! - `stun.rs`: the username fragment a connectivity check names;
 //! - `connection.rs`: one peer connection on the transport.
 //!
@@ -32,18 +34,17 @@ pub(crate) mod framing;
 pub(crate) mod memory;
 mod routes;
 mod send;
+mod shard;
 mod stun;
 mod tcp;
 #[cfg(test)]
 mod tests;
-mod udp;
 
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Instant;
 
-use tokio::net::UdpSocket;
 use tokio::task::JoinHandle;
 
 pub(crate) use connection::{Connection, ConnectionHandler, TrackOpen};
@@ -57,9 +58,15 @@ pub(crate) use crate::sync::lock;
 /// The sockets all of one SFU's peer connections share.
 ///
 /// Lock order: `routes` and `tasks` are leaves, never held together; `routes` is taken under
-/// a connection's `pc` when an ICE-TCP datagram is sent (see [`Connection`]).
+/// a connection's `pc` when an ICE-TCP datagram is sent (see [`Connection`]). A shard's inbox
+/// is a leaf too (`shard.rs`).
 pub(crate) struct Transport {
-    udp: Vec<(SocketAddr, Arc<UdpSocket>)>,
+    /// The local UDP addresses, one per configured address (all shards' sockets on it share
+    /// its port).
+    addrs: Vec<SocketAddr>,
+    /// The forwarding threads, each with a socket on every address (none in tests on the
+    /// in-memory wire).
+    shards: Vec<Arc<shard::Shard>>,
     tcp: Vec<SocketAddr>,
     routes: Mutex<Routes>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -78,8 +85,15 @@ impl Drop for Transport {
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
+        // The threads find the transport gone when they wake, and end.
+        for s in &self.shards {
+            s.wake();
+        }
     }
 }
+
+/// Forwarding threads at most, whatever the configuration or the core count says.
+pub const MAX_FORWARDING_THREADS: usize = 64;
 
 /// Binds a socket on `ip`, in `range` when one is configured.
 fn bind_in<T>(
@@ -103,17 +117,22 @@ fn bind_in<T>(
 }
 
 impl Transport {
-    /// Binds one UDP socket (and, with ICE-TCP, one TCP listener) per configured address and
-    /// starts reading them; `delay` times the forwarded copies leaving.
+    /// Binds the UDP port (and, with ICE-TCP, one TCP listener) of each configured address
+    /// and starts reading them: `cfg.threads` forwarding threads (one per core by default),
+    /// each with its own socket on every port. `delay` times the forwarded copies leaving.
     pub(crate) fn bind(cfg: &IceConfig, delay: Option<Arc<ForwardDelay>>) -> Result<Arc<Transport>> {
-        let mut udp = Vec::new();
+        let threads = cfg.forwarding_threads();
+        // by_shard[shard][address]
+        let mut by_shard: Vec<Vec<std::net::UdpSocket>> = (0..threads).map(|_| Vec::new()).collect();
+        let mut addrs = Vec::new();
         for &ip in &cfg.ice_ips() {
-            let std_sock = bind_in(ip, cfg.udp_port_range, std::net::UdpSocket::bind)?;
-            std_sock.set_nonblocking(true).map_err(Error::io("cannot make the UDP socket non-blocking"))?;
-            let addr = std_sock.local_addr().map_err(Error::io("cannot read the UDP socket's address"))?;
-            let sock = UdpSocket::from_std(std_sock).map_err(Error::io("cannot register the UDP socket with tokio"))?;
-            udp.push((addr, Arc::new(sock)));
+            let group = shard::bind_group(ip, cfg.udp_port_range, threads)?;
+            addrs.push(group[0].local_addr().map_err(Error::io("cannot read the UDP socket's address"))?);
+            for (i, s) in group.into_iter().enumerate() {
+                by_shard[i].push(s);
+            }
         }
+        let shards = shard::shards(by_shard)?;
         let mut listeners = Vec::new();
         if cfg.tcp {
             for &ip in &cfg.ice_ips() {
@@ -126,7 +145,8 @@ impl Transport {
         }
         let tcp = listeners.iter().filter_map(|l| l.local_addr().ok()).collect();
         let t = Arc::new(Transport {
-            udp,
+            addrs,
+            shards,
             tcp,
             routes: Mutex::new(Routes::default()),
             tasks: Mutex::new(Vec::new()),
@@ -135,15 +155,16 @@ impl Transport {
             #[cfg(any(test, feature = "test-harness"))]
             wire: None,
         });
-        let mut tasks = Vec::new();
-        for (addr, sock) in &t.udp {
-            tasks.push(tokio::spawn(udp::udp_loop(Arc::downgrade(&t), Arc::clone(sock), *addr)));
+        let runtime = tokio::runtime::Handle::current();
+        for s in &t.shards {
+            shard::start(Arc::downgrade(&t), Arc::clone(s), runtime.clone())?;
         }
+        let mut tasks = Vec::new();
         for l in listeners {
             tasks.push(tokio::spawn(tcp::accept_loop(Arc::downgrade(&t), l)));
         }
         *lock(&t.tasks) = tasks;
-        tracing::info!(udp = ?t.udp.iter().map(|(a, _)| a).collect::<Vec<_>>(), tcp = ?t.tcp, "ICE sockets bound");
+        tracing::info!(udp = ?t.addrs, tcp = ?t.tcp, forwarding_threads = threads, "ICE sockets bound");
         Ok(t)
     }
 
@@ -153,7 +174,7 @@ impl Transport {
         if let Some(w) = &self.wire {
             return vec![w.addr()];
         }
-        self.udp.iter().map(|(a, _)| *a).collect()
+        self.addrs.clone()
     }
 
     /// The time the peer connections are driven with: the wall clock, or the test network's
@@ -179,6 +200,15 @@ impl Transport {
 }
 
 impl IceConfig {
+    /// Forwarding threads: as configured, else one per core.
+    fn forwarding_threads(&self) -> usize {
+        match self.threads {
+            0 => std::thread::available_parallelism().map_or(1, |n| n.get()),
+            n => n,
+        }
+        .clamp(1, MAX_FORWARDING_THREADS)
+    }
+
     /// The addresses to listen on (at least loopback).
     fn ice_ips(&self) -> Vec<std::net::IpAddr> {
         if self.ips.is_empty() { vec![std::net::IpAddr::V4(std::net::Ipv4Addr::LOCALHOST)] } else { self.ips.clone() }

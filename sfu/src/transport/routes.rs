@@ -65,8 +65,13 @@ impl Transport {
         Some(c)
     }
 
+    /// Whether the shared table has learnt `path`.
+    pub(super) fn knows_path(&self, path: &Path) -> bool {
+        lock(&self.routes).by_path.contains_key(path)
+    }
+
     /// Hands a datagram read at `now` to its connection; a datagram no connection claims is
-    /// dropped.
+    /// dropped. (A shard's thread routes through its own cache first, see `shard.rs`.)
     pub(crate) fn deliver(
         &self,
         local: SocketAddr,
@@ -80,6 +85,19 @@ impl Transport {
             tracing::trace!(%local, %peer, len = data.len(), "datagram for no connection");
             return;
         };
+        self.hand_to(&conn, local, peer, protocol, data, now);
+    }
+
+    /// Hands a routed datagram to `conn`.
+    pub(super) fn hand_to(
+        &self,
+        conn: &Arc<Connection>,
+        local: SocketAddr,
+        peer: SocketAddr,
+        protocol: TransportProtocol,
+        data: &[u8],
+        now: Instant,
+    ) {
         let msg = TaggedBytesMut {
             now,
             transport: TransportContext { local_addr: local, peer_addr: peer, transport_protocol: protocol, ecn: None },
@@ -87,6 +105,12 @@ impl Transport {
         };
         // Everything the datagram causes (a publisher's packet: a copy for every subscriber)
         // leaves in one batch.
-        batch::collecting(|| conn.handle_read(msg), |b| self.flush(b));
+        self.turn(|| conn.handle_read(msg));
+    }
+
+    /// Runs `f`, collecting what it sends into one `sendmmsg` per socket and the copies it
+    /// defers to other shards into one hand-over each (`batch.rs`).
+    pub(super) fn turn<R>(&self, f: impl FnOnce() -> R) -> R {
+        batch::collecting(f, |b| self.flush(b), |d| self.hand_over(d))
     }
 }

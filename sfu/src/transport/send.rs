@@ -8,7 +8,7 @@ use std::time::Instant;
 
 use rtc::shared::{TaggedBytesMut, TransportProtocol};
 
-use super::{Transport, batch, framing, lock};
+use super::{Transport, batch, framing, lock, shard};
 
 impl Transport {
     /// Sends one datagram a connection's peer connection produced; never waits.
@@ -27,7 +27,7 @@ impl Transport {
                 out.zip(framed).is_some_and(|(o, f)| o.try_send(f).is_ok())
             }
             _ => {
-                let socket = self.udp.iter().position(|(a, _)| *a == t.local_addr).unwrap_or(0);
+                let socket = self.addrs.iter().position(|a| *a == t.local_addr).unwrap_or(0);
                 match batch::push(batch::Pending { socket, to: t.peer_addr, data: msg.message }) {
                     Ok(None) => true,
                     Ok(Some(full)) => {
@@ -35,7 +35,7 @@ impl Transport {
                         true
                     }
                     Err(p) => {
-                        let sent = self.udp.get(socket).is_some_and(|(_, s)| s.try_send_to(&p.data, p.to).is_ok());
+                        let sent = self.socket(socket).is_some_and(|s| s.send_to(&p.data, p.to).is_ok());
                         if sent {
                             self.departed(&p.data, Instant::now());
                         }
@@ -53,7 +53,14 @@ impl Transport {
     /// in this process, see `local_publisher.rs`), gathering the UDP datagrams it sends into
     /// one `sendmmsg` per socket as a receive loop's turn does.
     pub(crate) fn batched<R>(&self, f: impl FnOnce() -> R) -> R {
-        batch::collecting(f, |b| self.flush(b))
+        self.turn(f)
+    }
+
+    /// The socket this thread sends from on local address `index`: its shard's own, or the
+    /// first shard's on any other thread (all of an address's sockets share its port).
+    fn socket(&self, index: usize) -> Option<&std::net::UdpSocket> {
+        let shard = self.shards.get(shard::current().unwrap_or(0)).or(self.shards.first())?;
+        shard.sockets.get(index)
     }
 
     /// Sends a batch of UDP datagrams, one `sendmmsg` per socket.
@@ -63,8 +70,8 @@ impl Transport {
         }
         datagrams.sort_by_key(|d| d.socket);
         for run in datagrams.chunk_by(|a, b| a.socket == b.socket) {
-            let dropped = match self.udp.get(run[0].socket) {
-                Some((_, s)) => batch::send_all(s.as_raw_fd(), run),
+            let dropped = match self.socket(run[0].socket) {
+                Some(s) => batch::send_all(s.as_raw_fd(), run),
                 None => run.len(),
             };
             if dropped > 0 {

@@ -96,3 +96,24 @@ async fn a_taken_port_is_a_bind_error_that_keeps_its_cause() {
     let source = std::error::Error::source(&e).and_then(|s| s.downcast_ref::<std::io::Error>());
     assert_eq!(source.map(std::io::Error::kind), Some(std::io::ErrorKind::AddrInUse));
 }
+
+/// Several forwarding threads read one port: each has its own socket on it, so clients see
+/// (and firewalls open) one port whatever the thread count; a fixed port works the same.
+#[tokio::test]
+async fn forwarding_threads_share_one_port() {
+    let t = Transport::bind(&IceConfig { threads: 3, tcp: false, ..Default::default() }, None).unwrap();
+    let addr = t.udp_addrs()[0];
+    assert_eq!((t.udp_addrs().len(), t.shards.len()), (1, 3));
+    for s in &t.shards {
+        assert_eq!(s.sockets[0].local_addr().unwrap(), addr);
+    }
+    let port = addr.port();
+    drop(t);
+    let fixed = IceConfig { threads: 2, tcp: false, udp_port_range: Some((port, port)), ..Default::default() };
+    let t = Transport::bind(&fixed, None).unwrap();
+    assert_eq!(t.udp_addrs()[0].port(), port);
+    assert!(t.shards.iter().all(|s| s.sockets[0].local_addr().unwrap().port() == port));
+    // Connections are spread: each new one goes to the thread with the fewest.
+    let owners: Vec<usize> = (0..4).map(|_| t.place()).collect();
+    assert_eq!(owners, vec![0, 1, 0, 1]);
+}
