@@ -38,7 +38,7 @@ pub trait RelayTap: Send + Sync {
 }
 
 /// The forwarding side of a published track. Its packets come from whichever task drove the
-/// publisher's connection (the transport's receive loop), so it is shared, behind locks.
+/// publisher's connection (a forwarding thread), so it is shared, behind locks.
 ///
 /// Lock order: `downs` or `handoff` (read), then a down track's `state` and, after that is
 /// released, its output's (the subscriber connection's `pc`, or the hand-off queue);

@@ -47,7 +47,7 @@ pub(crate) struct TrackOpen {
 }
 
 /// What a connection tells the application. Called with the peer connection unlocked, on
-/// whichever task drove it (the transport's receive loop, the timer task, an API call); must
+/// whichever thread drove it (a forwarding thread, the timer task, an API call); must
 /// not block.
 pub(crate) trait ConnectionHandler: Send + Sync {
     fn on_state(&self, _conn: &Arc<Connection>, _state: RTCPeerConnectionState) {}

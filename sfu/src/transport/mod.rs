@@ -1,19 +1,20 @@
 //! The SFU's own I/O around `rtc`'s sans-IO peer connections.
 //!
 //! `webrtc` 0.21 gives every peer connection its own event loop, and a forwarded packet costs
-//! one turn of each subscriber's loop (see bench/sfu.md). Here all connections
-//! share one UDP socket per configured address (and one ICE-TCP listener): a datagram is
-//! routed to its connection by its path, or, for the first connectivity check on a path, by
-//! the username fragment it names; the connection's `rtc` peer connection handles it, and what
-//! it produces is acted on in the same call: datagrams sent, events and media handed to the
-//! connection's [`ConnectionHandler`]. A publisher's packet is therefore forwarded to every
-//! subscriber (written into each subscriber's peer connection and sent, or, for subscribers
-//! another shard owns, handed to that shard's thread) before the thread reads the next
-//! datagram. Each connection has a timer
-//! task for its peer connection's timeouts (ICE checks and consent, DTLS retransmits, RTCP
-//! reports).
+//! one turn of each subscriber's loop (see bench/sfu.md). Here all connections share one UDP
+//! port per configured address (and one ICE-TCP listener), read by one forwarding thread per
+//! core, each with its own socket on the port (`shard.rs`). A datagram is routed to its
+//! connection by its path, or, for the first connectivity check on a path, by the username
+//! fragment it names; the connection's `rtc` peer connection handles it, and what it produces
+//! is acted on in the same call: datagrams sent, events and media handed to the connection's
+//! [`ConnectionHandler`]. A publisher's packet is therefore forwarded to every subscriber
+//! (written into each subscriber's peer connection and sent, or, for subscribers another
+//! thread owns, handed to that thread) before the thread reads the next datagram. Each
+//! connection has a timer task for its peer connection's timeouts (ICE checks and consent,
+//! DTLS retransmits, RTCP reports).
 //!
-//! - this file: the [`Transport`] (binding its sockets, starting their threads and tasks, its clock);
+//! - this file: the [`Transport`] (binding its sockets, starting its threads and tasks, its
+//!   clock);
 //! - `shard.rs`: the forwarding threads, their sockets, route caches and inboxes;
 //! - `routes.rs`: the way in, from a datagram to its connection;
 //! - `send.rs`: the way out, UDP batches (`batch.rs`: `sendmmsg`) and ICE-TCP queues;

@@ -49,9 +49,9 @@ impl Transport {
         }
     }
 
-    /// Runs `f`, which forwards a packet that did not come through a receive loop (one made
+    /// Runs `f`, which forwards a packet that did not come through a forwarding thread (one made
     /// in this process, see `local_publisher.rs`), gathering the UDP datagrams it sends into
-    /// one `sendmmsg` per socket as a receive loop's turn does.
+    /// one `sendmmsg` per socket as a forwarding thread's turn does.
     pub(crate) fn batched<R>(&self, f: impl FnOnce() -> R) -> R {
         self.turn(f)
     }
