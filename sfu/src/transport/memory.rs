@@ -103,6 +103,7 @@ impl Transport {
         Arc::new(Transport {
             addrs: Vec::new(),
             shards: Vec::new(),
+            threads: Default::default(),
             tcp: Vec::new(),
             routes: Mutex::new(Routes::default()),
             tasks: Mutex::new(Vec::new()),

@@ -58,7 +58,7 @@ pub(crate) use crate::sync::lock;
 
 /// The sockets all of one SFU's peer connections share.
 ///
-/// Lock order: `routes` and `tasks` are leaves, never held together; `routes` is taken under
+/// Lock order: `routes`, `tasks` and `threads` are leaves, never held together; `routes` is taken under
 /// a connection's `pc` when an ICE-TCP datagram is sent (see [`Connection`]). A shard's inbox
 /// is a leaf too (`shard.rs`).
 pub(crate) struct Transport {
@@ -68,6 +68,8 @@ pub(crate) struct Transport {
     /// The forwarding threads, each with a socket on every address (none in tests on the
     /// in-memory wire).
     shards: Vec<Arc<shard::Shard>>,
+    /// The shards' threads, ended when the transport is dropped.
+    threads: Mutex<Vec<std::thread::JoinHandle<()>>>,
     tcp: Vec<SocketAddr>,
     routes: Mutex<Routes>,
     tasks: Mutex<Vec<JoinHandle<()>>>,
@@ -86,10 +88,7 @@ impl Drop for Transport {
         for t in lock(&self.tasks).drain(..) {
             t.abort();
         }
-        // The threads find the transport gone when they wake, and end.
-        for s in &self.shards {
-            s.wake();
-        }
+        self.end_threads();
     }
 }
 
@@ -148,6 +147,7 @@ impl Transport {
         let t = Arc::new(Transport {
             addrs,
             shards,
+            threads: Mutex::new(Vec::new()),
             tcp,
             routes: Mutex::new(Routes::default()),
             tasks: Mutex::new(Vec::new()),
@@ -158,7 +158,8 @@ impl Transport {
         });
         let runtime = tokio::runtime::Handle::current();
         for s in &t.shards {
-            shard::start(Arc::downgrade(&t), Arc::clone(s), runtime.clone())?;
+            let thread = shard::start(Arc::downgrade(&t), Arc::clone(s), runtime.clone())?;
+            lock(&t.threads).push(thread);
         }
         let mut tasks = Vec::new();
         for l in listeners {

@@ -110,25 +110,29 @@ impl Shard {
     }
 }
 
-/// Binds `count` UDP sockets on `ip` (in `range` when one is configured), all on one port:
-/// the first picks it, the others join it with `SO_REUSEPORT`.
+/// Binds `count` UDP sockets on `ip` (in `range` when one is configured), all on one port,
+/// with `SO_REUSEPORT` when there are several.
+///
+/// The port is first found with an exclusive bind, which fails on a port anyone holds, also
+/// another process's `SO_REUSEPORT` group; only then is the group bound on it. Without that,
+/// two servers of one user configured with the same port would share it, each getting a
+/// share of the other's datagrams.
 pub(super) fn bind_group(
     ip: std::net::IpAddr,
     range: Option<(u16, u16)>,
     count: usize,
 ) -> Result<Vec<std::net::UdpSocket>> {
-    let shared = count > 1;
-    let first = super::bind_in(ip, range, |a| bind_one(a, shared))?;
-    let addr = first.local_addr().map_err(Error::io("cannot read the UDP socket's address"))?;
-    let mut group = vec![first];
-    for _ in 1..count {
-        group.push(bind_one(addr, true).map_err(|source| Error::Bind {
-            ip,
-            range: Some((addr.port(), addr.port())),
-            source,
-        })?);
+    let exclusive = super::bind_in(ip, range, |a| bind_one(a, false))?;
+    if count <= 1 {
+        return Ok(vec![exclusive]);
     }
-    Ok(group)
+    let addr = exclusive.local_addr().map_err(Error::io("cannot read the UDP socket's address"))?;
+    drop(exclusive);
+    (0..count)
+        .map(|_| {
+            bind_one(addr, true).map_err(|source| Error::Bind { ip, range: Some((addr.port(), addr.port())), source })
+        })
+        .collect()
 }
 
 /// One non-blocking UDP socket on `addr`; `shared`: on a port other sockets of ours share.
@@ -170,7 +174,11 @@ pub(super) fn shards(sockets: Vec<Vec<std::net::UdpSocket>>) -> Result<Vec<Arc<S
 
 /// Starts a shard's thread; it runs in `runtime`'s context (connection handlers spawn tasks)
 /// until the transport is gone.
-pub(super) fn start(transport: Weak<Transport>, shard: Arc<Shard>, runtime: tokio::runtime::Handle) -> Result<()> {
+pub(super) fn start(
+    transport: Weak<Transport>,
+    shard: Arc<Shard>,
+    runtime: tokio::runtime::Handle,
+) -> Result<std::thread::JoinHandle<()>> {
     std::thread::Builder::new()
         .name(format!("sfu-forward-{}", shard.index))
         .spawn(move || {
@@ -178,8 +186,26 @@ pub(super) fn start(transport: Weak<Transport>, shard: Arc<Shard>, runtime: toki
             CURRENT.with(|c| c.set(Some(shard.index)));
             run(&transport, &shard);
         })
-        .map(|_| ())
         .map_err(Error::io("cannot start a forwarding thread"))
+}
+
+impl Transport {
+    /// Ends the forwarding threads (the transport is being dropped): each wakes, finds the
+    /// transport gone and returns, closing its sockets, so the port is free once this returns.
+    /// A thread holds no lock between two turns, and a turn holds the transport, so no thread
+    /// is in one now; the thread that dropped the transport itself (at the end of its turn)
+    /// is not waited for.
+    pub(super) fn end_threads(&mut self) {
+        for s in &self.shards {
+            s.wake();
+        }
+        let me = std::thread::current().id();
+        for t in std::mem::take(&mut *lock(&self.threads)) {
+            if t.thread().id() != me {
+                let _ = t.join();
+            }
+        }
+    }
 }
 
 /// The paths this shard's thread has routed, to their connections.

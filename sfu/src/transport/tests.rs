@@ -113,6 +113,10 @@ async fn forwarding_threads_share_one_port() {
     let t = Transport::bind(&fixed, None).unwrap();
     assert_eq!(t.udp_addrs()[0].port(), port);
     assert!(t.shards.iter().all(|s| s.sockets[0].local_addr().unwrap().port() == port));
+    // Another server on the same port is refused, as a port anyone holds is, although this
+    // one's sockets share it among themselves.
+    let Err(e) = Transport::bind(&fixed, None) else { panic!("a second server joined the port") };
+    assert!(matches!(e, Error::Bind { .. }), "{e}");
     // Connections are spread: each new one goes to the thread with the fewest.
     let owners: Vec<usize> = (0..4).map(|_| t.place()).collect();
     assert_eq!(owners, vec![0, 1, 0, 1]);
