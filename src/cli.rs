@@ -175,7 +175,7 @@ pub struct ServeArgs {
     pub forwarding_threads: Option<u32>,
 
     /// Time one forwarded copy in N for `tessera_sfu_forward_delay_seconds` (by sequence
-    /// number); 0 turns the probe off [default: 1, every copy].
+    /// number); 1 times every copy, 0 turns the probe off [default: 16].
     #[arg(long, env = "TESSERA_FORWARD_DELAY_SAMPLE", value_name = "N")]
     pub forward_delay_sample: Option<u16>,
 

@@ -117,8 +117,10 @@ impl MediaGate {
     }
 }
 
-/// Implemented by the binary to receive the room's media. Called on one dedicated thread,
-/// in order; a slow implementation only loses RTP packets, it never slows the SFU.
+/// Implemented by the binary to receive the room's media. Called on the hand-off threads:
+/// each room's calls on one thread, in order; different rooms' calls may run at once (one
+/// thread per core, at most 8). A slow implementation only loses RTP packets, it never slows
+/// the SFU.
 pub trait MediaHandoff: Send + Sync + 'static {
     /// A track was published (called before its first packet).
     fn track_published(&self, track: &TrackInfo, keyframes: KeyframeRequester);

@@ -206,7 +206,7 @@ fn unknown_file_keys_are_rejected() {
 #[test]
 fn forwarding_threads_and_delay_sampling_from_file_and_flags() {
     let c = ServeConfig::merge(ServeArgs::default(), FileConfig::default());
-    assert_eq!((c.forwarding_threads, c.forward_delay_sample), (0, 1), "one per core, every copy timed");
+    assert_eq!((c.forwarding_threads, c.forward_delay_sample), (0, 16), "one per core, one copy in 16 timed");
     let file = FileConfig::parse("forwarding_threads = 2\nforward_delay_sample = 0\n").unwrap();
     let args = ServeArgs { forwarding_threads: Some(1), ..ServeArgs::default() };
     let c = ServeConfig::merge(args, file);

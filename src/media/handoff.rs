@@ -1,6 +1,7 @@
 //! The SFU's side of the seam: published tracks, their RTP and sender reports, and the active
 //! speaker reach the room's program through [`ProgramHub`]'s [`MediaHandoff`]. The SFU calls
-//! these on its hand-off thread, so nothing here can slow forwarding.
+//! these on its hand-off threads (each room's in order on one of them), so nothing here can
+//! slow forwarding.
 
 use tessera_compositor::{Codec, Program, SenderReport, TrackId, TrackKind, TrackParams};
 use tessera_sfu::{KeyframeRequester, MediaHandoff, SenderReportInfo, TrackInfo, TrackSource};

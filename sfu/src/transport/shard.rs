@@ -75,6 +75,8 @@ pub(super) struct Shard {
     /// A wake-up is pending: handing over more copies before the thread empties its inbox
     /// needs no other (one system call saved per turn while the thread is busy).
     woken: AtomicBool,
+    /// The transport is being dropped: the thread returns at its next wake-up.
+    stopped: AtomicBool,
     /// Connections this shard owns.
     pub(super) connections: AtomicUsize,
 }
@@ -90,17 +92,21 @@ impl Shard {
 
     /// Queues copies for this shard's thread; returns how many were dropped (a full inbox).
     fn hand_over(&self, copies: impl Iterator<Item = Deferred>) -> usize {
-        let mut dropped = 0;
+        // Dropped after the lock is released: a copy may hold the last reference to its
+        // connection, whose drop takes the transport's routes (the inbox stays a leaf).
+        let mut overflow = Vec::new();
         {
             let mut inbox = lock(&self.inbox);
             for d in copies {
                 if inbox.len() < INBOX_LIMIT {
                     inbox.push(d);
                 } else {
-                    dropped += 1;
+                    overflow.push(d);
                 }
             }
         }
+        let dropped = overflow.len();
+        drop(overflow);
         // Pushed before the flag is read: a thread that cleared it takes these copies, either
         // in the emptying it is about to do or after this wake-up.
         if !self.woken.swap(true, Ordering::AcqRel) {
@@ -166,6 +172,7 @@ pub(super) fn shards(sockets: Vec<Vec<std::net::UdpSocket>>) -> Result<Vec<Arc<S
                 inbox: Mutex::new(Vec::new()),
                 wake,
                 woken: AtomicBool::new(false),
+                stopped: AtomicBool::new(false),
                 connections: AtomicUsize::new(0),
             }))
         })
@@ -190,13 +197,15 @@ pub(super) fn start(
 }
 
 impl Transport {
-    /// Ends the forwarding threads (the transport is being dropped): each wakes, finds the
-    /// transport gone and returns, closing its sockets, so the port is free once this returns.
+    /// Ends the forwarding threads (the transport is being dropped): each wakes, sees it is
+    /// stopped and returns, closing its sockets, so the port is free once this returns.
     /// A thread holds no lock between two turns, and a turn holds the transport, so no thread
-    /// is in one now; the thread that dropped the transport itself (at the end of its turn)
-    /// is not waited for.
+    /// is in one now. An idle thread holds no reference, so the last one is dropped by a turn
+    /// only when there was traffic; that thread is not waited for (it returns as its turn
+    /// ends, and its socket closes then).
     pub(super) fn end_threads(&mut self) {
         for s in &self.shards {
+            s.stopped.store(true, Ordering::Release);
             s.wake();
         }
         let me = std::thread::current().id();
@@ -220,12 +229,18 @@ impl RouteCache {
 
     fn insert(&mut self, path: Path, conn: &Arc<Connection>) {
         if self.0.len() >= ROUTE_CACHE_LIMIT {
-            self.0.retain(|_, w| w.upgrade().is_some_and(|c| !c.is_closed()));
+            self.prune();
             if self.0.len() >= ROUTE_CACHE_LIMIT {
                 self.0.clear();
             }
         }
         self.0.insert(path, Arc::downgrade(conn));
+    }
+
+    /// Forgets the paths of connections that are closed or gone (a weak reference keeps a
+    /// gone connection's memory until it is dropped).
+    fn prune(&mut self) {
+        self.0.retain(|_, w| w.upgrade().is_some_and(|c| !c.is_closed()));
     }
 }
 
@@ -250,6 +265,18 @@ fn run(transport: &Weak<Transport>, shard: &Shard) {
                 tracing::warn!(shard = shard.index, "forwarding thread cannot wait for its sockets: {e}");
                 std::thread::sleep(Duration::from_millis(10));
             }
+            continue;
+        }
+        if shard.stopped.load(Ordering::Acquire) {
+            return;
+        }
+        // Idle: the transport is only held while there is work, so that an idle thread never
+        // holds the last reference (whose drop would then run here, not where it was dropped).
+        if ready == 0 {
+            if transport.strong_count() == 0 {
+                return;
+            }
+            routes.prune();
             continue;
         }
         let Some(t) = transport.upgrade() else { return };
